@@ -1,0 +1,22 @@
+//! Header names carried on the bus and on webhooks (CONTRACT §4).
+
+pub const NATS_MSG_ID: &str = "Nats-Msg-Id";
+pub const TRACEPARENT: &str = "traceparent";
+pub const MESSAGE_ID: &str = "Xj-Message-Id";
+pub const CASE: &str = "Xj-Case";
+pub const ATTEMPT: &str = "Xj-Delivery-Attempt";
+pub const SIGNATURE: &str = "Xj-Signature";
+pub const SENDER: &str = "Xj-Sender";
+pub const RECIPIENT: &str = "Xj-Recipient";
+pub const RULE: &str = "Xj-Rule";
+pub const RULE_VERSION: &str = "Xj-Rule-Version";
+pub const ACCEPTED_AT: &str = "Xj-Accepted-At";
+/// Set by the gateway on a reply: the org that sent the message answered.
+pub const REPLY_SENDER: &str = "Xj-Reply-Sender";
+pub const DEAD_REASON: &str = "Xj-Dead-Reason";
+pub const REPLAYED_BY: &str = "Xj-Replayed-By";
+
+/// Reads a header as a string.
+pub fn get<'a>(h: Option<&'a async_nats::HeaderMap>, name: &str) -> Option<&'a str> {
+    h?.get(name).map(|v| v.as_str())
+}

@@ -1,0 +1,101 @@
+//! Subject and stream names: the bus's public map.
+//!
+//! | stream        | subjects                                  | written by          | read by            |
+//! |---------------|-------------------------------------------|---------------------|--------------------|
+//! | `XJ_IN`       | `xj.in.<org>`                             | NATS-native orgs    | gateway (intake)   |
+//! | `XJ_ACCEPTED` | `xj.accepted.<sender>`                    | gateway             | router             |
+//! | `XJ_ROUTED`   | `xj.routed.<recipient>`                   | router, replay      | courier            |
+//! | `XJ_OUT`      | `xj.out.<org>`                            | courier             | NATS-native orgs   |
+//! | `XJ_DEAD`     | `xj.dead.<org>`                           | courier             | operators (replay) |
+//! | `XJ_EVENTS`   | `xj.evt.<sender>.<msg>.<step>`            | every service       | tracker, traces    |
+
+pub const STREAM_IN: &str = "XJ_IN";
+pub const STREAM_ACCEPTED: &str = "XJ_ACCEPTED";
+pub const STREAM_ROUTED: &str = "XJ_ROUTED";
+pub const STREAM_OUT: &str = "XJ_OUT";
+pub const STREAM_DEAD: &str = "XJ_DEAD";
+pub const STREAM_EVENTS: &str = "XJ_EVENTS";
+
+/// Idempotency records: `<sender>.<msg>` → content digest and first receipt.
+pub const KV_RECEIPTS: &str = "xj_receipts";
+/// Where each message went: `<recipient>.<msg>` → [{sender, case}]; lets a
+/// reply find its thread long after the routed stream has moved on.
+pub const KV_ROUTES: &str = "xj_routes";
+/// Case records kept by the tracker.
+pub const KV_CASES: &str = "xj_cases";
+
+pub fn inbound(org: &str) -> String {
+    format!("xj.in.{org}")
+}
+pub fn accepted(sender: &str) -> String {
+    format!("xj.accepted.{sender}")
+}
+pub fn routed(recipient: &str) -> String {
+    format!("xj.routed.{recipient}")
+}
+pub fn outbox(org: &str) -> String {
+    format!("xj.out.{org}")
+}
+pub fn dead(org: &str) -> String {
+    format!("xj.dead.{org}")
+}
+pub fn event(sender: &str, msg_id: &str, step: &str) -> String {
+    format!("xj.evt.{sender}.{}.{step}", token(msg_id))
+}
+/// Every event about one message id, whoever sent it.
+pub fn events_of(msg_id: &str) -> String {
+    format!("xj.evt.*.{}.>", token(msg_id))
+}
+
+/// Makes a message id (`[A-Za-z0-9._:-]`) one subject token and one KV key
+/// token: `.` and `:` (and anything else unexpected) become `=XX`.
+pub fn token(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("={b:02X}"));
+        }
+    }
+    out
+}
+
+/// Inverse of [`token`].
+pub fn untoken(tok: &str) -> String {
+    let bytes = tok.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&tok[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// KV key of a message id for one org.
+pub fn key(org: &str, msg_id: &str) -> String {
+    format!("{org}.{}", token(msg_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_stay_one_token() {
+        for id in ["MR-2026-000123", "a.b:c", "x_y-z.1", "..", "::"] {
+            let t = token(id);
+            assert!(!t.contains('.') && !t.contains(':'), "{t}");
+            assert_eq!(untoken(&t), id);
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Accepting one submitted message: the rules of CONTRACT §3 in one place,
+//! shared by the HTTP endpoint and NATS intake.
+//!
+//! Order matters for "nothing lost, nothing twice": the id is claimed in the
+//! receipts bucket first, then the message is published with `Nats-Msg-Id`.
+//! A crash between the two leaves a claim without a message; the client,
+//! having had no 202, retries, finds the claim with the same digest and the
+//! message is published again (the stream drops it if it was already there).
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::kv::CreateErrorKind;
+use axum::http::StatusCode;
+use chrono::{SecondsFormat, Utc};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use xj_bus::records::{CaseRecord, RouteEntry};
+use xj_bus::{TraceParent, events, headers as h, subjects};
+use xj_model::{Envelope, MessageType, Problem};
+
+use crate::error::ApiError;
+use crate::hash::content_digest;
+use crate::state::GatewayState;
+
+/// The answer to an accepted submission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub id: String,
+    pub case: String,
+    pub trace_id: String,
+    pub accepted_at: String,
+}
+
+/// What the receipts bucket keeps per `<sender>.<id>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Claim {
+    digest: String,
+    receipt: Receipt,
+    traceparent: String,
+    #[serde(default)]
+    reply_sender: Option<String>,
+}
+
+/// Accepts `raw` from `org`: `202` with a new receipt, `200` with the first
+/// receipt for an exact repeat, or the error to answer.
+pub async fn accept(
+    state: &GatewayState,
+    org: &str,
+    raw: &[u8],
+    traceparent: Option<&str>,
+) -> Result<(StatusCode, Receipt), ApiError> {
+    let doc: Value = serde_json::from_slice(raw).map_err(|e| ApiError::Malformed(format!("body is not JSON: {e}")))?;
+    if !doc.is_object() {
+        return Err(ApiError::Malformed("body must be a JSON object (the canonical envelope)".into()));
+    }
+    if let Some(sender) = doc.get("sender").and_then(Value::as_str)
+        && sender != org
+    {
+        return Err(ApiError::Forbidden(format!(
+            "sender {sender:?} is not the organisation this token belongs to ({org:?})"
+        )));
+    }
+    let env = state.schemas.validate(&doc).map_err(ApiError::Invalid)?.envelope;
+    edge_checks(state, &env)?;
+
+    let digest = content_digest(&doc);
+    let key = subjects::key(org, &env.id);
+    if let Some(claim) = existing_claim(state, &key).await? {
+        return repeat(state, &doc, &env, claim, &digest).await;
+    }
+
+    let (case, reply_sender) = thread_of(state, org, &env).await?;
+    let trace = traceparent.and_then(TraceParent::parse).map(|t| t.child()).unwrap_or_else(TraceParent::new_root);
+    let receipt = Receipt {
+        id: env.id.clone(),
+        case,
+        trace_id: trace.trace_id_hex(),
+        accepted_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+    };
+    let claim = Claim { digest: digest.clone(), receipt, traceparent: trace.header(), reply_sender };
+    let bytes = serde_json::to_vec(&claim).map_err(|e| ApiError::Internal(e.to_string()))?;
+    match state.bus.receipts.create(&key, bytes.into()).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
+            // Another request with the same id won the race.
+            let claim = existing_claim(state, &key)
+                .await?
+                .ok_or_else(|| ApiError::Internal("claim vanished".into()))?;
+            return repeat(state, &doc, &env, claim, &digest).await;
+        }
+        Err(e) => return Err(unavailable(e)),
+    }
+    publish(state, &doc, &env, &claim).await?;
+    metrics::counter!("xj_messages_accepted_total", "type" => env.kind.as_str()).increment(1);
+    Ok((StatusCode::ACCEPTED, claim.receipt))
+}
+
+async fn existing_claim(state: &GatewayState, key: &str) -> Result<Option<Claim>, ApiError> {
+    match state.bus.receipts.get(key).await.map_err(unavailable)? {
+        Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| ApiError::Internal(e.to_string())),
+        None => Ok(None),
+    }
+}
+
+async fn repeat(
+    state: &GatewayState,
+    doc: &Value,
+    env: &Envelope,
+    claim: Claim,
+    digest: &str,
+) -> Result<(StatusCode, Receipt), ApiError> {
+    if claim.digest != digest {
+        return Err(ApiError::Conflict(format!(
+            "message id {:?} was already used for a different message (accepted at {}); use a new id",
+            env.id, claim.receipt.accepted_at
+        )));
+    }
+    // Publishing again is what makes a crash after the claim harmless; the
+    // stream's duplicate window drops it when the first copy got through.
+    publish(state, doc, env, &claim).await?;
+    Ok((StatusCode::OK, claim.receipt))
+}
+
+/// Checks that need the configuration: recipients exist and are not the
+/// sender; a message that is neither a referral nor a reply names its
+/// recipient.
+fn edge_checks(state: &GatewayState, env: &Envelope) -> Result<(), ApiError> {
+    let mut problems = Vec::new();
+    for (i, r) in env.recipients().iter().enumerate() {
+        let at = match &env.recipient {
+            Some(xj_model::Recipients::Many(_)) => format!("/recipient/{i}"),
+            _ => "/recipient".to_string(),
+        };
+        if r == &env.sender {
+            problems.push(Problem::new(at, "an organisation cannot send a message to itself"));
+        } else if state.settings.org(r).is_none() {
+            problems.push(Problem::new(at, format!("no organisation {r:?} is connected to this hub")));
+        }
+    }
+    let needs_recipient = !env.kind.is_referral() && env.kind != MessageType::InfoShare;
+    if needs_recipient && env.recipient.is_none() && env.reply_to.is_none() {
+        problems.push(Problem::new(
+            "/recipient",
+            format!("a {} needs a recipient or a reply_to; only referrals are placed by the router", env.kind),
+        ));
+    }
+    if env.kind == MessageType::SupervisionAlert {
+        problems.push(Problem::new("/type", "supervision alerts are written by the hub itself"));
+    }
+    if env.kind.is_referral()
+        && let Some(m) = env.matter()
+        && state.settings.matter(m).is_none()
+        && env.recipient.is_none()
+    {
+        problems.push(Problem::new("/body/matter", format!("matter {m:?} is not in this county's catalogue")));
+    }
+    if problems.is_empty() { Ok(()) } else { Err(ApiError::Invalid(problems)) }
+}
+
+/// Finds the case a message belongs to: the thread of the message it
+/// answers, a case it names (the sender must be a party), or a new case.
+async fn thread_of(state: &GatewayState, org: &str, env: &Envelope) -> Result<(String, Option<String>), ApiError> {
+    if let Some(reply_to) = &env.reply_to {
+        let key = subjects::key(org, reply_to);
+        let entries: Vec<RouteEntry> = match state.bus.routes.get(&key).await.map_err(unavailable)? {
+            Some(b) => serde_json::from_slice(&b).map_err(|e| ApiError::Internal(e.to_string()))?,
+            None => Vec::new(),
+        };
+        let matching: Vec<&RouteEntry> =
+            entries.iter().filter(|e| env.case.as_ref().is_none_or(|c| c == &e.case)).collect();
+        return match matching.as_slice() {
+            [one] => Ok((one.case.clone(), Some(one.sender.clone()))),
+            [] if entries.is_empty() => Err(ApiError::Invalid(vec![Problem::new(
+                "/reply_to",
+                format!("no message with id {reply_to:?} was delivered to {org}"),
+            )])),
+            [] => Err(ApiError::Invalid(vec![Problem::new(
+                "/case",
+                format!("message {reply_to:?} you received belongs to another case"),
+            )])),
+            _ => Err(ApiError::Invalid(vec![Problem::new(
+                "/case",
+                format!("several messages with id {reply_to:?} reached you; name the case to say which one you answer"),
+            )])),
+        };
+    }
+    if let Some(case) = &env.case {
+        let record: Option<CaseRecord> = match state.bus.cases.get(case).await.map_err(unavailable)? {
+            Some(b) => serde_json::from_slice(&b).ok(),
+            None => None,
+        };
+        return match record {
+            Some(r) if r.is_party(org) => Ok((case.clone(), None)),
+            _ => Err(ApiError::Invalid(vec![Problem::new("/case", format!("no case {case:?} that {org} is party to"))])),
+        };
+    }
+    Ok((new_case_id(), None))
+}
+
+/// `XJ-<yyyymmdd>-<10 hex>`: readable on the phone, unique without
+/// coordination between gateway instances.
+fn new_case_id() -> String {
+    let mut r = [0u8; 5];
+    rand::thread_rng().fill_bytes(&mut r);
+    format!("XJ-{}-{}", Utc::now().format("%Y%m%d"), hex::encode_upper(r))
+}
+
+async fn publish(state: &GatewayState, doc: &Value, env: &Envelope, claim: &Claim) -> Result<(), ApiError> {
+    let mut msg = doc.clone();
+    msg["case"] = Value::String(claim.receipt.case.clone());
+    let payload = serde_json::to_vec(&msg).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut hdr = HeaderMap::new();
+    hdr.insert(h::NATS_MSG_ID, format!("{}:{}", env.sender, env.id).as_str());
+    hdr.insert(h::TRACEPARENT, claim.traceparent.as_str());
+    hdr.insert(h::ACCEPTED_AT, claim.receipt.accepted_at.as_str());
+    if let Some(rs) = &claim.reply_sender {
+        hdr.insert(h::REPLY_SENDER, rs.as_str());
+    }
+    let trace = TraceParent::parse(&claim.traceparent).unwrap_or_else(TraceParent::new_root);
+    let ev = events::Event {
+        step: "accepted".into(),
+        service: "gateway".into(),
+        msg_id: env.id.clone(),
+        sender: env.sender.clone(),
+        case: Some(claim.receipt.case.clone()),
+        msg_type: Some(env.kind.as_str().into()),
+        at: Utc::now(),
+        trace_id: trace.trace_id_hex(),
+        span_id: trace.span_id_hex(),
+        detail: serde_json::json!({ "accepted_at": claim.receipt.accepted_at, "reply_to": env.reply_to }),
+    };
+    let js = &state.bus.js;
+    let (main, event) = tokio::join!(
+        async { js.publish_with_headers(subjects::accepted(&env.sender), hdr, payload.into()).await?.await },
+        events::publish(js, &ev),
+    );
+    main.map_err(unavailable)?;
+    if let Err(e) = event {
+        tracing::warn!(error = %e, msg_id = %env.id, "accepted event not recorded");
+    }
+    Ok(())
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    let text = e.to_string();
+    if text.contains("maximum messages") || text.contains("maximum bytes") || text.contains("resource limits") {
+        ApiError::Unavailable("the hub's store is full; nothing was accepted, retry later".into())
+    } else {
+        tracing::warn!(error = %text, "bus operation failed");
+        ApiError::Unavailable("the message bus is unavailable; nothing was accepted, retry later".into())
+    }
+}

@@ -1,0 +1,52 @@
+//! The gateway: the hub's HTTP edge (CONTRACT §3). It authenticates an
+//! organisation, validates what it submits (schemas and checks), gives it a
+//! receipt exactly once per message id, and publishes the accepted message on
+//! `xj.accepted.<sender>`. It also answers the read side: cases, traces, keys,
+//! dead letters, health and metrics.
+
+mod accept;
+mod admin;
+mod auth;
+mod cases;
+mod error;
+mod hash;
+mod state;
+mod submit;
+mod trace;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+
+pub use accept::{Receipt, accept};
+pub use error::ApiError;
+pub use state::GatewayState;
+
+/// The routes, so most HTTP tests can run in-process.
+pub fn app(state: GatewayState) -> Router {
+    let limit = state.settings.http.max_body_bytes;
+    Router::new()
+        .route("/v1/messages", post(submit::post_message))
+        .route("/v1/messages/{id}/trace", get(trace::get_trace))
+        .route("/v1/cases/{case}", get(cases::get_case))
+        .route("/v1/keys", get(submit::get_keys))
+        .route("/v1/admin/dead-letters", get(admin::list_dead))
+        .route("/v1/admin/dead-letters/{seq}/replay", post(admin::replay_dead))
+        .route("/healthz", get(submit::healthz))
+        .route("/metrics", get(submit::metrics))
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` is cancelled; requests in
+/// flight finish first.
+pub async fn run(state: GatewayState, listener: TcpListener, shutdown: xj_bus::Shutdown) -> anyhow::Result<()> {
+    let addr: SocketAddr = listener.local_addr()?;
+    tracing::info!(%addr, "gateway listening");
+    axum::serve(listener, app(state)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
+    Ok(())
+}

@@ -1,0 +1,43 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use xj_bus::Bus;
+use xj_bus::signing::HubKey;
+use xj_config::Settings;
+use xj_model::Schemas;
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Org(String),
+    Operator,
+}
+
+#[derive(Clone)]
+pub struct GatewayState {
+    pub settings: Arc<Settings>,
+    pub bus: Bus,
+    pub schemas: Arc<Schemas>,
+    pub key: HubKey,
+    /// SHA-256 of each credential → caller: the lookup never compares the
+    /// secret itself byte by byte.
+    pub(crate) callers: Arc<HashMap<[u8; 32], Caller>>,
+}
+
+impl GatewayState {
+    pub fn new(settings: Arc<Settings>, bus: Bus, schemas: Arc<Schemas>, key: HubKey) -> Self {
+        let mut callers = HashMap::new();
+        for org in &settings.org {
+            callers.insert(digest(&org.secret), Caller::Org(org.id.clone()));
+        }
+        if let Some(t) = settings.operator_token() {
+            callers.insert(digest(t), Caller::Operator);
+        }
+        Self { settings, bus, schemas, key, callers: Arc::new(callers) }
+    }
+}
+
+pub(crate) fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}

@@ -1,0 +1,70 @@
+//! `POST /v1/messages` and the small public endpoints.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::accept::accept;
+use crate::auth::caller;
+use crate::error::ApiError;
+use crate::state::{Caller, GatewayState};
+
+pub async fn post_message(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = std::time::Instant::now();
+    let result = async {
+        let org = match caller(&state, &headers)? {
+            Caller::Org(org) => org,
+            Caller::Operator => {
+                return Err(ApiError::Forbidden("operators do not submit messages; use an organisation's token".into()));
+            }
+        };
+        let body = body.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge(state.settings.http.max_body_bytes)
+            } else {
+                ApiError::Malformed(e.body_text())
+            }
+        })?;
+        let tp = headers.get("traceparent").and_then(|v| v.to_str().ok());
+        accept(&state, &org, &body, tp).await
+    }
+    .await;
+    let status = match &result {
+        Ok((s, _)) => *s,
+        Err(e) => e.status(),
+    };
+    metrics::histogram!("xj_gateway_submit_seconds", "status" => status.as_u16().to_string())
+        .record(started.elapsed().as_secs_f64());
+    match result {
+        Ok((status, receipt)) => {
+            let body = serde_json::to_vec(&receipt).unwrap_or_default();
+            let sig = state.key.sign_header(&body);
+            (status, [("content-type", "application/json"), (xj_bus::headers::SIGNATURE, sig.as_str())], body)
+                .into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn get_keys(State(state): State<GatewayState>) -> Json<serde_json::Value> {
+    Json(state.key.jwks())
+}
+
+pub async fn healthz(State(state): State<GatewayState>) -> Response {
+    let nats = state.bus.client.connection_state();
+    let ok = matches!(nats, async_nats::connection::State::Connected);
+    let body = serde_json::json!({ "status": if ok { "ok" } else { "degraded" }, "nats": format!("{nats:?}") });
+    let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(body)).into_response()
+}
+
+pub async fn metrics() -> Response {
+    ([("content-type", "text/plain; version=0.0.4")], xj_bus::metrics::render()).into_response()
+}

@@ -1,0 +1,131 @@
+//! The canonical envelope. Field names are fixed by CONTRACT §2.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageType {
+    ClueReferral,
+    CaseReferral,
+    ReferralReply,
+    ReferralOutcome,
+    CriminalHandoff,
+    HandoffReceipt,
+    PoliceDecision,
+    ReconsiderationRequest,
+    ReconsiderationDecision,
+    InfoShare,
+    AssistanceRequest,
+    AssistanceReply,
+    JurisdictionDesignation,
+    SupervisionAlert,
+}
+
+impl MessageType {
+    pub const ALL: [MessageType; 14] = [
+        Self::ClueReferral,
+        Self::CaseReferral,
+        Self::ReferralReply,
+        Self::ReferralOutcome,
+        Self::CriminalHandoff,
+        Self::HandoffReceipt,
+        Self::PoliceDecision,
+        Self::ReconsiderationRequest,
+        Self::ReconsiderationDecision,
+        Self::InfoShare,
+        Self::AssistanceRequest,
+        Self::AssistanceReply,
+        Self::JurisdictionDesignation,
+        Self::SupervisionAlert,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClueReferral => "clue_referral",
+            Self::CaseReferral => "case_referral",
+            Self::ReferralReply => "referral_reply",
+            Self::ReferralOutcome => "referral_outcome",
+            Self::CriminalHandoff => "criminal_handoff",
+            Self::HandoffReceipt => "handoff_receipt",
+            Self::PoliceDecision => "police_decision",
+            Self::ReconsiderationRequest => "reconsideration_request",
+            Self::ReconsiderationDecision => "reconsideration_decision",
+            Self::InfoShare => "info_share",
+            Self::AssistanceRequest => "assistance_request",
+            Self::AssistanceReply => "assistance_reply",
+            Self::JurisdictionDesignation => "jurisdiction_designation",
+            Self::SupervisionAlert => "supervision_alert",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// Referrals are placed by the matter catalogue; everything else needs an
+    /// explicit recipient or a `reply_to`.
+    pub fn is_referral(self) -> bool {
+        matches!(self, Self::ClueReferral | Self::CaseReferral | Self::CriminalHandoff)
+    }
+}
+
+impl std::fmt::Display for MessageType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Classification {
+    Public,
+    Internal,
+    Sensitive,
+    Secret,
+}
+
+/// `recipient`: one org id or several.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Recipients {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Recipients {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            Self::One(s) => vec![s.clone()],
+            Self::Many(v) => v.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: MessageType,
+    pub sender: String,
+    #[serde(default)]
+    pub recipient: Option<Recipients>,
+    #[serde(default)]
+    pub case: Option<String>,
+    #[serde(default)]
+    pub reply_to: Option<String>,
+    pub sent_at: String,
+    pub classification: Classification,
+    pub body: Value,
+}
+
+impl Envelope {
+    pub fn recipients(&self) -> Vec<String> {
+        self.recipient.as_ref().map(Recipients::to_vec).unwrap_or_default()
+    }
+
+    /// The matter code of a referral-like body, if any.
+    pub fn matter(&self) -> Option<&str> {
+        self.body.get("matter").and_then(Value::as_str)
+    }
+}
