@@ -37,7 +37,7 @@ pub struct Settings {
     pub source: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NatsSettings {
     /// Absent: `xj up` starts its own nats-server under `[data] dir`.
@@ -47,16 +47,21 @@ pub struct NatsSettings {
     /// Replicas of every stream and bucket (3 on a cluster).
     #[serde(default = "one")]
     pub replicas: usize,
-    /// Prefix of stream and bucket names, so several hubs can share a server.
-    #[serde(default = "default_prefix")]
-    pub prefix: String,
+}
+
+impl Default for NatsSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            user: None,
+            password: None,
+            replicas: one(),
+        }
+    }
 }
 
 fn one() -> usize {
     1
-}
-fn default_prefix() -> String {
-    "XJ".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,7 +76,10 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { listen: default_listen(), max_body_bytes: default_body_limit() }
+        Self {
+            listen: default_listen(),
+            max_body_bytes: default_body_limit(),
+        }
     }
 }
 
@@ -91,7 +99,9 @@ pub struct DataSettings {
 
 impl Default for DataSettings {
     fn default() -> Self {
-        Self { dir: default_data_dir() }
+        Self {
+            dir: default_data_dir(),
+        }
     }
 }
 
@@ -224,7 +234,11 @@ impl OrgKind {
     pub fn is_enforcement(self) -> bool {
         !matches!(
             self,
-            Self::PublicSecurity | Self::Procuratorate | Self::Court | Self::JusticeBureau | Self::CoordinationOffice
+            Self::PublicSecurity
+                | Self::Procuratorate
+                | Self::Court
+                | Self::JusticeBureau
+                | Self::CoordinationOffice
         )
     }
 }

@@ -25,6 +25,8 @@ pub fn caller(state: &GatewayState, headers: &HeaderMap) -> Result<Caller, ApiEr
 pub fn operator(state: &GatewayState, headers: &HeaderMap) -> Result<(), ApiError> {
     match caller(state, headers)? {
         Caller::Operator => Ok(()),
-        Caller::Org(_) => Err(ApiError::Forbidden("this endpoint needs the operator token".into())),
+        Caller::Org(_) => Err(ApiError::Forbidden(
+            "this endpoint needs the operator token".into(),
+        )),
     }
 }

@@ -19,12 +19,25 @@ use crate::state::{Caller, GatewayState};
 /// All events whose subject matches `filter`, oldest first.
 pub async fn read_events(state: &GatewayState, filter: String) -> Result<Vec<Event>, ApiError> {
     let unavailable = |e: &dyn std::fmt::Display| ApiError::Unavailable(e.to_string());
-    let stream = state.bus.js.get_stream(subjects::STREAM_EVENTS).await.map_err(|e| unavailable(&e))?;
-    let mut consumer = stream
-        .create_consumer(OrderedConfig { filter_subject: filter, deliver_policy: DeliverPolicy::All, ..Default::default() })
+    let stream = state
+        .bus
+        .js
+        .get_stream(subjects::STREAM_EVENTS)
         .await
         .map_err(|e| unavailable(&e))?;
-    let pending = consumer.info().await.map_err(|e| unavailable(&e))?.num_pending as usize;
+    let mut consumer = stream
+        .create_consumer(OrderedConfig {
+            filter_subject: filter,
+            deliver_policy: DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let pending = consumer
+        .info()
+        .await
+        .map_err(|e| unavailable(&e))?
+        .num_pending as usize;
     let mut out = Vec::with_capacity(pending);
     if pending == 0 {
         return Ok(out);
@@ -56,14 +69,24 @@ pub async fn get_trace(
         Caller::Org(org) => {
             let senders: Vec<&str> = events
                 .iter()
-                .filter(|e| e.sender == *org || e.detail["recipients"].as_array().is_some_and(|r| r.iter().any(|x| x == org)))
+                .filter(|e| {
+                    e.sender == *org
+                        || e.detail["recipients"]
+                            .as_array()
+                            .is_some_and(|r| r.iter().any(|x| x == org))
+                })
                 .map(|e| e.sender.as_str())
                 .collect();
-            events.iter().filter(|e| senders.contains(&e.sender.as_str())).collect()
+            events
+                .iter()
+                .filter(|e| senders.contains(&e.sender.as_str()))
+                .collect()
         }
     };
     if visible.is_empty() {
-        return Err(ApiError::NotFound(format!("no message {id:?} visible to you")));
+        return Err(ApiError::NotFound(format!(
+            "no message {id:?} visible to you"
+        )));
     }
     let first = visible[0];
     Ok(Json(json!({

@@ -16,13 +16,27 @@ const COMMON: &str = include_str!("../../../schemas/messages/common.schema.json"
 
 fn body_source(t: MessageType) -> &'static str {
     match t {
-        MessageType::ClueReferral => include_str!("../../../schemas/messages/clue_referral.schema.json"),
-        MessageType::CaseReferral => include_str!("../../../schemas/messages/case_referral.schema.json"),
-        MessageType::ReferralReply => include_str!("../../../schemas/messages/referral_reply.schema.json"),
-        MessageType::ReferralOutcome => include_str!("../../../schemas/messages/referral_outcome.schema.json"),
-        MessageType::CriminalHandoff => include_str!("../../../schemas/messages/criminal_handoff.schema.json"),
-        MessageType::HandoffReceipt => include_str!("../../../schemas/messages/handoff_receipt.schema.json"),
-        MessageType::PoliceDecision => include_str!("../../../schemas/messages/police_decision.schema.json"),
+        MessageType::ClueReferral => {
+            include_str!("../../../schemas/messages/clue_referral.schema.json")
+        }
+        MessageType::CaseReferral => {
+            include_str!("../../../schemas/messages/case_referral.schema.json")
+        }
+        MessageType::ReferralReply => {
+            include_str!("../../../schemas/messages/referral_reply.schema.json")
+        }
+        MessageType::ReferralOutcome => {
+            include_str!("../../../schemas/messages/referral_outcome.schema.json")
+        }
+        MessageType::CriminalHandoff => {
+            include_str!("../../../schemas/messages/criminal_handoff.schema.json")
+        }
+        MessageType::HandoffReceipt => {
+            include_str!("../../../schemas/messages/handoff_receipt.schema.json")
+        }
+        MessageType::PoliceDecision => {
+            include_str!("../../../schemas/messages/police_decision.schema.json")
+        }
         MessageType::ReconsiderationRequest => {
             include_str!("../../../schemas/messages/reconsideration_request.schema.json")
         }
@@ -30,19 +44,28 @@ fn body_source(t: MessageType) -> &'static str {
             include_str!("../../../schemas/messages/reconsideration_decision.schema.json")
         }
         MessageType::InfoShare => include_str!("../../../schemas/messages/info_share.schema.json"),
-        MessageType::AssistanceRequest => include_str!("../../../schemas/messages/assistance_request.schema.json"),
-        MessageType::AssistanceReply => include_str!("../../../schemas/messages/assistance_reply.schema.json"),
+        MessageType::AssistanceRequest => {
+            include_str!("../../../schemas/messages/assistance_request.schema.json")
+        }
+        MessageType::AssistanceReply => {
+            include_str!("../../../schemas/messages/assistance_reply.schema.json")
+        }
         MessageType::JurisdictionDesignation => {
             include_str!("../../../schemas/messages/jurisdiction_designation.schema.json")
         }
-        MessageType::SupervisionAlert => include_str!("../../../schemas/messages/supervision_alert.schema.json"),
+        MessageType::SupervisionAlert => {
+            include_str!("../../../schemas/messages/supervision_alert.schema.json")
+        }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     #[error("schema {name} is not valid JSON: {source}")]
-    Json { name: String, source: serde_json::Error },
+    Json {
+        name: String,
+        source: serde_json::Error,
+    },
     #[error("schema {name} does not compile: {message}")]
     Compile { name: String, message: String },
 }
@@ -63,8 +86,10 @@ impl Schemas {
     /// Compiles every embedded schema. Fails only if a schema file in the
     /// repository is broken, which the tests catch.
     pub fn load() -> Result<Self, SchemaError> {
-        let common: Value =
-            serde_json::from_str(COMMON).map_err(|source| SchemaError::Json { name: "common".into(), source })?;
+        let common: Value = serde_json::from_str(COMMON).map_err(|source| SchemaError::Json {
+            name: "common".into(),
+            source,
+        })?;
         let envelope = compile("envelope", &parse("envelope", ENVELOPE)?)?;
         let mut bodies = HashMap::new();
         for t in MessageType::ALL {
@@ -79,7 +104,10 @@ impl Schemas {
     /// each with its JSON pointer: envelope, then body, then semantic checks.
     pub fn validate(&self, doc: &Value) -> Result<Validated, Vec<Problem>> {
         let mut problems = collect(&self.envelope, doc, "");
-        let kind = doc.get("type").and_then(Value::as_str).and_then(MessageType::parse);
+        let kind = doc
+            .get("type")
+            .and_then(Value::as_str)
+            .and_then(MessageType::parse);
         if let (Some(kind), Some(body)) = (kind, doc.get("body").filter(|b| b.is_object())) {
             let body_problems = collect(&self.bodies[&kind], body, "/body");
             let schema_clean = body_problems.is_empty();
@@ -99,14 +127,20 @@ impl Schemas {
             && chrono::DateTime::parse_from_rfc3339(sent_at).is_err()
             && !problems.iter().any(|p| p.pointer == "/sent_at")
         {
-            problems.push(Problem::new("/sent_at", "must be an RFC 3339 date-time with a UTC offset"));
+            problems.push(Problem::new(
+                "/sent_at",
+                "must be an RFC 3339 date-time with a UTC offset",
+            ));
         }
         if !problems.is_empty() {
             return Err(problems);
         }
         match serde_json::from_value::<Envelope>(doc.clone()) {
             Ok(envelope) => Ok(Validated { envelope }),
-            Err(e) => Err(vec![Problem::new("", format!("envelope does not decode: {e}"))]),
+            Err(e) => Err(vec![Problem::new(
+                "",
+                format!("envelope does not decode: {e}"),
+            )]),
         }
     }
 
@@ -117,14 +151,20 @@ impl Schemas {
 }
 
 fn parse(name: &str, src: &str) -> Result<Value, SchemaError> {
-    serde_json::from_str(src).map_err(|source| SchemaError::Json { name: name.into(), source })
+    serde_json::from_str(src).map_err(|source| SchemaError::Json {
+        name: name.into(),
+        source,
+    })
 }
 
 fn compile(name: &str, schema: &Value) -> Result<Validator, SchemaError> {
     jsonschema::options()
         .should_validate_formats(true)
         .build(schema)
-        .map_err(|e| SchemaError::Compile { name: name.into(), message: e.to_string() })
+        .map_err(|e| SchemaError::Compile {
+            name: name.into(),
+            message: e.to_string(),
+        })
 }
 
 fn collect(validator: &Validator, instance: &Value, prefix: &str) -> Vec<Problem> {
@@ -153,9 +193,14 @@ fn escape_pointer(token: &str) -> String {
 
 fn inline_common(schema: &mut Value, common: &Value) {
     rewrite_refs(schema);
-    let defs = common.get("$defs").cloned().unwrap_or(Value::Object(Map::new()));
+    let defs = common
+        .get("$defs")
+        .cloned()
+        .unwrap_or(Value::Object(Map::new()));
     if let Value::Object(root) = schema {
-        let target = root.entry("$defs").or_insert_with(|| Value::Object(Map::new()));
+        let target = root
+            .entry("$defs")
+            .or_insert_with(|| Value::Object(Map::new()));
         if let (Value::Object(target), Value::Object(defs)) = (target, defs) {
             for (k, v) in defs {
                 target.entry(k).or_insert(v);

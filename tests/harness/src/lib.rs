@@ -1,1 +1,187 @@
-//! placeholder
+//! Test harness: a real `nats-server` with JetStream on a free port and a
+//! fresh store (killed on drop), the hub's services started in-process as
+//! `xj up` starts them, and real HTTP webhook receivers standing in for the
+//! departmental systems.
+
+mod county;
+mod receiver;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use xj_bus::Shutdown;
+use xj_bus::embedded::{NatsServer, ServerOptions};
+use xj_config::Settings;
+
+pub use county::{ORGS, county_config, sample_clue, sample_uscc};
+pub use receiver::{Delivery, Receiver};
+
+/// A nats-server in a temporary directory.
+pub struct TestNats {
+    pub server: NatsServer,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestNats {
+    pub fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let server = NatsServer::start(ServerOptions {
+            store_dir: dir.path().join("js"),
+            ..Default::default()
+        })?;
+        Ok(Self { server, dir })
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+}
+
+/// The hub on a real NATS, with one webhook receiver per organisation.
+pub struct TestHub {
+    pub nats: TestNats,
+    pub base: String,
+    pub settings: Arc<Settings>,
+    pub receivers: HashMap<String, Receiver>,
+    pub http: reqwest::Client,
+    hub: Option<xj::hub::Hub>,
+}
+
+impl TestHub {
+    /// Starts the standard test county; `extra` TOML is appended to its
+    /// configuration (e.g. `[courier]` settings).
+    pub async fn start(extra: &str) -> anyhow::Result<Self> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let nats = TestNats::start()?;
+        let mut receivers = HashMap::new();
+        for (id, ..) in ORGS {
+            receivers.insert(id.to_string(), Receiver::start().await?);
+        }
+        let urls: HashMap<String, String> = receivers
+            .iter()
+            .map(|(k, r)| (k.clone(), r.url()))
+            .collect();
+        let text = format!(
+            "{}\n[data]\ndir = \"{}\"\n{}",
+            county_config(&urls),
+            nats.dir.path().join("data").display(),
+            extra
+        );
+        let settings = Arc::new(xj_config::load_str(&text, "test.toml")?);
+        Self::start_with(nats, settings, receivers).await
+    }
+
+    pub async fn start_with(
+        nats: TestNats,
+        settings: Arc<Settings>,
+        receivers: HashMap<String, Receiver>,
+    ) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let hub = xj::hub::start(
+            settings.clone(),
+            &nats.url(),
+            &xj::hub::Service::ALL,
+            Some(listener),
+            Shutdown::new(),
+        )
+        .await?;
+        let base = format!("http://{}", hub.http_addr.expect("gateway address"));
+        Ok(Self {
+            nats,
+            base,
+            settings,
+            receivers,
+            http: reqwest::Client::new(),
+            hub: Some(hub),
+        })
+    }
+
+    pub fn token(&self, org: &str) -> String {
+        self.settings
+            .org(org)
+            .map(|o| o.secret.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn operator_token(&self) -> String {
+        self.settings
+            .operator_token()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub fn receiver(&self, org: &str) -> &Receiver {
+        &self.receivers[org]
+    }
+
+    /// POSTs a canonical message as `org`; returns status and JSON body.
+    pub async fn submit(&self, org: &str, msg: &Value) -> anyhow::Result<(u16, Value)> {
+        self.post_raw(
+            &format!("Bearer {}", self.token(org)),
+            serde_json::to_vec(msg)?,
+        )
+        .await
+    }
+
+    pub async fn post_raw(&self, auth: &str, body: Vec<u8>) -> anyhow::Result<(u16, Value)> {
+        let r = self
+            .http
+            .post(format!("{}/v1/messages", self.base))
+            .header("authorization", auth)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await?;
+        let status = r.status().as_u16();
+        let body = r.json::<Value>().await.unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
+    /// GET with a bearer token; returns status and JSON body.
+    pub async fn get(&self, path: &str, token: &str) -> anyhow::Result<(u16, Value)> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        let status = r.status().as_u16();
+        Ok((status, r.json::<Value>().await.unwrap_or(Value::Null)))
+    }
+
+    /// Stops the hub's services (NATS keeps running).
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(hub) = self.hub.take() {
+            hub.stop().await?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TestHub {
+    fn drop(&mut self) {
+        if let Some(hub) = &self.hub {
+            hub.shutdown.cancel();
+        }
+    }
+}
+
+/// Polls `f` until it returns `Some`, or fails after `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut f: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return Ok(v);
+        }
+        if start.elapsed() > limit {
+            anyhow::bail!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

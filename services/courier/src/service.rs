@@ -1,0 +1,187 @@
+//! The courier's consumer loop. Retries use JetStream itself: a failed
+//! attempt is nak'ed with the backoff delay, so a courier crash loses
+//! nothing and the attempt count is the stream's delivery count.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::HeaderMap;
+use async_nats::jetstream::consumer::{AckPolicy, pull};
+use async_nats::jetstream::{AckKind, Message};
+use chrono::Utc;
+use futures::StreamExt;
+use tracing::Instrument;
+use xj_bus::signing::HubKey;
+use xj_bus::{Bus, Shutdown, TraceParent, events, headers as h, subjects};
+use xj_config::Settings;
+
+use crate::deliver::{Outcome, Parcel, attempt, backoff};
+
+const CONSUMER: &str = "courier";
+
+pub async fn run(
+    settings: Arc<Settings>,
+    bus: Bus,
+    key: HubKey,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let c = &settings.courier;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_millis(c.timeout_ms))
+        .pool_max_idle_per_host(c.concurrency)
+        .build()
+        .context("HTTP client")?;
+    let stream = bus
+        .js
+        .get_stream(subjects::STREAM_ROUTED)
+        .await
+        .context("stream XJ_ROUTED")?;
+    let consumer = stream
+        .get_or_create_consumer(
+            CONSUMER,
+            pull::Config {
+                durable_name: Some(CONSUMER.into()),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: Duration::from_millis(c.timeout_ms * 2 + 5_000),
+                max_ack_pending: (c.concurrency * 4) as i64,
+                ..Default::default()
+            },
+        )
+        .await
+        .context("courier consumer")?;
+    let messages = consumer.messages().await.context("courier pull")?;
+    tracing::info!("courier running");
+    let concurrency = c.concurrency;
+    messages
+        .take_until(shutdown.cancelled_owned())
+        .for_each_concurrent(concurrency, |m| {
+            let (settings, bus, key, http) =
+                (settings.clone(), bus.clone(), key.clone(), http.clone());
+            async move {
+                match m {
+                    Ok(m) => handle(&settings, &bus, &key, &http, m).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "courier pull failed");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        })
+        .await;
+    tracing::info!("courier stopped");
+    Ok(())
+}
+
+async fn handle(settings: &Settings, bus: &Bus, key: &HubKey, http: &reqwest::Client, m: Message) {
+    let hd = m.headers.as_ref();
+    let recipient = h::get(hd, h::RECIPIENT).unwrap_or_default().to_string();
+    let msg_id = h::get(hd, h::MESSAGE_ID).unwrap_or_default().to_string();
+    let sender = h::get(hd, h::SENDER).unwrap_or_default().to_string();
+    let case = h::get(hd, h::CASE).unwrap_or_default().to_string();
+    let attempt_no = m.info().map(|i| i.delivered.max(1) as u64).unwrap_or(1);
+    let span = tracing::info_span!("deliver", msg_id = %msg_id, case = %case, recipient = %recipient, attempt = attempt_no);
+    async {
+        let Some(org) = settings.org(&recipient) else {
+            // The org was removed from the configuration after routing: an
+            // operator must decide, so it goes to the dead letters at once.
+            dead(bus, &m, &recipient, &format!("organisation {recipient:?} is no longer configured"), attempt_no).await;
+            return;
+        };
+        let trace = TraceParent::from_headers(hd);
+        let parcel = Parcel { org, msg_id: &msg_id, sender: &sender, case: &case, attempt: attempt_no, trace, body: m.payload.clone() };
+        let outcome = attempt(http, bus, key, &parcel).await;
+        let c = &settings.courier;
+        let (step, detail, ack) = match &outcome {
+            Outcome::Delivered { status, elapsed } => {
+                metrics::histogram!("xj_delivery_seconds", "outcome" => "delivered").record(elapsed.as_secs_f64());
+                ("delivered", serde_json::json!({ "status": status, "ms": elapsed.as_millis() as u64 }), AckKind::Ack)
+            }
+            Outcome::Failed { reason, status, elapsed } => {
+                metrics::histogram!("xj_delivery_seconds", "outcome" => "failed").record(elapsed.as_secs_f64());
+                if attempt_no >= c.max_attempts as u64 {
+                    dead(bus, &m, &recipient, reason, attempt_no).await;
+                    ("dead", serde_json::json!({ "status": status, "error": reason, "ms": elapsed.as_millis() as u64 }), AckKind::Ack)
+                } else {
+                    let delay = backoff(c.backoff_initial_ms, c.backoff_max_ms, attempt_no);
+                    (
+                        "attempt",
+                        serde_json::json!({ "status": status, "error": reason, "retry_in_ms": delay.as_millis() as u64, "ms": elapsed.as_millis() as u64 }),
+                        AckKind::Nak(Some(delay)),
+                    )
+                }
+            }
+        };
+        metrics::counter!("xj_delivery_attempts_total", "outcome" => step).increment(1);
+        let mut detail = detail;
+        detail["recipient"] = recipient.clone().into();
+        detail["recipients"] = serde_json::json!([recipient]);
+        detail["attempt"] = attempt_no.into();
+        detail["replayed_by"] = h::get(hd, h::REPLAYED_BY).into();
+        let ev = events::Event {
+            step: step.into(),
+            service: "courier".into(),
+            msg_id: msg_id.clone(),
+            sender: sender.clone(),
+            case: Some(case.clone()),
+            msg_type: None,
+            at: Utc::now(),
+            trace_id: trace.trace_id_hex(),
+            span_id: trace.span_id_hex(),
+            detail,
+        };
+        if let Err(e) = events::publish(&bus.js, &ev).await {
+            tracing::warn!(error = %e, "delivery event not recorded");
+        }
+        let acked = match ack {
+            AckKind::Ack => m.double_ack().await,
+            other => m.ack_with(other).await,
+        };
+        if let Err(e) = acked {
+            tracing::warn!(error = %e, "ack failed; the delivery may repeat (receivers dedupe)");
+        }
+        tracing::debug!(step, "delivery step");
+    }
+    .instrument(span)
+    .await
+}
+
+/// Parks a message on `xj.dead.<org>`; retried until stored, so it is
+/// never acked away unrecorded.
+async fn dead(bus: &Bus, m: &Message, org: &str, reason: &str, attempts: u64) {
+    let mut out = HeaderMap::new();
+    if let Some(src) = m.headers.as_ref() {
+        for (name, values) in src.iter() {
+            let name: &str = name.as_ref();
+            if name == h::NATS_MSG_ID {
+                continue;
+            }
+            for v in values {
+                out.append(name, v.as_str());
+            }
+        }
+    }
+    let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+    out.insert(h::NATS_MSG_ID, format!("dead:{org}:{seq}").as_str());
+    out.insert(h::DEAD_REASON, reason);
+    out.insert(h::ATTEMPT, attempts.to_string().as_str());
+    loop {
+        let res = async {
+            bus.js
+                .publish_with_headers(subjects::dead(org), out.clone(), m.payload.clone())
+                .await?
+                .await
+        }
+        .await;
+        match res {
+            Ok(_) => break,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot store dead letter; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    metrics::counter!("xj_dead_letters_total").increment(1);
+    tracing::warn!(org, reason, attempts, "delivery dead-lettered");
+}

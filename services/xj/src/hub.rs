@@ -1,0 +1,129 @@
+//! Starting services. Each service gets its own NATS connection, as it would
+//! in its own process; they share nothing else.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use xj_bus::signing::HubKey;
+use xj_bus::{Bus, Shutdown};
+use xj_config::Settings;
+use xj_model::Schemas;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Service {
+    Gateway,
+    Router,
+    Courier,
+    Tracker,
+}
+
+impl Service {
+    pub const ALL: [Service; 4] = [
+        Service::Gateway,
+        Service::Router,
+        Service::Courier,
+        Service::Tracker,
+    ];
+}
+
+pub fn key_path(settings: &Settings) -> PathBuf {
+    settings
+        .hub
+        .signing_key_file
+        .clone()
+        .unwrap_or_else(|| settings.data.dir.join("hub_ed25519.key"))
+}
+
+/// A running set of services.
+pub struct Hub {
+    pub shutdown: Shutdown,
+    pub http_addr: Option<std::net::SocketAddr>,
+    tasks: JoinSet<(Service, anyhow::Result<()>)>,
+}
+
+impl Hub {
+    /// Cancels every service and waits for them to finish their work in
+    /// flight.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.join().await
+    }
+
+    /// Waits for the services; the first failure is returned (and stops the
+    /// others).
+    pub async fn join(&mut self) -> anyhow::Result<()> {
+        let mut first_err = None;
+        while let Some(res) = self.tasks.join_next().await {
+            let (svc, res) = res.context("service task panicked")?;
+            if let Err(e) = res {
+                tracing::error!(service = ?svc, error = %e, "service failed");
+                self.shutdown.cancel();
+                first_err.get_or_insert(e.context(format!("{svc:?}")));
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Resolves when any service ends (normally only at shutdown).
+    pub async fn any_ended(&mut self) -> Option<(Service, anyhow::Result<()>)> {
+        self.tasks
+            .join_next()
+            .await
+            .map(|r| r.unwrap_or((Service::Gateway, Err(anyhow::anyhow!("task panicked")))))
+    }
+}
+
+/// Starts `services` against the NATS at `nats_url`. The gateway serves on
+/// `listener` (bound by the caller, so tests can use port 0).
+pub async fn start(
+    settings: Arc<Settings>,
+    nats_url: &str,
+    services: &[Service],
+    listener: Option<TcpListener>,
+    shutdown: Shutdown,
+) -> anyhow::Result<Hub> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let key = HubKey::load_or_create(&key_path(&settings))?;
+    let mut tasks = JoinSet::new();
+    let mut http_addr = None;
+    let mut listener = listener;
+    for &svc in services {
+        let bus = Bus::connect(&settings, nats_url).await?;
+        let (settings, shutdown, key) = (settings.clone(), shutdown.clone(), key.clone());
+        match svc {
+            Service::Gateway => {
+                let l = match listener.take() {
+                    Some(l) => l,
+                    None => TcpListener::bind(settings.http.listen)
+                        .await
+                        .with_context(|| {
+                            format!("cannot listen on {} ([http] listen)", settings.http.listen)
+                        })?,
+                };
+                http_addr = Some(l.local_addr()?);
+                let schemas = Arc::new(Schemas::load()?);
+                let state = xj_gateway::GatewayState::new(settings, bus, schemas, key);
+                tasks.spawn(async move { (svc, xj_gateway::run(state, l, shutdown).await) });
+            }
+            Service::Router => {
+                tasks.spawn(async move { (svc, xj_router::run(settings, bus, shutdown).await) });
+            }
+            Service::Courier => {
+                tasks.spawn(
+                    async move { (svc, xj_courier::run(settings, bus, key, shutdown).await) },
+                );
+            }
+            Service::Tracker => {
+                tasks.spawn(async move { (svc, xj_tracker::run(settings, bus, shutdown).await) });
+            }
+        }
+    }
+    Ok(Hub {
+        shutdown,
+        http_addr,
+        tasks,
+    })
+}

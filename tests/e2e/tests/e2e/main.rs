@@ -1,0 +1,5 @@
+//! End-to-end tests: each starts a real nats-server and the hub, talks HTTP
+//! to the gateway and receives on real webhook servers. One test binary, one
+//! module per capability.
+
+mod backbone;
