@@ -3,3 +3,5 @@
 //! module per capability.
 
 mod backbone;
+mod common;
+mod routing;
