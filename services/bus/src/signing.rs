@@ -25,16 +25,12 @@ pub struct HubKey {
 impl HubKey {
     /// Loads the key, creating it (mode 0600) on first start.
     pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
-        let io = |e: std::io::Error| KeyError::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        };
+        let io = |e: std::io::Error| KeyError::Io { path: path.display().to_string(), message: e.to_string() };
         if path.exists() {
             let text = std::fs::read_to_string(path).map_err(io)?;
             let mut raw = [0u8; 32];
-            hex::decode_to_slice(text.trim(), &mut raw).map_err(|_| KeyError::Format {
-                path: path.display().to_string(),
-            })?;
+            hex::decode_to_slice(text.trim(), &mut raw)
+                .map_err(|_| KeyError::Format { path: path.display().to_string() })?;
             return Ok(Self::from_bytes(&raw));
         }
         if let Some(dir) = path.parent() {
@@ -82,23 +78,16 @@ pub fn key_id(key: &VerifyingKey) -> String {
 
 /// Verifies an `Xj-Signature` header value against a public key (base64).
 pub fn verify_header(public_key_b64: &str, header: &str, body: &[u8]) -> Result<(), String> {
-    let raw = B64
-        .decode(public_key_b64)
-        .map_err(|e| format!("public key is not base64: {e}"))?;
-    let raw: [u8; 32] = raw
-        .try_into()
-        .map_err(|_| "public key is not 32 bytes".to_string())?;
+    let raw = B64.decode(public_key_b64).map_err(|e| format!("public key is not base64: {e}"))?;
+    let raw: [u8; 32] = raw.try_into().map_err(|_| "public key is not 32 bytes".to_string())?;
     let key = VerifyingKey::from_bytes(&raw).map_err(|e| e.to_string())?;
     let sig = header
         .split(',')
         .find_map(|p| p.trim().strip_prefix("sig="))
         .ok_or_else(|| "no sig= in the signature header".to_string())?;
-    let sig = B64
-        .decode(sig)
-        .map_err(|e| format!("signature is not base64: {e}"))?;
+    let sig = B64.decode(sig).map_err(|e| format!("signature is not base64: {e}"))?;
     let sig = ed25519_dalek::Signature::from_slice(&sig).map_err(|e| e.to_string())?;
-    key.verify(body, &sig)
-        .map_err(|_| "signature does not match the body".to_string())
+    key.verify(body, &sig).map_err(|_| "signature does not match the body".to_string())
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {

@@ -38,23 +38,16 @@ impl Bus {
         }
         let client = tokio::time::timeout(Duration::from_secs(20), opts.connect(url))
             .await
-            .map_err(|_| BusError::Connect {
-                url: url.into(),
-                message: "timed out".into(),
-            })?
-            .map_err(|e| BusError::Connect {
-                url: url.into(),
-                message: e.to_string(),
-            })?;
+            .map_err(|_| BusError::Connect { url: url.into(), message: "timed out".into() })?
+            .map_err(|e| BusError::Connect { url: url.into(), message: e.to_string() })?;
         let js = jetstream::new(client.clone());
         declare(&js, settings.nats.replicas).await?;
         let bucket = |name: &'static str| {
             let js = js.clone();
             async move {
-                js.get_key_value(name).await.map_err(|e| BusError::Declare {
-                    what: name.into(),
-                    message: e.to_string(),
-                })
+                js.get_key_value(name)
+                    .await
+                    .map_err(|e| BusError::Declare { what: name.into(), message: e.to_string() })
             }
         };
         Ok(Self {
@@ -98,10 +91,7 @@ pub async fn declare(js: &jetstream::Context, replicas: usize) -> Result<(), Bus
         let cfg = stream_cfg(name, subject, replicas);
         js.get_or_create_stream(cfg)
             .await
-            .map_err(|e| BusError::Declare {
-                what: format!("stream {name}"),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| BusError::Declare { what: format!("stream {name}"), message: e.to_string() })?;
     }
     for (bucket, history) in [(KV_RECEIPTS, 1), (KV_ROUTES, 1), (KV_CASES, 1)] {
         if js.get_key_value(bucket).await.is_ok() {
@@ -115,10 +105,7 @@ pub async fn declare(js: &jetstream::Context, replicas: usize) -> Result<(), Bus
             ..Default::default()
         })
         .await
-        .map_err(|e| BusError::Declare {
-            what: format!("bucket {bucket}"),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| BusError::Declare { what: format!("bucket {bucket}"), message: e.to_string() })?;
     }
     Ok(())
 }

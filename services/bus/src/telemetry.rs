@@ -9,12 +9,6 @@ pub fn init(filter: Option<&str>, json: bool) {
         .ok()
         .or_else(|| filter.map(str::to_owned))
         .unwrap_or_else(|| "info,async_nats=warn".into());
-    let builder = fmt()
-        .with_env_filter(EnvFilter::new(filter))
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
+    let builder = fmt().with_env_filter(EnvFilter::new(filter)).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }

@@ -19,11 +19,7 @@ impl TraceParent {
         let mut span_id = [0u8; 8];
         rng.fill_bytes(&mut trace_id);
         rng.fill_bytes(&mut span_id);
-        Self {
-            trace_id,
-            span_id,
-            sampled: true,
-        }
+        Self { trace_id, span_id, sampled: true }
     }
 
     /// Parses `00-<32 hex>-<16 hex>-<2 hex>`; anything else is `None` (the
@@ -41,11 +37,7 @@ impl TraceParent {
             return None;
         }
         let flags = u8::from_str_radix(parts[3], 16).ok()?;
-        Some(Self {
-            trace_id,
-            span_id,
-            sampled: flags & 1 == 1,
-        })
+        Some(Self { trace_id, span_id, sampled: flags & 1 == 1 })
     }
 
     /// The next hop: same trace, new span.
@@ -72,12 +64,7 @@ impl TraceParent {
     }
 
     pub fn header(&self) -> String {
-        format!(
-            "00-{}-{}-{:02x}",
-            self.trace_id_hex(),
-            self.span_id_hex(),
-            u8::from(self.sampled)
-        )
+        format!("00-{}-{}-{:02x}", self.trace_id_hex(), self.span_id_hex(), u8::from(self.sampled))
     }
 }
 
@@ -87,16 +74,13 @@ mod tests {
 
     #[test]
     fn parses_the_spec_example_and_continues_it() {
-        let p =
-            TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+        let p = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
         assert_eq!(p.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
         let c = p.child();
         assert_eq!(c.trace_id, p.trace_id);
         assert_ne!(c.span_id, p.span_id);
         assert_eq!(TraceParent::parse(&c.header()).unwrap(), c);
-        assert!(
-            TraceParent::parse("00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_none()
-        );
+        assert!(TraceParent::parse("00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_none());
         assert!(TraceParent::parse("garbage").is_none());
     }
 }

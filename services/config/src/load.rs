@@ -39,22 +39,17 @@ impl ConfigError {
     pub fn problems(&self) -> Vec<ConfigProblem> {
         match self {
             Self::Invalid(p) => p.clone(),
-            other => vec![ConfigProblem {
-                file: String::new(),
-                line: None,
-                key: String::new(),
-                message: other.to_string(),
-            }],
+            other => {
+                vec![ConfigProblem { file: String::new(), line: None, key: String::new(), message: other.to_string() }]
+            }
         }
     }
 }
 
 /// Loads and validates a configuration file.
 pub fn load_file(path: &Path) -> Result<Settings, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-        file: path.display().to_string(),
-        message: e.to_string(),
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Read { file: path.display().to_string(), message: e.to_string() })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     load_inner(&text, &path.display().to_string(), &base)
 }
@@ -66,40 +61,25 @@ pub fn load_str(text: &str, name: &str) -> Result<Settings, ConfigError> {
 }
 
 fn load_inner(text: &str, name: &str, base: &Path) -> Result<Settings, ConfigError> {
-    let raw: toml::Table =
-        toml::from_str(text).map_err(|e| ConfigError::Parse(format!("{name}: {e}")))?;
+    let raw: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse(format!("{name}: {e}")))?;
     let includes: Vec<PathBuf> = raw
         .get("include")
         .and_then(|v| v.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str())
-                .map(|s| base.join(s))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|v| v.as_str()).map(|s| base.join(s)).collect())
         .unwrap_or_default();
     let mut files = Vec::new();
     let mut builder = Config::builder();
     for inc in &includes {
-        let t = std::fs::read_to_string(inc).map_err(|e| ConfigError::Read {
-            file: inc.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let t = std::fs::read_to_string(inc)
+            .map_err(|e| ConfigError::Read { file: inc.display().to_string(), message: e.to_string() })?;
         builder = builder.add_source(File::from_str(&t, FileFormat::Toml));
         files.push((inc.display().to_string(), t));
     }
     builder = builder
         .add_source(File::from_str(text, FileFormat::Toml))
-        .add_source(
-            Environment::with_prefix("XJ")
-                .prefix_separator("_")
-                .separator("__")
-                .try_parsing(true),
-        );
+        .add_source(Environment::with_prefix("XJ").prefix_separator("_").separator("__").try_parsing(true));
     files.push((name.to_string(), text.to_string()));
-    let cfg = builder
-        .build()
-        .map_err(|e| ConfigError::Parse(format!("{name}: {e}")))?;
+    let cfg = builder.build().map_err(|e| ConfigError::Parse(format!("{name}: {e}")))?;
     let mut settings: Settings = cfg.try_deserialize().map_err(|e| {
         let msg = e.to_string();
         ConfigError::Invalid(vec![ConfigProblem {
@@ -118,19 +98,13 @@ fn load_inner(text: &str, name: &str, base: &Path) -> Result<Settings, ConfigErr
     if problems.is_empty() {
         Ok(settings)
     } else {
-        Err(ConfigError::Invalid(
-            problems.into_iter().map(|p| locate(p, &files)).collect(),
-        ))
+        Err(ConfigError::Invalid(problems.into_iter().map(|p| locate(p, &files)).collect()))
     }
 }
 
 fn key_of_message(msg: &str) -> String {
     // config's messages end with "for key `a.b`" when it knows the key.
-    msg.split("for key `")
-        .nth(1)
-        .and_then(|s| s.split('`').next())
-        .unwrap_or("")
-        .to_string()
+    msg.split("for key `").nth(1).and_then(|s| s.split('`').next()).unwrap_or("").to_string()
 }
 
 /// A problem found by validation, before it is located in a file.
@@ -167,12 +141,7 @@ fn locate(p: Unlocated, files: &[(String, String)]) -> ConfigProblem {
                                 .map(|k| i + 1 + k)
                         })
                         .unwrap_or(i);
-                    return ConfigProblem {
-                        file: file.clone(),
-                        line: Some(line + 1),
-                        key: p.key,
-                        message: p.message,
-                    };
+                    return ConfigProblem { file: file.clone(), line: Some(line + 1), key: p.key, message: p.message };
                 }
                 seen += 1;
             }
@@ -180,12 +149,7 @@ fn locate(p: Unlocated, files: &[(String, String)]) -> ConfigProblem {
         }
     }
     let file = files.last().map(|f| f.0.clone()).unwrap_or_default();
-    ConfigProblem {
-        file,
-        line: None,
-        key: p.key,
-        message: p.message,
-    }
+    ConfigProblem { file, line: None, key: p.key, message: p.message }
 }
 
 fn split_key(key: &str) -> (String, Option<usize>, Option<String>) {
@@ -194,11 +158,7 @@ fn split_key(key: &str) -> (String, Option<usize>, Option<String>) {
         None => (key, None),
     };
     match head.split_once('[') {
-        Some((t, rest)) => (
-            t.to_string(),
-            rest.trim_end_matches(']').parse().ok(),
-            field,
-        ),
+        Some((t, rest)) => (t.to_string(), rest.trim_end_matches(']').parse().ok(), field),
         None => (head.to_string(), None, field),
     }
 }

@@ -51,12 +51,7 @@ pub struct NatsSettings {
 
 impl Default for NatsSettings {
     fn default() -> Self {
-        Self {
-            url: None,
-            user: None,
-            password: None,
-            replicas: one(),
-        }
+        Self { url: None, user: None, password: None, replicas: one() }
     }
 }
 
@@ -76,10 +71,7 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self {
-            listen: default_listen(),
-            max_body_bytes: default_body_limit(),
-        }
+        Self { listen: default_listen(), max_body_bytes: default_body_limit() }
     }
 }
 
@@ -99,9 +91,7 @@ pub struct DataSettings {
 
 impl Default for DataSettings {
     fn default() -> Self {
-        Self {
-            dir: default_data_dir(),
-        }
+        Self { dir: default_data_dir() }
     }
 }
 
@@ -234,11 +224,7 @@ impl OrgKind {
     pub fn is_enforcement(self) -> bool {
         !matches!(
             self,
-            Self::PublicSecurity
-                | Self::Procuratorate
-                | Self::Court
-                | Self::JusticeBureau
-                | Self::CoordinationOffice
+            Self::PublicSecurity | Self::Procuratorate | Self::Court | Self::JusticeBureau | Self::CoordinationOffice
         )
     }
 }

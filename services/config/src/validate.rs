@@ -9,17 +9,11 @@ use crate::load::Unlocated;
 use crate::{OrgKind, Settings};
 
 fn bad(key: impl Into<String>, message: impl Into<String>) -> Unlocated {
-    Unlocated {
-        key: key.into(),
-        message: message.into(),
-    }
+    Unlocated { key: key.into(), message: message.into() }
 }
 
 fn id_ok(id: &str) -> bool {
-    (2..=40).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    (2..=40).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// Resolves credentials given as files or environment variables.
@@ -31,10 +25,7 @@ fn resolve_secret(
     base: &Path,
     out: &mut Vec<Unlocated>,
 ) -> Option<String> {
-    let given = [inline.is_some(), file.is_some(), env.is_some()]
-        .iter()
-        .filter(|b| **b)
-        .count();
+    let given = [inline.is_some(), file.is_some(), env.is_some()].iter().filter(|b| **b).count();
     if given > 1 {
         out.push(bad(key, "give only one of token, token_file, token_env"));
         return None;
@@ -43,18 +34,11 @@ fn resolve_secret(
         return Some(t.clone());
     }
     if let Some(f) = file {
-        let path = if f.is_absolute() {
-            f.clone()
-        } else {
-            base.join(f)
-        };
+        let path = if f.is_absolute() { f.clone() } else { base.join(f) };
         return match std::fs::read_to_string(&path) {
             Ok(t) => Some(t.trim().to_string()),
             Err(e) => {
-                out.push(bad(
-                    format!("{key}_file"),
-                    format!("cannot read {}: {e}", path.display()),
-                ));
+                out.push(bad(format!("{key}_file"), format!("cannot read {}: {e}", path.display())));
                 None
             }
         };
@@ -63,10 +47,7 @@ fn resolve_secret(
         return match std::env::var(var) {
             Ok(t) => Some(t),
             Err(_) => {
-                out.push(bad(
-                    format!("{key}_env"),
-                    format!("environment variable {var} is not set"),
-                ));
+                out.push(bad(format!("{key}_env"), format!("environment variable {var} is not set")));
                 None
             }
         };
@@ -78,20 +59,10 @@ pub(crate) fn validate(s: &mut Settings, base: &Path) -> Vec<Unlocated> {
     let mut out = Vec::new();
 
     let op = s.operator.clone();
-    match resolve_secret(
-        "operator.token",
-        &op.token,
-        &op.token_file,
-        &op.token_env,
-        base,
-        &mut out,
-    ) {
+    match resolve_secret("operator.token", &op.token, &op.token_file, &op.token_env, base, &mut out) {
         Some(t) if t.len() >= 16 => s.operator.token = Some(t),
         Some(_) => out.push(bad("operator.token", "must be at least 16 characters")),
-        None => out.push(bad(
-            "operator.token",
-            "an operator credential is required (token, token_file or token_env)",
-        )),
+        None => out.push(bad("operator.token", "an operator credential is required (token, token_file or token_env)")),
     }
     if s.nats.replicas == 0 || s.nats.replicas > 5 {
         out.push(bad("nats.replicas", "must be between 1 and 5"));
@@ -106,78 +77,43 @@ pub(crate) fn validate(s: &mut Settings, base: &Path) -> Vec<Unlocated> {
     for (i, org) in s.org.iter_mut().enumerate() {
         let k = |f: &str| format!("org[{i}].{f}");
         if !id_ok(&org.id) {
-            out.push(bad(
-                k("id"),
-                format!("{:?} must match [a-z0-9-]{{2,40}}", org.id),
-            ));
+            out.push(bad(k("id"), format!("{:?} must match [a-z0-9-]{{2,40}}", org.id)));
         }
         if org.id == "hub" {
-            out.push(bad(
-                k("id"),
-                "\"hub\" is reserved for messages the hub itself sends",
-            ));
+            out.push(bad(k("id"), "\"hub\" is reserved for messages the hub itself sends"));
         }
         if !ids.insert(org.id.clone()) {
-            out.push(bad(
-                k("id"),
-                format!("duplicate organisation id {:?}", org.id),
-            ));
+            out.push(bad(k("id"), format!("duplicate organisation id {:?}", org.id)));
         }
         match RegionCode::parse(&org.region) {
-            Ok(r) if org.kind == OrgKind::TownGovernment && !r.is_town() => out.push(bad(
-                k("region"),
-                "a town government needs a 9-digit town code",
-            )),
+            Ok(r) if org.kind == OrgKind::TownGovernment && !r.is_town() => {
+                out.push(bad(k("region"), "a town government needs a 9-digit town code"))
+            }
             Ok(_) => {}
-            Err(e) => out.push(bad(
-                k("region"),
-                format!("{:?} is not a region code: {}", org.region, msg(&e)),
-            )),
+            Err(e) => out.push(bad(k("region"), format!("{:?} is not a region code: {}", org.region, msg(&e)))),
         }
-        match resolve_secret(
-            &k("token"),
-            &org.token,
-            &org.token_file,
-            &org.token_env,
-            base,
-            &mut out,
-        ) {
+        match resolve_secret(&k("token"), &org.token, &org.token_file, &org.token_env, base, &mut out) {
             Some(t) if t.len() < 16 => out.push(bad(k("token"), "must be at least 16 characters")),
             Some(t) => {
                 if !tokens.insert(t.clone()) || Some(&t) == op_token.as_ref() {
-                    out.push(bad(
-                        k("token"),
-                        "the same token is used twice: each credential must be unique",
-                    ));
+                    out.push(bad(k("token"), "the same token is used twice: each credential must be unique"));
                 }
                 org.secret = t;
             }
-            None => out.push(bad(
-                k("token"),
-                "a credential is required (token, token_file or token_env)",
-            )),
+            None => out.push(bad(k("token"), "a credential is required (token, token_file or token_env)")),
         }
         match (&org.deliver.webhook, org.deliver.nats) {
             (Some(_), true) => out.push(bad(k("deliver"), "choose webhook or nats, not both")),
-            (None, false) => out.push(bad(
-                k("deliver"),
-                "give { webhook = \"http://…\" } or { nats = true }",
-            )),
+            (None, false) => out.push(bad(k("deliver"), "give { webhook = \"http://…\" } or { nats = true }")),
             (Some(url), false) => {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    out.push(bad(
-                        k("deliver"),
-                        format!("webhook {url:?} must be an http:// or https:// URL"),
-                    ));
+                    out.push(bad(k("deliver"), format!("webhook {url:?} must be an http:// or https:// URL")));
                 }
             }
             (None, true) => {}
         }
         if org.format != "canonical" {
-            out.push(bad(
-                k("format"),
-                format!("unknown format {:?}; known: canonical", org.format),
-            ));
+            out.push(bad(k("format"), format!("unknown format {:?}; known: canonical", org.format)));
         }
     }
 
@@ -188,47 +124,26 @@ pub(crate) fn validate(s: &mut Settings, base: &Path) -> Vec<Unlocated> {
         ));
     }
 
-    let towns: HashSet<&str> = s
-        .org
-        .iter()
-        .filter(|o| o.kind == OrgKind::TownGovernment)
-        .map(|o| o.region.as_str())
-        .collect();
+    let towns: HashSet<&str> =
+        s.org.iter().filter(|o| o.kind == OrgKind::TownGovernment).map(|o| o.region.as_str()).collect();
     let units: HashSet<&str> = s.org.iter().filter_map(|o| o.unit.as_deref()).collect();
     let mut codes = HashSet::new();
     for (i, m) in s.matter.iter().enumerate() {
         let k = |f: &str| format!("matter[{i}].{f}");
-        if m.code.is_empty()
-            || !m
-                .code
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-        {
-            out.push(bad(
-                k("code"),
-                format!("{:?} must match [A-Za-z0-9_.-]+", m.code),
-            ));
+        if m.code.is_empty() || !m.code.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
+            out.push(bad(k("code"), format!("{:?} must match [A-Za-z0-9_.-]+", m.code)));
         }
         if !codes.insert(m.code.clone()) {
-            out.push(bad(
-                k("code"),
-                format!("duplicate matter code {:?}", m.code),
-            ));
+            out.push(bad(k("code"), format!("duplicate matter code {:?}", m.code)));
         }
         if !m.competent.is_enforcement() {
-            out.push(bad(
-                k("competent"),
-                "the competent organisation must be an administrative enforcement kind",
-            ));
+            out.push(bad(k("competent"), "the competent organisation must be an administrative enforcement kind"));
         }
         for (j, t) in m.devolved_to.iter().enumerate() {
             if !towns.contains(t.as_str()) {
                 out.push(bad(
                     format!("matter[{i}].devolved_to[{j}]"),
-                    format!(
-                        "matter {}: no town government with region {t:?} is configured",
-                        m.code
-                    ),
+                    format!("matter {}: no town government with region {t:?} is configured", m.code),
                 ));
             }
         }
@@ -237,10 +152,7 @@ pub(crate) fn validate(s: &mut Settings, base: &Path) -> Vec<Unlocated> {
         {
             out.push(bad(
                 format!("matter[{i}].crime.police_unit"),
-                format!(
-                    "matter {}: no organisation has unit {:?}",
-                    m.code, c.police_unit
-                ),
+                format!("matter {}: no organisation has unit {:?}", m.code, c.police_unit),
             ));
         }
     }

@@ -20,15 +20,8 @@ pub struct Parcel<'a> {
 }
 
 pub enum Outcome {
-    Delivered {
-        status: Option<u16>,
-        elapsed: Duration,
-    },
-    Failed {
-        reason: String,
-        status: Option<u16>,
-        elapsed: Duration,
-    },
+    Delivered { status: Option<u16>, elapsed: Duration },
+    Failed { reason: String, status: Option<u16>, elapsed: Duration },
 }
 
 pub async fn attempt(http: &reqwest::Client, bus: &Bus, key: &HubKey, p: &Parcel<'_>) -> Outcome {
@@ -48,60 +41,28 @@ pub async fn attempt(http: &reqwest::Client, bus: &Bus, key: &HubKey, p: &Parcel
             .await;
         let elapsed = started.elapsed();
         return match resp {
-            Ok(r) if r.status().is_success() => Outcome::Delivered {
-                status: Some(r.status().as_u16()),
-                elapsed,
-            },
+            Ok(r) if r.status().is_success() => Outcome::Delivered { status: Some(r.status().as_u16()), elapsed },
             Ok(r) => {
                 let status = r.status().as_u16();
-                let text: String = r
-                    .text()
-                    .await
-                    .unwrap_or_default()
-                    .chars()
-                    .take(200)
-                    .collect();
-                Outcome::Failed {
-                    reason: format!("HTTP {status}: {text}"),
-                    status: Some(status),
-                    elapsed,
-                }
+                let text: String = r.text().await.unwrap_or_default().chars().take(200).collect();
+                Outcome::Failed { reason: format!("HTTP {status}: {text}"), status: Some(status), elapsed }
             }
-            Err(e) => Outcome::Failed {
-                reason: describe(&e),
-                status: None,
-                elapsed,
-            },
+            Err(e) => Outcome::Failed { reason: describe(&e), status: None, elapsed },
         };
     }
     let mut hdr = HeaderMap::new();
-    hdr.insert(
-        h::NATS_MSG_ID,
-        format!("{}:{}", p.sender, p.msg_id).as_str(),
-    );
+    hdr.insert(h::NATS_MSG_ID, format!("{}:{}", p.sender, p.msg_id).as_str());
     hdr.insert(h::MESSAGE_ID, p.msg_id);
     hdr.insert(h::CASE, p.case);
     hdr.insert(h::ATTEMPT, p.attempt.to_string().as_str());
     hdr.insert(h::TRACEPARENT, p.trace.header().as_str());
     hdr.insert(h::SIGNATURE, signature.as_str());
-    let res = async {
-        bus.js
-            .publish_with_headers(subjects::outbox(&p.org.id), hdr, p.body.clone())
-            .await?
-            .await
-    }
-    .await;
+    let res =
+        async { bus.js.publish_with_headers(subjects::outbox(&p.org.id), hdr, p.body.clone()).await?.await }.await;
     let elapsed = started.elapsed();
     match res {
-        Ok(_) => Outcome::Delivered {
-            status: None,
-            elapsed,
-        },
-        Err(e) => Outcome::Failed {
-            reason: format!("NATS outbox: {e}"),
-            status: None,
-            elapsed,
-        },
+        Ok(_) => Outcome::Delivered { status: None, elapsed },
+        Err(e) => Outcome::Failed { reason: format!("NATS outbox: {e}"), status: None, elapsed },
     }
 }
 

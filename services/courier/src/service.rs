@@ -20,12 +20,7 @@ use crate::deliver::{Outcome, Parcel, attempt, backoff};
 
 const CONSUMER: &str = "courier";
 
-pub async fn run(
-    settings: Arc<Settings>,
-    bus: Bus,
-    key: HubKey,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
+pub async fn run(settings: Arc<Settings>, bus: Bus, key: HubKey, shutdown: Shutdown) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let c = &settings.courier;
     let http = reqwest::Client::builder()
@@ -33,11 +28,7 @@ pub async fn run(
         .pool_max_idle_per_host(c.concurrency)
         .build()
         .context("HTTP client")?;
-    let stream = bus
-        .js
-        .get_stream(subjects::STREAM_ROUTED)
-        .await
-        .context("stream XJ_ROUTED")?;
+    let stream = bus.js.get_stream(subjects::STREAM_ROUTED).await.context("stream XJ_ROUTED")?;
     let consumer = stream
         .get_or_create_consumer(
             CONSUMER,
@@ -57,8 +48,7 @@ pub async fn run(
     messages
         .take_until(shutdown.cancelled_owned())
         .for_each_concurrent(concurrency, |m| {
-            let (settings, bus, key, http) =
-                (settings.clone(), bus.clone(), key.clone(), http.clone());
+            let (settings, bus, key, http) = (settings.clone(), bus.clone(), key.clone(), http.clone());
             async move {
                 match m {
                     Ok(m) => handle(&settings, &bus, &key, &http, m).await,
@@ -81,7 +71,8 @@ async fn handle(settings: &Settings, bus: &Bus, key: &HubKey, http: &reqwest::Cl
     let sender = h::get(hd, h::SENDER).unwrap_or_default().to_string();
     let case = h::get(hd, h::CASE).unwrap_or_default().to_string();
     let attempt_no = m.info().map(|i| i.delivered.max(1) as u64).unwrap_or(1);
-    let span = tracing::info_span!("deliver", msg_id = %msg_id, case = %case, recipient = %recipient, attempt = attempt_no);
+    let span =
+        tracing::info_span!("deliver", msg_id = %msg_id, case = %case, recipient = %recipient, attempt = attempt_no);
     async {
         let Some(org) = settings.org(&recipient) else {
             // The org was removed from the configuration after routing: an
@@ -167,13 +158,9 @@ async fn dead(bus: &Bus, m: &Message, org: &str, reason: &str, attempts: u64) {
     out.insert(h::DEAD_REASON, reason);
     out.insert(h::ATTEMPT, attempts.to_string().as_str());
     loop {
-        let res = async {
-            bus.js
-                .publish_with_headers(subjects::dead(org), out.clone(), m.payload.clone())
-                .await?
-                .await
-        }
-        .await;
+        let res =
+            async { bus.js.publish_with_headers(subjects::dead(org), out.clone(), m.payload.clone()).await?.await }
+                .await;
         match res {
             Ok(_) => break,
             Err(e) => {

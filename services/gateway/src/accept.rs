@@ -49,12 +49,9 @@ pub async fn accept(
     raw: &[u8],
     traceparent: Option<&str>,
 ) -> Result<(StatusCode, Receipt), ApiError> {
-    let doc: Value = serde_json::from_slice(raw)
-        .map_err(|e| ApiError::Malformed(format!("body is not JSON: {e}")))?;
+    let doc: Value = serde_json::from_slice(raw).map_err(|e| ApiError::Malformed(format!("body is not JSON: {e}")))?;
     if !doc.is_object() {
-        return Err(ApiError::Malformed(
-            "body must be a JSON object (the canonical envelope)".into(),
-        ));
+        return Err(ApiError::Malformed("body must be a JSON object (the canonical envelope)".into()));
     }
     if let Some(sender) = doc.get("sender").and_then(Value::as_str)
         && sender != org
@@ -63,11 +60,7 @@ pub async fn accept(
             "sender {sender:?} is not the organisation this token belongs to ({org:?})"
         )));
     }
-    let env = state
-        .schemas
-        .validate(&doc)
-        .map_err(ApiError::Invalid)?
-        .envelope;
+    let env = state.schemas.validate(&doc).map_err(ApiError::Invalid)?.envelope;
     edge_checks(state, &env)?;
 
     let digest = content_digest(&doc);
@@ -77,30 +70,21 @@ pub async fn accept(
     }
 
     let (case, reply_sender) = thread_of(state, org, &env).await?;
-    let trace = traceparent
-        .and_then(TraceParent::parse)
-        .map(|t| t.child())
-        .unwrap_or_else(TraceParent::new_root);
+    let trace = traceparent.and_then(TraceParent::parse).map(|t| t.child()).unwrap_or_else(TraceParent::new_root);
     let receipt = Receipt {
         id: env.id.clone(),
         case,
         trace_id: trace.trace_id_hex(),
         accepted_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
     };
-    let claim = Claim {
-        digest: digest.clone(),
-        receipt,
-        traceparent: trace.header(),
-        reply_sender,
-    };
+    let claim = Claim { digest: digest.clone(), receipt, traceparent: trace.header(), reply_sender };
     let bytes = serde_json::to_vec(&claim).map_err(|e| ApiError::Internal(e.to_string()))?;
     match state.bus.receipts.create(&key, bytes.into()).await {
         Ok(_) => {}
         Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
             // Another request with the same id won the race.
-            let claim = existing_claim(state, &key)
-                .await?
-                .ok_or_else(|| ApiError::Internal("claim vanished".into()))?;
+            let claim =
+                existing_claim(state, &key).await?.ok_or_else(|| ApiError::Internal("claim vanished".into()))?;
             return repeat(state, &doc, &env, claim, &digest).await;
         }
         Err(e) => return Err(unavailable(e)),
@@ -112,9 +96,7 @@ pub async fn accept(
 
 async fn existing_claim(state: &GatewayState, key: &str) -> Result<Option<Claim>, ApiError> {
     match state.bus.receipts.get(key).await.map_err(unavailable)? {
-        Some(b) => serde_json::from_slice(&b)
-            .map(Some)
-            .map_err(|e| ApiError::Internal(e.to_string())),
+        Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| ApiError::Internal(e.to_string())),
         None => Ok(None),
     }
 }
@@ -149,70 +131,42 @@ fn edge_checks(state: &GatewayState, env: &Envelope) -> Result<(), ApiError> {
             _ => "/recipient".to_string(),
         };
         if r == &env.sender {
-            problems.push(Problem::new(
-                at,
-                "an organisation cannot send a message to itself",
-            ));
+            problems.push(Problem::new(at, "an organisation cannot send a message to itself"));
         } else if state.settings.org(r).is_none() {
-            problems.push(Problem::new(
-                at,
-                format!("no organisation {r:?} is connected to this hub"),
-            ));
+            problems.push(Problem::new(at, format!("no organisation {r:?} is connected to this hub")));
         }
     }
     let needs_recipient = !env.kind.is_referral() && env.kind != MessageType::InfoShare;
     if needs_recipient && env.recipient.is_none() && env.reply_to.is_none() {
         problems.push(Problem::new(
             "/recipient",
-            format!(
-                "a {} needs a recipient or a reply_to; only referrals are placed by the router",
-                env.kind
-            ),
+            format!("a {} needs a recipient or a reply_to; only referrals are placed by the router", env.kind),
         ));
     }
     if env.kind == MessageType::SupervisionAlert {
-        problems.push(Problem::new(
-            "/type",
-            "supervision alerts are written by the hub itself",
-        ));
+        problems.push(Problem::new("/type", "supervision alerts are written by the hub itself"));
     }
     if env.kind.is_referral()
         && let Some(m) = env.matter()
         && state.settings.matter(m).is_none()
         && env.recipient.is_none()
     {
-        problems.push(Problem::new(
-            "/body/matter",
-            format!("matter {m:?} is not in this county's catalogue"),
-        ));
+        problems.push(Problem::new("/body/matter", format!("matter {m:?} is not in this county's catalogue")));
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Invalid(problems))
-    }
+    if problems.is_empty() { Ok(()) } else { Err(ApiError::Invalid(problems)) }
 }
 
 /// Finds the case a message belongs to: the thread of the message it
 /// answers, a case it names (the sender must be a party), or a new case.
-async fn thread_of(
-    state: &GatewayState,
-    org: &str,
-    env: &Envelope,
-) -> Result<(String, Option<String>), ApiError> {
+async fn thread_of(state: &GatewayState, org: &str, env: &Envelope) -> Result<(String, Option<String>), ApiError> {
     if let Some(reply_to) = &env.reply_to {
         let key = subjects::key(org, reply_to);
-        let entries: Vec<RouteEntry> =
-            match state.bus.routes.get(&key).await.map_err(unavailable)? {
-                Some(b) => {
-                    serde_json::from_slice(&b).map_err(|e| ApiError::Internal(e.to_string()))?
-                }
-                None => Vec::new(),
-            };
-        let matching: Vec<&RouteEntry> = entries
-            .iter()
-            .filter(|e| env.case.as_ref().is_none_or(|c| c == &e.case))
-            .collect();
+        let entries: Vec<RouteEntry> = match state.bus.routes.get(&key).await.map_err(unavailable)? {
+            Some(b) => serde_json::from_slice(&b).map_err(|e| ApiError::Internal(e.to_string()))?,
+            None => Vec::new(),
+        };
+        let matching: Vec<&RouteEntry> =
+            entries.iter().filter(|e| env.case.as_ref().is_none_or(|c| c == &e.case)).collect();
         return match matching.as_slice() {
             [one] => Ok((one.case.clone(), Some(one.sender.clone()))),
             [] if entries.is_empty() => Err(ApiError::Invalid(vec![Problem::new(
@@ -225,24 +179,20 @@ async fn thread_of(
             )])),
             _ => Err(ApiError::Invalid(vec![Problem::new(
                 "/case",
-                format!(
-                    "several messages with id {reply_to:?} reached you; name the case to say which one you answer"
-                ),
+                format!("several messages with id {reply_to:?} reached you; name the case to say which one you answer"),
             )])),
         };
     }
     if let Some(case) = &env.case {
-        let record: Option<CaseRecord> =
-            match state.bus.cases.get(case).await.map_err(unavailable)? {
-                Some(b) => serde_json::from_slice(&b).ok(),
-                None => None,
-            };
+        let record: Option<CaseRecord> = match state.bus.cases.get(case).await.map_err(unavailable)? {
+            Some(b) => serde_json::from_slice(&b).ok(),
+            None => None,
+        };
         return match record {
             Some(r) if r.is_party(org) => Ok((case.clone(), None)),
-            _ => Err(ApiError::Invalid(vec![Problem::new(
-                "/case",
-                format!("no case {case:?} that {org} is party to"),
-            )])),
+            _ => {
+                Err(ApiError::Invalid(vec![Problem::new("/case", format!("no case {case:?} that {org} is party to"))]))
+            }
         };
     }
     Ok((new_case_id(), None))
@@ -253,27 +203,15 @@ async fn thread_of(
 fn new_case_id() -> String {
     let mut r = [0u8; 5];
     rand::thread_rng().fill_bytes(&mut r);
-    format!(
-        "XJ-{}-{}",
-        Utc::now().format("%Y%m%d"),
-        hex::encode_upper(r)
-    )
+    format!("XJ-{}-{}", Utc::now().format("%Y%m%d"), hex::encode_upper(r))
 }
 
-async fn publish(
-    state: &GatewayState,
-    doc: &Value,
-    env: &Envelope,
-    claim: &Claim,
-) -> Result<(), ApiError> {
+async fn publish(state: &GatewayState, doc: &Value, env: &Envelope, claim: &Claim) -> Result<(), ApiError> {
     let mut msg = doc.clone();
     msg["case"] = Value::String(claim.receipt.case.clone());
     let payload = serde_json::to_vec(&msg).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut hdr = HeaderMap::new();
-    hdr.insert(
-        h::NATS_MSG_ID,
-        format!("{}:{}", env.sender, env.id).as_str(),
-    );
+    hdr.insert(h::NATS_MSG_ID, format!("{}:{}", env.sender, env.id).as_str());
     hdr.insert(h::TRACEPARENT, claim.traceparent.as_str());
     hdr.insert(h::ACCEPTED_AT, claim.receipt.accepted_at.as_str());
     if let Some(rs) = &claim.reply_sender {
@@ -294,11 +232,7 @@ async fn publish(
     };
     let js = &state.bus.js;
     let (main, event) = tokio::join!(
-        async {
-            js.publish_with_headers(subjects::accepted(&env.sender), hdr, payload.into())
-                .await?
-                .await
-        },
+        async { js.publish_with_headers(subjects::accepted(&env.sender), hdr, payload.into()).await?.await },
         events::publish(js, &ev),
     );
     main.map_err(unavailable)?;
@@ -310,15 +244,10 @@ async fn publish(
 
 fn unavailable(e: impl std::fmt::Display) -> ApiError {
     let text = e.to_string();
-    if text.contains("maximum messages")
-        || text.contains("maximum bytes")
-        || text.contains("resource limits")
-    {
+    if text.contains("maximum messages") || text.contains("maximum bytes") || text.contains("resource limits") {
         ApiError::Unavailable("the hub's store is full; nothing was accepted, retry later".into())
     } else {
         tracing::warn!(error = %text, "bus operation failed");
-        ApiError::Unavailable(
-            "the message bus is unavailable; nothing was accepted, retry later".into(),
-        )
+        ApiError::Unavailable("the message bus is unavailable; nothing was accepted, retry later".into())
     }
 }

@@ -20,22 +20,11 @@ fn unavailable(e: impl std::fmt::Display) -> ApiError {
     ApiError::Unavailable(e.to_string())
 }
 
-pub async fn list_dead(
-    State(state): State<GatewayState>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+pub async fn list_dead(State(state): State<GatewayState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     operator(&state, &headers)?;
-    let stream = state
-        .bus
-        .js
-        .get_stream(subjects::STREAM_DEAD)
-        .await
-        .map_err(unavailable)?;
+    let stream = state.bus.js.get_stream(subjects::STREAM_DEAD).await.map_err(unavailable)?;
     let mut consumer = stream
-        .create_consumer(OrderedConfig {
-            deliver_policy: DeliverPolicy::All,
-            ..Default::default()
-        })
+        .create_consumer(OrderedConfig { deliver_policy: DeliverPolicy::All, ..Default::default() })
         .await
         .map_err(unavailable)?;
     let pending = consumer.info().await.map_err(unavailable)?.num_pending as usize;
@@ -43,8 +32,7 @@ pub async fn list_dead(
     if pending > 0 {
         let mut msgs = consumer.messages().await.map_err(unavailable)?;
         while items.len() < pending.min(1000) {
-            let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(5), msgs.next()).await
-            else {
+            let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(5), msgs.next()).await else {
                 break;
             };
             let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
@@ -72,50 +60,24 @@ pub async fn replay_dead(
     Path(seq): Path<u64>,
 ) -> Result<Json<Value>, ApiError> {
     operator(&state, &headers)?;
-    let by = headers
-        .get("x-operator")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("operator")
-        .to_string();
-    let stream = state
-        .bus
-        .js
-        .get_stream(subjects::STREAM_DEAD)
-        .await
-        .map_err(unavailable)?;
+    let by = headers.get("x-operator").and_then(|v| v.to_str().ok()).unwrap_or("operator").to_string();
+    let stream = state.bus.js.get_stream(subjects::STREAM_DEAD).await.map_err(unavailable)?;
     let msg = stream
         .get_raw_message(seq)
         .await
         .map_err(|_| ApiError::NotFound(format!("no dead letter with sequence {seq}")))?;
-    let org = msg
-        .subject
-        .as_str()
-        .trim_start_matches("xj.dead.")
-        .to_string();
+    let org = msg.subject.as_str().trim_start_matches("xj.dead.").to_string();
     let get = |name: &str| msg.headers.get(name).map(|v| v.as_str().to_string());
-    let (id, sender) = (
-        get(h::MESSAGE_ID).unwrap_or_default(),
-        get(h::SENDER).unwrap_or_default(),
-    );
+    let (id, sender) = (get(h::MESSAGE_ID).unwrap_or_default(), get(h::SENDER).unwrap_or_default());
     let mut out = NatsHeaders::new();
-    for name in [
-        h::MESSAGE_ID,
-        h::SENDER,
-        h::CASE,
-        h::RECIPIENT,
-        h::RULE,
-        h::RULE_VERSION,
-        h::TRACEPARENT,
-        h::ACCEPTED_AT,
-    ] {
+    for name in
+        [h::MESSAGE_ID, h::SENDER, h::CASE, h::RECIPIENT, h::RULE, h::RULE_VERSION, h::TRACEPARENT, h::ACCEPTED_AT]
+    {
         if let Some(v) = get(name) {
             out.insert(name, v.as_str());
         }
     }
-    out.insert(
-        h::NATS_MSG_ID,
-        format!("{sender}:{id}:{org}:replay:{seq}").as_str(),
-    );
+    out.insert(h::NATS_MSG_ID, format!("{sender}:{id}:{org}:replay:{seq}").as_str());
     out.insert(h::REPLAYED_BY, by.as_str());
     state
         .bus
@@ -145,7 +107,5 @@ pub async fn replay_dead(
         tracing::warn!(error = %e, "replay event not recorded");
     }
     stream.delete_message(seq).await.map_err(unavailable)?;
-    Ok(Json(
-        json!({ "replayed": seq, "id": id, "org": org, "replayed_by": by }),
-    ))
+    Ok(Json(json!({ "replayed": seq, "id": id, "org": org, "replayed_by": by })))
 }

@@ -15,18 +15,12 @@ pub fn caller(state: &GatewayState, headers: &HeaderMap) -> Result<Caller, ApiEr
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or_else(|| ApiError::Unauthorized("Authorization must be \"Bearer <token>\"".into()))?;
-    state
-        .callers
-        .get(&digest(token))
-        .cloned()
-        .ok_or_else(|| ApiError::Unauthorized("unknown token".into()))
+    state.callers.get(&digest(token)).cloned().ok_or_else(|| ApiError::Unauthorized("unknown token".into()))
 }
 
 pub fn operator(state: &GatewayState, headers: &HeaderMap) -> Result<(), ApiError> {
     match caller(state, headers)? {
         Caller::Operator => Ok(()),
-        Caller::Org(_) => Err(ApiError::Forbidden(
-            "this endpoint needs the operator token".into(),
-        )),
+        Caller::Org(_) => Err(ApiError::Forbidden("this endpoint needs the operator token".into())),
     }
 }

@@ -34,10 +34,7 @@ pub fn app(state: GatewayState) -> Router {
         .route("/v1/cases/{case}", get(cases::get_case))
         .route("/v1/keys", get(submit::get_keys))
         .route("/v1/admin/dead-letters", get(admin::list_dead))
-        .route(
-            "/v1/admin/dead-letters/{seq}/replay",
-            post(admin::replay_dead),
-        )
+        .route("/v1/admin/dead-letters/{seq}/replay", post(admin::replay_dead))
         .route("/healthz", get(submit::healthz))
         .route("/metrics", get(submit::metrics))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
@@ -47,15 +44,9 @@ pub fn app(state: GatewayState) -> Router {
 
 /// Serves `app` on `listener` until `shutdown` is cancelled; requests in
 /// flight finish first.
-pub async fn run(
-    state: GatewayState,
-    listener: TcpListener,
-    shutdown: xj_bus::Shutdown,
-) -> anyhow::Result<()> {
+pub async fn run(state: GatewayState, listener: TcpListener, shutdown: xj_bus::Shutdown) -> anyhow::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, "gateway listening");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+    axum::serve(listener, app(state)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
     Ok(())
 }

@@ -34,13 +34,7 @@ impl GatewayState {
         if let Some(t) = settings.operator_token() {
             callers.insert(digest(t), Caller::Operator);
         }
-        Self {
-            settings,
-            bus,
-            schemas,
-            key,
-            callers: Arc::new(callers),
-        }
+        Self { settings, bus, schemas, key, callers: Arc::new(callers) }
     }
 }
 

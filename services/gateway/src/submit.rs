@@ -48,14 +48,7 @@ pub async fn post_message(
         Ok((status, receipt)) => {
             let body = serde_json::to_vec(&receipt).unwrap_or_default();
             let sig = state.key.sign_header(&body);
-            (
-                status,
-                [
-                    ("content-type", "application/json"),
-                    (xj_bus::headers::SIGNATURE, sig.as_str()),
-                ],
-                body,
-            )
+            (status, [("content-type", "application/json"), (xj_bus::headers::SIGNATURE, sig.as_str())], body)
                 .into_response()
         }
         Err(e) => e.into_response(),
@@ -70,18 +63,10 @@ pub async fn healthz(State(state): State<GatewayState>) -> Response {
     let nats = state.bus.client.connection_state();
     let ok = matches!(nats, async_nats::connection::State::Connected);
     let body = serde_json::json!({ "status": if ok { "ok" } else { "degraded" }, "nats": format!("{nats:?}") });
-    let code = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(body)).into_response()
 }
 
 pub async fn metrics() -> Response {
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        xj_bus::metrics::render(),
-    )
-        .into_response()
+    ([("content-type", "text/plain; version=0.0.4")], xj_bus::metrics::render()).into_response()
 }

@@ -19,12 +19,7 @@ use crate::state::{Caller, GatewayState};
 /// All events whose subject matches `filter`, oldest first.
 pub async fn read_events(state: &GatewayState, filter: String) -> Result<Vec<Event>, ApiError> {
     let unavailable = |e: &dyn std::fmt::Display| ApiError::Unavailable(e.to_string());
-    let stream = state
-        .bus
-        .js
-        .get_stream(subjects::STREAM_EVENTS)
-        .await
-        .map_err(|e| unavailable(&e))?;
+    let stream = state.bus.js.get_stream(subjects::STREAM_EVENTS).await.map_err(|e| unavailable(&e))?;
     let mut consumer = stream
         .create_consumer(OrderedConfig {
             filter_subject: filter,
@@ -33,11 +28,7 @@ pub async fn read_events(state: &GatewayState, filter: String) -> Result<Vec<Eve
         })
         .await
         .map_err(|e| unavailable(&e))?;
-    let pending = consumer
-        .info()
-        .await
-        .map_err(|e| unavailable(&e))?
-        .num_pending as usize;
+    let pending = consumer.info().await.map_err(|e| unavailable(&e))?.num_pending as usize;
     let mut out = Vec::with_capacity(pending);
     if pending == 0 {
         return Ok(out);
@@ -70,23 +61,15 @@ pub async fn get_trace(
             let senders: Vec<&str> = events
                 .iter()
                 .filter(|e| {
-                    e.sender == *org
-                        || e.detail["recipients"]
-                            .as_array()
-                            .is_some_and(|r| r.iter().any(|x| x == org))
+                    e.sender == *org || e.detail["recipients"].as_array().is_some_and(|r| r.iter().any(|x| x == org))
                 })
                 .map(|e| e.sender.as_str())
                 .collect();
-            events
-                .iter()
-                .filter(|e| senders.contains(&e.sender.as_str()))
-                .collect()
+            events.iter().filter(|e| senders.contains(&e.sender.as_str())).collect()
         }
     };
     if visible.is_empty() {
-        return Err(ApiError::NotFound(format!(
-            "no message {id:?} visible to you"
-        )));
+        return Err(ApiError::NotFound(format!("no message {id:?} visible to you")));
     }
     let first = visible[0];
     Ok(Json(json!({

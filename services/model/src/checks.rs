@@ -26,25 +26,12 @@ pub fn body(kind: MessageType, body: &Value) -> Vec<Problem> {
     // A date in the future is a typo, not a plan; one day of slack covers
     // systems whose clocks sit in another time zone.
     let latest = (Utc::now() + Duration::days(1)).date_naive();
-    for field in [
-        "found_on",
-        "filed_on",
-        "approved_on",
-        "reported_on",
-        "closed_on",
-        "decided_on",
-    ] {
+    for field in ["found_on", "filed_on", "approved_on", "reported_on", "closed_on", "decided_on"] {
         if let Some(s) = body.get(field).and_then(Value::as_str) {
             match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-                Ok(d) if d > latest => out.push(Problem::new(
-                    format!("/body/{field}"),
-                    "date is in the future",
-                )),
+                Ok(d) if d > latest => out.push(Problem::new(format!("/body/{field}"), "date is in the future")),
                 Ok(_) => {}
-                Err(_) => out.push(Problem::new(
-                    format!("/body/{field}"),
-                    "not a calendar date (YYYY-MM-DD)",
-                )),
+                Err(_) => out.push(Problem::new(format!("/body/{field}"), "not a calendar date (YYYY-MM-DD)")),
             }
         }
     }
@@ -52,10 +39,7 @@ pub fn body(kind: MessageType, body: &Value) -> Vec<Problem> {
         && let (Some(rep), Some(app)) = (date(body, "reported_on"), date(body, "approved_on"))
         && app < rep
     {
-        out.push(Problem::new(
-            "/body/approved_on",
-            "approval cannot precede the officers' report (Decree 310 art. 5)",
-        ));
+        out.push(Problem::new("/body/approved_on", "approval cannot precede the officers' report (Decree 310 art. 5)"));
     }
     out
 }
@@ -68,27 +52,18 @@ fn party_ids(party: &Value, at: &str, out: &mut Vec<Problem>) {
     if let Some(code) = party.get("uscc").and_then(Value::as_str)
         && let Err(e) = Uscc::parse(code)
     {
-        out.push(Problem::new(
-            format!("{at}/uscc"),
-            format!("not a valid unified social credit code: {e}"),
-        ));
+        out.push(Problem::new(format!("{at}/uscc"), format!("not a valid unified social credit code: {e}")));
     }
     if let Some(code) = party.get("id_no").and_then(Value::as_str)
         && let Err(e) = IdNo::parse(code)
     {
-        out.push(Problem::new(
-            format!("{at}/id_no"),
-            format!("not a valid resident ID number: {e}"),
-        ));
+        out.push(Problem::new(format!("{at}/id_no"), format!("not a valid resident ID number: {e}")));
     }
 }
 
 fn region(code: &str, at: &str, out: &mut Vec<Problem>) {
     if let Err(e) = RegionCode::parse(code) {
-        out.push(Problem::new(
-            at,
-            format!("not a GB/T 2260 county or town code: {e}"),
-        ));
+        out.push(Problem::new(at, format!("not a GB/T 2260 county or town code: {e}")));
     }
 }
 

@@ -66,10 +66,7 @@ impl MessageType {
     /// Referrals are placed by the matter catalogue; everything else needs an
     /// explicit recipient or a `reply_to`.
     pub fn is_referral(self) -> bool {
-        matches!(
-            self,
-            Self::ClueReferral | Self::CaseReferral | Self::CriminalHandoff
-        )
+        matches!(self, Self::ClueReferral | Self::CaseReferral | Self::CriminalHandoff)
     }
 }
 
@@ -124,10 +121,7 @@ pub struct Envelope {
 
 impl Envelope {
     pub fn recipients(&self) -> Vec<String> {
-        self.recipient
-            .as_ref()
-            .map(Recipients::to_vec)
-            .unwrap_or_default()
+        self.recipient.as_ref().map(Recipients::to_vec).unwrap_or_default()
     }
 
     /// The matter code of a referral-like body, if any.

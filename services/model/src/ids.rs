@@ -6,10 +6,7 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
     #[error("must be {expected} characters, found {found}")]
-    Length {
-        expected: &'static str,
-        found: usize,
-    },
+    Length { expected: &'static str, found: usize },
     #[error("character {ch:?} at position {pos} is not allowed")]
     Char { ch: char, pos: usize },
     #[error("check character is {found:?}, expected {expected:?}")]
@@ -24,9 +21,7 @@ pub enum IdError {
 pub struct Uscc(String);
 
 const USCC_ALPHABET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
-const USCC_WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
+const USCC_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
 
 /// The check character for the first 17 characters of a credit code, or
 /// `None` if one of them is outside the alphabet.
@@ -43,33 +38,23 @@ impl Uscc {
     pub fn parse(s: &str) -> Result<Self, IdError> {
         let chars: Vec<char> = s.chars().collect();
         if chars.len() != 18 {
-            return Err(IdError::Length {
-                expected: "18",
-                found: chars.len(),
-            });
+            return Err(IdError::Length { expected: "18", found: chars.len() });
         }
         let mut sum = 0u32;
         for (pos, &ch) in chars.iter().enumerate() {
-            let value = USCC_ALPHABET
-                .iter()
-                .position(|&a| a as char == ch)
-                .ok_or(IdError::Char { ch, pos: pos + 1 })?;
+            let value =
+                USCC_ALPHABET.iter().position(|&a| a as char == ch).ok_or(IdError::Char { ch, pos: pos + 1 })?;
             if pos < 17 {
                 sum += USCC_WEIGHTS[pos] * value as u32;
             }
         }
         let expected = USCC_ALPHABET[((31 - sum % 31) % 31) as usize] as char;
         if chars[17] != expected {
-            return Err(IdError::Check {
-                found: chars[17],
-                expected,
-            });
+            return Err(IdError::Check { found: chars[17], expected });
         }
         // Positions 3-8 are the registering authority's GB/T 2260 region.
         if !chars[2..8].iter().all(char::is_ascii_digit) {
-            return Err(IdError::Shape(
-                "characters 3-8 must be the 6-digit region code",
-            ));
+            return Err(IdError::Shape("characters 3-8 must be the 6-digit region code"));
         }
         Ok(Self(s.to_owned()))
     }
@@ -91,10 +76,7 @@ impl IdNo {
     pub fn parse(s: &str) -> Result<Self, IdError> {
         let chars: Vec<char> = s.chars().collect();
         if chars.len() != 18 {
-            return Err(IdError::Length {
-                expected: "18",
-                found: chars.len(),
-            });
+            return Err(IdError::Length { expected: "18", found: chars.len() });
         }
         let mut sum = 0u32;
         for (pos, &ch) in chars[..17].iter().enumerate() {
@@ -103,10 +85,7 @@ impl IdNo {
         }
         let expected = ID_CHECK[(sum % 11) as usize] as char;
         if chars[17] != expected {
-            return Err(IdError::Check {
-                found: chars[17],
-                expected,
-            });
+            return Err(IdError::Check { found: chars[17], expected });
         }
         let (y, m, d) = (&s[6..10], &s[10..12], &s[12..14]);
         if chrono::NaiveDate::parse_from_str(&format!("{y}-{m}-{d}"), "%Y-%m-%d").is_err() {
@@ -138,13 +117,7 @@ pub fn mask_id_no(s: &str) -> String {
     chars
         .iter()
         .enumerate()
-        .map(|(i, c)| {
-            if i < keep_head || i >= chars.len() - keep_tail {
-                *c
-            } else {
-                '*'
-            }
-        })
+        .map(|(i, c)| if i < keep_head || i >= chars.len() - keep_tail { *c } else { '*' })
         .collect()
 }
 
@@ -156,10 +129,7 @@ pub struct RegionCode(String);
 impl RegionCode {
     pub fn parse(s: &str) -> Result<Self, IdError> {
         if !(s.len() == 6 || s.len() == 9) {
-            return Err(IdError::Length {
-                expected: "6 (county) or 9 (town)",
-                found: s.chars().count(),
-            });
+            return Err(IdError::Length { expected: "6 (county) or 9 (town)", found: s.chars().count() });
         }
         if let Some((pos, ch)) = s.chars().enumerate().find(|(_, c)| !c.is_ascii_digit()) {
             return Err(IdError::Char { ch, pos: pos + 1 });
@@ -199,21 +169,9 @@ mod tests {
         // GB 11643-1999 §8 examples.
         assert!(IdNo::parse("11010519491231002X").is_ok());
         assert!(IdNo::parse("440524188001010014").is_ok());
-        assert_eq!(
-            IdNo::parse("110105194912310021"),
-            Err(IdError::Check {
-                found: '1',
-                expected: 'X'
-            })
-        );
-        assert!(matches!(
-            IdNo::parse("11010519491331002X"),
-            Err(IdError::Shape(_))
-        ));
-        assert!(matches!(
-            IdNo::parse("1101051949123100"),
-            Err(IdError::Length { .. })
-        ));
+        assert_eq!(IdNo::parse("110105194912310021"), Err(IdError::Check { found: '1', expected: 'X' }));
+        assert!(matches!(IdNo::parse("11010519491331002X"), Err(IdError::Shape(_))));
+        assert!(matches!(IdNo::parse("1101051949123100"), Err(IdError::Length { .. })));
     }
 
     #[test]
@@ -222,14 +180,8 @@ mod tests {
         assert!(Uscc::parse("914403001922038216").is_ok()); // Huawei Technologies
         assert!(Uscc::parse("91110108551385082Q").is_ok()); // Xiaomi
         assert!(Uscc::parse("91330100799655058B").is_ok()); // Alibaba (China)
-        assert!(matches!(
-            Uscc::parse("914403001922038217"),
-            Err(IdError::Check { .. })
-        ));
-        assert!(matches!(
-            Uscc::parse("91440300192203821I"),
-            Err(IdError::Char { pos: 18, .. })
-        ));
+        assert!(matches!(Uscc::parse("914403001922038217"), Err(IdError::Check { .. })));
+        assert!(matches!(Uscc::parse("91440300192203821I"), Err(IdError::Char { pos: 18, .. })));
     }
 
     #[test]

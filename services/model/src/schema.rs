@@ -62,10 +62,7 @@ fn body_source(t: MessageType) -> &'static str {
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     #[error("schema {name} is not valid JSON: {source}")]
-    Json {
-        name: String,
-        source: serde_json::Error,
-    },
+    Json { name: String, source: serde_json::Error },
     #[error("schema {name} does not compile: {message}")]
     Compile { name: String, message: String },
 }
@@ -86,10 +83,8 @@ impl Schemas {
     /// Compiles every embedded schema. Fails only if a schema file in the
     /// repository is broken, which the tests catch.
     pub fn load() -> Result<Self, SchemaError> {
-        let common: Value = serde_json::from_str(COMMON).map_err(|source| SchemaError::Json {
-            name: "common".into(),
-            source,
-        })?;
+        let common: Value =
+            serde_json::from_str(COMMON).map_err(|source| SchemaError::Json { name: "common".into(), source })?;
         let envelope = compile("envelope", &parse("envelope", ENVELOPE)?)?;
         let mut bodies = HashMap::new();
         for t in MessageType::ALL {
@@ -104,18 +99,19 @@ impl Schemas {
     /// each with its JSON pointer: envelope, then body, then semantic checks.
     pub fn validate(&self, doc: &Value) -> Result<Validated, Vec<Problem>> {
         let mut problems = collect(&self.envelope, doc, "");
-        let kind = doc
-            .get("type")
-            .and_then(Value::as_str)
-            .and_then(MessageType::parse);
+        let kind = doc.get("type").and_then(Value::as_str).and_then(MessageType::parse);
         if let (Some(kind), Some(body)) = (kind, doc.get("body").filter(|b| b.is_object())) {
             let body_problems = collect(&self.bodies[&kind], body, "/body");
-            let schema_clean = body_problems.is_empty();
+            // Every problem at once (CONTRACT §3): the checks run even when
+            // the schema found problems (they only read what has the right
+            // shape), but say nothing more about a place the schema already
+            // flagged.
+            let checked: Vec<Problem> = checks::body(kind, body)
+                .into_iter()
+                .filter(|c| !body_problems.iter().any(|s| overlaps(&s.pointer, &c.pointer)))
+                .collect();
             problems.extend(body_problems);
-            // Semantic checks assume the shapes the schema promised.
-            if schema_clean {
-                problems.extend(checks::body(kind, body));
-            }
+            problems.extend(checked);
         }
         if doc.get("classification").and_then(Value::as_str) == Some("secret") {
             problems.push(Problem::new(
@@ -127,20 +123,14 @@ impl Schemas {
             && chrono::DateTime::parse_from_rfc3339(sent_at).is_err()
             && !problems.iter().any(|p| p.pointer == "/sent_at")
         {
-            problems.push(Problem::new(
-                "/sent_at",
-                "must be an RFC 3339 date-time with a UTC offset",
-            ));
+            problems.push(Problem::new("/sent_at", "must be an RFC 3339 date-time with a UTC offset"));
         }
         if !problems.is_empty() {
             return Err(problems);
         }
         match serde_json::from_value::<Envelope>(doc.clone()) {
             Ok(envelope) => Ok(Validated { envelope }),
-            Err(e) => Err(vec![Problem::new(
-                "",
-                format!("envelope does not decode: {e}"),
-            )]),
+            Err(e) => Err(vec![Problem::new("", format!("envelope does not decode: {e}"))]),
         }
     }
 
@@ -151,20 +141,14 @@ impl Schemas {
 }
 
 fn parse(name: &str, src: &str) -> Result<Value, SchemaError> {
-    serde_json::from_str(src).map_err(|source| SchemaError::Json {
-        name: name.into(),
-        source,
-    })
+    serde_json::from_str(src).map_err(|source| SchemaError::Json { name: name.into(), source })
 }
 
 fn compile(name: &str, schema: &Value) -> Result<Validator, SchemaError> {
     jsonschema::options()
         .should_validate_formats(true)
         .build(schema)
-        .map_err(|e| SchemaError::Compile {
-            name: name.into(),
-            message: e.to_string(),
-        })
+        .map_err(|e| SchemaError::Compile { name: name.into(), message: e.to_string() })
 }
 
 fn collect(validator: &Validator, instance: &Value, prefix: &str) -> Vec<Problem> {
@@ -187,20 +171,26 @@ fn collect(validator: &Validator, instance: &Value, prefix: &str) -> Vec<Problem
     out
 }
 
+/// True when one pointer is the other or lies inside it.
+fn overlaps(a: &str, b: &str) -> bool {
+    let inside = |outer: &str, inner: &str| {
+        inner == outer
+            || inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    inside(a, b) || inside(b, a)
+}
+
 fn escape_pointer(token: &str) -> String {
     token.replace('~', "~0").replace('/', "~1")
 }
 
 fn inline_common(schema: &mut Value, common: &Value) {
     rewrite_refs(schema);
-    let defs = common
-        .get("$defs")
-        .cloned()
-        .unwrap_or(Value::Object(Map::new()));
+    let defs = common.get("$defs").cloned().unwrap_or(Value::Object(Map::new()));
     if let Value::Object(root) = schema {
-        let target = root
-            .entry("$defs")
-            .or_insert_with(|| Value::Object(Map::new()));
+        let target = root.entry("$defs").or_insert_with(|| Value::Object(Map::new()));
         if let (Value::Object(target), Value::Object(defs)) = (target, defs) {
             for (k, v) in defs {
                 target.entry(k).or_insert(v);

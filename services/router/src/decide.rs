@@ -32,10 +32,7 @@ impl Decision {
 }
 
 fn to(org: &str) -> Target {
-    Target {
-        org: org.to_string(),
-        role: "to",
-    }
+    Target { org: org.to_string(), role: "to" }
 }
 
 /// Decides where `env` goes. `reply_sender` is the sender of the message
@@ -54,11 +51,7 @@ pub fn decide(settings: &Settings, env: &Envelope, reply_sender: Option<&str>) -
     if let Some(rs) = reply_sender {
         let mut targets = vec![to(rs)];
         targets.extend(explicit.iter().filter(|r| r.as_str() != rs).map(|r| to(r)));
-        return make(
-            targets,
-            "reply".into(),
-            vec![format!("answers {:?} sent by {rs}", env.reply_to)],
-        );
+        return make(targets, "reply".into(), vec![format!("answers {:?} sent by {rs}", env.reply_to)]);
     }
     if !explicit.is_empty() && env.kind != MessageType::InfoShare {
         return make(
@@ -71,19 +64,12 @@ pub fn decide(settings: &Settings, env: &Envelope, reply_sender: Option<&str>) -
         MessageType::ClueReferral | MessageType::CaseReferral => referral(settings, env, make),
         MessageType::CriminalHandoff => handoff(settings, env, make),
         MessageType::InfoShare => share(settings, env, &explicit, make),
-        _ => question(
-            settings,
-            env,
-            &version,
-            vec![format!("a {} with no recipient", env.kind)],
-        ),
+        _ => question(settings, env, &version, vec![format!("a {} with no recipient", env.kind)]),
     }
 }
 
 fn region_of(env: &Envelope) -> Option<&str> {
-    env.body
-        .pointer("/location/region")
-        .and_then(|v| v.as_str())
+    env.body.pointer("/location/region").and_then(|v| v.as_str())
 }
 
 fn referral(
@@ -93,28 +79,13 @@ fn referral(
 ) -> Decision {
     let version = settings.ruleset_version();
     let Some(code) = env.matter() else {
-        return question(
-            settings,
-            env,
-            &version,
-            vec!["the referral names no matter".into()],
-        );
+        return question(settings, env, &version, vec!["the referral names no matter".into()]);
     };
     let Some(matter) = settings.matter(code) else {
-        return question(
-            settings,
-            env,
-            &version,
-            vec![format!("matter {code:?} is not in the catalogue")],
-        );
+        return question(settings, env, &version, vec![format!("matter {code:?} is not in the catalogue")]);
     };
     let Some(region) = region_of(env) else {
-        return question(
-            settings,
-            env,
-            &version,
-            vec!["the referral has no location region".into()],
-        );
+        return question(settings, env, &version, vec!["the referral has no location region".into()]);
     };
     // 赋权: a devolved matter located in a town that holds the power.
     if region.len() == 9 && matter.devolved_to.iter().any(|t| t == region) {
@@ -128,10 +99,7 @@ fn referral(
             return make(
                 vec![to(town)],
                 format!("matter:{code}/devolved:{region}"),
-                vec![format!(
-                    "{} is devolved to town {region} (赋权事项)",
-                    matter.name
-                )],
+                vec![format!("{} is devolved to town {region} (赋权事项)", matter.name)],
             );
         }
     }
@@ -148,36 +116,24 @@ fn referral(
             settings,
             env,
             &version,
-            vec![format!(
-                "the sender {one} is itself the competent organisation for {code} in {county}"
-            )],
+            vec![format!("the sender {one} is itself the competent organisation for {code} in {county}")],
         ),
         [one] => make(
             vec![to(one)],
             format!("matter:{code}/competent:{}", kind_name(matter.competent)),
-            vec![format!(
-                "{} is for the county's {} (location {region})",
-                matter.name,
-                kind_name(matter.competent)
-            )],
+            vec![format!("{} is for the county's {} (location {region})", matter.name, kind_name(matter.competent))],
         ),
         [] => question(
             settings,
             env,
             &version,
-            vec![format!(
-                "no {} organisation is configured for county {county}",
-                kind_name(matter.competent)
-            )],
+            vec![format!("no {} organisation is configured for county {county}", kind_name(matter.competent))],
         ),
         many => question(
             settings,
             env,
             &version,
-            vec![format!(
-                "several organisations are competent for {code} in {county}: {}",
-                many.join(", ")
-            )],
+            vec![format!("several organisations are competent for {code} in {county}: {}", many.join(", "))],
         ),
     }
 }
@@ -192,28 +148,13 @@ fn handoff(
     let version = settings.ruleset_version();
     let matter = env.matter().and_then(|c| settings.matter(c));
     let (Some(matter), Some(region)) = (matter, region_of(env)) else {
-        return question(
-            settings,
-            env,
-            &version,
-            vec!["hand-off without a known matter or location".into()],
-        );
+        return question(settings, env, &version, vec!["hand-off without a known matter or location".into()]);
     };
     let Some(crime) = &matter.crime else {
-        return question(
-            settings,
-            env,
-            &version,
-            vec![format!("matter {} has no criminal threshold", matter.code)],
-        );
+        return question(settings, env, &version, vec![format!("matter {} has no criminal threshold", matter.code)]);
     };
     let county = &region[..6];
-    let in_county = |kind: OrgKind| {
-        settings
-            .org
-            .iter()
-            .filter(move |o| o.kind == kind && o.region[..6] == *county)
-    };
+    let in_county = |kind: OrgKind| settings.org.iter().filter(move |o| o.kind == kind && o.region[..6] == *county);
     let police: Vec<&str> = in_county(OrgKind::PublicSecurity)
         .filter(|o| o.unit.as_deref() == Some(crime.police_unit.as_str()))
         .map(|o| o.id.as_str())
@@ -223,24 +164,15 @@ fn handoff(
             settings,
             env,
             &version,
-            vec![format!(
-                "no single police unit {:?} in county {county}",
-                crime.police_unit
-            )],
+            vec![format!("no single police unit {:?} in county {county}", crime.police_unit)],
         );
     };
     let mut targets = vec![to(police)];
-    targets.extend(in_county(OrgKind::Procuratorate).map(|o| Target {
-        org: o.id.clone(),
-        role: "copy",
-    }));
+    targets.extend(in_county(OrgKind::Procuratorate).map(|o| Target { org: o.id.clone(), role: "copy" }));
     make(
         targets,
         format!("matter:{}/crime:{}", matter.code, crime.police_unit),
-        vec![format!(
-            "{}: to the {} police unit, copied to the procuratorate",
-            crime.offence, crime.police_unit
-        )],
+        vec![format!("{}: to the {} police unit, copied to the procuratorate", crime.offence, crime.police_unit)],
     )
 }
 
@@ -259,16 +191,8 @@ fn share(
             vec!["sensitive information goes only to the recipients named".into()],
         );
     }
-    let kind = env
-        .body
-        .get("kind")
-        .and_then(|v| v.as_str())
-        .unwrap_or_default();
-    let region = env
-        .body
-        .get("region")
-        .and_then(|v| v.as_str())
-        .unwrap_or_default();
+    let kind = env.body.get("kind").and_then(|v| v.as_str()).unwrap_or_default();
+    let region = env.body.get("region").and_then(|v| v.as_str()).unwrap_or_default();
     let matter = env.body.get("matter").and_then(|v| v.as_str());
     let targets: Vec<Target> = settings
         .org
@@ -284,11 +208,7 @@ fn share(
         })
         .map(|o| to(&o.id))
         .collect();
-    make(
-        targets,
-        format!("share:{kind}"),
-        vec![format!("subscribers of {kind} for region {region}")],
-    )
+    make(targets, format!("share:{kind}"), vec![format!("subscribers of {kind} for region {region}")])
 }
 
 /// Nobody could be placed: the coordination office decides (首接责任: the
@@ -302,13 +222,10 @@ fn question(settings: &Settings, env: &Envelope, version: &str, reasons: Vec<Str
         .filter(|o| county.is_none_or(|c| o.region[..6] == *c))
         .map(|o| o.id.as_str())
         .collect();
-    let office = offices.first().copied().or_else(|| {
-        settings
-            .org
-            .iter()
-            .find(|o| o.kind == OrgKind::CoordinationOffice)
-            .map(|o| o.id.as_str())
-    });
+    let office = offices
+        .first()
+        .copied()
+        .or_else(|| settings.org.iter().find(|o| o.kind == OrgKind::CoordinationOffice).map(|o| o.id.as_str()));
     Decision {
         targets: office.map(to).into_iter().collect(),
         rule: "jurisdiction-question".into(),
@@ -319,8 +236,5 @@ fn question(settings: &Settings, env: &Envelope, version: &str, reasons: Vec<Str
 }
 
 fn kind_name(k: OrgKind) -> String {
-    serde_json::to_value(k)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
+    serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }

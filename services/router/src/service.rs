@@ -22,11 +22,7 @@ const CONSUMER: &str = "router";
 
 /// Runs until `shutdown`; messages in flight are finished and acked first.
 pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> anyhow::Result<()> {
-    let stream = bus
-        .js
-        .get_stream(subjects::STREAM_ACCEPTED)
-        .await
-        .context("stream XJ_ACCEPTED")?;
+    let stream = bus.js.get_stream(subjects::STREAM_ACCEPTED).await.context("stream XJ_ACCEPTED")?;
     let consumer = stream
         .get_or_create_consumer(
             CONSUMER,
@@ -91,19 +87,12 @@ async fn handle(settings: &Settings, bus: &Bus, m: Message) {
     .await
 }
 
-async fn route(
-    settings: &Settings,
-    bus: &Bus,
-    m: &Message,
-    env: &Envelope,
-    case: &str,
-) -> anyhow::Result<()> {
+async fn route(settings: &Settings, bus: &Bus, m: &Message, env: &Envelope, case: &str) -> anyhow::Result<()> {
     let hd = m.headers.as_ref();
     let reply_sender = h::get(hd, h::REPLY_SENDER);
     let decision = decide(settings, env, reply_sender);
     let trace = TraceParent::from_headers(hd);
-    metrics::counter!("xj_routing_decisions_total", "rule" => rule_family(&decision.rule))
-        .increment(1);
+    metrics::counter!("xj_routing_decisions_total", "rule" => rule_family(&decision.rule)).increment(1);
     if decision.targets.is_empty() {
         // No coordination office is configured at all (config validation
         // forbids this); keep the message rather than drop it.
@@ -113,18 +102,11 @@ async fn route(
         remember(
             &bus.routes,
             &subjects::key(&t.org, &env.id),
-            RouteEntry {
-                sender: env.sender.clone(),
-                case: case.to_string(),
-                msg_type: env.kind.as_str().into(),
-            },
+            RouteEntry { sender: env.sender.clone(), case: case.to_string(), msg_type: env.kind.as_str().into() },
         )
         .await?;
         let mut out = HeaderMap::new();
-        out.insert(
-            h::NATS_MSG_ID,
-            format!("{}:{}:{}", env.sender, env.id, t.org).as_str(),
-        );
+        out.insert(h::NATS_MSG_ID, format!("{}:{}:{}", env.sender, env.id, t.org).as_str());
         out.insert(h::TRACEPARENT, trace.header().as_str());
         out.insert(h::MESSAGE_ID, env.id.as_str());
         out.insert(h::SENDER, env.sender.as_str());
@@ -135,17 +117,10 @@ async fn route(
         if let Some(at) = h::get(hd, h::ACCEPTED_AT) {
             out.insert(h::ACCEPTED_AT, at);
         }
-        bus.js
-            .publish_with_headers(subjects::routed(&t.org), out, m.payload.clone())
-            .await?
-            .await?;
+        bus.js.publish_with_headers(subjects::routed(&t.org), out, m.payload.clone()).await?.await?;
     }
     let ev = events::Event {
-        step: if decision.question {
-            "unplaced".into()
-        } else {
-            "routed".into()
-        },
+        step: if decision.question { "unplaced".into() } else { "routed".into() },
         service: "router".into(),
         msg_id: env.id.clone(),
         sender: env.sender.clone(),
@@ -189,11 +164,7 @@ async fn remember(routes: &kv::Store, key: &str, entry: RouteEntry) -> anyhow::R
             return Ok(());
         }
         list.push(entry.clone());
-        if routes
-            .update(key, serde_json::to_vec(&list)?.into(), current.revision)
-            .await
-            .is_ok()
-        {
+        if routes.update(key, serde_json::to_vec(&list)?.into(), current.revision).await.is_ok() {
             return Ok(());
         }
     }

@@ -19,11 +19,7 @@ use xj_config::Settings;
 const CONSUMER: &str = "tracker";
 
 pub async fn run(_settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> anyhow::Result<()> {
-    let stream = bus
-        .js
-        .get_stream(subjects::STREAM_EVENTS)
-        .await
-        .context("stream XJ_EVENTS")?;
+    let stream = bus.js.get_stream(subjects::STREAM_EVENTS).await.context("stream XJ_EVENTS")?;
     let consumer = stream
         .get_or_create_consumer(
             CONSUMER,
@@ -86,11 +82,7 @@ async fn handle(bus: &Bus, m: Message) {
 pub fn fold(record: &mut CaseRecord, ev: &Event) {
     let recipients: Vec<String> = ev.detail["recipients"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
     let at = ev.at.to_rfc3339();
     if record.opened_at.is_empty() {
@@ -103,11 +95,7 @@ pub fn fold(record: &mut CaseRecord, ev: &Event) {
             record.parties.push(p.clone());
         }
     }
-    if record
-        .messages
-        .iter()
-        .any(|m| m.id == ev.msg_id && m.sender == ev.sender)
-    {
+    if record.messages.iter().any(|m| m.id == ev.msg_id && m.sender == ev.sender) {
         return;
     }
     record.messages.push(CaseMessage {
@@ -131,24 +119,14 @@ async fn apply(cases: &kv::Store, ev: &Event) -> anyhow::Result<()> {
             Some(entry) if !entry.value.is_empty() => {
                 let mut record: CaseRecord = serde_json::from_slice(&entry.value)?;
                 fold(&mut record, ev);
-                if cases
-                    .update(&case, serde_json::to_vec(&record)?.into(), entry.revision)
-                    .await
-                    .is_ok()
-                {
+                if cases.update(&case, serde_json::to_vec(&record)?.into(), entry.revision).await.is_ok() {
                     return Ok(());
                 }
             }
             _ => {
-                let mut record = CaseRecord {
-                    case: case.clone(),
-                    ..Default::default()
-                };
+                let mut record = CaseRecord { case: case.clone(), ..Default::default() };
                 fold(&mut record, ev);
-                match cases
-                    .create(&case, serde_json::to_vec(&record)?.into())
-                    .await
-                {
+                match cases.create(&case, serde_json::to_vec(&record)?.into()).await {
                     Ok(_) => return Ok(()),
                     Err(e) if e.kind() == CreateErrorKind::AlreadyExists => continue,
                     Err(e) => return Err(e.into()),

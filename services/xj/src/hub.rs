@@ -21,20 +21,11 @@ pub enum Service {
 }
 
 impl Service {
-    pub const ALL: [Service; 4] = [
-        Service::Gateway,
-        Service::Router,
-        Service::Courier,
-        Service::Tracker,
-    ];
+    pub const ALL: [Service; 4] = [Service::Gateway, Service::Router, Service::Courier, Service::Tracker];
 }
 
 pub fn key_path(settings: &Settings) -> PathBuf {
-    settings
-        .hub
-        .signing_key_file
-        .clone()
-        .unwrap_or_else(|| settings.data.dir.join("hub_ed25519.key"))
+    settings.hub.signing_key_file.clone().unwrap_or_else(|| settings.data.dir.join("hub_ed25519.key"))
 }
 
 /// A running set of services.
@@ -69,10 +60,7 @@ impl Hub {
 
     /// Resolves when any service ends (normally only at shutdown).
     pub async fn any_ended(&mut self) -> Option<(Service, anyhow::Result<()>)> {
-        self.tasks
-            .join_next()
-            .await
-            .map(|r| r.unwrap_or((Service::Gateway, Err(anyhow::anyhow!("task panicked")))))
+        self.tasks.join_next().await.map(|r| r.unwrap_or((Service::Gateway, Err(anyhow::anyhow!("task panicked")))))
     }
 }
 
@@ -99,9 +87,7 @@ pub async fn start(
                     Some(l) => l,
                     None => TcpListener::bind(settings.http.listen)
                         .await
-                        .with_context(|| {
-                            format!("cannot listen on {} ([http] listen)", settings.http.listen)
-                        })?,
+                        .with_context(|| format!("cannot listen on {} ([http] listen)", settings.http.listen))?,
                 };
                 http_addr = Some(l.local_addr()?);
                 let schemas = Arc::new(Schemas::load()?);
@@ -112,18 +98,12 @@ pub async fn start(
                 tasks.spawn(async move { (svc, xj_router::run(settings, bus, shutdown).await) });
             }
             Service::Courier => {
-                tasks.spawn(
-                    async move { (svc, xj_courier::run(settings, bus, key, shutdown).await) },
-                );
+                tasks.spawn(async move { (svc, xj_courier::run(settings, bus, key, shutdown).await) });
             }
             Service::Tracker => {
                 tasks.spawn(async move { (svc, xj_tracker::run(settings, bus, shutdown).await) });
             }
         }
     }
-    Ok(Hub {
-        shutdown,
-        http_addr,
-        tasks,
-    })
+    Ok(Hub { shutdown, http_addr, tasks })
 }

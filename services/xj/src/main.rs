@@ -1,1 +1,239 @@
-fn main() {}
+//! `xj`: the hub's one binary (CONTRACT §6).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use xj::hub::{self, Service};
+use xj_bus::Shutdown;
+use xj_bus::embedded::{NatsServer, ServerOptions};
+use xj_config::Settings;
+
+/// The sandbox county, used by `xj up` when no configuration is given.
+const SANDBOX: &str = include_str!("../../../deploy/sandbox.toml");
+
+#[derive(Parser)]
+#[command(name = "xj", version, about = "xianjie 衔接: the enforcement-coordination hub")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Everything on one machine: embedded nats-server (when [nats] url is
+    /// absent), every service, and the sandbox departments.
+    Up {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Do not start the sandbox departmental systems and demo traffic.
+        #[arg(long)]
+        no_sandbox: bool,
+        /// Seconds between demo referrals (0: none).
+        #[arg(long, default_value_t = 5)]
+        demo_every: u64,
+    },
+    /// One service as its own process, against an existing NATS.
+    Run {
+        service: Service,
+        #[arg(long, default_value = "xianjie.toml")]
+        config: PathBuf,
+    },
+    /// Validate the configuration and rule files; every problem with file and line.
+    Check {
+        #[arg(long, default_value = "xianjie.toml")]
+        config: PathBuf,
+    },
+    /// Print where a message would go and which rule decided, without sending it.
+    Route {
+        #[arg(long)]
+        explain: bool,
+        #[arg(long, default_value = "xianjie.toml")]
+        config: PathBuf,
+        message: PathBuf,
+    },
+}
+
+fn load(path: Option<&Path>) -> anyhow::Result<Settings> {
+    match path {
+        Some(p) => Ok(xj_config::load_file(p)?),
+        None if Path::new("xianjie.toml").exists() => Ok(xj_config::load_file(Path::new("xianjie.toml"))?),
+        None => Ok(xj_config::load_str(SANDBOX, "deploy/sandbox.toml (built in)")?),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("xj: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(cli.cmd)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xj: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
+    match cmd {
+        Cmd::Up { config, no_sandbox, demo_every } => up(config, no_sandbox, demo_every).await,
+        Cmd::Run { service, config } => run_one(service, &config).await,
+        Cmd::Check { config } => Ok(check(&config)),
+        Cmd::Route { explain, config, message } => route(explain, &config, &message),
+    }
+}
+
+fn check(config: &Path) -> std::process::ExitCode {
+    match xj_config::load_file(config) {
+        Ok(s) => {
+            println!(
+                "{}: ok — {} organisations, {} matters, rule set {}",
+                config.display(),
+                s.org.len(),
+                s.matter.len(),
+                s.ruleset_version()
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            for p in e.problems() {
+                println!("{p}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn route(explain: bool, config: &Path, message: &Path) -> anyhow::Result<std::process::ExitCode> {
+    let settings = xj_config::load_file(config)?;
+    let text = std::fs::read_to_string(message).with_context(|| format!("cannot read {}", message.display()))?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", message.display()))?;
+    let schemas = xj_model::Schemas::load()?;
+    let env = match schemas.validate(&doc) {
+        Ok(v) => v.envelope,
+        Err(problems) => {
+            for p in problems {
+                println!("{}: {p}", message.display());
+            }
+            return Ok(std::process::ExitCode::FAILURE);
+        }
+    };
+    let decision = xj_router::decide(&settings, &env, None);
+    if explain {
+        println!("{}", serde_json::to_string_pretty(&decision)?);
+    } else {
+        println!("{}", decision.recipients().join(" "));
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn run_one(service: Service, config: &Path) -> anyhow::Result<std::process::ExitCode> {
+    let settings = Arc::new(xj_config::load_file(config)?);
+    init_telemetry(&settings);
+    let Some(url) = settings.nats.url.clone() else {
+        bail!("`xj run` needs [nats] url (use `xj up` for the embedded server)");
+    };
+    let shutdown = Shutdown::new();
+    let mut hub = hub::start(settings, &url, &[service], None, shutdown.clone()).await?;
+    wait_for_signal(&shutdown).await;
+    hub.join().await?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn up(config: Option<PathBuf>, no_sandbox: bool, demo_every: u64) -> anyhow::Result<std::process::ExitCode> {
+    let settings = Arc::new(load(config.as_deref())?);
+    init_telemetry(&settings);
+    let mut embedded = None;
+    let url = match &settings.nats.url {
+        Some(u) => u.clone(),
+        None => {
+            let store = settings.data.dir.join("nats");
+            let port = if std::net::TcpListener::bind("127.0.0.1:4222").is_ok() { 4222 } else { 0 };
+            let server = tokio::task::spawn_blocking(move || {
+                NatsServer::start(ServerOptions { store_dir: store, port, ..Default::default() })
+            })
+            .await??;
+            let url = server.url();
+            embedded = Some(server);
+            url
+        }
+    };
+    let shutdown = Shutdown::new();
+    let mut hub = hub::start(settings.clone(), &url, &Service::ALL, None, shutdown.clone()).await?;
+    let http = hub.http_addr.context("gateway did not start")?;
+    let base = format!("http://{http}");
+    println!("xianjie hub is up");
+    println!("  API        {base}/v1   (health: {base}/healthz)");
+    println!("  NATS       {url}{}", if embedded.is_some() { " (embedded)" } else { "" });
+    println!("  config     {}", settings.source);
+    println!("  rule set   {}", settings.ruleset_version());
+    let sandbox = if no_sandbox {
+        None
+    } else {
+        let opts = xj_sandbox::SandboxOptions {
+            gateway: base.clone(),
+            demo_every: Duration::from_secs(demo_every),
+            reply_after: Duration::from_secs(2),
+        };
+        println!("  sandbox    departments on their webhook ports; demo referral every {demo_every}s");
+        let (s, sd) = (settings.clone(), shutdown.clone());
+        Some(tokio::spawn(async move { xj_sandbox::run(s, opts, sd).await }))
+    };
+    println!("Ctrl-C stops the hub; accepted messages stay in {}.", settings.data.dir.display());
+    tokio::select! {
+        _ = wait_for_signal(&shutdown) => {}
+        ended = hub.any_ended() => {
+            if let Some((svc, Err(e))) = ended {
+                eprintln!("xj: {svc:?} failed: {e:#}");
+            }
+        }
+    }
+    shutdown.cancel();
+    let result = hub.join().await;
+    if let Some(s) = sandbox
+        && let Ok(Err(e)) = s.await
+    {
+        eprintln!("xj: sandbox: {e:#}");
+    }
+    if let Some(mut server) = embedded {
+        tokio::task::spawn_blocking(move || server.stop()).await?;
+    }
+    result?;
+    println!("xianjie hub stopped");
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn init_telemetry(settings: &Settings) {
+    let t = &settings.telemetry;
+    xj_bus::telemetry::init(t.log.as_deref(), t.log_format.as_deref() == Some("json"));
+}
+
+/// Ctrl-C or SIGTERM (or an internal cancel).
+async fn wait_for_signal(shutdown: &Shutdown) {
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+        _ = shutdown.cancelled() => {}
+    }
+    tracing::info!("shutting down: finishing work in flight");
+}

@@ -1,0 +1,166 @@
+//! One departmental system: its inbox and how it answers.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use xj_bus::Shutdown;
+use xj_bus::signing::verify_header;
+use xj_config::{Org, OrgKind};
+
+use crate::SandboxOptions;
+
+/// Departments run here only for webhooks on this machine.
+pub fn is_local(org: &Org) -> bool {
+    org.deliver
+        .webhook
+        .as_deref()
+        .is_some_and(|u| u.starts_with("http://127.0.0.1:") || u.starts_with("http://localhost:"))
+}
+
+#[derive(Default)]
+struct Inbox {
+    seen: HashSet<String>,
+    received: Vec<Value>,
+    rejected: usize,
+    duplicates: usize,
+    replies: u64,
+}
+
+#[derive(Clone)]
+pub struct Department {
+    org: Org,
+    hub_key: String,
+    http: reqwest::Client,
+    opts: SandboxOptions,
+    inbox: Arc<Mutex<Inbox>>,
+}
+
+impl Department {
+    pub fn new(org: Org, hub_key: String, http: reqwest::Client, opts: SandboxOptions) -> Self {
+        Self { org, hub_key, http, opts, inbox: Arc::default() }
+    }
+
+    fn url(&self) -> &str {
+        self.org.deliver.webhook.as_deref().unwrap_or_default()
+    }
+
+    pub async fn bind(&self) -> anyhow::Result<tokio::net::TcpListener> {
+        let rest = self.url().split_once("://").map(|x| x.1).unwrap_or_default();
+        let authority = rest.split('/').next().unwrap_or_default().replace("localhost", "127.0.0.1");
+        Ok(tokio::net::TcpListener::bind(&authority).await?)
+    }
+
+    pub async fn serve(self, listener: tokio::net::TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+        let path = self.url().split_once("://").and_then(|x| x.1.find('/').map(|i| x.1[i..].to_string()));
+        let path = path.unwrap_or_else(|| "/".into());
+        tracing::info!(org = %self.org.id, url = %self.url(), "sandbox department listening");
+        let app = Router::new()
+            .route(&path, post(receive))
+            .route(if path == "/" { "/received" } else { "/" }, get(list))
+            .with_state(self);
+        axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inbox> {
+        self.inbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How this kind of organisation answers what it received.
+    async fn answer(&self, msg: Value) {
+        let kind = msg["type"].as_str().unwrap_or_default();
+        let reply = match (self.org.kind, kind) {
+            (k, "clue_referral" | "case_referral") if k.is_enforcement() => {
+                let n = {
+                    let mut g = self.lock();
+                    g.replies += 1;
+                    g.replies
+                };
+                Some(json!({
+                    "type": "referral_reply",
+                    "body": {
+                        "decision": "accepted",
+                        "case_no": format!("{}-2026-{n:04}", self.org.id),
+                        "letter_doc_no": msg["body"]["doc_no"],
+                        "received": { "volumes": 1, "pages": 12, "items": msg["body"]["seized_items"].as_array().map_or(0, |a| a.len()) },
+                    }
+                }))
+            }
+            _ => None,
+        };
+        let Some(mut reply) = reply else { return };
+        tokio::time::sleep(self.opts.reply_after).await;
+        let id = format!("{}-R-{}", self.org.id, msg["id"].as_str().unwrap_or_default());
+        reply["id"] = id.clone().into();
+        reply["sender"] = self.org.id.clone().into();
+        reply["reply_to"] = msg["id"].clone();
+        reply["case"] = msg["case"].clone();
+        reply["sent_at"] = chrono::Local::now().to_rfc3339().into();
+        reply["classification"] = "internal".into();
+        let res = self
+            .http
+            .post(format!("{}/v1/messages", self.opts.gateway))
+            .bearer_auth(&self.org.secret)
+            .json(&reply)
+            .send()
+            .await;
+        match res {
+            Ok(r) if r.status().is_success() => {
+                tracing::info!(org = %self.org.id, %id, "sandbox replied")
+            }
+            Ok(r) => {
+                let status = r.status();
+                let body = r.text().await.unwrap_or_default();
+                tracing::warn!(org = %self.org.id, %status, %body, "sandbox reply refused")
+            }
+            Err(e) => tracing::warn!(org = %self.org.id, error = %e, "sandbox reply failed"),
+        }
+    }
+}
+
+async fn receive(State(dept): State<Department>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let sig = headers.get("xj-signature").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if let Err(e) = verify_header(&dept.hub_key, sig, &body) {
+        tracing::warn!(org = %dept.org.id, error = %e, "sandbox rejected an unsigned or forged delivery");
+        dept.lock().rejected += 1;
+        return StatusCode::UNAUTHORIZED;
+    }
+    let id = headers.get("xj-message-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let Ok(msg) = serde_json::from_slice::<Value>(&body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    {
+        let mut g = dept.lock();
+        if !g.seen.insert(id) {
+            g.duplicates += 1;
+            return StatusCode::OK;
+        }
+        g.received.push(msg.clone());
+        if g.received.len() > 500 {
+            g.received.remove(0);
+        }
+    }
+    if dept.org.kind != OrgKind::CoordinationOffice {
+        let d = dept.clone();
+        tokio::spawn(async move { d.answer(msg).await });
+    }
+    StatusCode::OK
+}
+
+async fn list(State(dept): State<Department>) -> axum::Json<Value> {
+    let g = dept.lock();
+    axum::Json(json!({
+        "org": dept.org.id,
+        "name": dept.org.name,
+        "received": g.received.len(),
+        "duplicates": g.duplicates,
+        "rejected_signatures": g.rejected,
+        "messages": g.received.iter().rev().take(50).collect::<Vec<_>>(),
+    }))
+}
