@@ -60,7 +60,23 @@ pub async fn accept(
             "sender {sender:?} is not the organisation this token belongs to ({org:?})"
         )));
     }
-    let env = state.schemas.validate(&doc).map_err(ApiError::Invalid)?.envelope;
+    let env = match state.schemas.validate(&doc) {
+        Ok(v) => v.envelope,
+        Err(mut problems) => {
+            // Every problem at once (CONTRACT §3): the configuration checks
+            // too, whenever the envelope can be read at all.
+            if let Ok(env) = serde_json::from_value::<Envelope>(doc.clone())
+                && let Err(ApiError::Invalid(more)) = edge_checks(state, &env)
+            {
+                for p in more {
+                    if !problems.iter().any(|q| q.pointer == p.pointer) {
+                        problems.push(p);
+                    }
+                }
+            }
+            return Err(ApiError::Invalid(problems));
+        }
+    };
     edge_checks(state, &env)?;
 
     let digest = content_digest(&doc);

@@ -174,10 +174,7 @@ fn collect(validator: &Validator, instance: &Value, prefix: &str) -> Vec<Problem
 /// True when one pointer is the other or lies inside it.
 fn overlaps(a: &str, b: &str) -> bool {
     let inside = |outer: &str, inner: &str| {
-        inner == outer
-            || inner
-                .strip_prefix(outer)
-                .is_some_and(|rest| rest.starts_with('/'))
+        inner == outer || inner.strip_prefix(outer).is_some_and(|rest| rest.starts_with('/'))
     };
     inside(a, b) || inside(b, a)
 }

@@ -25,9 +25,7 @@ pub fn total_deliveries(hub: &TestHub) -> usize {
 pub async fn delivered(hub: &TestHub, org: &str, id: &str) -> anyhow::Result<Delivery> {
     let r = hub.receiver(org);
     eventually(WAIT, &format!("{id} at {org}"), || async {
-        r.deliveries()
-            .into_iter()
-            .find(|d| d.header("xj-message-id") == Some(id))
+        r.deliveries().into_iter().find(|d| d.header("xj-message-id") == Some(id))
     })
     .await
 }
@@ -36,11 +34,7 @@ pub async fn delivered(hub: &TestHub, org: &str, id: &str) -> anyhow::Result<Del
 pub fn pointers(err: &Value) -> Vec<String> {
     err["details"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|d| d["pointer"].as_str().map(str::to_owned))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|d| d["pointer"].as_str().map(str::to_owned)).collect())
         .unwrap_or_default()
 }
 
@@ -48,10 +42,7 @@ pub fn pointers(err: &Value) -> Vec<String> {
 pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
     assert_eq!(status, want_status, "unexpected answer: {body}");
     assert_eq!(body["error"], want_code, "{body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "error without a message: {body}"
-    );
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "error without a message: {body}");
     assert!(body["details"].is_array(), "error without details: {body}");
 }
 
@@ -61,10 +52,7 @@ pub async fn hub_key(hub: &TestHub) -> anyhow::Result<(String, String)> {
     assert_eq!(status, 200, "{keys}");
     let key = &keys["keys"][0];
     assert_eq!(key["alg"], "Ed25519", "{keys}");
-    Ok((
-        key["kid"].as_str().unwrap_or_default().to_owned(),
-        key["public_key"].as_str().unwrap_or_default().to_owned(),
-    ))
+    Ok((key["kid"].as_str().unwrap_or_default().to_owned(), key["public_key"].as_str().unwrap_or_default().to_owned()))
 }
 
 /// Checks the CONTRACT §4 headers of a webhook delivery against the receipt
@@ -74,9 +62,7 @@ pub fn assert_delivery(d: &Delivery, receipt: &Value, kid: &str, public_key: &st
     assert_eq!(d.header("xj-message-id"), Some(id));
     assert_eq!(d.header("xj-case"), receipt["case"].as_str());
     assert!(
-        d.header("xj-delivery-attempt")
-            .and_then(|a| a.parse::<u32>().ok())
-            .is_some_and(|a| a >= 1),
+        d.header("xj-delivery-attempt").and_then(|a| a.parse::<u32>().ok()).is_some_and(|a| a >= 1),
         "attempt header: {:?}",
         d.header("xj-delivery-attempt")
     );
@@ -87,10 +73,7 @@ pub fn assert_delivery(d: &Delivery, receipt: &Value, kid: &str, public_key: &st
     assert_eq!(parts.len(), 4, "traceparent {tp:?}");
     assert_eq!(parts[1], trace_id, "traceparent {tp:?} continues the trace");
     let sig = d.header("xj-signature").unwrap_or_default();
-    assert!(
-        sig.split(',').any(|p| p.trim() == format!("keyid={kid}")),
-        "signature header {sig:?} names key {kid}"
-    );
+    assert!(sig.split(',').any(|p| p.trim() == format!("keyid={kid}")), "signature header {sig:?} names key {kid}");
     xj_bus::signing::verify_header(public_key, sig, &d.body)
         .unwrap_or_else(|e| panic!("Xj-Signature does not verify: {e}"));
     // The body is the canonical message with the hub's case filled in.
@@ -99,13 +82,7 @@ pub fn assert_delivery(d: &Delivery, receipt: &Value, kid: &str, public_key: &st
 }
 
 /// A referral reply answering `reply_to`; `reason` omitted when `None`.
-pub fn sample_reply(
-    id: &str,
-    sender: &str,
-    reply_to: &str,
-    decision: &str,
-    reason: Option<&str>,
-) -> Value {
+pub fn sample_reply(id: &str, sender: &str, reply_to: &str, decision: &str, reason: Option<&str>) -> Value {
     let mut body = json!({
         "decision": decision,
         "case_no": "东关综执立〔2026〕3号",
@@ -136,11 +113,7 @@ pub async fn trace(hub: &TestHub, id: &str, token: &str) -> anyhow::Result<(u16,
 pub fn steps(trace: &Value) -> Vec<String> {
     trace["hops"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|h| h["step"].as_str().map(str::to_owned))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|h| h["step"].as_str().map(str::to_owned)).collect())
         .unwrap_or_default()
 }
 
@@ -159,28 +132,16 @@ pub async fn wait_for_step(hub: &TestHub, id: &str, step: &str) -> anyhow::Resul
 pub fn routing_hop(trace: &Value) -> Value {
     trace["hops"]
         .as_array()
-        .and_then(|a| {
-            a.iter()
-                .find(|h| h["step"] == "routed" || h["step"] == "unplaced")
-                .cloned()
-        })
+        .and_then(|a| a.iter().find(|h| h["step"] == "routed" || h["step"] == "unplaced").cloned())
         .unwrap_or(Value::Null)
 }
 
 /// Waits until the operator sees `case` with at least `messages` messages.
 pub async fn wait_for_case(hub: &TestHub, case: &str, messages: usize) -> anyhow::Result<Value> {
     let op = hub.operator_token();
-    eventually(
-        WAIT,
-        &format!("case {case} with {messages} message(s)"),
-        || async {
-            let (status, c) = hub.get(&format!("/v1/cases/{case}"), &op).await.ok()?;
-            (status == 200
-                && c["messages"]
-                    .as_array()
-                    .is_some_and(|m| m.len() >= messages))
-            .then_some(c)
-        },
-    )
+    eventually(WAIT, &format!("case {case} with {messages} message(s)"), || async {
+        let (status, c) = hub.get(&format!("/v1/cases/{case}"), &op).await.ok()?;
+        (status == 200 && c["messages"].as_array().is_some_and(|m| m.len() >= messages)).then_some(c)
+    })
     .await
 }

@@ -7,18 +7,12 @@ use serde_json::{Value, json};
 use xj_testkit::{TestHub, sample_clue};
 
 use crate::common::{
-    WAIT, assert_delivery, delivered, hub_key, routing_hop, total_deliveries, total_hits,
-    wait_for_case, wait_for_step,
+    WAIT, assert_delivery, delivered, hub_key, routing_hop, total_deliveries, total_hits, wait_for_case, wait_for_step,
 };
 
 /// Submits `msg` as its sender, waits until each org in `to` has it, and
 /// checks the routing decision recorded in the trace. Returns the receipt.
-async fn expect_route(
-    hub: &TestHub,
-    msg: &Value,
-    to: &[&str],
-    rule: &str,
-) -> anyhow::Result<Value> {
+async fn expect_route(hub: &TestHub, msg: &Value, to: &[&str], rule: &str) -> anyhow::Result<Value> {
     let sender = msg["sender"].as_str().unwrap_or_default();
     let id = msg["id"].as_str().unwrap_or_default();
     let (status, receipt) = hub.submit(sender, msg).await?;
@@ -28,26 +22,14 @@ async fn expect_route(
         let d = delivered(hub, org, id).await?;
         assert_delivery(&d, &receipt, &kid, &pk);
     }
-    let step = if rule == "jurisdiction-question" {
-        "unplaced"
-    } else {
-        "routed"
-    };
+    let step = if rule == "jurisdiction-question" { "unplaced" } else { "routed" };
     let trace = wait_for_step(hub, id, step).await?;
     let hop = routing_hop(&trace);
     assert_eq!(hop["detail"]["rule"], rule, "{id}: {hop}");
-    assert_eq!(
-        hop["detail"]["rule_version"],
-        hub.settings.ruleset_version(),
-        "{hop}"
-    );
+    assert_eq!(hop["detail"]["rule_version"], hub.settings.ruleset_version(), "{hop}");
     let mut recipients: Vec<String> = hop["detail"]["recipients"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
     recipients.sort();
     let mut want: Vec<String> = to.iter().map(|s| s.to_string()).collect();
@@ -61,22 +43,10 @@ async fn devolved_matter_goes_to_the_town_that_holds_the_power() -> anyhow::Resu
     let hub = TestHub::start("").await?;
     // FOOD-STALL is devolved to 990101101 (东关) only.
     let in_dg = sample_clue("R-FS-DG", "qh-market", "FOOD-STALL", "990101101");
-    expect_route(
-        &hub,
-        &in_dg,
-        &["qh-town-dg"],
-        "matter:FOOD-STALL/devolved:990101101",
-    )
-    .await?;
+    expect_route(&hub, &in_dg, &["qh-town-dg"], "matter:FOOD-STALL/devolved:990101101").await?;
     // The same matter in the other town stays with the county bureau.
     let in_xs = sample_clue("R-FS-XS", "qh-town-xs", "FOOD-STALL", "990101102");
-    expect_route(
-        &hub,
-        &in_xs,
-        &["qh-market"],
-        "matter:FOOD-STALL/competent:market_regulation",
-    )
-    .await?;
+    expect_route(&hub, &in_xs, &["qh-market"], "matter:FOOD-STALL/competent:market_regulation").await?;
     assert_eq!(total_deliveries(&hub), 2);
     assert_eq!(total_hits(&hub), 2, "no stray or repeated delivery");
     Ok(())
@@ -88,29 +58,11 @@ async fn waste_dumping_goes_to_whichever_town_it_happened_in() -> anyhow::Result
     // WASTE-DUMP is devolved to both towns; at county level it is the
     // ecology bureau's.
     let dg = sample_clue("R-WD-DG", "qh-market", "WASTE-DUMP", "990101101");
-    expect_route(
-        &hub,
-        &dg,
-        &["qh-town-dg"],
-        "matter:WASTE-DUMP/devolved:990101101",
-    )
-    .await?;
+    expect_route(&hub, &dg, &["qh-town-dg"], "matter:WASTE-DUMP/devolved:990101101").await?;
     let xs = sample_clue("R-WD-XS", "qh-market", "WASTE-DUMP", "990101102");
-    expect_route(
-        &hub,
-        &xs,
-        &["qh-town-xs"],
-        "matter:WASTE-DUMP/devolved:990101102",
-    )
-    .await?;
+    expect_route(&hub, &xs, &["qh-town-xs"], "matter:WASTE-DUMP/devolved:990101102").await?;
     let county = sample_clue("R-WD-CTY", "qh-market", "WASTE-DUMP", "990101");
-    expect_route(
-        &hub,
-        &county,
-        &["qh-eco"],
-        "matter:WASTE-DUMP/competent:ecology_environment",
-    )
-    .await?;
+    expect_route(&hub, &county, &["qh-eco"], "matter:WASTE-DUMP/competent:ecology_environment").await?;
     assert_eq!(total_hits(&hub), 3);
     Ok(())
 }
@@ -120,21 +72,9 @@ async fn a_matter_not_devolved_goes_to_the_competent_bureau() -> anyhow::Result<
     let hub = TestHub::start("").await?;
     // Found in a town, but PRODUCT-FAKE is devolved nowhere.
     let msg = sample_clue("R-PF-1", "qh-town-dg", "PRODUCT-FAKE", "990101101");
-    expect_route(
-        &hub,
-        &msg,
-        &["qh-market"],
-        "matter:PRODUCT-FAKE/competent:market_regulation",
-    )
-    .await?;
+    expect_route(&hub, &msg, &["qh-market"], "matter:PRODUCT-FAKE/competent:market_regulation").await?;
     let from_eco = sample_clue("R-PF-2", "qh-eco", "PRODUCT-FAKE", "990101");
-    expect_route(
-        &hub,
-        &from_eco,
-        &["qh-market"],
-        "matter:PRODUCT-FAKE/competent:market_regulation",
-    )
-    .await?;
+    expect_route(&hub, &from_eco, &["qh-market"], "matter:PRODUCT-FAKE/competent:market_regulation").await?;
     assert_eq!(total_hits(&hub), 2);
     Ok(())
 }
@@ -152,17 +92,8 @@ async fn the_competent_sender_raises_a_jurisdiction_question() -> anyhow::Result
     // The case exists and the office is a party to it.
     let case = receipt["case"].as_str().unwrap_or_default();
     let record = wait_for_case(&hub, case, 1).await?;
-    assert!(
-        record["parties"]
-            .as_array()
-            .is_some_and(|p| p.contains(&json!("qh-coord"))),
-        "{record}"
-    );
-    assert_eq!(
-        hub.receiver("qh-market").hits(),
-        0,
-        "not sent back to the sender"
-    );
+    assert!(record["parties"].as_array().is_some_and(|p| p.contains(&json!("qh-coord"))), "{record}");
+    assert_eq!(hub.receiver("qh-market").hits(), 0, "not sent back to the sender");
     assert_eq!(total_hits(&hub), 1);
     Ok(())
 }
@@ -203,12 +134,7 @@ async fn a_delivery_is_signed_and_continues_the_callers_trace() -> anyhow::Resul
     let receipt: Value = r.json().await?;
     assert_eq!(receipt["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(receipt["id"], "R-SIG-1");
-    assert!(
-        receipt["case"]
-            .as_str()
-            .is_some_and(|c| c.starts_with("XJ-")),
-        "{receipt}"
-    );
+    assert!(receipt["case"].as_str().is_some_and(|c| c.starts_with("XJ-")), "{receipt}");
     assert!(receipt["accepted_at"].is_string(), "{receipt}");
 
     let got = hub.receiver("qh-town-dg").wait_for(1, WAIT).await?;
@@ -216,14 +142,8 @@ async fn a_delivery_is_signed_and_continues_the_callers_trace() -> anyhow::Resul
     assert_delivery(d, &receipt, &kid, &pk);
     assert_eq!(d.header("xj-delivery-attempt"), Some("1"));
     let tp = d.header("traceparent").unwrap_or_default();
-    assert!(
-        tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
-        "{tp}"
-    );
-    assert!(
-        !tp.contains("00f067aa0ba902b7"),
-        "each hop has its own span: {tp}"
-    );
+    assert!(tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{tp}");
+    assert!(!tp.contains("00f067aa0ba902b7"), "each hop has its own span: {tp}");
     // The signature covers the exact body: one changed byte breaks it.
     let mut tampered = d.body.to_vec();
     let last = tampered.len() - 2;
