@@ -10,6 +10,7 @@ mod auth;
 mod cases;
 mod error;
 mod hash;
+mod intake;
 mod state;
 mod submit;
 mod trace;
@@ -47,6 +48,8 @@ pub fn app(state: GatewayState) -> Router {
 pub async fn run(state: GatewayState, listener: TcpListener, shutdown: xj_bus::Shutdown) -> anyhow::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, "gateway listening");
+    let intake = tokio::spawn(intake::run(state.clone(), shutdown.clone()));
     axum::serve(listener, app(state)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
+    intake.await??;
     Ok(())
 }

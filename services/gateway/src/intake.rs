@@ -1,0 +1,94 @@
+//! NATS intake: organisations with `deliver = { nats = true }` publish
+//! canonical messages on `xj.in.<org>` (CONTRACT §4). They pass through the
+//! same [`accept`] as HTTP submissions; the answer — receipt or error, the
+//! same JSON as the HTTP body — is published on the org's own `xj.out.<org>`
+//! with header `Xj-Answer` = the HTTP status it would have had.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::HeaderMap;
+use async_nats::jetstream::consumer::{AckPolicy, pull};
+use async_nats::jetstream::{AckKind, Message};
+use futures::StreamExt;
+use xj_bus::{Shutdown, headers as h, subjects};
+
+use crate::accept::accept;
+use crate::error::ApiError;
+use crate::state::GatewayState;
+
+const CONSUMER: &str = "intake";
+
+pub async fn run(state: GatewayState, shutdown: Shutdown) -> anyhow::Result<()> {
+    let stream = state.bus.js.get_stream(subjects::STREAM_IN).await.context("stream XJ_IN")?;
+    let consumer = stream
+        .get_or_create_consumer(
+            CONSUMER,
+            pull::Config {
+                durable_name: Some(CONSUMER.into()),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(30),
+                ..Default::default()
+            },
+        )
+        .await
+        .context("intake consumer")?;
+    let messages = consumer.messages().await.context("intake pull")?;
+    messages
+        .take_until(shutdown.cancelled_owned())
+        .for_each_concurrent(64, |m| {
+            let state = state.clone();
+            async move {
+                match m {
+                    Ok(m) => handle(&state, m).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "intake pull failed");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        })
+        .await;
+    Ok(())
+}
+
+async fn handle(state: &GatewayState, m: Message) {
+    let org = m.subject.as_str().trim_start_matches("xj.in.").to_string();
+    if state.settings.org(&org).is_none_or(|o| !o.deliver.nats) {
+        tracing::warn!(%org, "message on xj.in from an organisation not configured for NATS; dropped by policy");
+        let _ = m.ack_with(AckKind::Term).await;
+        return;
+    }
+    let tp = h::get(m.headers.as_ref(), h::TRACEPARENT);
+    let (status, body, id) = match accept(state, &org, &m.payload, tp).await {
+        Ok((status, receipt)) => (status.as_u16(), serde_json::to_vec(&receipt).unwrap_or_default(), receipt.id),
+        Err(ApiError::Unavailable(reason)) => {
+            tracing::warn!(%org, %reason, "intake: bus unavailable, will retry");
+            let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+            return;
+        }
+        Err(e) => {
+            let id = serde_json::from_slice::<serde_json::Value>(&m.payload)
+                .ok()
+                .and_then(|v| v["id"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            (e.status().as_u16(), serde_json::to_vec(&e.body()).unwrap_or_default(), id)
+        }
+    };
+    let mut hdr = HeaderMap::new();
+    hdr.insert("Xj-Answer", status.to_string().as_str());
+    hdr.insert(h::MESSAGE_ID, id.as_str());
+    hdr.insert(h::SIGNATURE, state.key.sign_header(&body).as_str());
+    let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+    hdr.insert(h::NATS_MSG_ID, format!("answer:{org}:{seq}").as_str());
+    let res = async { state.bus.js.publish_with_headers(subjects::outbox(&org), hdr, body.into()).await?.await }.await;
+    match res {
+        Ok(_) => {
+            let _ = m.double_ack().await;
+        }
+        Err(e) => {
+            tracing::warn!(%org, error = %e, "intake answer not stored; will retry");
+            let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The `xj` binary as an operator uses it: check, route --explain, up.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn xj() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_xj"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn check_accepts_the_sandbox_county() {
+    let out = xj().args(["check", "--config"]).arg(repo().join("deploy/sandbox.toml")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("ok") && text.contains("11 organisations"), "{text}");
+}
+
+#[test]
+fn check_names_file_line_and_key_of_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.toml");
+    let text = r#"[operator]
+token = "operator-token-0123456789"
+
+[[org]]
+id = "a-bureau"
+name = "A"
+kind = "market_regulation"
+region = "990101"
+token = "token-a-0123456789"
+deliver = { webhook = "http://127.0.0.1:1/in" }
+
+[[org]]
+id = "a-bureau"
+name = "B"
+kind = "town_government"
+region = "99010"
+token = "token-b-0123456789"
+deliver = { webhook = "http://127.0.0.1:1/in" }
+
+[[matter]]
+code = "X"
+name = "x"
+competent = "market_regulation"
+devolved_to = ["990101999"]
+"#;
+    std::fs::write(&path, text).unwrap();
+    let out = xj().args(["check", "--config"]).arg(&path).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    let p = path.display().to_string();
+    for expected in [
+        format!("{p}:13: org[1].id: duplicate organisation id"),
+        format!("{p}:16: org[1].region:"),
+        format!("{p}:24: matter[0].devolved_to[0]: matter X: no town government"),
+        format!("{p}: org: no coordination_office organisation"),
+    ] {
+        assert!(stdout.contains(&expected), "missing {expected:?} in:\n{stdout}");
+    }
+}
+
+#[test]
+fn route_explain_names_the_rule_and_version() {
+    let out = xj()
+        .args(["route", "--explain", "--config"])
+        .arg(repo().join("deploy/sandbox.toml"))
+        .arg(repo().join("schemas/examples/clue_referral.json"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["rule"], "matter:FOOD-STALL/devolved:990101101");
+    assert_eq!(v["targets"][0]["org"], "qh-town-dg");
+    assert!(v["version"].as_str().unwrap().starts_with("m-"));
+}
+
+#[test]
+fn examples_pass_the_schemas() {
+    let schemas = xj_model::Schemas::load().unwrap();
+    for entry in std::fs::read_dir(repo().join("schemas/examples")).unwrap() {
+        let path = entry.unwrap().path();
+        let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        if let Err(p) = schemas.validate(&doc) {
+            panic!("{}: {p:?}", path.display());
+        }
+    }
+}
+
+fn get(url: &str) -> Option<String> {
+    let out = Command::new("curl").args(["-s", "-f", "-m", "2", url]).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The README's run command, on free ports: health answers, a demo referral
+/// reaches a sandbox department and is answered, SIGTERM stops it cleanly.
+#[test]
+fn up_runs_the_sandbox_county_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = xj_bus::embedded::free_port;
+    let http = free();
+    let mut cfg = std::fs::read_to_string(repo().join("deploy/sandbox.toml")).unwrap();
+    cfg = cfg.replace("127.0.0.1:8080", &format!("127.0.0.1:{http}"));
+    let mut ports = Vec::new();
+    for old in 9101..=9111 {
+        let new = free();
+        cfg = cfg.replace(&format!("127.0.0.1:{old}/"), &format!("127.0.0.1:{new}/"));
+        ports.push(new);
+    }
+    cfg = cfg.replace("dir = \"./data\"", &format!("dir = \"{}\"", dir.path().join("data").display()));
+    let path = dir.path().join("xianjie.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let mut child = xj()
+        .args(["up", "--demo-every", "1", "--config"])
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let health = loop {
+        if let Some(h) = get(&format!("http://127.0.0.1:{http}/healthz")) {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "no /healthz");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(health.contains("\"ok\""), "{health}");
+    // The first demo referral goes from the environment bureau to 东关镇
+    // (ports[3]); the town answers, which reaches the bureau (ports[1]).
+    let town = format!("http://127.0.0.1:{}/", ports[3]);
+    let eco = format!("http://127.0.0.1:{}/", ports[1]);
+    loop {
+        let t = get(&town).unwrap_or_default();
+        let e = get(&eco).unwrap_or_default();
+        if t.contains("FOOD-STALL") && e.contains("referral_reply") {
+            assert!(t.contains("\"rejected_signatures\":0"), "{t}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no demo traffic: town {t} eco {e}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline + Duration::from_secs(30), "xj up did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(status.success(), "{status}: {out}");
+    assert!(out.contains("xianjie hub stopped"), "{out}");
+}
