@@ -246,10 +246,15 @@ async fn publish(state: &GatewayState, doc: &Value, env: &Envelope, claim: &Clai
         span_id: trace.span_id_hex(),
         detail: serde_json::json!({ "accepted_at": claim.receipt.accepted_at, "reply_to": env.reply_to }),
     };
+    // A repeat publishes again (see above); the event carries the same kind
+    // of deduplication id as the message, so the trace shows one acceptance.
+    let mut ev_hdr = HeaderMap::new();
+    ev_hdr.insert(h::NATS_MSG_ID, format!("evt:{}:{}:accepted", env.sender, env.id).as_str());
+    let ev_payload = serde_json::to_vec(&ev).map_err(|e| ApiError::Internal(e.to_string()))?;
     let js = &state.bus.js;
     let (main, event) = tokio::join!(
         async { js.publish_with_headers(subjects::accepted(&env.sender), hdr, payload.into()).await?.await },
-        events::publish(js, &ev),
+        async { js.publish_with_headers(ev.subject(), ev_hdr, ev_payload.into()).await?.await },
     );
     main.map_err(unavailable)?;
     if let Err(e) = event {

@@ -5,4 +5,5 @@
 mod backbone;
 mod common;
 mod gateway_status;
+mod idempotency;
 mod routing;

@@ -1,0 +1,153 @@
+//! Idempotency (CONTRACT §3): a message id is claimed once per sender; an
+//! exact repeat, however the JSON text is laid out, gets the first receipt
+//! with 200 and is not delivered again; other content under a used id is a
+//! 409; a refused submission does not use its id up.
+
+use serde_json::{Value, json};
+use xj_testkit::{TestHub, sample_clue};
+
+use crate::common::{WAIT, assert_error, delivered, steps, total_hits, wait_for_step};
+
+/// The same JSON value as text with every object's keys in reverse order
+/// and generous whitespace.
+fn relaid(v: &Value) -> String {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            keys.reverse();
+            let items: Vec<String> =
+                keys.iter().map(|k| format!("\n\t{} :  {}", Value::String((*k).clone()), relaid(&map[*k]))).collect();
+            format!("{{ {} \n}}", items.join(" ,"))
+        }
+        Value::Array(a) => format!("[ {} ]", a.iter().map(relaid).collect::<Vec<_>>().join(" , ")),
+        other => other.to_string(),
+    }
+}
+
+async fn post_text(hub: &TestHub, org: &str, text: String) -> anyhow::Result<(u16, Value)> {
+    hub.post_raw(&format!("Bearer {}", hub.token(org)), text.into_bytes()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exact_repeat_gets_the_first_receipt_and_no_second_delivery() -> anyhow::Result<()> {
+    let hub = TestHub::start("").await?;
+    let msg = sample_clue("I-1", "qh-market", "FOOD-STALL", "990101101");
+    let (s, first) = hub.submit("qh-market", &msg).await?;
+    assert_eq!(s, 202, "{first}");
+    delivered(&hub, "qh-town-dg", "I-1").await?;
+
+    // Byte for byte the same.
+    let (s, again) = hub.submit("qh-market", &msg).await?;
+    assert_eq!((s, &again), (200, &first));
+    // Same message, keys in another order, other whitespace.
+    let text = relaid(&msg);
+    assert_ne!(text.as_bytes(), serde_json::to_vec(&msg)?.as_slice());
+    let (s, again) = post_text(&hub, "qh-market", text).await?;
+    assert_eq!((s, &again), (200, &first));
+
+    // Other content under the same id: 409, whatever changed.
+    let mut other = msg.clone();
+    other["body"]["cause"] = "涉嫌无照经营".into();
+    let (s, b) = hub.submit("qh-market", &other).await?;
+    assert_error(s, &b, 409, "conflict");
+    let mut other = msg.clone();
+    other["body"]["facts"]["sales_amount"] = json!(1201);
+    let (s, b) = hub.submit("qh-market", &other).await?;
+    assert_error(s, &b, 409, "conflict");
+    // The first receipt still stands.
+    let (s, again) = hub.submit("qh-market", &msg).await?;
+    assert_eq!((s, &again), (200, &first));
+
+    // Positive control: a new message to the same town arrives, and the
+    // town has had exactly two requests, no duplicate.
+    let (s, b) = hub.submit("qh-market", &sample_clue("I-2", "qh-market", "FOOD-STALL", "990101101")).await?;
+    assert_eq!(s, 202, "{b}");
+    delivered(&hub, "qh-town-dg", "I-2").await?;
+    let town = hub.receiver("qh-town-dg");
+    assert_eq!(town.hits(), 2);
+    assert_eq!(town.duplicates(), 0);
+    assert_eq!(total_hits(&hub), 2);
+
+    // The message was accepted and routed once.
+    let t = wait_for_step(&hub, "I-1", "delivered").await?;
+    let steps = steps(&t);
+    for step in ["accepted", "routed", "delivered"] {
+        assert_eq!(steps.iter().filter(|s| *s == step).count(), 1, "one {step:?} hop in {steps:?}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_repeats_get_one_receipt() -> anyhow::Result<()> {
+    let hub = TestHub::start("").await?;
+    let msg = sample_clue("I-RACE-1", "qh-market", "FOOD-STALL", "990101101");
+    let answers = futures::future::join_all((0..8).map(|_| hub.submit("qh-market", &msg)))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    let created: Vec<&Value> = answers.iter().filter(|(s, _)| *s == 202).map(|(_, b)| b).collect();
+    assert_eq!(created.len(), 1, "exactly one 202: {answers:?}");
+    for (s, b) in &answers {
+        assert!(*s == 202 || *s == 200, "{s} {b}");
+        assert_eq!(b, created[0], "every answer is the first receipt");
+    }
+    delivered(&hub, "qh-town-dg", "I-RACE-1").await?;
+    let (s, b) = hub.submit("qh-market", &sample_clue("I-RACE-2", "qh-market", "FOOD-STALL", "990101101")).await?;
+    assert_eq!(s, 202, "{b}");
+    delivered(&hub, "qh-town-dg", "I-RACE-2").await?;
+    assert_eq!(total_hits(&hub), 2, "the repeats were not delivered");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_are_per_sender_and_refusals_do_not_use_them_up() -> anyhow::Result<()> {
+    let hub = TestHub::start("").await?;
+    // A refused message does not claim its id...
+    let mut bad = sample_clue("SAME-1", "qh-market", "FOOD-STALL", "990101101");
+    bad["body"].as_object_mut().unwrap().remove("party");
+    let (s, b) = hub.submit("qh-market", &bad).await?;
+    assert_error(s, &b, 422, "invalid");
+    // ...so the corrected one is new.
+    let good = sample_clue("SAME-1", "qh-market", "FOOD-STALL", "990101101");
+    let (s, market) = hub.submit("qh-market", &good).await?;
+    assert_eq!(s, 202, "{market}");
+    // Another organisation may use the same id for its own message.
+    let eco = sample_clue("SAME-1", "qh-eco", "WASTE-DUMP", "990101102");
+    let (s, eco_receipt) = hub.submit("qh-eco", &eco).await?;
+    assert_eq!(s, 202, "{eco_receipt}");
+    assert_ne!(market["case"], eco_receipt["case"], "two messages, two cases");
+
+    let to_dg = delivered(&hub, "qh-town-dg", "SAME-1").await?;
+    let to_xs = delivered(&hub, "qh-town-xs", "SAME-1").await?;
+    assert_eq!(to_dg.json["sender"], "qh-market");
+    assert_eq!(to_dg.header("xj-case"), market["case"].as_str());
+    assert_eq!(to_xs.json["sender"], "qh-eco");
+    assert_eq!(to_xs.header("xj-case"), eco_receipt["case"].as_str());
+    assert_eq!(total_hits(&hub), 2);
+    Ok(())
+}
+
+#[test]
+fn relaid_text_is_the_same_value() {
+    let v = sample_clue("X", "qh-market", "FOOD-STALL", "990101101");
+    assert_eq!(serde_json::from_str::<Value>(&relaid(&v)).unwrap(), v);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeat_while_the_first_is_in_flight_is_not_delivered_twice() -> anyhow::Result<()> {
+    // Guards the window between the claim and the routed copy: a repeat
+    // sent while the first copy is still on its way is not delivered twice.
+    let hub = TestHub::start("").await?;
+    let msg = sample_clue("I-W-1", "qh-market", "FOOD-STALL", "990101101");
+    let (s, first) = hub.submit("qh-market", &msg).await?;
+    assert_eq!(s, 202, "{first}");
+    let (s, again) = hub.submit("qh-market", &msg).await?;
+    assert_eq!((s, &again), (200, &first));
+    hub.receiver("qh-town-dg").wait_for(1, WAIT).await?;
+    let (s, b) = hub.submit("qh-market", &sample_clue("I-W-2", "qh-market", "FOOD-STALL", "990101101")).await?;
+    assert_eq!(s, 202, "{b}");
+    delivered(&hub, "qh-town-dg", "I-W-2").await?;
+    assert_eq!(hub.receiver("qh-town-dg").hits(), 2);
+    Ok(())
+}
