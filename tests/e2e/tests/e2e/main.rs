@@ -6,4 +6,5 @@ mod backbone;
 mod common;
 mod gateway_status;
 mod idempotency;
+mod nats_org;
 mod routing;
