@@ -6,5 +6,6 @@ mod backbone;
 mod common;
 mod gateway_status;
 mod idempotency;
+mod replies;
 mod nats_org;
 mod routing;

@@ -1,0 +1,175 @@
+//! The reply path: a referral reply or outcome names the message it answers
+//! (`reply_to`) and no recipient; the hub sends it back to the original
+//! sender on the same case. A reply must answer something the replier
+//! actually received, and a refusal needs its reason.
+
+use serde_json::{Value, json};
+use xj_testkit::{TestHub, sample_clue};
+
+use crate::common::{
+    WAIT, assert_delivery, assert_error, delivered, hub_key, pointers, routing_hop, sample_reply, total_hits,
+    wait_for_case, wait_for_step,
+};
+
+/// Market refers a food stall in 东关 to the town; returns the receipt once
+/// the town has it.
+async fn refer_to_town(hub: &TestHub, id: &str) -> anyhow::Result<Value> {
+    let (s, receipt) = hub.submit("qh-market", &sample_clue(id, "qh-market", "FOOD-STALL", "990101101")).await?;
+    assert_eq!(s, 202, "{receipt}");
+    delivered(hub, "qh-town-dg", id).await?;
+    Ok(receipt)
+}
+
+fn ids(case: &Value) -> Vec<String> {
+    case["messages"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|m| m["id"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_goes_back_to_the_original_sender_on_the_same_case() -> anyhow::Result<()> {
+    let hub = TestHub::start("").await?;
+    let (kid, pk) = hub_key(&hub).await?;
+    let referral = refer_to_town(&hub, "RP-1").await?;
+    let case = referral["case"].as_str().unwrap_or_default().to_owned();
+
+    // The town accepts the case: no recipient, only reply_to.
+    let reply = sample_reply("DG-RE-1", "qh-town-dg", "RP-1", "accepted", None);
+    let (s, receipt) = hub.submit("qh-town-dg", &reply).await?;
+    assert_eq!(s, 202, "{receipt}");
+    assert_eq!(receipt["case"], case.as_str(), "the reply joins the referral's case");
+    let d = delivered(&hub, "qh-market", "DG-RE-1").await?;
+    assert_delivery(&d, &receipt, &kid, &pk);
+    assert_eq!(d.json["reply_to"], "RP-1");
+    assert_eq!(d.json["sender"], "qh-town-dg");
+    assert_eq!(d.json["body"]["decision"], "accepted");
+    let hop = routing_hop(&wait_for_step(&hub, "DG-RE-1", "routed").await?);
+    assert_eq!(hop["detail"]["rule"], "reply", "{hop}");
+    assert_eq!(hop["detail"]["recipients"], json!(["qh-market"]), "{hop}");
+
+    // Later the outcome, also by reply_to.
+    let outcome = json!({
+        "id": "DG-OUT-1",
+        "type": "referral_outcome",
+        "sender": "qh-town-dg",
+        "recipient": null,
+        "case": null,
+        "reply_to": "RP-1",
+        "sent_at": "2026-11-25T16:00:00+08:00",
+        "classification": "internal",
+        "body": { "result": "责令改正并处罚款", "penalty": { "kind": "fine", "amount": 2000 }, "closed_on": "2026-11-20" }
+    });
+    let (s, out_receipt) = hub.submit("qh-town-dg", &outcome).await?;
+    assert_eq!(s, 202, "{out_receipt}");
+    assert_eq!(out_receipt["case"], case.as_str());
+    let d = delivered(&hub, "qh-market", "DG-OUT-1").await?;
+    assert_eq!(d.header("xj-case"), Some(case.as_str()));
+
+    // The case: three messages between two parties.
+    let record = wait_for_case(&hub, &case, 3).await?;
+    assert_eq!(ids(&record), vec!["RP-1", "DG-RE-1", "DG-OUT-1"], "{record}");
+    let mut parties: Vec<String> = serde_json::from_value(record["parties"].clone())?;
+    parties.sort();
+    assert_eq!(parties, vec!["qh-market", "qh-town-dg"]);
+    let reply_entry = &record["messages"][1];
+    assert_eq!(reply_entry["type"], "referral_reply");
+    assert_eq!(reply_entry["reply_to"], "RP-1");
+    assert_eq!(reply_entry["rule"], "reply");
+    assert_eq!(reply_entry["recipients"], json!(["qh-market"]));
+    assert_eq!(total_hits(&hub), 3);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declining_or_objecting_needs_a_reason() -> anyhow::Result<()> {
+    let hub = TestHub::start("").await?;
+    refer_to_town(&hub, "RP-2").await?;
+    for decision in ["declined", "objected"] {
+        let reply = sample_reply(&format!("DG-{decision}"), "qh-town-dg", "RP-2", decision, None);
+        let (s, b) = hub.submit("qh-town-dg", &reply).await?;
+        assert_error(s, &b, 422, "invalid");
+        assert_eq!(pointers(&b), vec!["/body/reason".to_string()], "{b}");
+    }
+    // An empty reason is no reason either.
+    let reply = sample_reply("DG-declined", "qh-town-dg", "RP-2", "declined", Some(""));
+    let (s, b) = hub.submit("qh-town-dg", &reply).await?;
+    assert_error(s, &b, 422, "invalid");
+    assert!(pointers(&b).contains(&"/body/reason".to_string()), "{b}");
+    // With its reason the same id goes through.
+    let reply = sample_reply("DG-declined", "qh-town-dg", "RP-2", "declined", Some("经核查，该摊点位于西山镇辖区"));
+    let (s, b) = hub.submit("qh-town-dg", &reply).await?;
+    assert_eq!(s, 202, "{b}");
+    let d = delivered(&hub, "qh-market", "DG-declined").await?;
+    assert_eq!(d.json["body"]["reason"], "经核查，该摊点位于西山镇辖区");
+    assert_eq!(hub.receiver("qh-market").hits(), 1, "the refused replies were not delivered");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_must_answer_a_message_the_replier_received() -> anyhow::Result<()> {
+    let hub = TestHub::start("").await?;
+    let referral = refer_to_town(&hub, "RP-3").await?;
+
+    // Nothing with that id ever reached the town.
+    let r = sample_reply("DG-RE-3a", "qh-town-dg", "NEVER-SENT", "accepted", None);
+    let (s, b) = hub.submit("qh-town-dg", &r).await?;
+    assert_error(s, &b, 422, "invalid");
+    assert_eq!(pointers(&b), vec!["/reply_to".to_string()], "{b}");
+    // RP-3 exists, but went to the other town.
+    let r = sample_reply("XS-RE-3", "qh-town-xs", "RP-3", "accepted", None);
+    let (s, b) = hub.submit("qh-town-xs", &r).await?;
+    assert_error(s, &b, 422, "invalid");
+    assert_eq!(pointers(&b), vec!["/reply_to".to_string()], "{b}");
+    // The sender cannot answer its own message either.
+    let r = sample_reply("MK-RE-3", "qh-market", "RP-3", "accepted", None);
+    let (s, b) = hub.submit("qh-market", &r).await?;
+    assert_error(s, &b, 422, "invalid");
+    assert_eq!(pointers(&b), vec!["/reply_to".to_string()], "{b}");
+    // The right message, but a case it does not belong to.
+    let mut r = sample_reply("DG-RE-3b", "qh-town-dg", "RP-3", "accepted", None);
+    r["case"] = "XJ-20260101-0000000000".into();
+    let (s, b) = hub.submit("qh-town-dg", &r).await?;
+    assert_error(s, &b, 422, "invalid");
+    assert_eq!(pointers(&b), vec!["/case".to_string()], "{b}");
+    // Naming the right case is fine; the refused ids are still free.
+    r["case"] = referral["case"].clone();
+    let (s, b) = hub.submit("qh-town-dg", &r).await?;
+    assert_eq!(s, 202, "{b}");
+    assert_eq!(b["case"], referral["case"]);
+    delivered(&hub, "qh-market", "DG-RE-3b").await?;
+    let r = sample_reply("DG-RE-3a", "qh-town-dg", "RP-3", "accepted", None);
+    let (s, b) = hub.submit("qh-town-dg", &r).await?;
+    assert_eq!(s, 202, "{b}");
+    delivered(&hub, "qh-market", "DG-RE-3a").await?;
+    assert_eq!(hub.receiver("qh-market").hits(), 2);
+    assert_eq!(hub.receiver("qh-town-xs").hits(), 0);
+    assert_eq!(total_hits(&hub), 3);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_may_copy_others_without_losing_its_thread() -> anyhow::Result<()> {
+    let hub = TestHub::start("").await?;
+    let referral = refer_to_town(&hub, "RP-4").await?;
+    // The town objects and copies the coordination office (seed 000 §10).
+    let mut r = sample_reply("DG-RE-4", "qh-town-dg", "RP-4", "objected", Some("不属于赋权事项范围"));
+    r["recipient"] = json!(["qh-coord", "qh-market"]);
+    let (s, b) = hub.submit("qh-town-dg", &r).await?;
+    assert_eq!(s, 202, "{b}");
+    assert_eq!(b["case"], referral["case"]);
+    let to_market = delivered(&hub, "qh-market", "DG-RE-4").await?;
+    let to_coord = delivered(&hub, "qh-coord", "DG-RE-4").await?;
+    for d in [&to_market, &to_coord] {
+        assert_eq!(d.header("xj-case"), referral["case"].as_str());
+    }
+    let case = wait_for_case(&hub, referral["case"].as_str().unwrap_or_default(), 2).await?;
+    assert!(case["parties"].as_array().is_some_and(|p| p.contains(&json!("qh-coord"))), "{case}");
+    // The office now sees the case; the market is not told twice.
+    let (s, _) = hub.get(&format!("/v1/cases/{}", referral["case"].as_str().unwrap()), &hub.token("qh-coord")).await?;
+    assert_eq!(s, 200);
+    assert_eq!(hub.receiver("qh-market").hits(), 1);
+    hub.receiver("qh-coord").wait_for(1, WAIT).await?;
+    assert_eq!(total_hits(&hub), 3);
+    Ok(())
+}
