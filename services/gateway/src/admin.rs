@@ -60,6 +60,8 @@ pub async fn replay_dead(
     Path(seq): Path<u64>,
 ) -> Result<Json<Value>, ApiError> {
     operator(&state, &headers)?;
+    // Before the copy goes out, so the replay precedes its delivery in the trace.
+    let at = Utc::now();
     let by = headers.get("x-operator").and_then(|v| v.to_str().ok()).unwrap_or("operator").to_string();
     let stream = state.bus.js.get_stream(subjects::STREAM_DEAD).await.map_err(unavailable)?;
     let msg = stream
@@ -98,7 +100,7 @@ pub async fn replay_dead(
         sender: sender.clone(),
         case: get(h::CASE),
         msg_type: None,
-        at: Utc::now(),
+        at,
         trace_id: trace.trace_id_hex(),
         span_id: trace.span_id_hex(),
         detail: json!({ "recipient": org, "replayed_by": by, "dead_seq": seq, "recipients": [org] }),

@@ -55,7 +55,7 @@ pub async fn get_trace(
     let who = caller(&state, &headers)?;
     let events = read_events(&state, subjects::events_of(&id)).await?;
     // An org sees the trace of messages it sent or that were routed to it.
-    let visible: Vec<&Event> = match &who {
+    let mut visible: Vec<&Event> = match &who {
         Caller::Operator => events.iter().collect(),
         Caller::Org(org) => {
             let senders: Vec<&str> = events
@@ -71,6 +71,10 @@ pub async fn get_trace(
     if visible.is_empty() {
         return Err(ApiError::NotFound(format!("no message {id:?} visible to you")));
     }
+    // The stream holds events in the order they were written, which is not
+    // always the order things happened (the courier can report an attempt
+    // before the router has written its decision); each event's time is.
+    visible.sort_by_key(|e| e.at);
     let first = visible[0];
     Ok(Json(json!({
         "id": id,

@@ -90,6 +90,9 @@ async fn handle(settings: &Settings, bus: &Bus, m: Message) {
 async fn route(settings: &Settings, bus: &Bus, m: &Message, env: &Envelope, case: &str) -> anyhow::Result<()> {
     let hd = m.headers.as_ref();
     let reply_sender = h::get(hd, h::REPLY_SENDER);
+    // The decision's time, not the time its copies were stored: the courier
+    // may act on a copy before this event is written (traces sort by time).
+    let at = Utc::now();
     let decision = decide(settings, env, reply_sender);
     let trace = TraceParent::from_headers(hd);
     metrics::counter!("xj_routing_decisions_total", "rule" => rule_family(&decision.rule)).increment(1);
@@ -126,7 +129,7 @@ async fn route(settings: &Settings, bus: &Bus, m: &Message, env: &Envelope, case
         sender: env.sender.clone(),
         case: Some(case.to_string()),
         msg_type: Some(env.kind.as_str().into()),
-        at: Utc::now(),
+        at,
         trace_id: trace.trace_id_hex(),
         span_id: trace.span_id_hex(),
         detail: serde_json::json!({

@@ -4,6 +4,7 @@
 
 mod backbone;
 mod common;
+mod delivery;
 mod gateway_status;
 mod idempotency;
 mod replies;

@@ -1,0 +1,191 @@
+//! Webhook delivery when the receiver fails (CONTRACT §4): retried with
+//! exponential backoff until it answers 2xx; after the configured attempts
+//! the delivery is a dead letter an operator lists and replays.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use xj_testkit::{ORGS, Receiver, TestHub, TestNats, county_config, eventually, sample_clue};
+
+use crate::common::{WAIT, assert_delivery, assert_error, delivered, hub_key, steps, trace, wait_for_step};
+
+/// Fast retries so the tests take milliseconds.
+fn courier(max_attempts: u32) -> String {
+    format!("[courier]\nmax_attempts = {max_attempts}\nbackoff_initial_ms = 20\nbackoff_max_ms = 100\n")
+}
+
+async fn dead_letters(hub: &TestHub, token: &str) -> anyhow::Result<(u16, Value)> {
+    hub.get("/v1/admin/dead-letters", token).await
+}
+
+async fn replay(hub: &TestHub, seq: u64, token: &str) -> anyhow::Result<(u16, Value)> {
+    let r = hub
+        .http
+        .post(format!("{}/v1/admin/dead-letters/{seq}/replay", hub.base))
+        .bearer_auth(token)
+        .header("x-operator", "duty-officer-li")
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    Ok((status, r.json().await.unwrap_or(Value::Null)))
+}
+
+/// Waits until the operator's list has `n` dead letters; returns them.
+async fn wait_for_dead(hub: &TestHub, n: usize) -> anyhow::Result<Vec<Value>> {
+    let op = hub.operator_token();
+    eventually(WAIT, &format!("{n} dead letter(s)"), || async {
+        let (s, b) = dead_letters(hub, &op).await.ok()?;
+        let list = b["dead_letters"].as_array()?.clone();
+        (s == 200 && list.len() >= n).then_some(list)
+    })
+    .await
+}
+
+fn hops<'a>(t: &'a Value, step: &str) -> Vec<&'a Value> {
+    t["hops"].as_array().map(|a| a.iter().filter(|h| h["step"] == step).collect()).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_webhook_is_retried_until_it_answers() -> anyhow::Result<()> {
+    let hub = TestHub::start(&courier(6)).await?;
+    let (kid, pk) = hub_key(&hub).await?;
+    let town = hub.receiver("qh-town-dg");
+    town.fail_next(3);
+    let msg = sample_clue("D-RETRY-1", "qh-market", "FOOD-STALL", "990101101");
+    let (s, receipt) = hub.submit("qh-market", &msg).await?;
+    assert_eq!(s, 202, "{receipt}");
+
+    let d = delivered(&hub, "qh-town-dg", "D-RETRY-1").await?;
+    assert_eq!(d.header("xj-delivery-attempt"), Some("4"));
+    assert_delivery(&d, &receipt, &kid, &pk);
+    assert_eq!(town.hits(), 4, "three refusals and one success");
+    assert_eq!(town.deliveries().len(), 1);
+    assert_eq!(town.duplicates(), 0);
+
+    // The trace shows each failed attempt with the wait before the next,
+    // doubling from backoff_initial_ms.
+    let t = wait_for_step(&hub, "D-RETRY-1", "delivered").await?;
+    assert_eq!(
+        steps(&t),
+        ["accepted", "routed", "attempt", "attempt", "attempt", "delivered"],
+        "hops in the order they happened"
+    );
+    let attempts = hops(&t, "attempt");
+    assert_eq!(attempts.len(), 3, "{}", t["hops"]);
+    for (i, (hop, wait)) in attempts.iter().zip([20, 40, 80]).enumerate() {
+        assert_eq!(hop["detail"]["attempt"], i as u64 + 1, "{hop}");
+        assert_eq!(hop["detail"]["status"], 503, "{hop}");
+        assert_eq!(hop["detail"]["retry_in_ms"], wait, "{hop}");
+    }
+    let done = hops(&t, "delivered");
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0]["detail"]["attempt"], 4);
+    assert!(hops(&t, "dead").is_empty());
+    let (s, b) = dead_letters(&hub, &hub.operator_token()).await?;
+    assert_eq!(s, 200);
+    assert_eq!(b["dead_letters"], serde_json::json!([]));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_last_attempt_a_dead_letter_is_listed_and_replayed() -> anyhow::Result<()> {
+    let hub = TestHub::start(&courier(3)).await?;
+    let (kid, pk) = hub_key(&hub).await?;
+    let op = hub.operator_token();
+    let town = hub.receiver("qh-town-dg");
+    town.set_failing(true);
+    let msg = sample_clue("D-DEAD-1", "qh-market", "FOOD-STALL", "990101101");
+    let (s, receipt) = hub.submit("qh-market", &msg).await?;
+    assert_eq!(s, 202, "{receipt}");
+
+    let list = wait_for_dead(&hub, 1).await?;
+    assert_eq!(list.len(), 1, "{list:?}");
+    let dl = &list[0];
+    assert_eq!(dl["org"], "qh-town-dg", "{dl}");
+    assert_eq!(dl["id"], "D-DEAD-1");
+    assert_eq!(dl["sender"], "qh-market");
+    assert_eq!(dl["case"], receipt["case"]);
+    assert_eq!(dl["attempts"], 3, "{dl}");
+    assert!(dl["reason"].as_str().is_some_and(|r| r.contains("503")), "{dl}");
+    assert_eq!(dl["payload"]["id"], "D-DEAD-1");
+    assert_eq!(town.hits(), 3, "exactly max_attempts tries");
+    assert!(town.deliveries().is_empty());
+    let t = wait_for_step(&hub, "D-DEAD-1", "dead").await?;
+    assert_eq!(hops(&t, "attempt").len(), 2, "{}", t["hops"]);
+    let seq = dl["seq"].as_u64().expect("a sequence number");
+
+    // Only operators see or replay dead letters.
+    let (s, b) = dead_letters(&hub, &hub.token("qh-town-dg")).await?;
+    assert_error(s, &b, 403, "forbidden");
+    let (s, b) = dead_letters(&hub, "no-such-token").await?;
+    assert_error(s, &b, 401, "unauthorized");
+    let (s, b) = replay(&hub, seq, &hub.token("qh-market")).await?;
+    assert_error(s, &b, 403, "forbidden");
+    let (s, b) = replay(&hub, seq + 1000, &op).await?;
+    assert_error(s, &b, 404, "not_found");
+    assert_eq!(wait_for_dead(&hub, 1).await?.len(), 1, "refused replays change nothing");
+
+    // The town is back; the operator replays.
+    town.set_failing(false);
+    let (s, b) = replay(&hub, seq, &op).await?;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["replayed"], seq);
+    assert_eq!(b["id"], "D-DEAD-1");
+    assert_eq!(b["org"], "qh-town-dg");
+    let d = delivered(&hub, "qh-town-dg", "D-DEAD-1").await?;
+    assert_delivery(&d, &receipt, &kid, &pk);
+    assert_eq!(town.deliveries().len(), 1);
+    assert_eq!(town.duplicates(), 0);
+    let (s, b) = dead_letters(&hub, &op).await?;
+    assert_eq!(s, 200);
+    assert_eq!(b["dead_letters"], serde_json::json!([]), "{b}");
+    let (s, b) = replay(&hub, seq, &op).await?;
+    assert_error(s, &b, 404, "not_found");
+
+    let t = wait_for_step(&hub, "D-DEAD-1", "delivered").await?;
+    let st = steps(&t);
+    let at = |step: &str| st.iter().position(|s| s == step).unwrap_or(usize::MAX);
+    assert!(at("dead") < at("replayed") && at("replayed") < at("delivered"), "{st:?}");
+    let replayed = hops(&t, "replayed");
+    assert_eq!(replayed.len(), 1);
+    assert_eq!(replayed[0]["detail"]["replayed_by"], "duty-officer-li");
+    assert_eq!(replayed[0]["trace_id"], receipt["trace_id"], "the replay continues the message's trace");
+    // The sender sees the whole story of its message too.
+    let (s, t) = trace(&hub, "D-DEAD-1", &hub.token("qh-market")).await?;
+    assert_eq!(s, 200);
+    assert!(steps(&t).iter().any(|s| s == "replayed"), "{t}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_webhook_ends_as_a_dead_letter() -> anyhow::Result<()> {
+    // The county as usual, except that nothing listens at the town's URL.
+    let nats = TestNats::start()?;
+    let mut receivers = HashMap::new();
+    for (id, ..) in ORGS {
+        if *id != "qh-town-xs" {
+            receivers.insert(id.to_string(), Receiver::start().await?);
+        }
+    }
+    let mut urls: HashMap<String, String> = receivers.iter().map(|(k, r)| (k.clone(), r.url())).collect();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?;
+    urls.insert("qh-town-xs".into(), format!("http://{}/inbox", closed.local_addr()?));
+    drop(closed);
+    let text = format!(
+        "{}\n[data]\ndir = \"{}\"\n{}",
+        county_config(&urls),
+        nats.dir.path().join("data").display(),
+        courier(2)
+    );
+    let settings = std::sync::Arc::new(xj_config::load_str(&text, "test.toml")?);
+    let hub = TestHub::start_with(nats, settings, receivers).await?;
+
+    let msg = sample_clue("D-DOWN-1", "qh-market", "WASTE-DUMP", "990101102");
+    let (s, b) = hub.submit("qh-market", &msg).await?;
+    assert_eq!(s, 202, "{b}");
+    let list = wait_for_dead(&hub, 1).await?;
+    assert_eq!(list[0]["org"], "qh-town-xs");
+    assert_eq!(list[0]["attempts"], 2);
+    assert!(list[0]["reason"].as_str().is_some_and(|r| r.contains("connection")), "{}", list[0]);
+    Ok(())
+}
