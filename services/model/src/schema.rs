@@ -152,19 +152,24 @@ fn compile(name: &str, schema: &Value) -> Result<Validator, SchemaError> {
 }
 
 fn collect(validator: &Validator, instance: &Value, prefix: &str) -> Vec<Problem> {
+    use jsonschema::error::ValidationErrorKind as Kind;
     let mut out: Vec<Problem> = validator
         .iter_errors(instance)
-        .map(|e| {
-            let mut pointer = format!("{prefix}{}", e.instance_path());
-            let mut message = e.to_string();
-            // A missing property is best located where it should have been.
-            if let jsonschema::error::ValidationErrorKind::Required { property } = e.kind() {
-                if let Some(p) = property.as_str() {
-                    pointer = format!("{pointer}/{}", escape_pointer(p));
-                    message = "is required".to_string();
+        .flat_map(|e| {
+            let pointer = format!("{prefix}{}", e.instance_path());
+            match e.kind() {
+                // A missing property is best located where it should have been.
+                Kind::Required { property } if property.is_string() => {
+                    let p = property.as_str().unwrap_or_default();
+                    vec![Problem::new(format!("{pointer}/{}", escape_pointer(p)), "is required")]
                 }
+                // An unexpected one, where it is.
+                Kind::AdditionalProperties { unexpected } if !unexpected.is_empty() => unexpected
+                    .iter()
+                    .map(|p| Problem::new(format!("{pointer}/{}", escape_pointer(p)), "is not an allowed property"))
+                    .collect(),
+                _ => vec![Problem::new(pointer, e.to_string())],
             }
-            Problem::new(pointer, message)
         })
         .collect();
     out.dedup();
