@@ -11,6 +11,12 @@ pub struct RouteEntry {
     pub case: String,
     #[serde(default)]
     pub msg_type: String,
+    /// Matter and party key of a referral, so its reply can record who
+    /// opened the case (行政处罚法 art. 25).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matter: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub party: Option<String>,
 }
 
 /// A case as the tracker keeps it in `xj_cases`.
@@ -38,6 +44,10 @@ pub struct CaseMessage {
     pub rule_version: Option<String>,
     #[serde(default)]
     pub reply_to: Option<String>,
+    /// Sequence of the message in `XJ_ACCEPTED`, to fetch it again (a
+    /// designation re-routes the original referral).
+    #[serde(default)]
+    pub seq: Option<u64>,
 }
 
 impl CaseRecord {

@@ -24,6 +24,8 @@ pub struct Bus {
     pub receipts: kv::Store,
     pub routes: kv::Store,
     pub cases: kv::Store,
+    pub penalties: kv::Store,
+    pub holders: kv::Store,
 }
 
 impl Bus {
@@ -54,6 +56,8 @@ impl Bus {
             receipts: bucket(KV_RECEIPTS).await?,
             routes: bucket(KV_ROUTES).await?,
             cases: bucket(KV_CASES).await?,
+            penalties: bucket(KV_PENALTIES).await?,
+            holders: bucket(KV_HOLDERS).await?,
             client,
             js,
         })
@@ -93,7 +97,7 @@ pub async fn declare(js: &jetstream::Context, replicas: usize) -> Result<(), Bus
             .await
             .map_err(|e| BusError::Declare { what: format!("stream {name}"), message: e.to_string() })?;
     }
-    for (bucket, history) in [(KV_RECEIPTS, 1), (KV_ROUTES, 1), (KV_CASES, 1)] {
+    for (bucket, history) in [(KV_RECEIPTS, 1), (KV_ROUTES, 1), (KV_CASES, 1), (KV_PENALTIES, 1), (KV_HOLDERS, 1)] {
         if js.get_key_value(bucket).await.is_ok() {
             continue;
         }

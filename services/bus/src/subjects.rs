@@ -23,6 +23,12 @@ pub const KV_RECEIPTS: &str = "xj_receipts";
 pub const KV_ROUTES: &str = "xj_routes";
 /// Case records kept by the tracker.
 pub const KV_CASES: &str = "xj_cases";
+/// Each party's administrative penalties the hub carried: `<party>` → list.
+pub const KV_PENALTIES: &str = "xj_penalties";
+/// Who first opened a case on a party and matter: `<party>.<matter>`.
+pub const KV_HOLDERS: &str = "xj_holders";
+/// Control requests to every service instance (core NATS, not stored).
+pub const CTL_RELOAD: &str = "xj.ctl.reload";
 
 pub fn inbound(org: &str) -> String {
     format!("xj.in.{org}")

@@ -2,6 +2,7 @@
 //! included files, `XJ_` environment overrides, validated right after loading
 //! so that every problem is reported at once with the file, key and line.
 
+pub mod condition;
 mod load;
 mod model;
 mod validate;

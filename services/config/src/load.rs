@@ -51,7 +51,9 @@ pub fn load_file(path: &Path) -> Result<Settings, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::Read { file: path.display().to_string(), message: e.to_string() })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    load_inner(&text, &path.display().to_string(), &base)
+    let mut s = load_inner(&text, &path.display().to_string(), &base)?;
+    s.files.insert(0, path.to_path_buf());
+    Ok(s)
 }
 
 /// Loads and validates configuration text (the embedded sandbox default,
@@ -90,6 +92,7 @@ fn load_inner(text: &str, name: &str, base: &Path) -> Result<Settings, ConfigErr
         }])
     })?;
     settings.source = name.to_string();
+    settings.files = includes.clone();
     // Relative paths in a file are relative to that file.
     if !settings.data.dir.is_absolute() && base != Path::new(".") {
         settings.data.dir = base.join(&settings.data.dir);

@@ -35,6 +35,9 @@ pub struct Settings {
     /// Where the settings came from, for messages; not a key.
     #[serde(skip)]
     pub source: String,
+    /// The files read (main file and includes), watched for reloads.
+    #[serde(skip)]
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -313,11 +316,14 @@ impl Settings {
         self.operator.token.as_deref()
     }
 
-    /// Version of the rule set (the matter catalogue): a digest of its
-    /// content, so two hubs with the same rules report the same version.
+    /// Version of the rule set: a digest of everything that decides
+    /// routing (the matter catalogue and the organisation directory), so two
+    /// hubs with the same rules report the same version.
     pub fn ruleset_version(&self) -> String {
         use sha2::{Digest, Sha256};
-        let json = serde_json::to_vec(&self.matter).unwrap_or_default();
-        format!("m-{}", &hex::encode(Sha256::digest(&json))[..12])
+        let orgs: Vec<_> =
+            self.org.iter().map(|o| serde_json::json!([o.id, o.kind, o.region, o.unit, o.subscribe])).collect();
+        let doc = serde_json::json!({ "matters": self.matter, "orgs": orgs });
+        format!("r-{}", &hex::encode(Sha256::digest(serde_json::to_vec(&doc).unwrap_or_default()))[..12])
     }
 }

@@ -148,6 +148,14 @@ pub(crate) fn validate(s: &mut Settings, base: &Path) -> Vec<Unlocated> {
             }
         }
         if let Some(c) = &m.crime
+            && let Err(e) = crate::condition::compile(&c.when)
+        {
+            out.push(bad(
+                format!("matter[{i}].crime.when"),
+                format!("matter {}: the condition does not compile: {e}", m.code),
+            ));
+        }
+        if let Some(c) = &m.crime
             && !units.contains(c.police_unit.as_str())
         {
             out.push(bad(

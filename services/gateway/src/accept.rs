@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use xj_bus::records::{CaseRecord, RouteEntry};
 use xj_bus::{TraceParent, events, headers as h, subjects};
+use xj_config::OrgKind;
 use xj_model::{Envelope, MessageType, Problem};
+use xj_rules::{Knowledge, RuleSet, check_recipients, decide, knowledge};
 
 use crate::error::ApiError;
 use crate::hash::content_digest;
@@ -29,6 +31,10 @@ pub struct Receipt {
     pub case: String,
     pub trace_id: String,
     pub accepted_at: String,
+    /// Present when no rule places the message: it goes to the coordination
+    /// office as a jurisdiction question, and the sender is told so here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<Value>,
 }
 
 /// What the receipts bucket keeps per `<sender>.<id>`.
@@ -60,13 +66,14 @@ pub async fn accept(
             "sender {sender:?} is not the organisation this token belongs to ({org:?})"
         )));
     }
+    let rules = state.rules.current();
     let env = match state.schemas.validate(&doc) {
         Ok(v) => v.envelope,
         Err(mut problems) => {
             // Every problem at once (CONTRACT §3): the configuration checks
             // too, whenever the envelope can be read at all.
             if let Ok(env) = serde_json::from_value::<Envelope>(doc.clone())
-                && let Err(ApiError::Invalid(more)) = edge_checks(state, &env)
+                && let Err(ApiError::Invalid(more)) = edge_checks(state, &rules, &env)
             {
                 for p in more {
                     if !problems.iter().any(|q| q.pointer == p.pointer) {
@@ -77,7 +84,7 @@ pub async fn accept(
             return Err(ApiError::Invalid(problems));
         }
     };
-    edge_checks(state, &env)?;
+    edge_checks(state, &rules, &env)?;
 
     let digest = content_digest(&doc);
     let key = subjects::key(org, &env.id);
@@ -86,12 +93,14 @@ pub async fn accept(
     }
 
     let (case, reply_sender) = thread_of(state, org, &env).await?;
+    let routing = preview(state, &rules, &env, reply_sender.clone()).await;
     let trace = traceparent.and_then(TraceParent::parse).map(|t| t.child()).unwrap_or_else(TraceParent::new_root);
     let receipt = Receipt {
         id: env.id.clone(),
         case,
         trace_id: trace.trace_id_hex(),
         accepted_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        routing,
     };
     let claim = Claim { digest: digest.clone(), receipt, traceparent: trace.header(), reply_sender };
     let bytes = serde_json::to_vec(&claim).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -136,22 +145,12 @@ async fn repeat(
     Ok((StatusCode::OK, claim.receipt))
 }
 
-/// Checks that need the configuration: recipients exist and are not the
-/// sender; a message that is neither a referral nor a reply names its
-/// recipient.
-fn edge_checks(state: &GatewayState, env: &Envelope) -> Result<(), ApiError> {
-    let mut problems = Vec::new();
-    for (i, r) in env.recipients().iter().enumerate() {
-        let at = match &env.recipient {
-            Some(xj_model::Recipients::Many(_)) => format!("/recipient/{i}"),
-            _ => "/recipient".to_string(),
-        };
-        if r == &env.sender {
-            problems.push(Problem::new(at, "an organisation cannot send a message to itself"));
-        } else if state.settings.org(r).is_none() {
-            problems.push(Problem::new(at, format!("no organisation {r:?} is connected to this hub")));
-        }
-    }
+/// Checks that need the configuration: recipients exist, are not the sender
+/// and can receive this type; a message that is neither a referral nor a
+/// reply names its recipient; only supervisors designate; a receiver does
+/// not pass a referral on.
+fn edge_checks(state: &GatewayState, rules: &RuleSet, env: &Envelope) -> Result<(), ApiError> {
+    let mut problems = check_recipients(rules, env);
     let needs_recipient = !env.kind.is_referral() && env.kind != MessageType::InfoShare;
     if needs_recipient && env.recipient.is_none() && env.reply_to.is_none() {
         problems.push(Problem::new(
@@ -162,14 +161,54 @@ fn edge_checks(state: &GatewayState, env: &Envelope) -> Result<(), ApiError> {
     if env.kind == MessageType::SupervisionAlert {
         problems.push(Problem::new("/type", "supervision alerts are written by the hub itself"));
     }
-    if env.kind.is_referral()
-        && let Some(m) = env.matter()
-        && state.settings.matter(m).is_none()
-        && env.recipient.is_none()
-    {
-        problems.push(Problem::new("/body/matter", format!("matter {m:?} is not in this county's catalogue")));
+    if env.kind.is_referral() && env.reply_to.is_some() {
+        problems.push(Problem::new(
+            "/reply_to",
+            "a receiver may not pass a referral on by itself: answer with a referral_reply whose decision is \"objected\"",
+        ));
+    }
+    if env.kind == MessageType::JurisdictionDesignation {
+        let kind = state.settings.org(&env.sender).map(|o| o.kind);
+        if !matches!(kind, Some(OrgKind::CoordinationOffice | OrgKind::JusticeBureau)) {
+            problems.push(Problem::new(
+                "/type",
+                "only the coordination office or the justice bureau designates jurisdiction",
+            ));
+        }
+        if let Some(d) = env.body.get("designated").and_then(Value::as_str)
+            && state.settings.org(d).is_none_or(|o| !o.kind.is_enforcement())
+        {
+            problems.push(Problem::new(
+                "/body/designated",
+                format!("{d:?} is not an enforcement organisation of this hub"),
+            ));
+        }
     }
     if problems.is_empty() { Ok(()) } else { Err(ApiError::Invalid(problems)) }
+}
+
+/// What the router will do with a message no rule places, for the receipt.
+async fn preview(state: &GatewayState, rules: &RuleSet, env: &Envelope, reply_sender: Option<String>) -> Option<Value> {
+    if !env.kind.is_referral() || env.recipient.is_some() {
+        return None;
+    }
+    let k = match knowledge::gather(rules, &state.bus, env, reply_sender).await {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::warn!(error = %e, "routing preview without the hub's knowledge");
+            Knowledge::default()
+        }
+    };
+    let d = decide(rules, env, &k);
+    d.question.then(|| {
+        serde_json::json!({
+            "status": "jurisdiction_question",
+            "to": d.recipients(),
+            "rule": d.rule,
+            "rule_version": d.version,
+            "reasons": d.reasons,
+        })
+    })
 }
 
 /// Finds the case a message belongs to: the thread of the message it
@@ -205,6 +244,12 @@ async fn thread_of(state: &GatewayState, org: &str, env: &Envelope) -> Result<(S
             None => None,
         };
         return match record {
+            Some(r) if env.kind.is_referral() && received_referral(&r, org) => {
+                Err(ApiError::Invalid(vec![Problem::new(
+                    "/case",
+                    "a receiver may not pass a referral on by itself: answer with a referral_reply whose decision is \"objected\"",
+                )]))
+            }
             Some(r) if r.is_party(org) => Ok((case.clone(), None)),
             _ => {
                 Err(ApiError::Invalid(vec![Problem::new("/case", format!("no case {case:?} that {org} is party to"))]))
@@ -212,6 +257,12 @@ async fn thread_of(state: &GatewayState, org: &str, env: &Envelope) -> Result<(S
         };
     }
     Ok((new_case_id(), None))
+}
+
+fn received_referral(r: &CaseRecord, org: &str) -> bool {
+    r.messages.iter().any(|m| {
+        matches!(m.msg_type.as_str(), "clue_referral" | "case_referral") && m.recipients.iter().any(|x| x == org)
+    })
 }
 
 /// `XJ-<yyyymmdd>-<10 hex>`: readable on the phone, unique without

@@ -6,6 +6,7 @@ use xj_bus::Bus;
 use xj_bus::signing::HubKey;
 use xj_config::Settings;
 use xj_model::Schemas;
+use xj_rules::RulesHandle;
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,13 +21,15 @@ pub struct GatewayState {
     pub bus: Bus,
     pub schemas: Arc<Schemas>,
     pub key: HubKey,
+    /// The rules, for edge checks and the routing preview in receipts.
+    pub rules: RulesHandle,
     /// SHA-256 of each credential → caller: the lookup never compares the
     /// secret itself byte by byte.
     pub(crate) callers: Arc<HashMap<[u8; 32], Caller>>,
 }
 
 impl GatewayState {
-    pub fn new(settings: Arc<Settings>, bus: Bus, schemas: Arc<Schemas>, key: HubKey) -> Self {
+    pub fn new(settings: Arc<Settings>, bus: Bus, schemas: Arc<Schemas>, key: HubKey, rules: RulesHandle) -> Self {
         let mut callers = HashMap::new();
         for org in &settings.org {
             callers.insert(digest(&org.secret), Caller::Org(org.id.clone()));
@@ -34,7 +37,7 @@ impl GatewayState {
         if let Some(t) = settings.operator_token() {
             callers.insert(digest(t), Caller::Operator);
         }
-        Self { settings, bus, schemas, key, callers: Arc::new(callers) }
+        Self { settings, bus, schemas, key, rules, callers: Arc::new(callers) }
     }
 }
 

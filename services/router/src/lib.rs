@@ -1,11 +1,11 @@
-//! The router: reads accepted messages from `xj.accepted.>`, decides who
-//! receives each one (explicit recipient, the thread of a reply, or the
-//! matter catalogue), remembers the route for replies, and publishes one copy
-//! per recipient on `xj.routed.<recipient>`. Every decision names its rule
-//! and the rule-set version.
+//! The router: reads accepted messages from `xj.accepted.>`, gathers what the
+//! hub knows (penalty history, case holders), asks the rules (`xj-rules`) who
+//! receives each one, remembers the route for replies, and publishes one copy
+//! per recipient on `xj.routed.<recipient>`. It raises the hub's supervision
+//! alerts for what the rules found (a criminal threshold met, a jurisdiction
+//! question). Every decision names its rule and the rule-set version.
 
-pub mod decide;
+mod alerts;
 mod service;
 
-pub use decide::{Decision, Target, decide};
 pub use service::run;

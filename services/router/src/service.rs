@@ -10,18 +10,23 @@ use async_nats::jetstream::kv::{self, CreateErrorKind};
 use async_nats::jetstream::{AckKind, Message};
 use chrono::Utc;
 use futures::StreamExt;
+use serde_json::json;
 use tracing::Instrument;
-use xj_bus::records::RouteEntry;
+use xj_bus::records::{CaseRecord, RouteEntry};
 use xj_bus::{Bus, Shutdown, TraceParent, events, headers as h, subjects};
-use xj_config::Settings;
-use xj_model::Envelope;
+use xj_config::{OrgKind, Settings};
+use xj_model::{Envelope, MessageType};
+use xj_rules::knowledge::{self, designate_holder, record_holder, record_penalty};
+use xj_rules::{Decision, Holder, RuleSet, RulesHandle, Target, decide, party_key};
 
-use crate::decide::decide;
+use crate::alerts::{Alert, raise};
 
 const CONSUMER: &str = "router";
 
 /// Runs until `shutdown`; messages in flight are finished and acked first.
 pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> anyhow::Result<()> {
+    let rules = RulesHandle::new(RuleSet::compile(settings)?);
+    rules.spawn_watcher(bus.client.clone(), shutdown.clone());
     let stream = bus.js.get_stream(subjects::STREAM_ACCEPTED).await.context("stream XJ_ACCEPTED")?;
     let consumer = stream
         .get_or_create_consumer(
@@ -37,14 +42,14 @@ pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> anyho
         .await
         .context("router consumer")?;
     let messages = consumer.messages().await.context("router pull")?;
-    tracing::info!(version = %settings.ruleset_version(), "router running");
+    tracing::info!(version = %rules.current().version, "router running");
     messages
         .take_until(shutdown.cancelled_owned())
         .for_each_concurrent(128, |m| {
-            let (settings, bus) = (settings.clone(), bus.clone());
+            let (rules, bus) = (rules.clone(), bus.clone());
             async move {
                 match m {
-                    Ok(m) => handle(&settings, &bus, m).await,
+                    Ok(m) => handle(&rules, &bus, m).await,
                     Err(e) => {
                         tracing::warn!(error = %e, "router pull failed");
                         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -57,7 +62,7 @@ pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> anyho
     Ok(())
 }
 
-async fn handle(settings: &Settings, bus: &Bus, m: Message) {
+async fn handle(rules: &RulesHandle, bus: &Bus, m: Message) {
     let env: Envelope = match serde_json::from_slice(&m.payload) {
         Ok(e) => e,
         Err(e) => {
@@ -71,7 +76,9 @@ async fn handle(settings: &Settings, bus: &Bus, m: Message) {
     let case = env.case.clone().unwrap_or_default();
     let span = tracing::info_span!("route", msg_id = %env.id, case = %case, sender = %env.sender);
     async {
-        match route(settings, bus, &m, &env, &case).await {
+        // One version decides the whole message.
+        let rs = rules.current();
+        match route(&rs, bus, &m, &env, &case).await {
             Ok(()) => {
                 if let Err(e) = m.double_ack().await {
                     tracing::warn!(error = %e, "ack failed; the message will be routed again (idempotent)");
@@ -87,41 +94,38 @@ async fn handle(settings: &Settings, bus: &Bus, m: Message) {
     .await
 }
 
-async fn route(settings: &Settings, bus: &Bus, m: &Message, env: &Envelope, case: &str) -> anyhow::Result<()> {
+fn route_entry(env: &Envelope, case: &str) -> RouteEntry {
+    RouteEntry {
+        sender: env.sender.clone(),
+        case: case.to_string(),
+        msg_type: env.kind.as_str().into(),
+        matter: env.matter().map(str::to_owned),
+        party: env.body.get("party").and_then(party_key),
+    }
+}
+
+async fn route(rs: &RuleSet, bus: &Bus, m: &Message, env: &Envelope, case: &str) -> anyhow::Result<()> {
     let hd = m.headers.as_ref();
-    let reply_sender = h::get(hd, h::REPLY_SENDER);
-    // The decision's time, not the time its copies were stored: the courier
-    // may act on a copy before this event is written (traces sort by time).
-    let at = Utc::now();
-    let decision = decide(settings, env, reply_sender);
     let trace = TraceParent::from_headers(hd);
+    let seq = m.info().map(|i| i.stream_sequence).ok();
+    let reply_sender = h::get(hd, h::REPLY_SENDER).map(str::to_owned);
+    let k = knowledge::gather(rs, bus, env, reply_sender).await?;
+    let mut decision = decide(rs, env, &k);
+    let decided_at = Utc::now();
+    if env.kind == MessageType::JurisdictionDesignation {
+        designate(rs, bus, env, case, &trace, &mut decision).await?;
+    }
     metrics::counter!("xj_routing_decisions_total", "rule" => rule_family(&decision.rule)).increment(1);
-    if decision.targets.is_empty() {
+    if decision.targets.is_empty() && !matches!(env.kind, MessageType::InfoShare) {
         // No coordination office is configured at all (config validation
         // forbids this); keep the message rather than drop it.
         anyhow::bail!("no recipient and no coordination office for {}", env.id);
     }
     for t in &decision.targets {
-        remember(
-            &bus.routes,
-            &subjects::key(&t.org, &env.id),
-            RouteEntry { sender: env.sender.clone(), case: case.to_string(), msg_type: env.kind.as_str().into() },
-        )
-        .await?;
-        let mut out = HeaderMap::new();
-        out.insert(h::NATS_MSG_ID, format!("{}:{}:{}", env.sender, env.id, t.org).as_str());
-        out.insert(h::TRACEPARENT, trace.header().as_str());
-        out.insert(h::MESSAGE_ID, env.id.as_str());
-        out.insert(h::SENDER, env.sender.as_str());
-        out.insert(h::CASE, case);
-        out.insert(h::RECIPIENT, t.org.as_str());
-        out.insert(h::RULE, decision.rule.as_str());
-        out.insert(h::RULE_VERSION, decision.version.as_str());
-        if let Some(at) = h::get(hd, h::ACCEPTED_AT) {
-            out.insert(h::ACCEPTED_AT, at);
-        }
-        bus.js.publish_with_headers(subjects::routed(&t.org), out, m.payload.clone()).await?.await?;
+        remember(&bus.routes, &subjects::key(&t.org, &env.id), route_entry(env, case)).await?;
+        publish_copy(bus, &m.payload, env, case, &t.org, &decision, &trace, h::get(hd, h::ACCEPTED_AT), None).await?;
     }
+    side_effects(rs, bus, env, case, &decision, &trace).await?;
     let ev = events::Event {
         step: if decision.question { "unplaced".into() } else { "routed".into() },
         service: "router".into(),
@@ -129,20 +133,198 @@ async fn route(settings: &Settings, bus: &Bus, m: &Message, env: &Envelope, case
         sender: env.sender.clone(),
         case: Some(case.to_string()),
         msg_type: Some(env.kind.as_str().into()),
-        at,
+        at: decided_at,
         trace_id: trace.trace_id_hex(),
         span_id: trace.span_id_hex(),
-        detail: serde_json::json!({
+        detail: json!({
             "recipients": decision.recipients(),
             "targets": decision.targets,
             "rule": decision.rule,
             "rule_version": decision.version,
             "reasons": decision.reasons,
+            "consulted": decision.consulted,
+            "crime": decision.crime,
+            "rule_errors": decision.rule_errors,
             "reply_to": env.reply_to,
+            "seq": seq,
         }),
     };
     events::publish(&bus.js, &ev).await?;
-    tracing::info!(rule = %decision.rule, recipients = ?decision.recipients(), "routed");
+    tracing::info!(rule = %decision.rule, version = %decision.version, recipients = ?decision.recipients(), "routed");
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn publish_copy(
+    bus: &Bus,
+    payload: &bytes::Bytes,
+    env: &Envelope,
+    case: &str,
+    org: &str,
+    decision: &Decision,
+    trace: &TraceParent,
+    accepted_at: Option<&str>,
+    suffix: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut out = HeaderMap::new();
+    let dedup = format!("{}:{}:{org}{}", env.sender, env.id, suffix.map(|s| format!(":{s}")).unwrap_or_default());
+    out.insert(h::NATS_MSG_ID, dedup.as_str());
+    out.insert(h::TRACEPARENT, trace.header().as_str());
+    out.insert(h::MESSAGE_ID, env.id.as_str());
+    out.insert(h::SENDER, env.sender.as_str());
+    out.insert(h::CASE, case);
+    out.insert(h::RECIPIENT, org);
+    out.insert(h::RULE, decision.rule.as_str());
+    out.insert(h::RULE_VERSION, decision.version.as_str());
+    if let Some(at) = accepted_at {
+        out.insert(h::ACCEPTED_AT, at);
+    }
+    bus.js.publish_with_headers(subjects::routed(org), out, payload.clone()).await?.await?;
+    Ok(())
+}
+
+/// What follows from a decision beyond delivering the message itself.
+async fn side_effects(
+    rs: &RuleSet,
+    bus: &Bus,
+    env: &Envelope,
+    case: &str,
+    d: &Decision,
+    trace: &TraceParent,
+) -> anyhow::Result<()> {
+    let version = d.version.clone();
+    if d.question {
+        let mut to = d.recipients();
+        to.push(env.sender.clone());
+        raise(
+            bus,
+            Alert {
+                kind: "jurisdiction_question",
+                about: env,
+                case,
+                recipients: to,
+                text: format!("无法确定管辖：{}", d.reasons.join("；")),
+                rule: Some((d.rule.clone(), version.clone())),
+                reasons: d.reasons.clone(),
+                extra: json!({}),
+            },
+            trace,
+        )
+        .await?;
+    }
+    if let Some(crime) = &d.crime {
+        let mut to = vec![env.sender.clone()];
+        to.extend(d.recipients());
+        to.extend(procuratorates(&rs.settings, env));
+        raise(
+            bus,
+            Alert {
+                kind: "crime_suspected",
+                about: env,
+                case,
+                recipients: to,
+                text: format!("涉嫌{}：事实达到刑事立案追诉标准，应依法移送公安机关（不得以罚代刑）", crime.offence),
+                rule: Some((crime.rule.clone(), version.clone())),
+                reasons: vec![format!("{} — {}", crime.condition, crime.source.clone().unwrap_or_default())],
+                extra: json!({ "offence": crime.offence, "police_unit": crime.police_unit, "facts": crime.facts,
+                               "prior_penalties": crime.prior_penalties, "source": crime.source, "effective": crime.effective }),
+            },
+            trace,
+        )
+        .await?;
+    }
+    if env.kind == MessageType::InfoShare && env.body.get("kind").and_then(|v| v.as_str()) == Some("penalty_decision") {
+        record_penalty(bus, env).await?;
+    }
+    // 予以立案: the receiver opened a case on the referral's party and matter.
+    if env.kind == MessageType::ReferralReply
+        && env.body.get("decision").and_then(|v| v.as_str()) == Some("accepted")
+        && let Some(reply_to) = &env.reply_to
+        && let Some(bytes) = bus.routes.get(subjects::key(&env.sender, reply_to)).await?
+    {
+        let entries: Vec<RouteEntry> = serde_json::from_slice(&bytes).unwrap_or_default();
+        if let Some(e) = entries.iter().find(|e| e.case == case)
+            && let (Some(party), Some(matter)) = (&e.party, &e.matter)
+        {
+            let holder = Holder { org: env.sender.clone(), case: case.into(), since: Utc::now().to_rfc3339() };
+            record_holder(bus, party, matter, holder).await?;
+        }
+    }
+    Ok(())
+}
+
+fn procuratorates(s: &Settings, env: &Envelope) -> Vec<String> {
+    let region = env.body.pointer("/location/region").or_else(|| env.body.get("region")).and_then(|v| v.as_str());
+    let county = region
+        .filter(|r| r.len() >= 6)
+        .map(|r| r[..6].to_string())
+        .or_else(|| s.org(&env.sender).map(|o| o.region[..6].to_string()))
+        .unwrap_or_default();
+    s.org
+        .iter()
+        .filter(|o| o.kind == OrgKind::Procuratorate && o.region[..6] == *county)
+        .map(|o| o.id.clone())
+        .collect()
+}
+
+/// 指定管辖: the designated organisation receives the case's original
+/// referral, becomes its holder, and the designation itself reaches it.
+async fn designate(
+    rs: &RuleSet,
+    bus: &Bus,
+    env: &Envelope,
+    case: &str,
+    trace: &TraceParent,
+    decision: &mut Decision,
+) -> anyhow::Result<()> {
+    let Some(designated) = env.body.get("designated").and_then(|v| v.as_str()) else { return Ok(()) };
+    if !decision.targets.iter().any(|t| t.org == designated) {
+        decision.targets.push(Target { org: designated.to_string(), role: "to" });
+    }
+    let record: Option<CaseRecord> = match bus.cases.get(case).await? {
+        Some(b) => serde_json::from_slice(&b).ok(),
+        None => None,
+    };
+    let Some(original) = record.as_ref().and_then(|r| {
+        r.messages.iter().find(|m| matches!(m.msg_type.as_str(), "clue_referral" | "case_referral") && m.seq.is_some())
+    }) else {
+        tracing::warn!(case, "designation on a case with no referral on record");
+        return Ok(());
+    };
+    let stream = bus.js.get_stream(subjects::STREAM_ACCEPTED).await?;
+    let raw = stream.get_raw_message(original.seq.unwrap_or_default()).await?;
+    let orig: Envelope = serde_json::from_slice(&raw.payload)?;
+    let rule = format!("designation:{}", env.sender);
+    let d = Decision {
+        targets: vec![Target { org: designated.into(), role: "to" }],
+        rule: rule.clone(),
+        version: rs.version.clone(),
+        reasons: vec![format!("{} designated {designated} (指定管辖) by {}", case, env.id)],
+        consulted: Vec::new(),
+        question: false,
+        crime: None,
+        rule_errors: Vec::new(),
+    };
+    remember(&bus.routes, &subjects::key(designated, &orig.id), route_entry(&orig, case)).await?;
+    publish_copy(bus, &raw.payload, &orig, case, designated, &d, trace, None, Some("designated")).await?;
+    if let (Some(party), Some(matter)) = (orig.body.get("party").and_then(party_key), orig.matter()) {
+        let holder = Holder { org: designated.into(), case: case.into(), since: Utc::now().to_rfc3339() };
+        designate_holder(bus, &party, matter, holder).await?;
+    }
+    let ev = events::Event {
+        step: "routed".into(),
+        service: "router".into(),
+        msg_id: orig.id.clone(),
+        sender: orig.sender.clone(),
+        case: Some(case.into()),
+        msg_type: Some(orig.kind.as_str().into()),
+        at: Utc::now(),
+        trace_id: trace.trace_id_hex(),
+        span_id: trace.child().span_id_hex(),
+        detail: json!({ "recipients": [designated], "rule": rule, "rule_version": rs.version,
+                        "reasons": d.reasons, "designation": env.id }),
+    };
+    events::publish(&bus.js, &ev).await?;
     Ok(())
 }
 
@@ -151,7 +333,7 @@ fn rule_family(rule: &str) -> String {
 }
 
 /// Adds `entry` to the list under `key` (compare-and-set; idempotent).
-async fn remember(routes: &kv::Store, key: &str, entry: RouteEntry) -> anyhow::Result<()> {
+pub(crate) async fn remember(routes: &kv::Store, key: &str, entry: RouteEntry) -> anyhow::Result<()> {
     let first = serde_json::to_vec(&vec![&entry])?;
     match routes.create(key, first.into()).await {
         Ok(_) => return Ok(()),
@@ -159,11 +341,9 @@ async fn remember(routes: &kv::Store, key: &str, entry: RouteEntry) -> anyhow::R
         Err(e) => return Err(e.into()),
     }
     for _ in 0..10 {
-        let Some(current) = routes.entry(key).await? else {
-            continue;
-        };
+        let Some(current) = routes.entry(key).await? else { continue };
         let mut list: Vec<RouteEntry> = serde_json::from_slice(&current.value).unwrap_or_default();
-        if list.contains(&entry) {
+        if list.iter().any(|e| e.sender == entry.sender && e.case == entry.case) {
             return Ok(());
         }
         list.push(entry.clone());

@@ -1,9 +1,13 @@
-//! Jurisdiction decisions as a pure function of the rule set and the message,
-//! so `xj route --explain` and the service give the same answer.
+//! Jurisdiction decisions as a pure function of a rule set, the message and
+//! what the hub knows, so `xj route --explain` and the router agree.
 
 use serde::Serialize;
 use xj_config::{OrgKind, Settings};
-use xj_model::{Classification, Envelope, MessageType};
+use xj_model::{Classification, Envelope, MessageType, Problem};
+
+use crate::crime::{CrimeFinding, evaluate};
+use crate::history::{Holder, PriorPenalty};
+use crate::ruleset::RuleSet;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Target {
@@ -12,17 +16,29 @@ pub struct Target {
     pub role: &'static str,
 }
 
+/// One rule looked at, and what it said.
+#[derive(Debug, Clone, Serialize)]
+pub struct Consulted {
+    pub rule: String,
+    pub outcome: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Decision {
     pub targets: Vec<Target>,
     /// The rule that decided, e.g. `matter:PRODUCT-FAKE/devolved:990101101`.
     pub rule: String,
     pub version: String,
-    /// Why, in words an operator can read; for a jurisdiction question, what
-    /// was missing or ambiguous.
+    /// Why, in words an operator can read.
     pub reasons: Vec<String>,
-    /// True when nobody could be placed and the coordination office decides.
+    /// Every rule consulted on the way, in order.
+    pub consulted: Vec<Consulted>,
+    /// Nobody could be placed: the coordination office decides.
     pub question: bool,
+    /// A criminal threshold the facts meet.
+    pub crime: Option<CrimeFinding>,
+    /// A condition that could not be evaluated (the message is still placed).
+    pub rule_errors: Vec<String>,
 }
 
 impl Decision {
@@ -31,161 +47,277 @@ impl Decision {
     }
 }
 
+/// What the hub knows beyond the message.
+#[derive(Debug, Clone, Default)]
+pub struct Knowledge {
+    /// Sender of the message this one answers (resolved by the gateway).
+    pub reply_sender: Option<String>,
+    /// Who first opened a case on this party and matter.
+    pub holder: Option<Holder>,
+    /// The party's administrative penalties carried by the hub.
+    pub priors: Vec<PriorPenalty>,
+}
+
 fn to(org: &str) -> Target {
     Target { org: org.to_string(), role: "to" }
 }
 
-/// Decides where `env` goes. `reply_sender` is the sender of the message
-/// `env` answers, as the gateway resolved it.
-pub fn decide(settings: &Settings, env: &Envelope, reply_sender: Option<&str>) -> Decision {
-    let version = settings.ruleset_version();
-    let make = |targets: Vec<Target>, rule: String, reasons: Vec<String>| Decision {
-        targets,
-        rule,
-        version: version.clone(),
-        reasons,
-        question: false,
-    };
+struct Builder<'a> {
+    rs: &'a RuleSet,
+    env: &'a Envelope,
+    consulted: Vec<Consulted>,
+}
 
-    let explicit = env.recipients();
-    if let Some(rs) = reply_sender {
-        let mut targets = vec![to(rs)];
-        targets.extend(explicit.iter().filter(|r| r.as_str() != rs).map(|r| to(r)));
-        return make(targets, "reply".into(), vec![format!("answers {:?} sent by {rs}", env.reply_to)]);
+impl Builder<'_> {
+    fn note(&mut self, rule: impl Into<String>, outcome: impl Into<String>) {
+        self.consulted.push(Consulted { rule: rule.into(), outcome: outcome.into() });
     }
-    if !explicit.is_empty() && env.kind != MessageType::InfoShare {
-        return make(
-            explicit.iter().map(|r| to(r)).collect(),
-            "explicit".into(),
-            vec!["recipient named by the sender".into()],
-        );
+
+    fn placed(self, targets: Vec<Target>, rule: String, reasons: Vec<String>) -> Decision {
+        Decision {
+            targets,
+            rule,
+            version: self.rs.version.clone(),
+            reasons,
+            consulted: self.consulted,
+            question: false,
+            crime: None,
+            rule_errors: Vec::new(),
+        }
     }
-    match env.kind {
-        MessageType::ClueReferral | MessageType::CaseReferral => referral(settings, env, make),
-        MessageType::CriminalHandoff => handoff(settings, env, make),
-        MessageType::InfoShare => share(settings, env, &explicit, make),
-        _ => question(settings, env, &version, vec![format!("a {} with no recipient", env.kind)]),
+
+    /// Nobody could be placed: the county's coordination office decides
+    /// (首接责任: the hub never drops an item).
+    fn question(self, reasons: Vec<String>) -> Decision {
+        let s = &self.rs.settings;
+        let county = region_of(self.env).map(|r| &r[..6]);
+        let office = s
+            .org
+            .iter()
+            .filter(|o| o.kind == OrgKind::CoordinationOffice)
+            .find(|o| county.is_none_or(|c| o.region[..6] == *c))
+            .or_else(|| s.org.iter().find(|o| o.kind == OrgKind::CoordinationOffice));
+        let mut d =
+            self.placed(office.map(|o| to(&o.id)).into_iter().collect(), "jurisdiction-question".into(), reasons);
+        d.question = true;
+        d
     }
 }
 
 fn region_of(env: &Envelope) -> Option<&str> {
-    env.body.pointer("/location/region").and_then(|v| v.as_str())
+    env.body.pointer("/location/region").and_then(|v| v.as_str()).filter(|r| r.len() >= 6)
 }
 
-fn referral(
-    settings: &Settings,
-    env: &Envelope,
-    make: impl Fn(Vec<Target>, String, Vec<String>) -> Decision,
-) -> Decision {
-    let version = settings.ruleset_version();
+/// Decides where `env` goes.
+pub fn decide(rs: &RuleSet, env: &Envelope, k: &Knowledge) -> Decision {
+    let mut d = place(rs, env, k);
+    match evaluate(rs, env, &k.priors) {
+        Ok(Some(finding)) => {
+            d.consulted.push(Consulted { rule: finding.rule.clone(), outcome: format!("met: {}", finding.offence) });
+            d.crime = Some(finding);
+        }
+        Ok(None) => {
+            if let Some(m) = env.matter().filter(|m| rs.crimes.contains_key(*m) && crate::crime::applies(env)) {
+                d.consulted.push(Consulted { rule: format!("crime:{m}"), outcome: "not met".into() });
+            }
+        }
+        Err(e) => d.rule_errors.push(e.to_string()),
+    }
+    d
+}
+
+fn place(rs: &RuleSet, env: &Envelope, k: &Knowledge) -> Decision {
+    let mut b = Builder { rs, env, consulted: Vec::new() };
+    let explicit = env.recipients();
+    if let Some(rs_) = &k.reply_sender {
+        b.note("reply", format!("answers {:?} from {rs_}", env.reply_to.as_deref().unwrap_or_default()));
+        let mut targets = vec![to(rs_)];
+        targets.extend(explicit.iter().filter(|r| *r != rs_).map(|r| to(r)));
+        return b.placed(targets, "reply".into(), vec![format!("a reply goes back to {rs_}, on the same case")]);
+    }
+    if !explicit.is_empty() && env.kind != MessageType::InfoShare {
+        b.note("explicit", format!("recipient named: {}", explicit.join(", ")));
+        let reasons = vec!["recipient named by the sender".into()];
+        if env.kind == MessageType::CriminalHandoff {
+            let mut targets: Vec<Target> = explicit.iter().map(|r| to(r)).collect();
+            targets.extend(procuratorates(rs, env).into_iter().filter(|p| !explicit.contains(p)).map(|p| copy(&p)));
+            return b.placed(targets, "explicit".into(), reasons);
+        }
+        return b.placed(explicit.iter().map(|r| to(r)).collect(), "explicit".into(), reasons);
+    }
+    match env.kind {
+        MessageType::ClueReferral | MessageType::CaseReferral => referral(b, k),
+        MessageType::CriminalHandoff => handoff(b),
+        MessageType::InfoShare => share(b, &explicit),
+        _ => b.question(vec![format!("a {} with no recipient", env.kind)]),
+    }
+}
+
+fn copy(org: &str) -> Target {
+    Target { org: org.to_string(), role: "copy" }
+}
+
+fn procuratorates(rs: &RuleSet, env: &Envelope) -> Vec<String> {
+    let county = region_of(env).map(|r| r[..6].to_string());
+    let sender_county = rs.settings.org(&env.sender).map(|o| o.region[..6].to_string());
+    let county = county.or(sender_county).unwrap_or_default();
+    rs.settings
+        .org
+        .iter()
+        .filter(|o| o.kind == OrgKind::Procuratorate && o.region[..6] == *county)
+        .map(|o| o.id.clone())
+        .collect()
+}
+
+fn kind_name(k: OrgKind) -> String {
+    serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+fn in_deployment(s: &Settings, county: &str) -> bool {
+    s.org.iter().any(|o| &o.region[..6] == county)
+}
+
+fn referral(mut b: Builder<'_>, k: &Knowledge) -> Decision {
+    let (rs, env) = (b.rs, b.env);
+    let s = &rs.settings;
     let Some(code) = env.matter() else {
-        return question(settings, env, &version, vec!["the referral names no matter".into()]);
+        b.note("matter", "none named");
+        return b.question(vec!["the referral names no matter".into()]);
     };
-    let Some(matter) = settings.matter(code) else {
-        return question(settings, env, &version, vec![format!("matter {code:?} is not in the catalogue")]);
+    let Some(matter) = s.matter(code) else {
+        b.note(format!("matter:{code}"), "not in the catalogue");
+        return b.question(vec![format!("matter {code:?} is not in the catalogue")]);
     };
     let Some(region) = region_of(env) else {
-        return question(settings, env, &version, vec!["the referral has no location region".into()]);
+        b.note("territory", "no location region");
+        return b.question(vec!["the referral has no location region".into()]);
     };
+    let county = &region[..6];
+    if !in_deployment(s, county) {
+        b.note("territory", format!("{region} is outside this deployment"));
+        return b.question(vec![format!("the location {region} is outside the counties this hub serves")]);
+    }
+    // 行政处罚法 art. 25: the organisation that opened a case first keeps it.
+    if let Some(h) = &k.holder {
+        if h.org != env.sender {
+            b.note("art25:first-opened", format!("{} opened case {} first", h.org, h.case));
+            return b.placed(
+                vec![to(&h.org)],
+                format!("art25:first-opened/{}", h.org),
+                vec![format!(
+                    "{} already opened a case on this party and matter ({}); the first to open keeps it (行政处罚法第二十五条)",
+                    h.org, h.case
+                )],
+            );
+        }
+        b.note("art25:first-opened", format!("the sender {} holds it", h.org));
+    } else {
+        b.note("art25:first-opened", "no earlier case on this party and matter");
+    }
     // 赋权: a devolved matter located in a town that holds the power.
-    if region.len() == 9 && matter.devolved_to.iter().any(|t| t == region) {
-        let towns: Vec<&str> = settings
+    let devolved = region.len() == 9 && matter.devolved_to.iter().any(|t| t == region);
+    b.note(
+        format!("matter:{code}/devolved"),
+        if devolved { format!("devolved to {region}") } else { format!("not devolved to {region}") },
+    );
+    if devolved {
+        let towns: Vec<&str> = s
             .org
             .iter()
             .filter(|o| o.kind == OrgKind::TownGovernment && o.region == region)
             .map(|o| o.id.as_str())
             .collect();
-        if let [town] = towns.as_slice() {
-            return make(
-                vec![to(town)],
-                format!("matter:{code}/devolved:{region}"),
-                vec![format!("{} is devolved to town {region} (赋权事项)", matter.name)],
-            );
+        match towns.as_slice() {
+            [town] if *town == env.sender => {
+                return b.question(vec![format!(
+                    "{town} holds the devolved power for {code} in {region} and cannot refer it to itself"
+                )]);
+            }
+            [town] => {
+                return b.placed(
+                    vec![to(town)],
+                    format!("matter:{code}/devolved:{region}"),
+                    vec![format!("{} is devolved to the town {region} (赋权事项)", matter.name)],
+                );
+            }
+            [] => {
+                return b
+                    .question(vec![format!("{code} is devolved to {region} but no town government has that region")]);
+            }
+            many => return b.question(vec![format!("several town governments for {region}: {}", many.join(", "))]),
         }
     }
     // 属地 + 权责清单: the county organisation of the competent kind.
-    let county = &region[..6];
-    let competent: Vec<&str> = settings
-        .org
-        .iter()
-        .filter(|o| o.kind == matter.competent && o.region == county)
-        .map(|o| o.id.as_str())
-        .collect();
+    let competent: Vec<&str> =
+        s.org.iter().filter(|o| o.kind == matter.competent && o.region == county).map(|o| o.id.as_str()).collect();
+    let kind = kind_name(matter.competent);
+    b.note(
+        format!("matter:{code}/competent"),
+        format!("{kind} in {county}: {}", if competent.is_empty() { "none".into() } else { competent.join(", ") }),
+    );
     match competent.as_slice() {
-        [one] if *one == env.sender => question(
-            settings,
-            env,
-            &version,
-            vec![format!("the sender {one} is itself the competent organisation for {code} in {county}")],
-        ),
-        [one] => make(
+        [one] if *one == env.sender => {
+            b.question(vec![format!("the sender {one} is itself the competent organisation for {code} in {county}")])
+        }
+        [one] => b.placed(
             vec![to(one)],
-            format!("matter:{code}/competent:{}", kind_name(matter.competent)),
-            vec![format!("{} is for the county's {} (location {region})", matter.name, kind_name(matter.competent))],
+            format!("matter:{code}/competent:{kind}"),
+            vec![format!("{} is for the county's {kind} (location {region}, 属地管辖)", matter.name)],
         ),
-        [] => question(
-            settings,
-            env,
-            &version,
-            vec![format!("no {} organisation is configured for county {county}", kind_name(matter.competent))],
-        ),
-        many => question(
-            settings,
-            env,
-            &version,
-            vec![format!("several organisations are competent for {code} in {county}: {}", many.join(", "))],
-        ),
+        [] => b.question(vec![format!("no {kind} organisation is configured for county {county}")]),
+        many => {
+            b.question(vec![format!("several organisations are competent for {code} in {county}: {}", many.join(", "))])
+        }
     }
 }
 
 /// 行刑衔接: the police unit the matter names, in the case's county, with a
 /// copy to the same-level procuratorate (Decree 310 art. 6).
-fn handoff(
-    settings: &Settings,
-    env: &Envelope,
-    make: impl Fn(Vec<Target>, String, Vec<String>) -> Decision,
-) -> Decision {
-    let version = settings.ruleset_version();
-    let matter = env.matter().and_then(|c| settings.matter(c));
+fn handoff(mut b: Builder<'_>) -> Decision {
+    let (rs, env) = (b.rs, b.env);
+    let s = &rs.settings;
+    let matter = env.matter().and_then(|c| s.matter(c));
     let (Some(matter), Some(region)) = (matter, region_of(env)) else {
-        return question(settings, env, &version, vec!["hand-off without a known matter or location".into()]);
+        return b.question(vec!["hand-off without a known matter or location".into()]);
     };
     let Some(crime) = &matter.crime else {
-        return question(settings, env, &version, vec![format!("matter {} has no criminal threshold", matter.code)]);
+        b.note(format!("matter:{}/crime", matter.code), "no criminal threshold");
+        return b.question(vec![format!("matter {} has no criminal threshold and no police unit", matter.code)]);
     };
     let county = &region[..6];
-    let in_county = |kind: OrgKind| settings.org.iter().filter(move |o| o.kind == kind && o.region[..6] == *county);
-    let police: Vec<&str> = in_county(OrgKind::PublicSecurity)
+    let police: Vec<&str> = s
+        .org
+        .iter()
+        .filter(|o| o.kind == OrgKind::PublicSecurity && o.region[..6] == *county)
         .filter(|o| o.unit.as_deref() == Some(crime.police_unit.as_str()))
         .map(|o| o.id.as_str())
         .collect();
+    b.note(
+        format!("matter:{}/crime:{}", matter.code, crime.police_unit),
+        format!("police units: {}", police.join(", ")),
+    );
     let [police] = police.as_slice() else {
-        return question(
-            settings,
-            env,
-            &version,
-            vec![format!("no single police unit {:?} in county {county}", crime.police_unit)],
-        );
+        return b.question(vec![format!("no single police unit {:?} in county {county}", crime.police_unit)]);
     };
     let mut targets = vec![to(police)];
-    targets.extend(in_county(OrgKind::Procuratorate).map(|o| Target { org: o.id.clone(), role: "copy" }));
-    make(
+    targets.extend(procuratorates(rs, env).iter().map(|p| copy(p)));
+    b.placed(
         targets,
         format!("matter:{}/crime:{}", matter.code, crime.police_unit),
-        vec![format!("{}: to the {} police unit, copied to the procuratorate", crime.offence, crime.police_unit)],
+        vec![format!(
+            "{}: to the {} police unit, copied to the procuratorate (Decree 310 art. 6)",
+            crime.offence, crime.police_unit
+        )],
     )
 }
 
 /// Information sharing: subscribers by kind, region and matter; a
 /// sensitive item goes only to the recipients named.
-fn share(
-    settings: &Settings,
-    env: &Envelope,
-    explicit: &[String],
-    make: impl Fn(Vec<Target>, String, Vec<String>) -> Decision,
-) -> Decision {
+fn share(mut b: Builder<'_>, explicit: &[String]) -> Decision {
+    let env = b.env;
     if env.classification == Classification::Sensitive {
-        return make(
+        b.note("share:sensitive", "only the recipients named");
+        return b.placed(
             explicit.iter().map(|r| to(r)).collect(),
             "share:sensitive-explicit-only".into(),
             vec!["sensitive information goes only to the recipients named".into()],
@@ -194,7 +326,9 @@ fn share(
     let kind = env.body.get("kind").and_then(|v| v.as_str()).unwrap_or_default();
     let region = env.body.get("region").and_then(|v| v.as_str()).unwrap_or_default();
     let matter = env.body.get("matter").and_then(|v| v.as_str());
-    let targets: Vec<Target> = settings
+    let targets: Vec<Target> = b
+        .rs
+        .settings
         .org
         .iter()
         .filter(|o| o.id != env.sender)
@@ -202,39 +336,41 @@ fn share(
         .filter(|o| {
             o.subscribe.iter().any(|s| {
                 s.kind == kind
-                    && s.region.as_deref().is_none_or(|r| region.starts_with(r))
+                    && s.region.as_deref().is_none_or(|r| region.starts_with(r) || (region.is_empty() && r.len() == 6))
                     && s.matter.as_deref().is_none_or(|m| Some(m) == matter)
             })
         })
         .map(|o| to(&o.id))
         .collect();
-    make(targets, format!("share:{kind}"), vec![format!("subscribers of {kind} for region {region}")])
+    b.note(format!("share:{kind}"), format!("{} subscriber(s)", targets.len()));
+    b.placed(targets, format!("share:{kind}"), vec![format!("subscribers of {kind} for region {region}")])
 }
 
-/// Nobody could be placed: the coordination office decides (首接责任: the
-/// hub never drops an item).
-fn question(settings: &Settings, env: &Envelope, version: &str, reasons: Vec<String>) -> Decision {
-    let county = region_of(env).map(|r| &r[..6]);
-    let offices: Vec<&str> = settings
-        .org
-        .iter()
-        .filter(|o| o.kind == OrgKind::CoordinationOffice)
-        .filter(|o| county.is_none_or(|c| o.region[..6] == *c))
-        .map(|o| o.id.as_str())
-        .collect();
-    let office = offices
-        .first()
-        .copied()
-        .or_else(|| settings.org.iter().find(|o| o.kind == OrgKind::CoordinationOffice).map(|o| o.id.as_str()));
-    Decision {
-        targets: office.map(to).into_iter().collect(),
-        rule: "jurisdiction-question".into(),
-        version: version.to_string(),
-        reasons,
-        question: true,
+/// Explicit recipients must be plausible for the message type (checked at
+/// the edge, so the sender hears it at once).
+pub fn check_recipients(rs: &RuleSet, env: &Envelope) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let many = matches!(env.recipient, Some(xj_model::Recipients::Many(_)));
+    for (i, r) in env.recipients().iter().enumerate() {
+        let at = if many { format!("/recipient/{i}") } else { "/recipient".to_string() };
+        let Some(org) = rs.settings.org(r) else {
+            out.push(Problem::new(at, format!("no organisation {r:?} is connected to this hub")));
+            continue;
+        };
+        if r == &env.sender {
+            out.push(Problem::new(at, "an organisation cannot send a message to itself"));
+            continue;
+        }
+        let plausible = match env.kind {
+            MessageType::ClueReferral | MessageType::CaseReferral => {
+                org.kind.is_enforcement() || org.kind == OrgKind::CoordinationOffice
+            }
+            MessageType::CriminalHandoff => matches!(org.kind, OrgKind::PublicSecurity | OrgKind::Procuratorate),
+            _ => true,
+        };
+        if !plausible {
+            out.push(Problem::new(at, format!("{r} is a {} and cannot receive a {}", kind_name(org.kind), env.kind)));
+        }
     }
-}
-
-fn kind_name(k: OrgKind) -> String {
-    serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    out
 }

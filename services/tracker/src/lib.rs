@@ -107,6 +107,7 @@ pub fn fold(record: &mut CaseRecord, ev: &Event) {
         rule: ev.detail["rule"].as_str().map(str::to_owned),
         rule_version: ev.detail["rule_version"].as_str().map(str::to_owned),
         reply_to: ev.detail["reply_to"].as_str().map(str::to_owned),
+        seq: ev.detail["seq"].as_u64(),
     });
 }
 

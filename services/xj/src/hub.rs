@@ -74,6 +74,8 @@ pub async fn start(
     shutdown: Shutdown,
 ) -> anyhow::Result<Hub> {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // Install the recorder before anything counts.
+    let _ = xj_bus::metrics::handle();
     let key = HubKey::load_or_create(&key_path(&settings))?;
     let mut tasks = JoinSet::new();
     let mut http_addr = None;
@@ -91,7 +93,9 @@ pub async fn start(
                 };
                 http_addr = Some(l.local_addr()?);
                 let schemas = Arc::new(Schemas::load()?);
-                let state = xj_gateway::GatewayState::new(settings, bus, schemas, key);
+                let rules = xj_rules::RulesHandle::new(xj_rules::RuleSet::compile(settings.clone())?);
+                rules.spawn_watcher(bus.client.clone(), shutdown.clone());
+                let state = xj_gateway::GatewayState::new(settings, bus, schemas, key, rules);
                 tasks.spawn(async move { (svc, xj_gateway::run(state, l, shutdown).await) });
             }
             Service::Router => {

@@ -48,8 +48,16 @@ enum Cmd {
     },
     /// Print where a message would go and which rule decided, without sending it.
     Route {
+        /// Print every rule consulted, the winning rule and the version.
         #[arg(long)]
         explain: bool,
+        /// Print the decision as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Ask a running hub's NATS for what it knows (penalty history, case
+        /// holders); without it the message is judged on its own.
+        #[arg(long)]
+        nats: Option<String>,
         #[arg(long, default_value = "xianjie.toml")]
         config: PathBuf,
         message: PathBuf,
@@ -87,7 +95,7 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
         Cmd::Up { config, no_sandbox, demo_every } => up(config, no_sandbox, demo_every).await,
         Cmd::Run { service, config } => run_one(service, &config).await,
         Cmd::Check { config } => Ok(check(&config)),
-        Cmd::Route { explain, config, message } => route(explain, &config, &message),
+        Cmd::Route { explain, json, nats, config, message } => route(explain, json, nats, &config, &message).await,
     }
 }
 
@@ -112,8 +120,14 @@ fn check(config: &Path) -> std::process::ExitCode {
     }
 }
 
-fn route(explain: bool, config: &Path, message: &Path) -> anyhow::Result<std::process::ExitCode> {
-    let settings = xj_config::load_file(config)?;
+async fn route(
+    explain: bool,
+    json: bool,
+    nats: Option<String>,
+    config: &Path,
+    message: &Path,
+) -> anyhow::Result<std::process::ExitCode> {
+    let settings = Arc::new(xj_config::load_file(config)?);
     let text = std::fs::read_to_string(message).with_context(|| format!("cannot read {}", message.display()))?;
     let doc: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", message.display()))?;
@@ -127,11 +141,50 @@ fn route(explain: bool, config: &Path, message: &Path) -> anyhow::Result<std::pr
             return Ok(std::process::ExitCode::FAILURE);
         }
     };
-    let decision = xj_router::decide(&settings, &env, None);
-    if explain {
-        println!("{}", serde_json::to_string_pretty(&decision)?);
+    let rules = xj_rules::RuleSet::compile(settings.clone())?;
+    let knowledge = match nats {
+        Some(url) => {
+            let bus = xj_bus::Bus::connect(&settings, &url).await?;
+            xj_rules::knowledge::gather(&rules, &bus, &env, None).await?
+        }
+        None => xj_rules::Knowledge::default(),
+    };
+    let d = xj_rules::decide(&rules, &env, &knowledge);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&d)?);
+    } else if explain {
+        println!("message   {} ({}) from {}", env.id, env.kind, env.sender);
+        println!("rule set  {}", d.version);
+        println!("consulted");
+        for c in &d.consulted {
+            println!("  {:<40} {}", c.rule, c.outcome);
+        }
+        println!("decided   {}", d.rule);
+        for t in &d.targets {
+            println!("  {} {}", if t.role == "to" { "to  " } else { "copy" }, t.org);
+        }
+        for r in &d.reasons {
+            println!("because   {r}");
+        }
+        if d.question {
+            println!("=> jurisdiction question for the coordination office");
+        }
+        if let Some(c) = &d.crime {
+            println!(
+                "crime     {} — {} ({}, {})",
+                c.rule,
+                c.offence,
+                c.source.as_deref().unwrap_or("-"),
+                c.effective.as_deref().unwrap_or("-")
+            );
+            println!("          condition: {}", c.condition);
+            println!("          facts: {:?}; prior penalties: {}", c.facts, c.prior_penalties);
+        }
+        for e in &d.rule_errors {
+            println!("error     {e}");
+        }
     } else {
-        println!("{}", decision.recipients().join(" "));
+        println!("{}", d.recipients().join(" "));
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

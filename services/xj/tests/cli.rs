@@ -67,7 +67,7 @@ devolved_to = ["990101999"]
 #[test]
 fn route_explain_names_the_rule_and_version() {
     let out = xj()
-        .args(["route", "--explain", "--config"])
+        .args(["route", "--json", "--config"])
         .arg(repo().join("deploy/sandbox.toml"))
         .arg(repo().join("schemas/examples/clue_referral.json"))
         .output()

@@ -135,12 +135,13 @@ async fn unprocessable_lists_every_problem_with_its_pointer() -> anyhow::Result<
     }
 
     // Schema problems and configuration problems together.
-    let mut m = sample_clue("G-BAD-3", "qh-market", "NO-SUCH-MATTER", "990101101");
+    let mut m = sample_clue("G-BAD-3", "qh-market", "FOOD-STALL", "990101101");
     m["body"].as_object_mut().unwrap().remove("contact");
+    m["recipient"] = "qh-nobody".into();
     let (s, b) = hub.submit("qh-market", &m).await?;
     assert_error(s, &b, 422, "invalid");
     let got = pointers(&b);
-    for want in ["/body/contact", "/body/matter"] {
+    for want in ["/body/contact", "/recipient"] {
         assert!(got.iter().any(|p| p == want), "{want} missing from {b}");
     }
 

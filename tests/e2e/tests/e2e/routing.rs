@@ -93,8 +93,21 @@ async fn the_competent_sender_raises_a_jurisdiction_question() -> anyhow::Result
     let case = receipt["case"].as_str().unwrap_or_default();
     let record = wait_for_case(&hub, case, 1).await?;
     assert!(record["parties"].as_array().is_some_and(|p| p.contains(&json!("qh-coord"))), "{record}");
-    assert_eq!(hub.receiver("qh-market").hits(), 0, "not sent back to the sender");
-    assert_eq!(total_hits(&hub), 1);
+    // The receipt says so, and the office and the sender are both told by a
+    // jurisdiction_question alert naming the reasons; the referral itself is
+    // not sent back to its sender.
+    assert_eq!(receipt["routing"]["status"], "jurisdiction_question", "{receipt}");
+    assert_eq!(receipt["routing"]["to"], json!(["qh-coord"]));
+    let alerts = hub.receiver("qh-market").wait_for(1, std::time::Duration::from_secs(10)).await?;
+    assert_eq!(alerts[0].json["type"], "supervision_alert");
+    assert_eq!(alerts[0].json["body"]["kind"], "jurisdiction_question");
+    assert_eq!(alerts[0].json["body"]["about"], "R-Q-1");
+    assert_eq!(alerts[0].json["body"]["rule"]["version"], json!(hub.settings.ruleset_version()));
+    let office = hub.receiver("qh-coord").wait_for(2, std::time::Duration::from_secs(10)).await?;
+    let mut kinds: Vec<&str> = office.iter().filter_map(|d| d.json["type"].as_str()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["clue_referral", "supervision_alert"]);
+    assert_eq!(total_hits(&hub), 3);
     Ok(())
 }
 
