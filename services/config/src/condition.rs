@@ -35,12 +35,59 @@ fn facts_re() -> &'static Regex {
     RE.get_or_init(|| Regex::new(r"\bfacts\.([a-z][a-z0-9_]*)").expect("static regex"))
 }
 
+/// Every number in a condition is a double: facts are amounts and
+/// measurements, and CEL refuses `double * int`. Integer literals outside
+/// string literals get a `.0`.
+fn doubles(src: &str) -> String {
+    let chars: Vec<char> = src.chars().collect();
+    let mut out = String::with_capacity(src.len() + 16);
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '"' || c == '\'' {
+            let quote = c;
+            out.push(c);
+            i += 1;
+            while i < chars.len() {
+                out.push(chars[i]);
+                if chars[i] == '\\' && i + 1 < chars.len() {
+                    out.push(chars[i + 1]);
+                    i += 2;
+                    continue;
+                }
+                i += 1;
+                if chars[i - 1] == quote {
+                    break;
+                }
+            }
+            continue;
+        }
+        let prev = if i == 0 { ' ' } else { chars[i - 1] };
+        if c.is_ascii_digit() && !(prev.is_alphanumeric() || prev == '_' || prev == '.') {
+            let start = i;
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+            out.extend(&chars[start..i]);
+            let next = chars.get(i).copied().unwrap_or(' ');
+            if !(next == '.' || next == 'e' || next == 'E' || next == 'u' || next.is_alphanumeric()) {
+                out.push_str(".0");
+            }
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
 /// Compiles `source`; the error says what is wrong in CEL's words.
 pub fn compile(source: &str) -> Result<Condition, String> {
     let rewritten = days_re().replace_all(source, |c: &regex::Captures| {
         let days: u64 = c[1].parse().unwrap_or(0);
         format!("duration(\"{}h\")", days * 24)
     });
+    let rewritten = doubles(&rewritten);
     let program = cel::Program::compile(&rewritten).map_err(|e| e.to_string().replace('\n', " "))?;
     let mut facts: Vec<String> = facts_re().captures_iter(source).map(|c| c[1].to_string()).collect();
     facts.sort();
@@ -100,6 +147,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.facts, vec!["sales_amount", "unsold_value"]);
+    }
+
+    #[test]
+    fn integer_literals_become_doubles_outside_strings() {
+        assert_eq!(super::doubles(r#"a * 3 + b >= 150000 && m == "X1" && c > 2.5"#), r#"a * 3.0 + b >= 150000.0 && m == "X1" && c > 2.5"#);
+        assert_eq!(super::doubles(r#"duration("17520h")"#), r#"duration("17520h")"#);
     }
 
     #[test]

@@ -86,7 +86,7 @@ pub(crate) fn evaluate(
     ctx.add_variable("region", region).map_err(|e| err(e.to_string()))?;
     ctx.add_variable("type", env.kind.as_str().to_string()).map_err(|e| err(e.to_string()))?;
     let history = own.clone();
-    ctx.add_function("prior_penalties", move |args: Arguments| -> Result<i64, ExecutionError> {
+    ctx.add_function("prior_penalties", move |args: Arguments| -> Result<f64, ExecutionError> {
         let window = match args.0.first() {
             Some(Cel::Duration(d)) => *d,
             _ => return Err(ExecutionError::function_error("prior_penalties", "first argument must be a duration")),
@@ -103,7 +103,7 @@ pub(crate) fn evaluate(
             .iter()
             .filter(|p| p.decided_on >= from && p.decided_on <= on)
             .filter(|p| matter.as_deref().is_none_or(|m| p.matter.as_deref() == Some(m)))
-            .count() as i64)
+            .count() as f64)
     })
     .map_err(|e| err(e.to_string()))?;
     let holds = match compiled.condition.program.execute(&ctx) {

@@ -14,7 +14,7 @@ const SCENARIOS: &[(&str, &str, &str, &str, &str)] = &[
     ("qh-eco", "clue_referral", "FOOD-STALL", "990101101", "流动摊贩无证销售熟食"),
     ("qh-eco", "clue_referral", "PRODUCT-FAKE", "990101102", "销售掺假白酒"),
     ("qh-market", "clue_referral", "WASTE-DUMP", "990101102", "河道旁倾倒建筑垃圾"),
-    ("qh-town-dg", "case_referral", "HAZWASTE", "990101101", "废机油非法处置"),
+    ("qh-town-dg", "case_referral", "POLLUTION", "990101101", "废机油非法处置"),
     ("qh-enforce", "clue_referral", "FOOD-STALL", "990101102", "夜市无证经营食品"),
 ];
 

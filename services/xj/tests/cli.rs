@@ -17,7 +17,7 @@ fn check_accepts_the_sandbox_county() {
     let out = xj().args(["check", "--config"]).arg(repo().join("deploy/sandbox.toml")).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("ok") && text.contains("11 organisations"), "{text}");
+    assert!(text.contains("ok") && text.contains("14 organisations"), "{text}");
 }
 
 #[test]
@@ -77,7 +77,18 @@ fn route_explain_names_the_rule_and_version() {
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["rule"], "matter:FOOD-STALL/devolved:990101101");
     assert_eq!(v["targets"][0]["org"], "qh-town-dg");
-    assert!(v["version"].as_str().unwrap().starts_with("m-"));
+    assert!(v["version"].as_str().unwrap().starts_with("r-"));
+
+    let out = xj()
+        .args(["route", "--explain", "--config"])
+        .arg(repo().join("deploy/sandbox.toml"))
+        .arg(repo().join("schemas/examples/clue_referral.json"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in ["rule set  r-", "art25:first-opened", "matter:FOOD-STALL/devolved", "decided   matter:FOOD-STALL/devolved:990101101", "to   qh-town-dg"] {
+        assert!(text.contains(want), "{want:?} missing from:\n{text}");
+    }
 }
 
 #[test]
@@ -107,7 +118,7 @@ fn up_runs_the_sandbox_county_and_stops_on_sigterm() {
     let mut cfg = std::fs::read_to_string(repo().join("deploy/sandbox.toml")).unwrap();
     cfg = cfg.replace("127.0.0.1:8080", &format!("127.0.0.1:{http}"));
     let mut ports = Vec::new();
-    for old in 9101..=9111 {
+    for old in 9101..=9114 {
         let new = free();
         cfg = cfg.replace(&format!("127.0.0.1:{old}/"), &format!("127.0.0.1:{new}/"));
         ports.push(new);
