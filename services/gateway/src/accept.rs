@@ -251,12 +251,19 @@ async fn thread_of(state: &GatewayState, org: &str, env: &Envelope) -> Result<(S
                 )]))
             }
             Some(r) if r.is_party(org) => Ok((case.clone(), None)),
+            // Supervisors step into any case (指定管辖, 协调): they are not
+            // parties until they act.
+            Some(_) if supervisor(state, org) => Ok((case.clone(), None)),
             _ => {
                 Err(ApiError::Invalid(vec![Problem::new("/case", format!("no case {case:?} that {org} is party to"))]))
             }
         };
     }
     Ok((new_case_id(), None))
+}
+
+fn supervisor(state: &GatewayState, org: &str) -> bool {
+    state.settings.org(org).is_some_and(|o| matches!(o.kind, OrgKind::CoordinationOffice | OrgKind::JusticeBureau))
 }
 
 fn received_referral(r: &CaseRecord, org: &str) -> bool {

@@ -111,3 +111,25 @@ pub async fn replay_dead(
     stream.delete_message(seq).await.map_err(unavailable)?;
     Ok(Json(json!({ "replayed": seq, "id": id, "org": org, "replayed_by": by })))
 }
+
+/// Asks every service to read the rule files again (`xj.ctl.reload`); the
+/// answer carries the version now in force, or why the new files were
+/// refused (the old version stays).
+pub async fn reload_rules(State(state): State<GatewayState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    operator(&state, &headers)?;
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        state.bus.client.request(subjects::CTL_RELOAD, bytes::Bytes::new()),
+    )
+    .await
+    .map_err(|_| ApiError::Unavailable("no service answered the reload request".into()))?
+    .map_err(unavailable)?;
+    let answer: Value = serde_json::from_slice(&reply.payload).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if answer["ok"] == json!(false) {
+        return Err(ApiError::Invalid(vec![xj_model::Problem::new(
+            "",
+            answer["error"].as_str().unwrap_or("the rule files do not load").to_string(),
+        )]));
+    }
+    Ok(Json(answer))
+}

@@ -36,6 +36,7 @@ pub fn app(state: GatewayState) -> Router {
         .route("/v1/keys", get(submit::get_keys))
         .route("/v1/admin/dead-letters", get(admin::list_dead))
         .route("/v1/admin/dead-letters/{seq}/replay", post(admin::replay_dead))
+        .route("/v1/admin/rules/reload", post(admin::reload_rules))
         .route("/healthz", get(submit::healthz))
         .route("/metrics", get(submit::metrics))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })

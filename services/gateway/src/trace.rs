@@ -68,10 +68,6 @@ pub async fn get_trace(
             events.iter().filter(|e| senders.contains(&e.sender.as_str())).collect()
         }
     };
-    // Services record their steps independently; the time each step
-    // happened orders them (stream order breaks ties).
-    let mut visible = visible;
-    visible.sort_by_key(|e| e.at);
     if visible.is_empty() {
         return Err(ApiError::NotFound(format!("no message {id:?} visible to you")));
     }

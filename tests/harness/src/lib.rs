@@ -27,10 +27,7 @@ pub struct TestNats {
 impl TestNats {
     pub fn start() -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let server = NatsServer::start(ServerOptions {
-            store_dir: dir.path().join("js"),
-            ..Default::default()
-        })?;
+        let server = NatsServer::start(ServerOptions { store_dir: dir.path().join("js"), ..Default::default() })?;
         Ok(Self { server, dir })
     }
 
@@ -59,17 +56,17 @@ impl TestHub {
         for (id, ..) in ORGS {
             receivers.insert(id.to_string(), Receiver::start().await?);
         }
-        let urls: HashMap<String, String> = receivers
-            .iter()
-            .map(|(k, r)| (k.clone(), r.url()))
-            .collect();
+        let urls: HashMap<String, String> = receivers.iter().map(|(k, r)| (k.clone(), r.url())).collect();
         let text = format!(
             "{}\n[data]\ndir = \"{}\"\n{}",
             county_config(&urls),
             nats.dir.path().join("data").display(),
             extra
         );
-        let settings = Arc::new(xj_config::load_str(&text, "test.toml")?);
+        // From a file, as a deployment has it: rule reloads read it again.
+        let path = nats.dir.path().join("xianjie.toml");
+        std::fs::write(&path, &text)?;
+        let settings = Arc::new(xj_config::load_file(&path)?);
         Self::start_with(nats, settings, receivers).await
     }
 
@@ -79,37 +76,19 @@ impl TestHub {
         receivers: HashMap<String, Receiver>,
     ) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let hub = xj::hub::start(
-            settings.clone(),
-            &nats.url(),
-            &xj::hub::Service::ALL,
-            Some(listener),
-            Shutdown::new(),
-        )
-        .await?;
+        let hub =
+            xj::hub::start(settings.clone(), &nats.url(), &xj::hub::Service::ALL, Some(listener), Shutdown::new())
+                .await?;
         let base = format!("http://{}", hub.http_addr.expect("gateway address"));
-        Ok(Self {
-            nats,
-            base,
-            settings,
-            receivers,
-            http: reqwest::Client::new(),
-            hub: Some(hub),
-        })
+        Ok(Self { nats, base, settings, receivers, http: reqwest::Client::new(), hub: Some(hub) })
     }
 
     pub fn token(&self, org: &str) -> String {
-        self.settings
-            .org(org)
-            .map(|o| o.secret.clone())
-            .unwrap_or_default()
+        self.settings.org(org).map(|o| o.secret.clone()).unwrap_or_default()
     }
 
     pub fn operator_token(&self) -> String {
-        self.settings
-            .operator_token()
-            .unwrap_or_default()
-            .to_string()
+        self.settings.operator_token().unwrap_or_default().to_string()
     }
 
     pub fn receiver(&self, org: &str) -> &Receiver {
@@ -118,11 +97,7 @@ impl TestHub {
 
     /// POSTs a canonical message as `org`; returns status and JSON body.
     pub async fn submit(&self, org: &str, msg: &Value) -> anyhow::Result<(u16, Value)> {
-        self.post_raw(
-            &format!("Bearer {}", self.token(org)),
-            serde_json::to_vec(msg)?,
-        )
-        .await
+        self.post_raw(&format!("Bearer {}", self.token(org)), serde_json::to_vec(msg)?).await
     }
 
     pub async fn post_raw(&self, auth: &str, body: Vec<u8>) -> anyhow::Result<(u16, Value)> {
@@ -141,12 +116,7 @@ impl TestHub {
 
     /// GET with a bearer token; returns status and JSON body.
     pub async fn get(&self, path: &str, token: &str) -> anyhow::Result<(u16, Value)> {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await?;
+        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await?;
         let status = r.status().as_u16();
         Ok((status, r.json::<Value>().await.unwrap_or(Value::Null)))
     }
