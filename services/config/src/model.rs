@@ -32,6 +32,8 @@ pub struct Settings {
     pub org: Vec<Org>,
     #[serde(default)]
     pub matter: Vec<Matter>,
+    #[serde(default)]
+    pub major_penalty: MajorPenaltySettings,
     /// Where the settings came from, for messages; not a key.
     #[serde(skip)]
     pub source: String,
@@ -54,14 +56,18 @@ pub struct NatsSettings {
 
 impl Default for NatsSettings {
     fn default() -> Self {
-        Self { url: None, user: None, password: None, replicas: one() }
+        Self { url: None, user: None, password: None, password_file: None, password_env: None, replicas: one() }
     }
 }
 
 fn one() -> usize {
     1
+    /// The services' NATS user (`xj nats-config` gives it every subject).
 }
+    /// Its password: inline, or from `password_file` / `password_env`.
 
+    pub password_file: Option<PathBuf>,
+    pub password_env: Option<String>,
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
@@ -74,7 +80,12 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { listen: default_listen(), max_body_bytes: default_body_limit() }
+        Self {
+            listen: default_listen(),
+            max_body_bytes: default_body_limit(),
+            max_attachment_bytes: default_attachment_limit(),
+            rate_limit: RateLimit::default(),
+        }
     }
 }
 
@@ -85,6 +96,14 @@ fn default_body_limit() -> usize {
     1024 * 1024
 }
 
+    /// Largest evidence attachment (`POST /v1/attachments`); larger ones get 413.
+    #[serde(default = "default_attachment_limit")]
+    pub max_attachment_bytes: usize,
+    /// Requests per organisation (and for the operator token): a token
+    /// bucket of `burst` requests refilled at `per_second`; beyond it 429.
+    /// An `[[org]]` may set its own `rate_limit`.
+    #[serde(default)]
+    pub rate_limit: RateLimit,
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSettings {
@@ -93,6 +112,24 @@ pub struct DataSettings {
 }
 
 impl Default for DataSettings {
+/// A token bucket: `burst` requests at once, refilled at `per_second`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self { per_second: 50.0, burst: 200 }
+    }
+}
+
+fn default_attachment_limit() -> usize {
+    32 * 1024 * 1024
+}
+
     fn default() -> Self {
         Self { dir: default_data_dir() }
     }
@@ -186,8 +223,66 @@ pub struct ClockSettings {
 #[serde(rename_all = "snake_case")]
 pub enum ClockMode {
     #[default]
+    /// Public keys (base64 Ed25519) the hub signed with before a rotation:
+    /// still served at `GET /v1/keys` with their key ids so that old
+    /// signatures stay verifiable. New signatures use `signing_key_file`.
+    #[serde(default)]
+    pub previous_public_keys: Vec<String>,
     System,
     Manual,
+}
+
+/// Which penalty decisions are major (重大行政处罚) and so filed with the
+/// justice bureau (seed 001 §(十二)): data, versioned with the rule set.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MajorPenaltySettings {
+    /// A fine of at least this many yuan is major (处20万元以上罚款).
+    #[serde(default = "default_major_fine")]
+    pub min_fine: f64,
+    /// `penalty.kind` values that are major whatever the amount.
+    #[serde(default = "default_major_kinds")]
+    pub kinds: Vec<String>,
+    /// Days after the decision within which it must be filed.
+    #[serde(default = "default_major_days")]
+    pub file_within_days: u32,
+    #[serde(default = "default_major_source")]
+    pub source: String,
+}
+
+impl Default for MajorPenaltySettings {
+    fn default() -> Self {
+        Self {
+            min_fine: default_major_fine(),
+            kinds: default_major_kinds(),
+            file_within_days: default_major_days(),
+            source: default_major_source(),
+        }
+    }
+}
+
+fn default_major_fine() -> f64 {
+    200_000.0
+}
+fn default_major_kinds() -> Vec<String> {
+    [
+        "confiscation",
+        "suspension",
+        "licence_revocation",
+        "qualification_lowering",
+        "production_restriction",
+        "closure",
+        "practice_ban",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+fn default_major_days() -> u32 {
+    15
+}
+fn default_major_source() -> String {
+    "seed 001 §(十二) 重大行政处罚备案".into()
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -308,6 +403,16 @@ impl Settings {
         self.org.iter().find(|o| o.id == id)
     }
 
+    /// The organisation's Ed25519 public key (base64, 32 bytes): when set,
+    /// every submission must carry `Xj-Signature` over the exact body.
+    pub public_key: Option<String>,
+    /// The organisation's NATS nkey (public, `U…`): `xj nats-config` gives
+    /// its NATS user this nkey instead of the token as password.
+    pub nkey: Option<String>,
+    /// Its own request-size limit (bytes), below `[http] max_body_bytes`.
+    pub max_body_bytes: Option<usize>,
+    /// Its own request rate, instead of `[http] rate_limit`.
+    pub rate_limit: Option<RateLimit>,
     pub fn matter(&self, code: &str) -> Option<&Matter> {
         self.matter.iter().find(|m| m.code == code)
     }
@@ -323,7 +428,7 @@ impl Settings {
         use sha2::{Digest, Sha256};
         let orgs: Vec<_> =
             self.org.iter().map(|o| serde_json::json!([o.id, o.kind, o.region, o.unit, o.subscribe])).collect();
-        let doc = serde_json::json!({ "matters": self.matter, "orgs": orgs });
+        let doc = serde_json::json!({ "matters": self.matter, "orgs": orgs, "major_penalty": self.major_penalty });
         format!("r-{}", &hex::encode(Sha256::digest(serde_json::to_vec(&doc).unwrap_or_default()))[..12])
     }
 }

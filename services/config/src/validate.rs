@@ -27,7 +27,8 @@ fn resolve_secret(
 ) -> Option<String> {
     let given = [inline.is_some(), file.is_some(), env.is_some()].iter().filter(|b| **b).count();
     if given > 1 {
-        out.push(bad(key, "give only one of token, token_file, token_env"));
+        let f = key.rsplit('.').next().unwrap_or(key);
+        out.push(bad(key, format!("give only one of {f}, {f}_file, {f}_env")));
         return None;
     }
     if let Some(t) = inline {
@@ -66,6 +67,34 @@ pub(crate) fn validate(s: &mut Settings, base: &Path) -> Vec<Unlocated> {
     }
     if s.nats.replicas == 0 || s.nats.replicas > 5 {
         out.push(bad("nats.replicas", "must be between 1 and 5"));
+    }
+    let n = s.nats.clone();
+    if let Some(p) = resolve_secret("nats.password", &n.password, &n.password_file, &n.password_env, base, &mut out) {
+        s.nats.password = Some(p);
+    }
+    rate_ok(&s.http.rate_limit, "http.rate_limit", &mut out);
+    for (i, key) in s.hub.previous_public_keys.iter().enumerate() {
+        if let Err(e) = ed25519_public_key(key) {
+            out.push(bad(format!("hub.previous_public_keys[{i}]"), e));
+        }
+    }
+    const PENALTIES: [&str; 11] = [
+        "warning",
+        "fine",
+        "confiscation",
+        "suspension",
+        "licence_revocation",
+        "qualification_lowering",
+        "production_restriction",
+        "closure",
+        "practice_ban",
+        "detention",
+        "other",
+    ];
+    for (i, kind) in s.major_penalty.kinds.iter().enumerate() {
+        if !PENALTIES.contains(&kind.as_str()) {
+            out.push(bad(format!("major_penalty.kinds[{i}]"), format!("{kind:?} is not a penalty kind")));
+        }
     }
     if s.courier.max_attempts == 0 {
         out.push(bad("courier.max_attempts", "must be at least 1"));
@@ -118,6 +147,7 @@ pub(crate) fn validate(s: &mut Settings, base: &Path) -> Vec<Unlocated> {
     }
 
     if !s.org.is_empty() && !s.org.iter().any(|o| o.kind == OrgKind::CoordinationOffice) {
+        trust_checks(org, &k, &mut out);
         out.push(bad(
             "org",
             "no coordination_office organisation: items no rule can place must go somewhere (seed 000 §10)",
@@ -170,3 +200,60 @@ pub(crate) fn validate(s: &mut Settings, base: &Path) -> Vec<Unlocated> {
 fn msg(e: &IdError) -> String {
     e.to_string()
 }
+/// What an organisation gives to be trusted: its signature key, NATS nkey,
+/// limits and subscriptions (docs/security.md).
+fn trust_checks(org: &crate::Org, k: &dyn Fn(&str) -> String, out: &mut Vec<Unlocated>) {
+    if let Some(key) = &org.public_key
+        && let Err(e) = ed25519_public_key(key)
+    {
+        out.push(bad(k("public_key"), e));
+    }
+    if let Some(nkey) = &org.nkey
+        && !(nkey.len() == 56 && nkey.starts_with('U') && nkey.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()))
+    {
+        out.push(bad(k("nkey"), "must be a user's public nkey: 56 characters starting with U"));
+    }
+    if org.max_body_bytes == Some(0) {
+        out.push(bad(k("max_body_bytes"), "must be at least 1"));
+    }
+    if let Some(r) = &org.rate_limit {
+        rate_ok(r, &k("rate_limit"), out);
+    }
+    const KINDS: [&str; 6] =
+        ["licence", "penalty_decision", "inspection", "complaint_result", "statistics", "normative_document"];
+    for (j, sub) in org.subscribe.iter().enumerate() {
+        let at = k(&format!("subscribe[{j}]"));
+        if !KINDS.contains(&sub.kind.as_str()) {
+            out.push(bad(format!("{at}.kind"), format!("{:?} is not an info_share kind; known: {}", sub.kind, KINDS.join(", "))));
+        }
+        let Some(r) = &sub.region else { continue };
+        if let Err(e) = RegionCode::parse(r) {
+            out.push(bad(format!("{at}.region"), format!("{r:?} is not a region code: {}", msg(&e))));
+        } else if org.kind == OrgKind::TownGovernment && *r != org.region {
+            // 信息共享按属地: a town sees its own region, not its neighbours'
+            // nor the whole county's.
+            out.push(bad(
+                format!("{at}.region"),
+                format!("a town government subscribes only to its own region {:?}", org.region),
+            ));
+        }
+    }
+}
+
+fn rate_ok(r: &crate::RateLimit, key: &str, out: &mut Vec<Unlocated>) {
+    if !(r.per_second > 0.0 && r.per_second.is_finite()) || r.burst == 0 {
+        out.push(bad(key, "per_second must be above 0 and burst at least 1"));
+    }
+}
+
+/// Checks a base64 Ed25519 public key (32 bytes, a valid curve point).
+pub fn ed25519_public_key(b64: &str) -> Result<[u8; 32], String> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|e| format!("not base64: {e}"))?;
+    let raw: [u8; 32] = raw.try_into().map_err(|_| "an Ed25519 public key is 32 bytes".to_string())?;
+    ed25519_dalek::VerifyingKey::from_bytes(&raw).map_err(|_| "not a valid Ed25519 public key".to_string())?;
+    Ok(raw)
+}
+

@@ -140,6 +140,9 @@ async fn route(rs: &RuleSet, bus: &Bus, m: &Message, env: &Envelope, case: &str)
             "recipients": decision.recipients(),
             "targets": decision.targets,
             "rule": decision.rule,
+            // 重大行政处罚备案: filed with the justice bureau by this routing.
+            "major_penalty_filed": decision.filing.is_some(),
+            "filing": decision.filing,
             "rule_version": decision.version,
             "reasons": decision.reasons,
             "consulted": decision.consulted,
@@ -311,6 +314,7 @@ async fn designate(
         let holder = Holder { org: designated.into(), case: case.into(), since: Utc::now().to_rfc3339() };
         designate_holder(bus, &party, matter, holder).await?;
     }
+        filing: None,
     let ev = events::Event {
         step: "routed".into(),
         service: "router".into(),

@@ -39,6 +39,24 @@ pub struct Decision {
     pub crime: Option<CrimeFinding>,
     /// A condition that could not be evaluated (the message is still placed).
     pub rule_errors: Vec<String>,
+    /// A major penalty decision filed with the justice bureau (重大行政处罚备案).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filing: Option<Filing>,
+}
+
+/// 重大行政处罚备案 (seed 001 §(十二)): the hub files a major penalty decision
+/// with the county's justice bureau by carrying it there.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Filing {
+    /// The justice bureau(s) it was filed with.
+    pub with: Vec<String>,
+    /// Which criteria the decision meets, in words.
+    pub criteria: Vec<String>,
+    /// The day of the decision (`body.decided_on`, else the day it was sent).
+    pub decided_on: String,
+    /// The last day to file: `decided_on` + `[major_penalty] file_within_days`.
+    pub due: String,
+    pub source: String,
 }
 
 impl Decision {
@@ -83,6 +101,7 @@ impl Builder<'_> {
             question: false,
             crime: None,
             rule_errors: Vec::new(),
+            filing: None,
         }
     }
 
@@ -311,45 +330,154 @@ fn handoff(mut b: Builder<'_>) -> Decision {
     )
 }
 
-/// Information sharing: subscribers by kind, region and matter; a
-/// sensitive item goes only to the recipients named.
+/// Information sharing (信息互通): the organisations whose `subscribe`
+/// entries match the item's kind, region and matter; an explicit recipient
+/// list narrows that; a sensitive item goes only to the recipients named.
+/// A major penalty decision is also filed with the justice bureau.
 fn share(mut b: Builder<'_>, explicit: &[String]) -> Decision {
     let env = b.env;
-    if env.classification == Classification::Sensitive {
+    let s = &b.rs.settings;
+    let kind = env.body.get("kind").and_then(|v| v.as_str()).unwrap_or_default();
+    // An item without a region concerns its sender's region.
+    let region = env
+        .body
+        .get("region")
+        .and_then(|v| v.as_str())
+        .or_else(|| s.org(&env.sender).map(|o| o.region.as_str()))
+        .unwrap_or_default();
+    let matter = env.body.get("matter").and_then(|v| v.as_str());
+    let filing = major_penalty(&mut b, region);
+    let mut d = if env.classification == Classification::Sensitive {
         b.note("share:sensitive", "only the recipients named");
-        return b.placed(
+        b.placed(
             explicit.iter().map(|r| to(r)).collect(),
             "share:sensitive-explicit-only".into(),
-            vec!["sensitive information goes only to the recipients named".into()],
-        );
+            vec!["sensitive information goes only to the recipients named, never to subscribers".into()],
+        )
+    } else {
+        let targets: Vec<Target> = s
+            .org
+            .iter()
+            .filter(|o| o.id != env.sender)
+            .filter(|o| explicit.is_empty() || explicit.contains(&o.id))
+            .filter(|o| o.subscribe.iter().any(|sub| subscribed(s, o, sub, kind, region, matter)))
+            .map(|o| to(&o.id))
+            .collect();
+        let narrowed = if explicit.is_empty() { String::new() } else { format!(", narrowed to {}", explicit.join(", ")) };
+        b.note(format!("share:{kind}"), format!("{} subscriber(s) for region {region}{narrowed}", targets.len()));
+        b.placed(
+            targets,
+            format!("share:{kind}"),
+            vec![format!("subscribers of {kind} for region {region}{narrowed}")],
+        )
+    };
+    if let Some(f) = filing {
+        for org in &f.with {
+            if !d.targets.iter().any(|t| &t.org == org) {
+                d.targets.push(to(org));
+            }
+        }
+        d.reasons.push(format!(
+            "a major penalty decision ({}) is filed with {} (重大行政处罚备案, due {})",
+            f.criteria.join("; "),
+            f.with.join(", "),
+            f.due
+        ));
+        d.filing = Some(f);
     }
-    let kind = env.body.get("kind").and_then(|v| v.as_str()).unwrap_or_default();
-    let region = env.body.get("region").and_then(|v| v.as_str()).unwrap_or_default();
-    let matter = env.body.get("matter").and_then(|v| v.as_str());
-    let targets: Vec<Target> = b
+    d
+}
+
+/// Does `sub` of organisation `o` take an item of `kind` about `region`?
+/// The subscription's region defaults to the organisation's own. A county
+/// region covers the county and all its towns (the county sees its towns);
+/// a town region covers that town only, plus county-wide items about a
+/// matter devolved to that town (it exercises that power, 赋权), so a town
+/// never sees its neighbours' items nor the county's other business.
+fn subscribed(
+    s: &xj_config::Settings,
+    o: &xj_config::Org,
+    sub: &xj_config::Subscription,
+    kind: &str,
+    region: &str,
+    matter: Option<&str>,
+) -> bool {
+    if sub.kind != kind || sub.matter.as_deref().is_some_and(|m| Some(m) != matter) {
+        return false;
+    }
+    let scope = sub.region.as_deref().unwrap_or(o.region.as_str());
+    if region.starts_with(scope) {
+        return true;
+    }
+    scope.len() == 9
+        && region == &scope[..6]
+        && matter.and_then(|m| s.matter(m)).is_some_and(|m| m.devolved_to.iter().any(|t| t == scope))
+}
+
+/// Whether a `penalty_decision` share is a major penalty (seed 001 §(十二)),
+/// and with whom it is filed: the justice bureau of the item's county.
+fn major_penalty(b: &mut Builder<'_>, region: &str) -> Option<Filing> {
+    let env = b.env;
+    if env.body.get("kind").and_then(|v| v.as_str()) != Some("penalty_decision") {
+        return None;
+    }
+    let rules = &b.rs.settings.major_penalty;
+    let penalty = env.body.get("penalty");
+    let kind = penalty.and_then(|p| p.get("kind")).and_then(|v| v.as_str()).unwrap_or_default();
+    let amount = penalty.and_then(|p| p.get("amount")).and_then(|v| v.as_f64()).unwrap_or(0.0);
+    let confiscated = penalty.and_then(|p| p.get("confiscated_value")).and_then(|v| v.as_f64()).unwrap_or(0.0);
+    let mut criteria = Vec::new();
+    if amount >= rules.min_fine {
+        criteria.push(format!("fine of {amount} yuan ≥ {}", rules.min_fine));
+    }
+    if rules.kinds.iter().any(|k| k == kind) {
+        criteria.push(format!("penalty kind {kind}"));
+    }
+    if confiscated > 0.0 && rules.kinds.iter().any(|k| k == "confiscation") && kind != "confiscation" {
+        criteria.push(format!("confiscation of {confiscated} yuan"));
+    }
+    if criteria.is_empty() {
+        b.note("filing:major-penalty", "not a major penalty");
+        return None;
+    }
+    let county = region.get(..6).unwrap_or_default();
+    let with: Vec<String> = b
         .rs
         .settings
         .org
         .iter()
-        .filter(|o| o.id != env.sender)
-        .filter(|o| explicit.is_empty() || explicit.contains(&o.id))
-        .filter(|o| {
-            o.subscribe.iter().any(|s| {
-                s.kind == kind
-                    && s.region.as_deref().is_none_or(|r| region.starts_with(r) || (region.is_empty() && r.len() == 6))
-                    && s.matter.as_deref().is_none_or(|m| Some(m) == matter)
-            })
-        })
-        .map(|o| to(&o.id))
+        .filter(|o| o.kind == OrgKind::JusticeBureau && o.region.get(..6) == Some(county) && o.id != env.sender)
+        .map(|o| o.id.clone())
         .collect();
-    b.note(format!("share:{kind}"), format!("{} subscriber(s)", targets.len()));
-    b.placed(targets, format!("share:{kind}"), vec![format!("subscribers of {kind} for region {region}")])
+    if with.is_empty() {
+        b.note("filing:major-penalty", format!("major ({}), but no justice bureau in {county}", criteria.join("; ")));
+        return None;
+    }
+    let decided = crate::history::reference_date(&env.body, &env.sent_at);
+    let due = decided + chrono::Duration::days(i64::from(rules.file_within_days));
+    b.note("filing:major-penalty", format!("major ({}): filed with {}", criteria.join("; "), with.join(", ")));
+    Some(Filing {
+        with,
+        criteria,
+        decided_on: decided.to_string(),
+        due: due.to_string(),
+        source: rules.source.clone(),
+    })
 }
 
 /// Explicit recipients must be plausible for the message type (checked at
 /// the edge, so the sender hears it at once).
 pub fn check_recipients(rs: &RuleSet, env: &Envelope) -> Vec<Problem> {
     let mut out = Vec::new();
+    if env.kind == MessageType::InfoShare
+        && env.classification == Classification::Sensitive
+        && env.recipients().is_empty()
+    {
+        out.push(Problem::new(
+            "/recipient",
+            "sensitive information goes only to recipients named here, never to subscribers: name them",
+        ));
+    }
     let many = matches!(env.recipient, Some(xj_model::Recipients::Many(_)));
     for (i, r) in env.recipients().iter().enumerate() {
         let at = if many { format!("/recipient/{i}") } else { "/recipient".to_string() };
