@@ -33,6 +33,12 @@ pub struct Settings {
     #[serde(default)]
     pub matter: Vec<Matter>,
     #[serde(default)]
+    pub formats: FormatsSettings,
+    /// The native formats (built-in and from `[formats] dir`), loaded and
+    /// checked with the settings; not a key.
+    #[serde(skip)]
+    pub mappings: std::sync::Arc<xj_mapping::Formats>,
+    #[serde(default)]
     pub major_penalty: MajorPenaltySettings,
     /// Where the settings came from, for messages; not a key.
     #[serde(skip)]
@@ -40,6 +46,15 @@ pub struct Settings {
     /// The files read (main file and includes), watched for reloads.
     #[serde(skip)]
     pub files: Vec<PathBuf>,
+}
+
+/// Native formats beyond the built-in ones (docs/writing-a-mapping.md).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormatsSettings {
+    /// A folder of `<name>/mapping.toml` files, relative to this file; a
+    /// format there replaces a built-in one of the same name.
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -100,6 +100,12 @@ pub(crate) fn validate(s: &mut Settings, base: &Path) -> Vec<Unlocated> {
         out.push(bad("courier.max_attempts", "must be at least 1"));
     }
 
+    let dir = s.formats.dir.as_ref().map(|d| if d.is_absolute() { d.clone() } else { base.join(d) });
+    match xj_mapping::Formats::load(dir.as_deref()) {
+        Ok(f) => s.mappings = std::sync::Arc::new(f),
+        Err(e) => out.push(bad("formats.dir", e.to_string())),
+    }
+
     let mut ids = HashSet::new();
     let mut tokens = HashSet::new();
     let op_token = s.operator.token.clone();
@@ -141,8 +147,9 @@ pub(crate) fn validate(s: &mut Settings, base: &Path) -> Vec<Unlocated> {
             }
             (None, true) => {}
         }
-        if org.format != "canonical" {
-            out.push(bad(k("format"), format!("unknown format {:?}; known: canonical", org.format)));
+        if !s.mappings.knows(&org.format) {
+            let known = s.mappings.names().join(", ");
+            out.push(bad(k("format"), format!("unknown format {:?}; known: canonical, {known}", org.format)));
         }
     }
 

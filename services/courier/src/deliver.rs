@@ -6,7 +6,7 @@ use async_nats::HeaderMap;
 use bytes::Bytes;
 use xj_bus::signing::HubKey;
 use xj_bus::{Bus, TraceParent, headers as h, subjects};
-use xj_config::Org;
+use xj_config::{Org, Settings};
 
 /// What a routed message carries that a delivery needs.
 pub struct Parcel<'a> {
@@ -17,6 +17,20 @@ pub struct Parcel<'a> {
     pub attempt: u64,
     pub trace: TraceParent,
     pub body: Bytes,
+    /// `application/json` for canonical, the native format's otherwise.
+    pub content_type: &'static str,
+}
+
+/// The body an organisation receives: the canonical JSON, or its native
+/// form; `Err` says why the message cannot be expressed in its format.
+pub fn native_form(settings: &Settings, org: &Org, canonical: &Bytes) -> Result<(Bytes, &'static str), String> {
+    if org.format == xj_mapping::CANONICAL {
+        return Ok((canonical.clone(), "application/json"));
+    }
+    let format = settings.mappings.get(&org.format).map_err(|e| e.to_string())?;
+    xj_mapping::outbound::translate(format, canonical)
+        .map(|b| (Bytes::from(b), format.content_type()))
+        .map_err(|e| format!("not expressible in {}'s format: {e}", org.id))
 }
 
 pub enum Outcome {
@@ -30,7 +44,7 @@ pub async fn attempt(http: &reqwest::Client, bus: &Bus, key: &HubKey, p: &Parcel
     if let Some(url) = &p.org.deliver.webhook {
         let resp = http
             .post(url)
-            .header("content-type", "application/json")
+            .header("content-type", p.content_type)
             .header(h::MESSAGE_ID, p.msg_id)
             .header(h::CASE, p.case)
             .header(h::ATTEMPT, p.attempt.to_string())

@@ -16,7 +16,7 @@ use xj_bus::signing::HubKey;
 use xj_bus::{Bus, Shutdown, TraceParent, events, headers as h, subjects};
 use xj_config::Settings;
 
-use crate::deliver::{Outcome, Parcel, attempt, backoff};
+use crate::deliver::{Outcome, Parcel, attempt, backoff, native_form};
 
 const CONSUMER: &str = "courier";
 
@@ -81,8 +81,16 @@ async fn handle(settings: &Settings, bus: &Bus, key: &HubKey, http: &reqwest::Cl
             return;
         };
         let trace = TraceParent::from_headers(hd);
-        let parcel = Parcel { org, msg_id: &msg_id, sender: &sender, case: &case, attempt: attempt_no, trace, body: m.payload.clone() };
-        let outcome = attempt(http, bus, key, &parcel).await;
+        // An organisation with a native format gets the message translated;
+        // one its format cannot express goes to the dead letters at once
+        // with the reason, never half-empty.
+        let (outcome, untranslatable) = match native_form(settings, org, &m.payload) {
+            Ok((body, content_type)) => {
+                let parcel = Parcel { org, msg_id: &msg_id, sender: &sender, case: &case, attempt: attempt_no, trace, body, content_type };
+                (attempt(http, bus, key, &parcel).await, false)
+            }
+            Err(reason) => (Outcome::Failed { reason, status: None, elapsed: Duration::ZERO }, true),
+        };
         let c = &settings.courier;
         let (step, detail, ack) = match &outcome {
             Outcome::Delivered { status, elapsed } => {
@@ -91,7 +99,7 @@ async fn handle(settings: &Settings, bus: &Bus, key: &HubKey, http: &reqwest::Cl
             }
             Outcome::Failed { reason, status, elapsed } => {
                 metrics::histogram!("xj_delivery_seconds", "outcome" => "failed").record(elapsed.as_secs_f64());
-                if attempt_no >= c.max_attempts as u64 {
+                if untranslatable || attempt_no >= c.max_attempts as u64 {
                     dead(bus, &m, &recipient, reason, attempt_no).await;
                     ("dead", serde_json::json!({ "status": status, "error": reason, "ms": elapsed.as_millis() as u64 }), AckKind::Ack)
                 } else {

@@ -15,6 +15,7 @@ use xj_bus::{Shutdown, headers as h, subjects};
 
 use crate::accept::accept;
 use crate::error::ApiError;
+use crate::native::{NativeError, accept_native};
 use crate::state::GatewayState;
 
 const CONSUMER: &str = "intake";
@@ -60,9 +61,17 @@ async fn handle(state: &GatewayState, m: Message) {
         return;
     }
     let tp = h::get(m.headers.as_ref(), h::TRACEPARENT);
-    let (status, body, id) = match accept(state, &org, &m.payload, tp).await {
+    // An organisation with a native format publishes native documents: the
+    // same translation as `POST /v1/native` (the adapter for NATS systems).
+    let native = state.settings.org(&org).is_some_and(|o| o.format != xj_mapping::CANONICAL);
+    let result = if native {
+        accept_native(state, &org, &m.payload, tp).await
+    } else {
+        accept(state, &org, &m.payload, tp).await.map_err(NativeError::Api)
+    };
+    let (status, body, id) = match result {
         Ok((status, receipt)) => (status.as_u16(), serde_json::to_vec(&receipt).unwrap_or_default(), receipt.id),
-        Err(ApiError::Unavailable(reason)) => {
+        Err(NativeError::Api(ApiError::Unavailable(reason))) => {
             tracing::warn!(%org, %reason, "intake: bus unavailable, will retry");
             let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
             return;
@@ -71,6 +80,7 @@ async fn handle(state: &GatewayState, m: Message) {
             let id = serde_json::from_slice::<serde_json::Value>(&m.payload)
                 .ok()
                 .and_then(|v| v["id"].as_str().map(str::to_owned))
+                .or_else(|| h::get(m.headers.as_ref(), h::NATS_MSG_ID).map(str::to_owned))
                 .unwrap_or_default();
             (e.status().as_u16(), serde_json::to_vec(&e.body()).unwrap_or_default(), id)
         }

@@ -11,6 +11,7 @@ mod cases;
 mod error;
 mod hash;
 mod intake;
+mod native;
 mod state;
 mod submit;
 mod trace;
@@ -31,6 +32,7 @@ pub fn app(state: GatewayState) -> Router {
     let limit = state.settings.http.max_body_bytes;
     Router::new()
         .route("/v1/messages", post(submit::post_message))
+        .route("/v1/native", post(native::post_native))
         .route("/v1/messages/{id}/trace", get(trace::get_trace))
         .route("/v1/cases/{case}", get(cases::get_case))
         .route("/v1/keys", get(submit::get_keys))

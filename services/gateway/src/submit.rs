@@ -7,7 +7,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::accept::accept;
+use crate::accept::{Receipt, accept};
 use crate::auth::caller;
 use crate::error::ApiError;
 use crate::state::{Caller, GatewayState};
@@ -45,14 +45,16 @@ pub async fn post_message(
     metrics::histogram!("xj_gateway_submit_seconds", "status" => status.as_u16().to_string())
         .record(started.elapsed().as_secs_f64());
     match result {
-        Ok((status, receipt)) => {
-            let body = serde_json::to_vec(&receipt).unwrap_or_default();
-            let sig = state.key.sign_header(&body);
-            (status, [("content-type", "application/json"), (xj_bus::headers::SIGNATURE, sig.as_str())], body)
-                .into_response()
-        }
+        Ok((status, receipt)) => receipt_response(&state, status, &receipt),
         Err(e) => e.into_response(),
     }
+}
+
+/// A receipt, signed by the hub like every answer a sender may keep.
+pub(crate) fn receipt_response(state: &GatewayState, status: StatusCode, receipt: &Receipt) -> Response {
+    let body = serde_json::to_vec(receipt).unwrap_or_default();
+    let sig = state.key.sign_header(&body);
+    (status, [("content-type", "application/json"), (xj_bus::headers::SIGNATURE, sig.as_str())], body).into_response()
 }
 
 pub async fn get_keys(State(state): State<GatewayState>) -> Json<serde_json::Value> {

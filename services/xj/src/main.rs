@@ -1,5 +1,7 @@
 //! `xj`: the hub's one binary (CONTRACT §6).
 
+mod translate;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +64,25 @@ enum Cmd {
         config: PathBuf,
         message: PathBuf,
     },
+    /// Try a native format's mapping offline: native → canonical (checked
+    /// against the schemas) or canonical → native.
+    Translate {
+        /// The format's name, e.g. samr-json-v1.
+        #[arg(long)]
+        format: String,
+        #[arg(long, value_enum, default_value = "canonical")]
+        to: translate::Direction,
+        /// Use the formats of this configuration (built-in plus `[formats] dir`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A folder of <name>/mapping.toml files besides the built-in ones.
+        #[arg(long)]
+        formats_dir: Option<PathBuf>,
+        /// The submitting organisation (the canonical `sender`).
+        #[arg(long, default_value = "native-sender")]
+        org: String,
+        file: PathBuf,
+    },
 }
 
 fn load(path: Option<&Path>) -> anyhow::Result<Settings> {
@@ -95,6 +116,9 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
         Cmd::Up { config, no_sandbox, demo_every } => up(config, no_sandbox, demo_every).await,
         Cmd::Run { service, config } => run_one(service, &config).await,
         Cmd::Check { config } => Ok(check(&config)),
+        Cmd::Translate { format, to, config, formats_dir, org, file } => {
+            translate::run(translate::Args { format, to, config, formats_dir, org, file })
+        }
         Cmd::Route { explain, json, nats, config, message } => route(explain, json, nats, &config, &message).await,
     }
 }

@@ -1,0 +1,155 @@
+//! `POST /v1/native` (CONTRACT §3): a submission in the organisation's own
+//! format (its `format`), translated by its mapping and then accepted
+//! exactly as a canonical one — same status codes, same receipt. Problems
+//! are located in the native document (JSON pointer, XML path and line, CSV
+//! row and column) and say whose rule they broke: `syntax` (400), `mapping`
+//! or `canonical` (422, with the canonical pointer too). NATS intake uses
+//! the same path for NATS-native organisations with a native format.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use xj_mapping::report::{Detail, inbound_details};
+use xj_mapping::{CANONICAL, InboundError, inbound};
+
+use crate::accept::{Receipt, accept};
+use crate::auth::caller;
+use crate::error::ApiError;
+use crate::state::{Caller, GatewayState};
+use crate::submit::receipt_response;
+
+/// Why a native submission was not accepted.
+#[derive(Debug)]
+pub enum NativeError {
+    /// Answered as on the canonical endpoint (401, 403, 409, 413, 503…).
+    Api(ApiError),
+    /// Problems located in the native document.
+    Located { status: StatusCode, code: &'static str, message: String, details: Vec<Detail> },
+}
+
+impl NativeError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Api(e) => e.status(),
+            Self::Located { status, .. } => *status,
+        }
+    }
+
+    pub fn body(&self) -> Value {
+        match self {
+            Self::Api(e) => e.body(),
+            Self::Located { code, message, details, .. } => {
+                json!({ "error": code, "message": message, "details": details })
+            }
+        }
+    }
+}
+
+impl From<ApiError> for NativeError {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
+impl IntoResponse for NativeError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Api(e) => e.into_response(),
+            located => {
+                let code = match &located {
+                    Self::Located { code, .. } => *code,
+                    Self::Api(_) => "internal",
+                };
+                metrics::counter!("xj_gateway_errors_total", "code" => code).increment(1);
+                (located.status(), axum::Json(located.body())).into_response()
+            }
+        }
+    }
+}
+
+/// Translates `raw` from `org`'s format and accepts the canonical message.
+pub async fn accept_native(
+    state: &GatewayState,
+    org: &str,
+    raw: &[u8],
+    traceparent: Option<&str>,
+) -> Result<(StatusCode, Receipt), NativeError> {
+    let name = state.settings.org(org).map(|o| o.format.as_str()).unwrap_or(CANONICAL);
+    if name == CANONICAL {
+        return Err(ApiError::Malformed(format!(
+            "{org} submits canonical messages (its format is \"canonical\"): use POST /v1/messages"
+        ))
+        .into());
+    }
+    let format = state.settings.mappings.get(name).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let translated = match inbound::translate(format, raw, org) {
+        Ok(t) => t,
+        Err(e) => {
+            let details = inbound_details(&e);
+            let (status, code) = match e {
+                InboundError::Syntax { .. } => (StatusCode::BAD_REQUEST, "malformed"),
+                InboundError::Mapping { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            };
+            let message = match &e {
+                InboundError::Syntax { syntax, .. } => format!("the document is not well-formed {syntax}"),
+                InboundError::Mapping { problems, .. } => {
+                    format!("the document has {} problem(s) for format {name}", problems.len())
+                }
+            };
+            return Err(NativeError::Located { status, code, message, details });
+        }
+    };
+    let canonical = serde_json::to_vec(&translated.message).map_err(|e| ApiError::Internal(e.to_string()))?;
+    match accept(state, org, &canonical, traceparent).await {
+        Ok(ok) => Ok(ok),
+        Err(ApiError::Invalid(problems)) => Err(NativeError::Located {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid",
+            message: format!("the message made of the document has {} problem(s)", problems.len()),
+            details: problems.iter().map(|p| Detail::canonical(p, &translated.provenance)).collect(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn post_native(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = std::time::Instant::now();
+    let result = async {
+        let org = match caller(&state, &headers)? {
+            Caller::Org(org) => org,
+            Caller::Operator => {
+                return Err(ApiError::Forbidden(
+                    "operators do not submit messages; use an organisation's token".into(),
+                )
+                .into());
+            }
+        };
+        let body = body.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge(state.settings.http.max_body_bytes)
+            } else {
+                ApiError::Malformed(e.body_text())
+            }
+        })?;
+        let tp = headers.get("traceparent").and_then(|v| v.to_str().ok());
+        accept_native(&state, &org, &body, tp).await
+    }
+    .await;
+    let status = match &result {
+        Ok((s, _)) => *s,
+        Err(e) => e.status(),
+    };
+    metrics::histogram!("xj_gateway_submit_seconds", "status" => status.as_u16().to_string(), "format" => "native")
+        .record(started.elapsed().as_secs_f64());
+    match result {
+        Ok((status, receipt)) => receipt_response(&state, status, &receipt),
+        Err(e) => e.into_response(),
+    }
+}
