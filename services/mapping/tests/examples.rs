@@ -168,3 +168,25 @@ fn canonical_examples_keep_every_field_the_format_holds() {
     }
     assert!(pairs >= 20, "only {pairs} canonical → native → canonical trips");
 }
+
+#[test]
+fn hub_alerts_reach_every_format_that_sends_referrals() {
+    let formats = Formats::builtin().expect("built-in formats load");
+    let alert = serde_json::json!({
+        "id": "hub-alert-1", "type": "supervision_alert", "sender": "hub", "recipient": "qh-market",
+        "case": "XJ-20261121-00AA11BB22", "sent_at": "2026-11-21T09:00:00+08:00", "classification": "internal",
+        "body": {
+            "kind": "crime_suspected", "about": "SJ-XS-2026-0031", "case": "XJ-20261121-00AA11BB22",
+            "text": "销售金额达到刑事立案追诉标准，应当移送公安机关",
+            "clock": { "name": "transfer_approval", "due": "2026-11-24T09:00:00+08:00" },
+            "rule": { "id": "crime:PRODUCT-FAKE", "version": "m-0123456789ab" }
+        }
+    });
+    for name in ["samr-json-v1", "eco-xml-v1", "police-xml-v1", "town-csv-v1"] {
+        let f = formats.get(name).expect("format");
+        let native = outbound::translate_value(f, &alert).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let text = String::from_utf8_lossy(&native);
+        assert!(text.contains("应当移送公安机关") && text.contains("SJ-XS-2026-0031"), "{name}: {text}");
+        assert!(text.contains("2026") && text.contains("09:00:00"), "{name}: the clock's due time: {text}");
+    }
+}
