@@ -8,7 +8,6 @@ mod accept;
 mod admin;
 mod auth;
 mod cases;
-mod clock_stats;
 mod error;
 mod hash;
 mod intake;
@@ -40,8 +39,6 @@ pub fn app(state: GatewayState) -> Router {
         .route("/v1/admin/dead-letters", get(admin::list_dead))
         .route("/v1/admin/dead-letters/{seq}/replay", post(admin::replay_dead))
         .route("/v1/admin/rules/reload", post(admin::reload_rules))
-        .route("/v1/admin/clock/advance", post(clock_stats::advance))
-        .route("/v1/stats", get(clock_stats::stats))
         .route("/healthz", get(submit::healthz))
         .route("/metrics", get(submit::metrics))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
