@@ -1,5 +1,6 @@
 //! One telemetry set-up for every service: `tracing` to stderr, filtered by
-//! `[telemetry] log` or `RUST_LOG`; quiet unless asked in tests.
+//! `[telemetry] log` or `RUST_LOG`; quiet unless asked in tests. Resident
+//! ID numbers are masked in every line written (DOMAIN §5).
 
 use tracing_subscriber::{EnvFilter, fmt};
 
@@ -9,6 +10,37 @@ pub fn init(filter: Option<&str>, json: bool) {
         .ok()
         .or_else(|| filter.map(str::to_owned))
         .unwrap_or_else(|| "info,async_nats=warn".into());
-    let builder = fmt().with_env_filter(EnvFilter::new(filter)).with_writer(std::io::stderr);
+    let builder = fmt().with_env_filter(EnvFilter::new(filter)).with_writer(Masking);
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+/// Writes each log line to stderr with resident ID numbers masked.
+struct Masking;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Masking {
+    type Writer = MaskingLine;
+    fn make_writer(&'a self) -> Self::Writer {
+        MaskingLine(Vec::with_capacity(256))
+    }
+}
+
+/// One formatted event, masked and written when dropped.
+pub struct MaskingLine(Vec<u8>);
+
+impl std::io::Write for MaskingLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for MaskingLine {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let text = String::from_utf8_lossy(&self.0);
+        let _ = std::io::stderr().write_all(xj_model::mask_id_numbers(&text).as_bytes());
+    }
 }

@@ -85,6 +85,7 @@ pub async fn accept(
         }
     };
     edge_checks(state, &rules, &env)?;
+    crate::attachments::check_references(state, &env).await?;
 
     let digest = content_digest(&doc);
     let key = subjects::key(org, &env.id);

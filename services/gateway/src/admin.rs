@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::state::GatewayState;
 
 fn unavailable(e: impl std::fmt::Display) -> ApiError {
-    ApiError::Unavailable(e.to_string())
+    ApiError::unavailable(e)
 }
 
 pub async fn list_dead(State(state): State<GatewayState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
@@ -45,7 +45,7 @@ pub async fn list_dead(State(state): State<GatewayState>, headers: HeaderMap) ->
                 "case": h::get(hd, h::CASE),
                 "reason": h::get(hd, h::DEAD_REASON),
                 "attempts": h::get(hd, h::ATTEMPT).and_then(|a| a.parse::<u64>().ok()),
-                "payload": serde_json::from_slice::<Value>(&m.payload).unwrap_or(Value::Null),
+                "payload": masked(&m.payload),
             }));
         }
     }
@@ -132,4 +132,11 @@ pub async fn reload_rules(State(state): State<GatewayState>, headers: HeaderMap)
         )]));
     }
     Ok(Json(answer))
+}
+
+/// A stored message for an operator's screen: resident ID numbers masked.
+fn masked(payload: &[u8]) -> Value {
+    let mut v = serde_json::from_slice::<Value>(payload).unwrap_or(Value::Null);
+    xj_model::mask_id_numbers_in(&mut v);
+    v
 }

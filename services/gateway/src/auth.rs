@@ -15,7 +15,44 @@ pub fn caller(state: &GatewayState, headers: &HeaderMap) -> Result<Caller, ApiEr
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or_else(|| ApiError::Unauthorized("Authorization must be \"Bearer <token>\"".into()))?;
-    state.callers.get(&digest(token)).cloned().ok_or_else(|| ApiError::Unauthorized("unknown token".into()))
+    find(state.callers.iter(), &digest(token)).ok_or_else(|| ApiError::Unauthorized("unknown token".into()))
+}
+
+/// Looks a token's digest up in constant time: every known digest is
+/// compared, each comparison in constant time, and nothing branches on
+/// where (or whether) it matched, so timing says nothing about any token.
+fn find<'a, I>(callers: I, wanted: &[u8; 32]) -> Option<Caller>
+where
+    I: IntoIterator<Item = (&'a [u8; 32], &'a Caller)>,
+{
+    use subtle::{ConditionallySelectable, ConstantTimeEq};
+    let mut found = subtle::Choice::from(0);
+    let mut index = 0u32;
+    let mut all = Vec::new();
+    for (i, (d, c)) in callers.into_iter().enumerate() {
+        let hit = d.ct_eq(wanted);
+        index.conditional_assign(&(i as u32), hit);
+        found |= hit;
+        all.push(c);
+    }
+    bool::from(found).then(|| all[index as usize].clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_exactly_the_matching_digest() {
+        let map: std::collections::HashMap<[u8; 32], Caller> = [
+            (digest("token-a-0123456789"), Caller::Org("a".into())),
+            (digest("token-b-0123456789"), Caller::Operator),
+        ]
+        .into();
+        assert_eq!(find(&map, &digest("token-a-0123456789")), Some(Caller::Org("a".into())));
+        assert_eq!(find(&map, &digest("token-b-0123456789")), Some(Caller::Operator));
+        assert_eq!(find(&map, &digest("token-c-0123456789")), None);
+    }
 }
 
 pub fn operator(state: &GatewayState, headers: &HeaderMap) -> Result<(), ApiError> {

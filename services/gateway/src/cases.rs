@@ -20,7 +20,7 @@ pub async fn get_case(
     if !case.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return Err(not_found());
     }
-    let raw = state.bus.cases.get(&case).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let raw = state.bus.cases.get(&case).await.map_err(ApiError::unavailable)?;
     let record: CaseRecord = match raw {
         Some(b) => serde_json::from_slice(&b).map_err(|e| ApiError::Internal(e.to_string()))?,
         None => return Err(not_found()),

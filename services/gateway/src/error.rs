@@ -30,6 +30,13 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The bus failed: the cause is logged, the caller hears only that the
+    /// hub is unavailable (no internal error text in answers).
+    pub fn unavailable(e: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %e, "bus operation failed");
+        Self::Unavailable("the hub's message bus is unavailable; retry later".into())
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,

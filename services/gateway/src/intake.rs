@@ -64,7 +64,11 @@ async fn handle(state: &GatewayState, m: Message) {
     // An organisation with a native format publishes native documents: the
     // same translation as `POST /v1/native` (the adapter for NATS systems).
     let native = state.settings.org(&org).is_some_and(|o| o.format != xj_mapping::CANONICAL);
-    let result = if native {
+    // An organisation with a registered key signs what it publishes too.
+    let signature = h::get(m.headers.as_ref(), h::SIGNATURE);
+    let result = if let Err(e) = crate::trust::verify_submission(state, &org, signature, &m.payload) {
+        Err(NativeError::Api(e))
+    } else if native {
         accept_native(state, &org, &m.payload, tp).await
     } else {
         accept(state, &org, &m.payload, tp).await.map_err(NativeError::Api)

@@ -6,8 +6,10 @@
 
 mod accept;
 mod admin;
+pub mod attachments;
 mod auth;
 mod cases;
+mod clock_stats;
 mod error;
 mod hash;
 mod intake;
@@ -15,6 +17,7 @@ mod native;
 mod state;
 mod submit;
 mod trace;
+pub mod trust;
 
 use std::net::SocketAddr;
 
@@ -30,19 +33,26 @@ pub use state::GatewayState;
 /// The routes, so most HTTP tests can run in-process.
 pub fn app(state: GatewayState) -> Router {
     let limit = state.settings.http.max_body_bytes;
+    let guard = trust::Guard { state: state.clone(), limiter: Default::default() };
+    let attachment_limit = DefaultBodyLimit::max(state.settings.http.max_attachment_bytes);
     Router::new()
         .route("/v1/messages", post(submit::post_message))
         .route("/v1/native", post(native::post_native))
         .route("/v1/messages/{id}/trace", get(trace::get_trace))
         .route("/v1/cases/{case}", get(cases::get_case))
         .route("/v1/keys", get(submit::get_keys))
+        .route("/v1/attachments", post(attachments::upload).layer(attachment_limit))
+        .route("/v1/attachments/{sha256}", get(attachments::fetch))
         .route("/v1/admin/dead-letters", get(admin::list_dead))
         .route("/v1/admin/dead-letters/{seq}/replay", post(admin::replay_dead))
         .route("/v1/admin/rules/reload", post(admin::reload_rules))
+        .route("/v1/admin/clock/advance", post(clock_stats::advance))
+        .route("/v1/stats", get(clock_stats::stats))
         .route("/healthz", get(submit::healthz))
         .route("/metrics", get(submit::metrics))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(guard, trust::guard))
         .with_state(state)
 }
 

@@ -18,7 +18,7 @@ use crate::state::{Caller, GatewayState};
 
 /// All events whose subject matches `filter`, oldest first.
 pub async fn read_events(state: &GatewayState, filter: String) -> Result<Vec<Event>, ApiError> {
-    let unavailable = |e: &dyn std::fmt::Display| ApiError::Unavailable(e.to_string());
+    let unavailable = |e: &dyn std::fmt::Display| ApiError::unavailable(e);
     let stream = state.bus.js.get_stream(subjects::STREAM_EVENTS).await.map_err(|e| unavailable(&e))?;
     let mut consumer = stream
         .create_consumer(OrderedConfig {
@@ -76,12 +76,15 @@ pub async fn get_trace(
     // before the router has written its decision); each event's time is.
     visible.sort_by_key(|e| e.at);
     let first = visible[0];
-    Ok(Json(json!({
+    let mut trace = json!({
         "id": id,
         "sender": first.sender,
         "case": visible.iter().find_map(|e| e.case.clone()),
         "type": first.msg_type,
         "trace_id": first.trace_id,
         "hops": visible,
-    })))
+    });
+    // Personal ID numbers never reach a screen (DOMAIN §5).
+    xj_model::mask_id_numbers_in(&mut trace);
+    Ok(Json(trace))
 }

@@ -121,6 +121,57 @@ pub fn mask_id_no(s: &str) -> String {
         .collect()
 }
 
+/// Masks every resident ID number inside free text (logs, traces, console
+/// pages): any run of 17 digits and a check character that passes the
+/// GB 11643 check and carries a real birth date, standing alone.
+pub fn mask_id_numbers(text: &str) -> std::borrow::Cow<'_, str> {
+    let b = text.as_bytes();
+    if b.len() < 18 {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out: Option<String> = None;
+    let mut last = 0;
+    let mut i = 0;
+    while i + 18 <= b.len() {
+        let standalone = (i == 0 || !b[i - 1].is_ascii_alphanumeric())
+            && (i + 18 == b.len() || !b[i + 18].is_ascii_alphanumeric());
+        if standalone
+            && b[i..i + 17].iter().all(u8::is_ascii_digit)
+            && (b[i + 17].is_ascii_digit() || b[i + 17] == b'X' || b[i + 17] == b'x')
+            && IdNo::parse(&text[i..i + 18].to_ascii_uppercase()).is_ok()
+        {
+            let o = out.get_or_insert_with(String::new);
+            o.push_str(&text[last..i]);
+            o.push_str(&mask_id_no(&text[i..i + 18]));
+            last = i + 18;
+            i += 18;
+        } else {
+            i += 1;
+        }
+    }
+    match out {
+        Some(mut o) => {
+            o.push_str(&text[last..]);
+            std::borrow::Cow::Owned(o)
+        }
+        None => std::borrow::Cow::Borrowed(text),
+    }
+}
+
+/// [`mask_id_numbers`] over every string of a JSON value, in place.
+pub fn mask_id_numbers_in(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => {
+            if let std::borrow::Cow::Owned(m) = mask_id_numbers(s) {
+                *s = m;
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(mask_id_numbers_in),
+        serde_json::Value::Object(m) => m.values_mut().for_each(mask_id_numbers_in),
+        _ => {}
+    }
+}
+
 /// GB/T 2260 region code as this hub uses it: 6 digits for a county, 9 for a
 /// town (the county's code plus 3 digits).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -188,6 +239,22 @@ mod tests {
     #[test]
     fn masking_keeps_region_and_check() {
         assert_eq!(mask_id_no("11010519491231002X"), "110105***********X");
+    }
+
+    #[test]
+    fn id_numbers_are_masked_inside_text_and_json() {
+        let text = "party 11010519491231002X paid; case XJ-1 seq 123456789012345678 id 440524188001010014.";
+        assert_eq!(
+            mask_id_numbers(text),
+            "party 110105***********X paid; case XJ-1 seq 123456789012345678 id 440524***********4."
+        );
+        assert!(matches!(mask_id_numbers("nothing here"), std::borrow::Cow::Borrowed(_)));
+        // Part of a longer code is not an ID number.
+        assert_eq!(mask_id_numbers("A11010519491231002X"), "A11010519491231002X");
+        let mut v = serde_json::json!({ "party": { "id_no": "11010519491231002X" }, "list": ["440524188001010014"] });
+        mask_id_numbers_in(&mut v);
+        assert_eq!(v["party"]["id_no"], "110105***********X");
+        assert_eq!(v["list"][0], "440524***********4");
     }
 
     #[test]

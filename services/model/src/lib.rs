@@ -13,6 +13,6 @@ pub mod problem;
 pub mod schema;
 
 pub use envelope::{Classification, Envelope, MessageType, Recipients};
-pub use ids::{IdNo, RegionCode, Uscc, mask_id_no};
+pub use ids::{IdNo, RegionCode, Uscc, mask_id_no, mask_id_numbers, mask_id_numbers_in};
 pub use problem::Problem;
 pub use schema::{Schemas, Validated};

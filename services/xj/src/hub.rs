@@ -76,7 +76,7 @@ pub async fn start(
     let _ = rustls::crypto::ring::default_provider().install_default();
     // Install the recorder before anything counts.
     let _ = xj_bus::metrics::handle();
-    let key = HubKey::load_or_create(&key_path(&settings))?;
+    let key = HubKey::load_or_create(&key_path(&settings))?.with_previous(&settings.hub.previous_public_keys)?;
     let mut tasks = JoinSet::new();
     let mut http_addr = None;
     let mut listener = listener;
