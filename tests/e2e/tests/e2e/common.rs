@@ -145,3 +145,12 @@ pub async fn wait_for_case(hub: &TestHub, case: &str, messages: usize) -> anyhow
     })
     .await
 }
+
+/// Waits until the trace of `id`, as `token` sees it, has `n` hops.
+pub async fn eventually_steps(hub: &TestHub, id: &str, token: &str, n: usize) -> anyhow::Result<Value> {
+    eventually(WAIT, &format!("{n} hops on {id}"), || async {
+        let (status, t) = trace(hub, id, token).await.ok()?;
+        (status == 200 && steps(&t).len() >= n).then_some(t)
+    })
+    .await
+}
