@@ -36,3 +36,14 @@ pub async fn publish(js: &async_nats::jetstream::Context, ev: &Event) -> anyhow:
     js.publish(ev.subject(), payload.into()).await?.await?;
     Ok(())
 }
+
+/// Publishes an event once: a repeat with the same `dedup` key inside the
+/// stream's duplicate window is dropped (a redelivered message re-records
+/// its step without doubling it).
+pub async fn publish_once(js: &async_nats::jetstream::Context, ev: &Event, dedup: &str) -> anyhow::Result<()> {
+    let payload = serde_json::to_vec(ev)?;
+    let mut h = async_nats::HeaderMap::new();
+    h.insert(crate::headers::NATS_MSG_ID, dedup);
+    js.publish_with_headers(ev.subject(), h, payload.into()).await?.await?;
+    Ok(())
+}

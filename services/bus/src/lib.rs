@@ -5,12 +5,15 @@
 //! Services never call each other; they publish and consume the subjects
 //! defined in [`subjects`] (drawn in docs/architecture.md).
 
+pub mod alerts;
+pub mod clock;
 pub mod embedded;
 pub mod events;
 pub mod headers;
 pub mod metrics;
 pub mod records;
 pub mod signing;
+pub mod stats;
 pub mod streams;
 pub mod subjects;
 pub mod telemetry;

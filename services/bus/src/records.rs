@@ -1,6 +1,7 @@
 //! Values kept in the hub's KV buckets, shared by the services that write
 //! and read them.
 
+use async_nats::jetstream::kv::{self, CreateErrorKind};
 use serde::{Deserialize, Serialize};
 
 /// One entry of `xj_routes` (`<recipient>.<msg>`): a message with this id
@@ -28,6 +29,54 @@ pub struct CaseRecord {
     pub updated_at: String,
     pub parties: Vec<String>,
     pub messages: Vec<CaseMessage>,
+    /// Statutory clocks, running and closed.
+    #[serde(default)]
+    pub clocks: Vec<Clock>,
+    /// A criminal threshold was met on this case.
+    #[serde(default)]
+    pub crime_met: bool,
+    /// A criminal hand-off was made on this case.
+    #[serde(default)]
+    pub handed_off: bool,
+}
+
+/// A statutory deadline on a case (CONTRACT §5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Clock {
+    /// `<name>:<message id>`.
+    pub id: String,
+    pub name: String,
+    /// The article that sets the deadline.
+    pub basis: String,
+    /// The message that started it, and its sender.
+    pub about: String,
+    pub about_sender: String,
+    /// Whose move it is.
+    pub owner: String,
+    /// Told when it is overdue.
+    pub supervisors: Vec<String>,
+    /// `hours`, `calendar_days` or `working_days`.
+    pub unit: String,
+    pub amount: i64,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub due: chrono::DateTime<chrono::Utc>,
+    #[serde(default)]
+    pub remind_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// `running`, `reminded`, `met`, `late`, `overdue`, `lapsed`,
+    /// `escalated`, `cancelled`.
+    pub status: String,
+    #[serde(default)]
+    pub closed_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    pub closed_by: Option<String>,
+    #[serde(default)]
+    pub extended: bool,
+}
+
+impl Clock {
+    pub fn is_open(&self) -> bool {
+        matches!(self.status.as_str(), "running" | "reminded")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,10 +97,38 @@ pub struct CaseMessage {
     /// designation re-routes the original referral).
     #[serde(default)]
     pub seq: Option<u64>,
+    /// Body fields the state machine reads (decision, kind, dates…).
+    #[serde(default)]
+    pub summary: serde_json::Value,
+    /// Organisations it was delivered to, and when.
+    #[serde(default)]
+    pub delivered: Vec<(String, String)>,
 }
 
 impl CaseRecord {
     pub fn is_party(&self, org: &str) -> bool {
         self.parties.iter().any(|p| p == org)
     }
+}
+
+/// Adds `entry` to the route list under `key` (compare-and-set; idempotent).
+pub async fn remember_route(routes: &kv::Store, key: &str, entry: RouteEntry) -> anyhow::Result<()> {
+    let first = serde_json::to_vec(&vec![&entry])?;
+    match routes.create(key, first.into()).await {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e.into()),
+    }
+    for _ in 0..10 {
+        let Some(current) = routes.entry(key).await? else { continue };
+        let mut list: Vec<RouteEntry> = serde_json::from_slice(&current.value).unwrap_or_default();
+        if list.iter().any(|e| e.sender == entry.sender && e.case == entry.case) {
+            return Ok(());
+        }
+        list.push(entry.clone());
+        if routes.update(key, serde_json::to_vec(&list)?.into(), current.revision).await.is_ok() {
+            return Ok(());
+        }
+    }
+    anyhow::bail!("could not record route {key} after 10 attempts")
 }

@@ -26,6 +26,8 @@ pub struct Bus {
     pub cases: kv::Store,
     pub penalties: kv::Store,
     pub holders: kv::Store,
+    pub clock: kv::Store,
+    pub stats: kv::Store,
 }
 
 impl Bus {
@@ -58,6 +60,8 @@ impl Bus {
             cases: bucket(KV_CASES).await?,
             penalties: bucket(KV_PENALTIES).await?,
             holders: bucket(KV_HOLDERS).await?,
+            clock: bucket(KV_CLOCK).await?,
+            stats: bucket(KV_STATS).await?,
             client,
             js,
         })
@@ -97,7 +101,15 @@ pub async fn declare(js: &jetstream::Context, replicas: usize) -> Result<(), Bus
             .await
             .map_err(|e| BusError::Declare { what: format!("stream {name}"), message: e.to_string() })?;
     }
-    for (bucket, history) in [(KV_RECEIPTS, 1), (KV_ROUTES, 1), (KV_CASES, 1), (KV_PENALTIES, 1), (KV_HOLDERS, 1)] {
+    for (bucket, history) in [
+        (KV_RECEIPTS, 1),
+        (KV_ROUTES, 1),
+        (KV_CASES, 1),
+        (KV_PENALTIES, 1),
+        (KV_HOLDERS, 1),
+        (KV_CLOCK, 1),
+        (KV_STATS, 1),
+    ] {
         if js.get_key_value(bucket).await.is_ok() {
             continue;
         }

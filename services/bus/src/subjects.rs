@@ -27,6 +27,9 @@ pub const KV_CASES: &str = "xj_cases";
 pub const KV_PENALTIES: &str = "xj_penalties";
 /// Who first opened a case on a party and matter: `<party>.<matter>`.
 pub const KV_HOLDERS: &str = "xj_holders";
+/// The hub's time in manual clock mode (`now`), and monthly statistics.
+pub const KV_CLOCK: &str = "xj_clock";
+pub const KV_STATS: &str = "xj_stats";
 /// Control requests to every service instance (core NATS, not stored).
 pub const CTL_RELOAD: &str = "xj.ctl.reload";
 

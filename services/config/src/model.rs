@@ -33,13 +33,13 @@ pub struct Settings {
     #[serde(default)]
     pub matter: Vec<Matter>,
     #[serde(default)]
+    pub major_penalty: MajorPenaltySettings,
+    #[serde(default)]
     pub formats: FormatsSettings,
     /// The native formats (built-in and from `[formats] dir`), loaded and
     /// checked with the settings; not a key.
     #[serde(skip)]
     pub mappings: std::sync::Arc<xj_mapping::Formats>,
-    #[serde(default)]
-    pub major_penalty: MajorPenaltySettings,
     /// Where the settings came from, for messages; not a key.
     #[serde(skip)]
     pub source: String,
@@ -62,8 +62,12 @@ pub struct FormatsSettings {
 pub struct NatsSettings {
     /// Absent: `xj up` starts its own nats-server under `[data] dir`.
     pub url: Option<String>,
+    /// The services' NATS user (`xj nats-config` gives it every subject).
     pub user: Option<String>,
+    /// Its password: inline, or from `password_file` / `password_env`.
     pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub password_env: Option<String>,
     /// Replicas of every stream and bucket (3 on a cluster).
     #[serde(default = "one")]
     pub replicas: usize,
@@ -77,12 +81,8 @@ impl Default for NatsSettings {
 
 fn one() -> usize {
     1
-    /// The services' NATS user (`xj nats-config` gives it every subject).
 }
-    /// Its password: inline, or from `password_file` / `password_env`.
 
-    pub password_file: Option<PathBuf>,
-    pub password_env: Option<String>,
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
@@ -91,6 +91,14 @@ pub struct HttpSettings {
     /// Largest accepted request body; larger ones get 413.
     #[serde(default = "default_body_limit")]
     pub max_body_bytes: usize,
+    /// Largest evidence attachment (`POST /v1/attachments`); larger ones get 413.
+    #[serde(default = "default_attachment_limit")]
+    pub max_attachment_bytes: usize,
+    /// Requests per organisation (and for the operator token): a token
+    /// bucket of `burst` requests refilled at `per_second`; beyond it 429.
+    /// An `[[org]]` may set its own `rate_limit`.
+    #[serde(default)]
+    pub rate_limit: RateLimit,
 }
 
 impl Default for HttpSettings {
@@ -104,29 +112,6 @@ impl Default for HttpSettings {
     }
 }
 
-fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 8080))
-}
-fn default_body_limit() -> usize {
-    1024 * 1024
-}
-
-    /// Largest evidence attachment (`POST /v1/attachments`); larger ones get 413.
-    #[serde(default = "default_attachment_limit")]
-    pub max_attachment_bytes: usize,
-    /// Requests per organisation (and for the operator token): a token
-    /// bucket of `burst` requests refilled at `per_second`; beyond it 429.
-    /// An `[[org]]` may set its own `rate_limit`.
-    #[serde(default)]
-    pub rate_limit: RateLimit,
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataSettings {
-    #[serde(default = "default_data_dir")]
-    pub dir: PathBuf,
-}
-
-impl Default for DataSettings {
 /// A token bucket: `burst` requests at once, refilled at `per_second`.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -145,6 +130,21 @@ fn default_attachment_limit() -> usize {
     32 * 1024 * 1024
 }
 
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_body_limit() -> usize {
+    1024 * 1024
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSettings {
+    #[serde(default = "default_data_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for DataSettings {
     fn default() -> Self {
         Self { dir: default_data_dir() }
     }
@@ -223,28 +223,11 @@ pub struct HubSettings {
     /// Ed25519 signing key (32 raw bytes, hex). Default: `<data>/hub_ed25519.key`,
     /// created on first start. Every process of one hub must share it.
     pub signing_key_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClockSettings {
-    /// `system` (default) or `manual`: time moves only by
-    /// `POST /v1/admin/clock/advance`.
-    #[serde(default)]
-    pub mode: ClockMode,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClockMode {
-    #[default]
     /// Public keys (base64 Ed25519) the hub signed with before a rotation:
     /// still served at `GET /v1/keys` with their key ids so that old
     /// signatures stay verifiable. New signatures use `signing_key_file`.
     #[serde(default)]
     pub previous_public_keys: Vec<String>,
-    System,
-    Manual,
 }
 
 /// Which penalty decisions are major (重大行政处罚) and so filed with the
@@ -298,6 +281,61 @@ fn default_major_days() -> u32 {
 }
 fn default_major_source() -> String {
     "seed 001 §(十二) 重大行政处罚备案".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockSettings {
+    /// `system` (default) or `manual`: time moves only by
+    /// `POST /v1/admin/clock/advance`.
+    #[serde(default)]
+    pub mode: ClockMode,
+    /// Manual mode: the hub's time when it first starts (RFC 3339); default
+    /// the machine's time. For drills on a given date.
+    pub start: Option<String>,
+    /// Hours before a deadline that the party whose move it is gets a
+    /// reminder (at most a third of the clock's length).
+    #[serde(default = "default_reminder")]
+    pub reminder_hours: i64,
+    /// Working days the parties of a jurisdiction dispute negotiate before
+    /// it goes to the coordination office (seed 004 §二(二)3).
+    #[serde(default = "default_negotiation")]
+    pub negotiation_working_days: i64,
+    /// Working days the coordination office has before an unresolved dispute
+    /// goes to the justice bureau (seed 000 §10).
+    #[serde(default = "default_negotiation")]
+    pub coordination_working_days: i64,
+    /// Holiday table (JSON, see schemas/calendar/cn-holidays.json); default
+    /// the built-in one.
+    pub holidays: Option<PathBuf>,
+}
+
+impl Default for ClockSettings {
+    fn default() -> Self {
+        Self {
+            mode: ClockMode::default(),
+            start: None,
+            reminder_hours: default_reminder(),
+            negotiation_working_days: default_negotiation(),
+            coordination_working_days: default_negotiation(),
+            holidays: None,
+        }
+    }
+}
+
+fn default_reminder() -> i64 {
+    24
+}
+fn default_negotiation() -> i64 {
+    5
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockMode {
+    #[default]
+    System,
+    Manual,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -365,6 +403,16 @@ pub struct Org {
     /// `handoff_receipt` when delivery succeeds.
     #[serde(default)]
     pub auto_receipt: bool,
+    /// The organisation's Ed25519 public key (base64, 32 bytes): when set,
+    /// every submission must carry `Xj-Signature` over the exact body.
+    pub public_key: Option<String>,
+    /// The organisation's NATS nkey (public, `U…`): `xj nats-config` gives
+    /// its NATS user this nkey instead of the token as password.
+    pub nkey: Option<String>,
+    /// Its own request-size limit (bytes), below `[http] max_body_bytes`.
+    pub max_body_bytes: Option<usize>,
+    /// Its own request rate, instead of `[http] rate_limit`.
+    pub rate_limit: Option<RateLimit>,
     /// The credential, resolved from token / token_file / token_env.
     #[serde(skip)]
     pub secret: String,
@@ -418,16 +466,6 @@ impl Settings {
         self.org.iter().find(|o| o.id == id)
     }
 
-    /// The organisation's Ed25519 public key (base64, 32 bytes): when set,
-    /// every submission must carry `Xj-Signature` over the exact body.
-    pub public_key: Option<String>,
-    /// The organisation's NATS nkey (public, `U…`): `xj nats-config` gives
-    /// its NATS user this nkey instead of the token as password.
-    pub nkey: Option<String>,
-    /// Its own request-size limit (bytes), below `[http] max_body_bytes`.
-    pub max_body_bytes: Option<usize>,
-    /// Its own request rate, instead of `[http] rate_limit`.
-    pub rate_limit: Option<RateLimit>,
     pub fn matter(&self, code: &str) -> Option<&Matter> {
         self.matter.iter().find(|m| m.code == code)
     }

@@ -185,6 +185,12 @@ fn edge_checks(state: &GatewayState, rules: &RuleSet, env: &Envelope) -> Result<
             ));
         }
     }
+    if env.kind == MessageType::PoliceDecision
+        && let Some(t) = env.body.get("transferred_to").and_then(Value::as_str)
+        && state.settings.org(t).is_none()
+    {
+        problems.push(Problem::new("/body/transferred_to", format!("no organisation {t:?} is connected to this hub")));
+    }
     if problems.is_empty() { Ok(()) } else { Err(ApiError::Invalid(problems)) }
 }
 

@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use xj_bus::Bus;
+use xj_bus::clock::HubClock;
 use xj_bus::signing::HubKey;
 use xj_config::Settings;
 use xj_model::Schemas;
@@ -23,13 +24,22 @@ pub struct GatewayState {
     pub key: HubKey,
     /// The rules, for edge checks and the routing preview in receipts.
     pub rules: RulesHandle,
+    /// The hub's time (manual in drills).
+    pub clock: HubClock,
     /// SHA-256 of each credential → caller: the lookup never compares the
     /// secret itself byte by byte.
     pub(crate) callers: Arc<HashMap<[u8; 32], Caller>>,
 }
 
 impl GatewayState {
-    pub fn new(settings: Arc<Settings>, bus: Bus, schemas: Arc<Schemas>, key: HubKey, rules: RulesHandle) -> Self {
+    pub fn new(
+        settings: Arc<Settings>,
+        bus: Bus,
+        schemas: Arc<Schemas>,
+        key: HubKey,
+        rules: RulesHandle,
+        clock: HubClock,
+    ) -> Self {
         let mut callers = HashMap::new();
         for org in &settings.org {
             callers.insert(digest(&org.secret), Caller::Org(org.id.clone()));
@@ -37,7 +47,7 @@ impl GatewayState {
         if let Some(t) = settings.operator_token() {
             callers.insert(digest(t), Caller::Operator);
         }
-        Self { settings, bus, schemas, key, rules, callers: Arc::new(callers) }
+        Self { settings, bus, schemas, key, rules, clock, callers: Arc::new(callers) }
     }
 }
 

@@ -5,7 +5,6 @@
 //! alerts for what the rules found (a criminal threshold met, a jurisdiction
 //! question). Every decision names its rule and the rule-set version.
 
-mod alerts;
 mod service;
 
 pub use service::run;

@@ -6,7 +6,6 @@ use std::time::Duration;
 use anyhow::Context;
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{AckPolicy, pull};
-use async_nats::jetstream::kv::{self, CreateErrorKind};
 use async_nats::jetstream::{AckKind, Message};
 use chrono::Utc;
 use futures::StreamExt;
@@ -19,7 +18,8 @@ use xj_model::{Envelope, MessageType};
 use xj_rules::knowledge::{self, designate_holder, record_holder, record_penalty};
 use xj_rules::{Decision, Holder, RuleSet, RulesHandle, Target, decide, party_key};
 
-use crate::alerts::{Alert, raise};
+use xj_bus::alerts::{Alert, raise};
+use xj_bus::records::remember_route as remember;
 
 const CONSUMER: &str = "router";
 
@@ -113,7 +113,27 @@ async fn route(rs: &RuleSet, bus: &Bus, m: &Message, env: &Envelope, case: &str)
     let mut decision = decide(rs, env, &k);
     let decided_at = Utc::now();
     if env.kind == MessageType::JurisdictionDesignation {
-        designate(rs, bus, env, case, &trace, &mut decision).await?;
+        let designated = env.body.get("designated").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        reroute(
+            rs,
+            bus,
+            env,
+            case,
+            &trace,
+            &mut decision,
+            &designated,
+            &["clue_referral", "case_referral"],
+            "designation",
+        )
+        .await?;
+    }
+    // 移送主管机关 (Decree 310 art. 7): the hand-off goes on to the organ named.
+    if env.kind == MessageType::PoliceDecision
+        && env.body.get("decision").and_then(|v| v.as_str()) == Some("transferred")
+        && let Some(to) = env.body.get("transferred_to").and_then(|v| v.as_str())
+    {
+        let to = to.to_string();
+        reroute(rs, bus, env, case, &trace, &mut decision, &to, &["criminal_handoff"], "transfer").await?;
     }
     metrics::counter!("xj_routing_decisions_total", "rule" => rule_family(&decision.rule)).increment(1);
     if decision.targets.is_empty() && !matches!(env.kind, MessageType::InfoShare) {
@@ -121,11 +141,6 @@ async fn route(rs: &RuleSet, bus: &Bus, m: &Message, env: &Envelope, case: &str)
         // forbids this); keep the message rather than drop it.
         anyhow::bail!("no recipient and no coordination office for {}", env.id);
     }
-    for t in &decision.targets {
-        remember(&bus.routes, &subjects::key(&t.org, &env.id), route_entry(env, case)).await?;
-        publish_copy(bus, &m.payload, env, case, &t.org, &decision, &trace, h::get(hd, h::ACCEPTED_AT), None).await?;
-    }
-    side_effects(rs, bus, env, case, &decision, &trace).await?;
     let ev = events::Event {
         step: if decision.question { "unplaced".into() } else { "routed".into() },
         service: "router".into(),
@@ -140,19 +155,27 @@ async fn route(rs: &RuleSet, bus: &Bus, m: &Message, env: &Envelope, case: &str)
             "recipients": decision.recipients(),
             "targets": decision.targets,
             "rule": decision.rule,
-            // 重大行政处罚备案: filed with the justice bureau by this routing.
-            "major_penalty_filed": decision.filing.is_some(),
-            "filing": decision.filing,
             "rule_version": decision.version,
             "reasons": decision.reasons,
             "consulted": decision.consulted,
             "crime": decision.crime,
             "rule_errors": decision.rule_errors,
+            // 重大行政处罚备案: filed with the justice bureau by this routing.
+            "major_penalty_filed": decision.filing.is_some(),
+            "filing": decision.filing,
             "reply_to": env.reply_to,
             "seq": seq,
+            "summary": summary(env),
         }),
     };
-    events::publish(&bus.js, &ev).await?;
+    // The decision is recorded before any copy leaves, so every delivery
+    // event comes after it in the stream.
+    events::publish_once(&bus.js, &ev, &format!("evt:routed:{}:{}", env.sender, env.id)).await?;
+    for t in &decision.targets {
+        remember(&bus.routes, &subjects::key(&t.org, &env.id), route_entry(env, case)).await?;
+        publish_copy(bus, &m.payload, env, case, &t.org, &decision, &trace, h::get(hd, h::ACCEPTED_AT), None).await?;
+    }
+    side_effects(rs, bus, env, case, &decision, &trace).await?;
     tracing::info!(rule = %decision.rule, version = %decision.version, recipients = ?decision.recipients(), "routed");
     Ok(())
 }
@@ -203,7 +226,9 @@ async fn side_effects(
             bus,
             Alert {
                 kind: "jurisdiction_question",
-                about: env,
+                about: (&env.id, &env.sender),
+                at: Utc::now(),
+                discriminator: String::new(),
                 case,
                 recipients: to,
                 text: format!("无法确定管辖：{}", d.reasons.join("；")),
@@ -223,7 +248,9 @@ async fn side_effects(
             bus,
             Alert {
                 kind: "crime_suspected",
-                about: env,
+                about: (&env.id, &env.sender),
+                at: Utc::now(),
+                discriminator: String::new(),
                 case,
                 recipients: to,
                 text: format!("涉嫌{}：事实达到刑事立案追诉标准，应依法移送公安机关（不得以罚代刑）", crime.offence),
@@ -270,17 +297,24 @@ fn procuratorates(s: &Settings, env: &Envelope) -> Vec<String> {
         .collect()
 }
 
-/// 指定管辖: the designated organisation receives the case's original
-/// referral, becomes its holder, and the designation itself reaches it.
-async fn designate(
+/// 指定管辖 and 移送主管机关: the organisation named receives the case's
+/// original referral or hand-off, becomes its holder, and the message that
+/// named it reaches it too.
+#[allow(clippy::too_many_arguments)]
+async fn reroute(
     rs: &RuleSet,
     bus: &Bus,
     env: &Envelope,
     case: &str,
     trace: &TraceParent,
     decision: &mut Decision,
+    designated: &str,
+    types: &[&str],
+    why: &str,
 ) -> anyhow::Result<()> {
-    let Some(designated) = env.body.get("designated").and_then(|v| v.as_str()) else { return Ok(()) };
+    if designated.is_empty() || rs.settings.org(designated).is_none() {
+        return Ok(());
+    }
     if !decision.targets.iter().any(|t| t.org == designated) {
         decision.targets.push(Target { org: designated.to_string(), role: "to" });
     }
@@ -288,33 +322,36 @@ async fn designate(
         Some(b) => serde_json::from_slice(&b).ok(),
         None => None,
     };
-    let Some(original) = record.as_ref().and_then(|r| {
-        r.messages.iter().find(|m| matches!(m.msg_type.as_str(), "clue_referral" | "case_referral") && m.seq.is_some())
-    }) else {
-        tracing::warn!(case, "designation on a case with no referral on record");
+    let Some(original) = record
+        .as_ref()
+        .and_then(|r| r.messages.iter().find(|m| types.contains(&m.msg_type.as_str()) && m.seq.is_some()))
+    else {
+        tracing::warn!(case, why, "nothing on record to re-route");
         return Ok(());
     };
     let stream = bus.js.get_stream(subjects::STREAM_ACCEPTED).await?;
     let raw = stream.get_raw_message(original.seq.unwrap_or_default()).await?;
     let orig: Envelope = serde_json::from_slice(&raw.payload)?;
-    let rule = format!("designation:{}", env.sender);
+    let rule = format!("{why}:{}", env.sender);
     let d = Decision {
         targets: vec![Target { org: designated.into(), role: "to" }],
         rule: rule.clone(),
         version: rs.version.clone(),
-        reasons: vec![format!("{} designated {designated} (指定管辖) by {}", case, env.id)],
+        reasons: vec![format!("{case}: {why} to {designated} by {} ({})", env.sender, env.id)],
         consulted: Vec::new(),
         question: false,
         crime: None,
         rule_errors: Vec::new(),
+        filing: None,
     };
     remember(&bus.routes, &subjects::key(designated, &orig.id), route_entry(&orig, case)).await?;
-    publish_copy(bus, &raw.payload, &orig, case, designated, &d, trace, None, Some("designated")).await?;
-    if let (Some(party), Some(matter)) = (orig.body.get("party").and_then(party_key), orig.matter()) {
+    publish_copy(bus, &raw.payload, &orig, case, designated, &d, trace, None, Some(why)).await?;
+    if why == "designation"
+        && let (Some(party), Some(matter)) = (orig.body.get("party").and_then(party_key), orig.matter())
+    {
         let holder = Holder { org: designated.into(), case: case.into(), since: Utc::now().to_rfc3339() };
         designate_holder(bus, &party, matter, holder).await?;
     }
-        filing: None,
     let ev = events::Event {
         step: "routed".into(),
         service: "router".into(),
@@ -326,34 +363,40 @@ async fn designate(
         trace_id: trace.trace_id_hex(),
         span_id: trace.child().span_id_hex(),
         detail: json!({ "recipients": [designated], "rule": rule, "rule_version": rs.version,
-                        "reasons": d.reasons, "designation": env.id }),
+                        "reasons": d.reasons, "rerouted_by": env.id }),
     };
     events::publish(&bus.js, &ev).await?;
     Ok(())
 }
 
-fn rule_family(rule: &str) -> String {
-    rule.split([':', '/']).next().unwrap_or(rule).to_string()
+/// The body fields the tracker's state machine and clocks read, so it does
+/// not have to fetch every message.
+fn summary(env: &Envelope) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for f in [
+        "decision",
+        "kind",
+        "due_basis",
+        "decided_on",
+        "approved_on",
+        "reported_on",
+        "inspection_on",
+        "designated",
+        "penalty",
+        "received_at",
+        "transferred_to",
+        "items",
+        "matter",
+        "title",
+    ] {
+        if let Some(v) = env.body.get(f) {
+            out.insert(f.to_string(), v.clone());
+        }
+    }
+    out.insert("sent_at".into(), env.sent_at.clone().into());
+    serde_json::Value::Object(out)
 }
 
-/// Adds `entry` to the list under `key` (compare-and-set; idempotent).
-pub(crate) async fn remember(routes: &kv::Store, key: &str, entry: RouteEntry) -> anyhow::Result<()> {
-    let first = serde_json::to_vec(&vec![&entry])?;
-    match routes.create(key, first.into()).await {
-        Ok(_) => return Ok(()),
-        Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e.into()),
-    }
-    for _ in 0..10 {
-        let Some(current) = routes.entry(key).await? else { continue };
-        let mut list: Vec<RouteEntry> = serde_json::from_slice(&current.value).unwrap_or_default();
-        if list.iter().any(|e| e.sender == entry.sender && e.case == entry.case) {
-            return Ok(());
-        }
-        list.push(entry.clone());
-        if routes.update(key, serde_json::to_vec(&list)?.into(), current.revision).await.is_ok() {
-            return Ok(());
-        }
-    }
-    anyhow::bail!("could not record route {key} after 10 attempts")
+fn rule_family(rule: &str) -> String {
+    rule.split([':', '/']).next().unwrap_or(rule).to_string()
 }

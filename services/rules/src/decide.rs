@@ -152,6 +152,14 @@ fn place(rs: &RuleSet, env: &Envelope, k: &Knowledge) -> Decision {
         b.note("reply", format!("answers {:?} from {rs_}", env.reply_to.as_deref().unwrap_or_default()));
         let mut targets = vec![to(rs_)];
         targets.extend(explicit.iter().filter(|r| *r != rs_).map(|r| to(r)));
+        // Police decisions are copied to the procuratorate (Decree 310 art. 8, 9).
+        if matches!(env.kind, MessageType::PoliceDecision | MessageType::ReconsiderationDecision) {
+            for p in procuratorates(rs, env) {
+                if !targets.iter().any(|t| t.org == p) {
+                    targets.push(copy(&p));
+                }
+            }
+        }
         return b.placed(targets, "reply".into(), vec![format!("a reply goes back to {rs_}, on the same case")]);
     }
     if !explicit.is_empty() && env.kind != MessageType::InfoShare {
@@ -363,13 +371,10 @@ fn share(mut b: Builder<'_>, explicit: &[String]) -> Decision {
             .filter(|o| o.subscribe.iter().any(|sub| subscribed(s, o, sub, kind, region, matter)))
             .map(|o| to(&o.id))
             .collect();
-        let narrowed = if explicit.is_empty() { String::new() } else { format!(", narrowed to {}", explicit.join(", ")) };
+        let narrowed =
+            if explicit.is_empty() { String::new() } else { format!(", narrowed to {}", explicit.join(", ")) };
         b.note(format!("share:{kind}"), format!("{} subscriber(s) for region {region}{narrowed}", targets.len()));
-        b.placed(
-            targets,
-            format!("share:{kind}"),
-            vec![format!("subscribers of {kind} for region {region}{narrowed}")],
-        )
+        b.placed(targets, format!("share:{kind}"), vec![format!("subscribers of {kind} for region {region}{narrowed}")])
     };
     if let Some(f) = filing {
         for org in &f.with {
@@ -441,14 +446,13 @@ fn major_penalty(b: &mut Builder<'_>, region: &str) -> Option<Filing> {
         return None;
     }
     let county = region.get(..6).unwrap_or_default();
-    let with: Vec<String> = b
-        .rs
-        .settings
-        .org
-        .iter()
-        .filter(|o| o.kind == OrgKind::JusticeBureau && o.region.get(..6) == Some(county) && o.id != env.sender)
-        .map(|o| o.id.clone())
-        .collect();
+    let with: Vec<String> =
+        b.rs.settings
+            .org
+            .iter()
+            .filter(|o| o.kind == OrgKind::JusticeBureau && o.region.get(..6) == Some(county) && o.id != env.sender)
+            .map(|o| o.id.clone())
+            .collect();
     if with.is_empty() {
         b.note("filing:major-penalty", format!("major ({}), but no justice bureau in {county}", criteria.join("; ")));
         return None;
@@ -456,13 +460,7 @@ fn major_penalty(b: &mut Builder<'_>, region: &str) -> Option<Filing> {
     let decided = crate::history::reference_date(&env.body, &env.sent_at);
     let due = decided + chrono::Duration::days(i64::from(rules.file_within_days));
     b.note("filing:major-penalty", format!("major ({}): filed with {}", criteria.join("; "), with.join(", ")));
-    Some(Filing {
-        with,
-        criteria,
-        decided_on: decided.to_string(),
-        due: due.to_string(),
-        source: rules.source.clone(),
-    })
+    Some(Filing { with, criteria, decided_on: decided.to_string(), due: due.to_string(), source: rules.source.clone() })
 }
 
 /// Explicit recipients must be plausible for the message type (checked at

@@ -18,10 +18,13 @@ pub enum Service {
     Router,
     Courier,
     Tracker,
+    /// The audit ledger: the hash chain of everything the hub did.
+    Ledger,
 }
 
 impl Service {
-    pub const ALL: [Service; 4] = [Service::Gateway, Service::Router, Service::Courier, Service::Tracker];
+    pub const ALL: [Service; 5] =
+        [Service::Gateway, Service::Router, Service::Courier, Service::Tracker, Service::Ledger];
 }
 
 pub fn key_path(settings: &Settings) -> PathBuf {
@@ -95,7 +98,11 @@ pub async fn start(
                 let schemas = Arc::new(Schemas::load()?);
                 let rules = xj_rules::RulesHandle::new(xj_rules::RuleSet::compile(settings.clone())?);
                 rules.spawn_watcher(bus.client.clone(), shutdown.clone());
-                let state = xj_gateway::GatewayState::new(settings, bus, schemas, key, rules);
+                let c = &settings.clock;
+                let clock =
+                    xj_bus::clock::HubClock::start(c.mode, c.start.as_deref(), bus.clock.clone(), shutdown.clone())
+                        .await?;
+                let state = xj_gateway::GatewayState::new(settings, bus, schemas, key, rules, clock);
                 tasks.spawn(async move { (svc, xj_gateway::run(state, l, shutdown).await) });
             }
             Service::Router => {
@@ -106,6 +113,9 @@ pub async fn start(
             }
             Service::Tracker => {
                 tasks.spawn(async move { (svc, xj_tracker::run(settings, bus, shutdown).await) });
+            }
+            Service::Ledger => {
+                tasks.spawn(async move { (svc, xj_ledger::run(settings, bus, shutdown).await.map_err(Into::into)) });
             }
         }
     }

@@ -50,6 +50,12 @@ impl TestHub {
     /// Starts the standard test county; `extra` TOML is appended to its
     /// configuration (e.g. `[courier]` settings).
     pub async fn start(extra: &str) -> anyhow::Result<Self> {
+        Self::start_services(extra, &xj::hub::Service::ALL).await
+    }
+
+    /// Like [`start`](Self::start), running only `services` in the hub;
+    /// others can be started (and stopped) with [`service`](Self::service).
+    pub async fn start_services(extra: &str, services: &[xj::hub::Service]) -> anyhow::Result<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let nats = TestNats::start()?;
         let mut receivers = HashMap::new();
@@ -67,7 +73,7 @@ impl TestHub {
         let path = nats.dir.path().join("xianjie.toml");
         std::fs::write(&path, &text)?;
         let settings = Arc::new(xj_config::load_file(&path)?);
-        Self::start_with(nats, settings, receivers).await
+        Self::start_with_services(nats, settings, receivers, services).await
     }
 
     pub async fn start_with(
@@ -75,10 +81,17 @@ impl TestHub {
         settings: Arc<Settings>,
         receivers: HashMap<String, Receiver>,
     ) -> anyhow::Result<Self> {
+        Self::start_with_services(nats, settings, receivers, &xj::hub::Service::ALL).await
+    }
+
+    pub async fn start_with_services(
+        nats: TestNats,
+        settings: Arc<Settings>,
+        receivers: HashMap<String, Receiver>,
+        services: &[xj::hub::Service],
+    ) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let hub =
-            xj::hub::start(settings.clone(), &nats.url(), &xj::hub::Service::ALL, Some(listener), Shutdown::new())
-                .await?;
+        let hub = xj::hub::start(settings.clone(), &nats.url(), services, Some(listener), Shutdown::new()).await?;
         let base = format!("http://{}", hub.http_addr.expect("gateway address"));
         Ok(Self { nats, base, settings, receivers, http: reqwest::Client::new(), hub: Some(hub) })
     }
@@ -117,6 +130,20 @@ impl TestHub {
     /// GET with a bearer token; returns status and JSON body.
     pub async fn get(&self, path: &str, token: &str) -> anyhow::Result<(u16, Value)> {
         let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await?;
+        let status = r.status().as_u16();
+        Ok((status, r.json::<Value>().await.unwrap_or(Value::Null)))
+    }
+
+    /// Starts one more service instance of this hub (stop it with
+    /// `Hub::stop`), as `xj run <service>` would.
+    pub async fn service(&self, svc: xj::hub::Service) -> anyhow::Result<xj::hub::Hub> {
+        xj::hub::start(self.settings.clone(), &self.nats.url(), &[svc], None, Shutdown::new()).await
+    }
+
+    /// POST JSON with the operator token.
+    pub async fn operator_post(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        let r =
+            self.http.post(format!("{}{path}", self.base)).bearer_auth(self.operator_token()).json(body).send().await?;
         let status = r.status().as_u16();
         Ok((status, r.json::<Value>().await.unwrap_or(Value::Null)))
     }

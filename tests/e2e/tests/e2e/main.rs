@@ -3,6 +3,7 @@
 //! module per capability.
 
 mod backbone;
+mod clocks;
 mod common;
 mod delivery;
 mod gateway_status;

@@ -1,37 +1,49 @@
-//! Supervision alerts the router raises (CONTRACT §2 `supervision_alert`,
+//! Supervision alerts the hub raises (CONTRACT §2 `supervision_alert`,
 //! sender `"hub"`): delivered like any message, on the case they concern.
 
+use crate::records::{RouteEntry, remember_route};
+use crate::{Bus, TraceParent, events, headers as h, subjects};
 use async_nats::HeaderMap;
 use chrono::Utc;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use xj_bus::records::RouteEntry;
-use xj_bus::{Bus, TraceParent, events, headers as h, subjects};
-use xj_model::Envelope;
 
 pub struct Alert<'a> {
     pub kind: &'static str,
-    pub about: &'a Envelope,
+    /// The message the alert is about: its id and sender.
+    pub about: (&'a str, &'a str),
     pub case: &'a str,
     pub recipients: Vec<String>,
     pub text: String,
     pub rule: Option<(String, String)>,
     pub reasons: Vec<String>,
     pub extra: Value,
+    /// The hub's time (manual in drills).
+    pub at: chrono::DateTime<Utc>,
+    /// Distinguishes alerts of one kind about one message (e.g. the clock).
+    pub discriminator: String,
 }
 
 /// Id of an alert: the same alert about the same message always gets the
 /// same id, so a router redelivery cannot raise it twice.
-fn alert_id(kind: &str, about: &Envelope) -> String {
-    let d = Sha256::digest(format!("{kind}|{}|{}", about.sender, about.id).as_bytes());
+fn alert_id(kind: &str, about: (&str, &str), discriminator: &str) -> String {
+    let d = Sha256::digest(format!("{kind}|{}|{}|{discriminator}", about.1, about.0).as_bytes());
     format!("XJA-{}", hex::encode_upper(&d[..8]))
 }
 
+impl Alert<'_> {
+    fn summary_for_tracker(&self) -> Value {
+        json!({ "kind": self.kind, "clock": self.extra.get("clock") })
+    }
+}
+
+/// Publishes the alert to each recipient (through the courier, like any
+/// message) and records it as a routed event on its case.
 pub async fn raise(bus: &Bus, a: Alert<'_>, trace: &TraceParent) -> anyhow::Result<String> {
-    let id = alert_id(a.kind, a.about);
+    let id = alert_id(a.kind, a.about, &a.discriminator);
     let mut body = json!({
         "kind": a.kind,
-        "about": a.about.id,
+        "about": a.about.0,
         "case": a.case,
         "text": a.text,
     });
@@ -55,15 +67,36 @@ pub async fn raise(bus: &Bus, a: Alert<'_>, trace: &TraceParent) -> anyhow::Resu
         "sender": "hub",
         "recipient": recipients,
         "case": a.case,
-        "reply_to": a.about.id,
-        "sent_at": Utc::now().to_rfc3339(),
+        "reply_to": a.about.0,
+        "sent_at": a.at.to_rfc3339(),
         "classification": "internal",
         "body": body,
     });
     let payload = bytes::Bytes::from(serde_json::to_vec(&msg)?);
     let (rule, version) = a.rule.clone().unwrap_or_else(|| (format!("alert:{}", a.kind), String::new()));
+    let ev = events::Event {
+        step: "routed".into(),
+        service: "router".into(),
+        msg_id: id.clone(),
+        sender: "hub".into(),
+        case: Some(a.case.to_string()),
+        msg_type: Some("supervision_alert".into()),
+        at: a.at,
+        trace_id: trace.trace_id_hex(),
+        span_id: trace.child().span_id_hex(),
+        detail: json!({
+            "recipients": recipients,
+            "rule": rule,
+            "rule_version": version,
+            "alert": a.kind,
+            "about": a.about.0,
+            "reply_to": a.about.0,
+            "summary": a.summary_for_tracker(),
+        }),
+    };
+    events::publish_once(&bus.js, &ev, &format!("evt:routed:hub:{id}")).await?;
     for org in &recipients {
-        crate::service::remember(
+        remember_route(
             &bus.routes,
             &subjects::key(org, &id),
             RouteEntry {
@@ -86,27 +119,7 @@ pub async fn raise(bus: &Bus, a: Alert<'_>, trace: &TraceParent) -> anyhow::Resu
         hd.insert(h::RULE_VERSION, version.as_str());
         bus.js.publish_with_headers(subjects::routed(org), hd, payload.clone()).await?.await?;
     }
-    let ev = events::Event {
-        step: "routed".into(),
-        service: "router".into(),
-        msg_id: id.clone(),
-        sender: "hub".into(),
-        case: Some(a.case.to_string()),
-        msg_type: Some("supervision_alert".into()),
-        at: Utc::now(),
-        trace_id: trace.trace_id_hex(),
-        span_id: trace.child().span_id_hex(),
-        detail: json!({
-            "recipients": recipients,
-            "rule": rule,
-            "rule_version": version,
-            "alert": a.kind,
-            "about": a.about.id,
-            "reply_to": a.about.id,
-        }),
-    };
-    events::publish(&bus.js, &ev).await?;
     metrics::counter!("xj_alerts_total", "kind" => a.kind).increment(1);
-    tracing::info!(alert = a.kind, %id, about = %a.about.id, "alert raised");
+    tracing::info!(alert = a.kind, %id, about = %a.about.0, "alert raised");
     Ok(id)
 }

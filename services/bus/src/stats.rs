@@ -1,0 +1,73 @@
+//! Monthly statistics per organisation (seed 001 §二), kept as counters in
+//! the `xj_stats` bucket under `<YYYY-MM>.<org>`.
+
+use std::collections::BTreeMap;
+
+use async_nats::jetstream::kv::{self, CreateErrorKind};
+
+pub const FIELDS: [&str; 10] = [
+    "referrals_sent",
+    "referrals_received",
+    "decisions_on_time",
+    "decisions_late",
+    "handoffs_sent",
+    "handoffs_received",
+    "police_decisions",
+    "overdue",
+    "alerts",
+    "messages",
+];
+
+pub type Counters = BTreeMap<String, u64>;
+
+/// Adds to counters (compare-and-set, so instances can share a month).
+pub async fn add(store: &kv::Store, month: &str, org: &str, fields: &[&str]) -> anyhow::Result<()> {
+    let key = format!("{month}.{org}");
+    for _ in 0..20 {
+        match store.entry(&key).await? {
+            Some(e) if !e.value.is_empty() => {
+                let mut c: Counters = serde_json::from_slice(&e.value)?;
+                for f in fields {
+                    *c.entry((*f).to_string()).or_default() += 1;
+                }
+                if store.update(&key, serde_json::to_vec(&c)?.into(), e.revision).await.is_ok() {
+                    return Ok(());
+                }
+            }
+            _ => {
+                let c: Counters = fields.iter().map(|f| ((*f).to_string(), 1)).collect();
+                match store.create(&key, serde_json::to_vec(&c)?.into()).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) if e.kind() == CreateErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    anyhow::bail!("statistics for {key} kept changing")
+}
+
+/// Every organisation's counters for `month`.
+pub async fn month(store: &kv::Store, month: &str) -> anyhow::Result<BTreeMap<String, Counters>> {
+    use futures::StreamExt;
+    let mut out = BTreeMap::new();
+    let mut keys = store.keys().await?;
+    while let Some(k) = keys.next().await {
+        let k = k?;
+        let Some(org) = k.strip_prefix(&format!("{month}.")) else { continue };
+        if let Some(v) = store.get(&k).await? {
+            out.insert(org.to_string(), serde_json::from_slice(&v)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The month's table as CSV, one row per organisation, zeros included.
+pub fn csv(month: &str, table: &BTreeMap<String, Counters>) -> String {
+    let mut s = format!("month,org,{}\n", FIELDS.join(","));
+    for (org, c) in table {
+        let row: Vec<String> = FIELDS.iter().map(|f| c.get(*f).copied().unwrap_or(0).to_string()).collect();
+        s.push_str(&format!("{month},{org},{}\n", row.join(",")));
+    }
+    s
+}

@@ -1,0 +1,224 @@
+//! The statutory clocks (DOMAIN.md §2): what each one is, its basis, its
+//! length in hours, calendar days or working days (distinct types), whom it
+//! answers to, and what happens when it ends.
+
+use chrono::{DateTime, Duration, FixedOffset, NaiveTime, TimeZone, Utc};
+use xj_bus::records::Clock;
+use xj_config::{OrgKind, Settings};
+
+use crate::calendar::Calendar;
+
+/// A clock's length. Decree 310's 日 are calendar days (24-hour periods
+/// from the start); 工作日 count only working days and end at midnight
+/// (+08:00) of the last one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Span {
+    Hours(i64),
+    CalendarDays(i64),
+    WorkingDays(i64),
+}
+
+pub fn china() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).expect("valid offset")
+}
+
+impl Span {
+    pub fn due(self, start: DateTime<Utc>, cal: &Calendar) -> DateTime<Utc> {
+        match self {
+            Self::Hours(h) => start + Duration::hours(h),
+            Self::CalendarDays(d) => start + Duration::days(d),
+            Self::WorkingDays(n) => {
+                let day = cal.add_working_days(start.with_timezone(&china()).date_naive(), n);
+                end_of_day(day)
+            }
+        }
+    }
+
+    pub fn unit(self) -> &'static str {
+        match self {
+            Self::Hours(_) => "hours",
+            Self::CalendarDays(_) => "calendar_days",
+            Self::WorkingDays(_) => "working_days",
+        }
+    }
+
+    pub fn amount(self) -> i64 {
+        match self {
+            Self::Hours(n) | Self::CalendarDays(n) | Self::WorkingDays(n) => n,
+        }
+    }
+}
+
+/// The last instant of a day in China.
+pub fn end_of_day(day: chrono::NaiveDate) -> DateTime<Utc> {
+    let t = day.and_time(NaiveTime::from_hms_opt(23, 59, 59).expect("valid time"));
+    china().from_local_datetime(&t).single().map(|d| d.with_timezone(&Utc)).unwrap_or_else(Utc::now)
+}
+
+/// What the end of a clock means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnExpiry {
+    /// A duty not done: `overdue` to the owner and the supervisor.
+    Overdue,
+    /// A right not used: the clock lapses quietly.
+    Lapse,
+    /// A dispute not settled: it goes up a level.
+    Escalate,
+}
+
+pub struct Def {
+    pub basis: String,
+    pub span: Span,
+    pub supervisor: OrgKind,
+    pub on_expiry: OnExpiry,
+}
+
+const D310: &str = "《行政执法机关移送涉嫌犯罪案件的规定》";
+
+pub fn def(name: &str, settings: &Settings) -> Option<Def> {
+    let c = &settings.clock;
+    let (basis, span, supervisor, on_expiry): (String, Span, OrgKind, OnExpiry) = match name {
+        "referral_decision" => (
+            "接收机关5个工作日内决定是否立案（seed 000 §6）".into(),
+            Span::WorkingDays(5),
+            OrgKind::JusticeBureau,
+            OnExpiry::Overdue,
+        ),
+        "referral_notice" => (
+            "决定后2个工作日内书面告知移送机关（seed 000 §6）".into(),
+            Span::WorkingDays(2),
+            OrgKind::JusticeBureau,
+            OnExpiry::Overdue,
+        ),
+        "dispute_negotiation" => (
+            "管辖异议先行协商，协商不成报请指定管辖（seed 004 §二(二)3）".into(),
+            Span::WorkingDays(c.negotiation_working_days),
+            OrgKind::CoordinationOffice,
+            OnExpiry::Escalate,
+        ),
+        "coordination_decision" => (
+            "乡镇与县级部门管辖争议由综合行政执法指导机构协调，协调不成报司法局（seed 000 §10）".into(),
+            Span::WorkingDays(c.coordination_working_days),
+            OrgKind::JusticeBureau,
+            OnExpiry::Escalate,
+        ),
+        "handoff_approval" => (
+            format!("{D310}第五条：负责人自接到报告之日起3日内作出批准移送或者不批准移送的决定"),
+            Span::CalendarDays(3),
+            OrgKind::JusticeBureau,
+            OnExpiry::Overdue,
+        ),
+        "handoff_transfer" => (
+            format!("{D310}第五条：决定批准的，应当在24小时内向同级公安机关移送"),
+            Span::Hours(24),
+            OrgKind::JusticeBureau,
+            OnExpiry::Overdue,
+        ),
+        "police_receipt" => (
+            format!("{D310}第七条：公安机关在回执上签字；不属于本机关管辖的，24小时内移送主管机关"),
+            Span::Hours(24),
+            OrgKind::Procuratorate,
+            OnExpiry::Overdue,
+        ),
+        "police_filing" => (
+            format!("{D310}第八条：自接受案件之日起3日内作出立案或者不予立案的决定"),
+            Span::CalendarDays(3),
+            OrgKind::Procuratorate,
+            OnExpiry::Overdue,
+        ),
+        "supplement_request" => (
+            "《公安机关办理刑事案件程序规定》第一百八十条：材料不全的，24小时内书面告知移送机关补正".into(),
+            Span::Hours(24),
+            OrgKind::Procuratorate,
+            OnExpiry::Overdue,
+        ),
+        "supplement" => (
+            "《公安机关办理刑事案件程序规定》第一百八十条：移送机关3日内补正".into(),
+            Span::CalendarDays(3),
+            OrgKind::JusticeBureau,
+            OnExpiry::Overdue,
+        ),
+        "reconsideration_window" => (
+            format!("{D310}第九条：自接到不予立案通知书之日起3日内可以提请复议"),
+            Span::CalendarDays(3),
+            OrgKind::Procuratorate,
+            OnExpiry::Lapse,
+        ),
+        "reconsideration_answer" => (
+            format!("{D310}第九条：公安机关应当自收到提请复议的文件之日起3日内作出复议决定"),
+            Span::CalendarDays(3),
+            OrgKind::Procuratorate,
+            OnExpiry::Overdue,
+        ),
+        "procuratorate_request" => (
+            format!("{D310}第九条：对复议决定仍有异议的，自收到复议决定之日起3日内建议人民检察院立案监督"),
+            Span::CalendarDays(3),
+            OrgKind::Procuratorate,
+            OnExpiry::Lapse,
+        ),
+        "seized_handover" => (
+            format!("{D310}第十二条：公安机关决定立案的，移送机关3日内移交涉案物品以及与案件有关的其他材料"),
+            Span::CalendarDays(3),
+            OrgKind::JusticeBureau,
+            OnExpiry::Overdue,
+        ),
+        "assistance_reply" => (
+            "执法协助：被请求机关5个工作日内答复，情况复杂的可延长5个工作日（seed 004）".into(),
+            Span::WorkingDays(5),
+            OrgKind::JusticeBureau,
+            OnExpiry::Overdue,
+        ),
+        "joint_inspection_notice" => (
+            "联合检查：至少提前1个工作日通知参加机关（seed 004）".into(),
+            Span::WorkingDays(1),
+            OrgKind::JusticeBureau,
+            OnExpiry::Overdue,
+        ),
+        "major_penalty_filing" => (
+            "重大行政处罚决定之日起15日内报司法局备案（seed 001 §(十二)）".into(),
+            Span::CalendarDays(15),
+            OrgKind::JusticeBureau,
+            OnExpiry::Overdue,
+        ),
+        _ => return None,
+    };
+    Some(Def { basis, span, supervisor, on_expiry })
+}
+
+/// The supervisors of `kind` in the owner's county.
+pub fn supervisors(settings: &Settings, owner: &str, kind: OrgKind) -> Vec<String> {
+    let county = settings.org(owner).map(|o| o.region[..6].to_string()).unwrap_or_default();
+    settings.org.iter().filter(|o| o.kind == kind && o.region[..6] == *county).map(|o| o.id.clone()).collect()
+}
+
+/// A new running clock.
+pub fn start(
+    settings: &Settings,
+    cal: &Calendar,
+    name: &str,
+    about: (&str, &str),
+    owner: &str,
+    started_at: DateTime<Utc>,
+) -> Option<Clock> {
+    let d = def(name, settings)?;
+    let due = d.span.due(started_at, cal);
+    let lead = Duration::hours(settings.clock.reminder_hours).min((due - started_at) / 3);
+    Some(Clock {
+        id: format!("{name}:{}", about.0),
+        name: name.to_string(),
+        basis: d.basis,
+        about: about.0.to_string(),
+        about_sender: about.1.to_string(),
+        owner: owner.to_string(),
+        supervisors: supervisors(settings, owner, d.supervisor),
+        unit: d.span.unit().into(),
+        amount: d.span.amount(),
+        started_at,
+        due,
+        remind_at: (lead > Duration::zero()).then(|| due - lead),
+        status: "running".into(),
+        closed_at: None,
+        closed_by: None,
+        extended: false,
+    })
+}

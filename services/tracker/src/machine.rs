@@ -1,0 +1,579 @@
+//! The case state machine: folds the hub's events into a case record —
+//! parties, messages, state, clocks — and says what must follow (alerts,
+//! automatic receipts, statistics). Pure: the service persists and acts.
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use serde_json::{Value, json};
+use xj_bus::events::Event;
+use xj_bus::records::{CaseMessage, CaseRecord, Clock};
+use xj_config::{OrgKind, Settings};
+
+use crate::calendar::Calendar;
+use crate::clocks::{self, OnExpiry, china, end_of_day};
+
+pub struct Ctx<'a> {
+    pub settings: &'a Settings,
+    pub cal: &'a Calendar,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Alert {
+        kind: &'static str,
+        about: (String, String),
+        recipients: Vec<String>,
+        text: String,
+        clock: Option<Box<Clock>>,
+        discriminator: String,
+    },
+    /// The police system does not answer: the hub writes its receipt.
+    AutoReceipt {
+        police: String,
+        handoff: String,
+        handoff_sender: String,
+    },
+    Count {
+        org: String,
+        field: &'static str,
+    },
+}
+
+fn count(org: &str, field: &'static str) -> Action {
+    Action::Count { org: org.to_string(), field }
+}
+
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k).and_then(Value::as_str).unwrap_or_default()
+}
+
+fn date(v: &Value, k: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(v.get(k)?.as_str()?, "%Y-%m-%d").ok()
+}
+
+fn start_of_day(d: NaiveDate) -> DateTime<Utc> {
+    china()
+        .from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default())
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(Utc::now)
+}
+
+fn kind_of(settings: &Settings, org: &str) -> Option<OrgKind> {
+    settings.org(org).map(|o| o.kind)
+}
+
+/// Applies one event. Returns what must follow; an event already applied
+/// changes nothing and asks for nothing.
+pub fn apply(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
+    match ev.step.as_str() {
+        "routed" | "unplaced" => routed(rec, ev, ctx),
+        "delivered" => delivered(rec, ev, ctx),
+        _ => Vec::new(),
+    }
+}
+
+fn routed(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
+    let now = ctx.now;
+    let recipients: Vec<String> = ev.detail["recipients"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    if rec.opened_at.is_empty() {
+        rec.opened_at = now.to_rfc3339();
+        rec.status = "open".into();
+    }
+    rec.updated_at = now.to_rfc3339();
+    for p in std::iter::once(&ev.sender).chain(recipients.iter()) {
+        if p != "hub" && !rec.is_party(p) {
+            rec.parties.push(p.clone());
+        }
+    }
+    if let Some(m) = rec.messages.iter_mut().find(|m| m.id == ev.msg_id && m.sender == ev.sender) {
+        // Seen before (a redelivery, or a re-route by designation): only new
+        // recipients are added.
+        for r in &recipients {
+            if !m.recipients.contains(r) {
+                m.recipients.push(r.clone());
+            }
+        }
+        return Vec::new();
+    }
+    let summary = ev.detail["summary"].clone();
+    let msg_type = ev.msg_type.clone().unwrap_or_default();
+    let reply_to = ev.detail["reply_to"].as_str().map(str::to_owned);
+    rec.messages.push(CaseMessage {
+        id: ev.msg_id.clone(),
+        msg_type: msg_type.clone(),
+        sender: ev.sender.clone(),
+        recipients: recipients.clone(),
+        at: now.to_rfc3339(),
+        rule: ev.detail["rule"].as_str().map(str::to_owned),
+        rule_version: ev.detail["rule_version"].as_str().map(str::to_owned),
+        reply_to: reply_to.clone(),
+        seq: ev.detail["seq"].as_u64(),
+        summary: summary.clone(),
+        delivered: Vec::new(),
+    });
+    if !ev.detail["crime"].is_null() {
+        rec.crime_met = true;
+    }
+    let mut out = Vec::new();
+    if ev.sender != "hub" {
+        out.push(count(&ev.sender, "messages"));
+    }
+    let to: Vec<String> = ev.detail["targets"]
+        .as_array()
+        .map(|a| a.iter().filter(|t| t["role"] == "to").filter_map(|t| t["org"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_else(|| recipients.clone());
+    let sender = ev.sender.as_str();
+    let about = (ev.msg_id.as_str(), sender);
+    let reply_to = reply_to.unwrap_or_default();
+    match msg_type.as_str() {
+        "clue_referral" | "case_referral" => {
+            out.push(count(sender, "referrals_sent"));
+            out.extend(to.iter().map(|o| count(o, "referrals_received")));
+            rec.status = "referred".into();
+        }
+        "referral_reply" => {
+            let decision = s(&summary, "decision");
+            out.extend(close(rec, "referral_decision", &reply_to, sender, &ev.msg_id, ctx));
+            if let Some(decided_on) = date(&summary, "decided_on") {
+                // Written notice within 2 working days of deciding.
+                if let Some(mut c) =
+                    clocks::start(ctx.settings, ctx.cal, "referral_notice", about, sender, start_of_day(decided_on))
+                {
+                    c.due = end_of_day(ctx.cal.add_working_days(decided_on, 2));
+                    rec.clocks.retain(|x| x.id != c.id);
+                    rec.clocks.push(c);
+                    out.extend(close(rec, "referral_notice", &ev.msg_id, sender, &ev.msg_id, ctx));
+                }
+            }
+            match decision {
+                "accepted" => {
+                    rec.status = "accepted".into();
+                    out.extend(close_all(rec, &["dispute_negotiation", "coordination_decision"], &ev.msg_id, now));
+                }
+                "declined" => rec.status = "declined".into(),
+                "objected" => {
+                    rec.status = "disputed".into();
+                    // The referral's sender negotiates with the objector first.
+                    let referrer = rec.messages.iter().find(|m| m.id == reply_to).map(|m| m.sender.clone());
+                    if let Some(referrer) = referrer
+                        && let Some(c) =
+                            clocks::start(ctx.settings, ctx.cal, "dispute_negotiation", about, &referrer, now)
+                    {
+                        rec.clocks.push(c);
+                    }
+                }
+                _ => {}
+            }
+        }
+        "referral_outcome" => rec.status = "closed".into(),
+        "jurisdiction_designation" => {
+            rec.status = "designated".into();
+            out.extend(close_all(rec, &["dispute_negotiation", "coordination_decision"], &ev.msg_id, now));
+        }
+        "criminal_handoff" => {
+            rec.handed_off = true;
+            rec.status = "handed_off".into();
+            out.push(count(sender, "handoffs_sent"));
+            out.extend(to.iter().map(|o| count(o, "handoffs_received")));
+            // Decree 310 art. 5, checked from the dates the letter states.
+            if let (Some(rep), Some(app)) = (date(&summary, "reported_on"), date(&summary, "approved_on")) {
+                out.extend(after_the_fact(
+                    rec,
+                    ctx,
+                    "handoff_approval",
+                    about,
+                    sender,
+                    start_of_day(rep),
+                    start_of_day(app),
+                ));
+            }
+            if let Some(app) = date(&summary, "approved_on")
+                && let Some(mut c) =
+                    clocks::start(ctx.settings, ctx.cal, "handoff_transfer", about, sender, end_of_day(app))
+            {
+                c.due = end_of_day(app) + chrono::Duration::hours(24);
+                out.extend(check_now(rec, c, &ev.msg_id, ctx));
+            }
+        }
+        "handoff_receipt" => {
+            out.extend(close(rec, "police_receipt", &reply_to, sender, &ev.msg_id, ctx));
+            if rec.status == "filed" {
+                let handoff =
+                    rec.clocks.iter().find(|c| c.name == "seized_handover" && c.is_open()).map(|c| c.about.clone());
+                if let Some(h) = handoff {
+                    let owner = rec
+                        .clocks
+                        .iter()
+                        .find(|c| c.id.starts_with(&format!("seized_handover:{h}")))
+                        .map(|c| c.owner.clone())
+                        .unwrap_or_default();
+                    out.extend(close(rec, "seized_handover", &h, &owner, &ev.msg_id, ctx));
+                }
+            } else if rec.status == "handed_off" {
+                rec.status = "received".into();
+            }
+        }
+        "police_decision" => {
+            out.push(count(sender, "police_decisions"));
+            let handoff = handoff_of(rec, &reply_to);
+            let decision = s(&summary, "decision");
+            match decision {
+                "supplement_requested" => {
+                    if let Some(h) = &handoff
+                        && let Some(received) = received_at(rec, h, sender)
+                        && let Some(mut c) =
+                            clocks::start(ctx.settings, ctx.cal, "supplement_request", (h, ""), sender, received)
+                    {
+                        c.about_sender =
+                            rec.messages.iter().find(|m| &m.id == h).map(|m| m.sender.clone()).unwrap_or_default();
+                        out.extend(check_now(rec, c, &ev.msg_id, ctx));
+                    }
+                }
+                _ => {
+                    if let Some(h) = &handoff {
+                        out.extend(close(rec, "police_receipt", h, sender, &ev.msg_id, ctx));
+                        out.extend(close(rec, "police_filing", h, sender, &ev.msg_id, ctx));
+                    }
+                    rec.status = decision.to_string();
+                }
+            }
+        }
+        "reconsideration_request" => {
+            if kind_of(ctx.settings, to.first().map(String::as_str).unwrap_or_default()) == Some(OrgKind::Procuratorate)
+            {
+                out.extend(close_owned(rec, "procuratorate_request", sender, &ev.msg_id, ctx));
+            } else {
+                out.extend(close_owned(rec, "reconsideration_window", sender, &ev.msg_id, ctx));
+                rec.status = "reconsideration".into();
+            }
+        }
+        "reconsideration_decision" => {
+            out.extend(close(rec, "reconsideration_answer", &reply_to, sender, &ev.msg_id, ctx));
+            rec.status = if s(&summary, "decision") == "filed" { "filed".into() } else { "not_filed".into() };
+        }
+        "assistance_reply" => {
+            if s(&summary, "decision") == "extended" {
+                if let Some(c) =
+                    rec.clocks.iter_mut().find(|c| c.name == "assistance_reply" && c.about == reply_to && c.is_open())
+                    && !c.extended
+                {
+                    c.extended = true;
+                    c.due = end_of_day(ctx.cal.add_working_days(c.due.with_timezone(&china()).date_naive(), 5));
+                    c.remind_at = Some(c.due - chrono::Duration::hours(ctx.settings.clock.reminder_hours));
+                    c.status = "running".into();
+                }
+            } else {
+                out.extend(close(rec, "assistance_reply", &reply_to, sender, &ev.msg_id, ctx));
+            }
+        }
+        "info_share" if s(&summary, "kind") == "penalty_decision" => {
+            if rec.crime_met && !rec.handed_off {
+                let mut to = clocks::supervisors(ctx.settings, sender, OrgKind::Procuratorate);
+                to.extend(clocks::supervisors(ctx.settings, sender, OrgKind::JusticeBureau));
+                out.push(Action::Alert {
+                    kind: "penalty_instead_of_transfer",
+                    about: (ev.msg_id.clone(), sender.to_string()),
+                    recipients: to,
+                    text:
+                        "案件事实已达刑事立案追诉标准，但未移送公安机关即作出行政处罚（以罚代刑，行政处罚法第二十七条）"
+                            .into(),
+                    clock: None,
+                    discriminator: String::new(),
+                });
+            }
+            if is_major(&summary) {
+                let decided = date(&summary, "decided_on").map(start_of_day).unwrap_or(now);
+                if let Some(c) = clocks::start(ctx.settings, ctx.cal, "major_penalty_filing", about, sender, decided) {
+                    rec.clocks.push(c);
+                }
+            }
+        }
+        "supervision_alert" => {
+            out.extend(recipients.iter().map(|o| count(o, "alerts")));
+        }
+        _ => {}
+    }
+    // A message from the hand-off's sender to the police after a supplement
+    // request is the supplement: the filing clock starts again.
+    if let Some(c) = rec.clocks.iter().find(|c| c.name == "supplement" && c.is_open() && c.owner == sender).cloned()
+        && recipients.iter().any(|r| kind_of(ctx.settings, r) == Some(OrgKind::PublicSecurity))
+    {
+        out.extend(close(rec, "supplement", &c.about, sender, &ev.msg_id, ctx));
+        for police in recipients.iter().filter(|r| kind_of(ctx.settings, r) == Some(OrgKind::PublicSecurity)) {
+            rec.clocks.retain(|x| x.id != format!("police_filing:{}:{police}", c.about));
+            if let Some(mut f) =
+                clocks::start(ctx.settings, ctx.cal, "police_filing", (&c.about, &c.about_sender), police, now)
+            {
+                f.id = format!("police_filing:{}:{police}", c.about);
+                f.basis = format!("{}（补正后重新计算）", f.basis);
+                rec.clocks.push(f);
+            }
+        }
+    }
+    out
+}
+
+/// Penalties filed with the justice bureau (seed 001 §(十二)).
+pub fn is_major(summary: &Value) -> bool {
+    let p = &summary["penalty"];
+    let kind = s(p, "kind");
+    let amount = p.get("amount").and_then(Value::as_f64).unwrap_or(0.0);
+    amount >= 200_000.0
+        || matches!(
+            kind,
+            "confiscation"
+                | "suspension"
+                | "licence_revocation"
+                | "qualification_lowering"
+                | "production_restriction"
+                | "closure"
+                | "practice_ban"
+        )
+}
+
+fn handoff_of(rec: &CaseRecord, reply_to: &str) -> Option<String> {
+    rec.messages
+        .iter()
+        .find(|m| m.id == reply_to && m.msg_type == "criminal_handoff")
+        .or_else(|| rec.messages.iter().rev().find(|m| m.msg_type == "criminal_handoff"))
+        .map(|m| m.id.clone())
+}
+
+fn received_at(rec: &CaseRecord, handoff: &str, police: &str) -> Option<DateTime<Utc>> {
+    let m = rec.messages.iter().find(|m| m.id == handoff)?;
+    let at = m.delivered.iter().find(|(o, _)| o == police).map(|(_, t)| t.clone())?;
+    DateTime::parse_from_rfc3339(&at).ok().map(|t| t.with_timezone(&Utc))
+}
+
+fn delivered(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
+    let now = ctx.now;
+    let org = ev.detail["recipient"].as_str().unwrap_or_default().to_string();
+    let Some(i) = rec.messages.iter().position(|m| m.id == ev.msg_id && m.sender == ev.sender) else {
+        return Vec::new();
+    };
+    if rec.messages[i].delivered.iter().any(|(o, _)| o == &org) {
+        return Vec::new();
+    }
+    rec.messages[i].delivered.push((org.clone(), now.to_rfc3339()));
+    rec.updated_at = now.to_rfc3339();
+    let m = rec.messages[i].clone();
+    let kind = kind_of(ctx.settings, &org);
+    let about = (m.id.as_str(), m.sender.as_str());
+    let mut out = Vec::new();
+    let start = |rec: &mut CaseRecord, name: &str| {
+        if let Some(mut c) = clocks::start(ctx.settings, ctx.cal, name, about, &org, now) {
+            c.id = format!("{name}:{}:{org}", m.id);
+            if !rec.clocks.iter().any(|x| x.id == c.id) {
+                rec.clocks.push(c);
+            }
+        }
+    };
+    let decision = s(&m.summary, "decision");
+    match (m.msg_type.as_str(), kind) {
+        ("clue_referral" | "case_referral", Some(k)) if k.is_enforcement() => start(rec, "referral_decision"),
+        ("criminal_handoff", Some(OrgKind::PublicSecurity)) => {
+            start(rec, "police_receipt");
+            start(rec, "police_filing");
+            if ctx.settings.org(&org).is_some_and(|o| o.auto_receipt) {
+                out.push(Action::AutoReceipt {
+                    police: org.clone(),
+                    handoff: m.id.clone(),
+                    handoff_sender: m.sender.clone(),
+                });
+            }
+        }
+        ("police_decision", _) if decision == "not_filed" => start(rec, "reconsideration_window"),
+        ("police_decision", _) if decision == "filed" => start(rec, "seized_handover"),
+        ("police_decision", _) if decision == "supplement_requested" => start(rec, "supplement"),
+        ("reconsideration_request", Some(OrgKind::PublicSecurity)) => start(rec, "reconsideration_answer"),
+        ("reconsideration_decision", _) if decision == "not_filed" => start(rec, "procuratorate_request"),
+        ("assistance_request", _) if s(&m.summary, "due_basis") == "joint_inspection" => {
+            if let Some(on) = date(&m.summary, "inspection_on")
+                && let Some(mut c) =
+                    clocks::start(ctx.settings, ctx.cal, "joint_inspection_notice", about, &m.sender, now)
+            {
+                c.id = format!("joint_inspection_notice:{}:{org}", m.id);
+                c.due = end_of_day(ctx.cal.previous_working_day(on));
+                out.extend(check_now(rec, c, &m.id, ctx));
+            }
+        }
+        ("assistance_request", _) => start(rec, "assistance_reply"),
+        ("info_share", Some(OrgKind::JusticeBureau)) => {
+            let id = format!("major_penalty_filing:{}", m.id);
+            if let Some(c) = rec.clocks.iter().find(|c| c.id == id && c.is_open()).cloned() {
+                out.extend(finish(rec, &c.id, &format!("delivered to {org}"), ctx));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Closes the open clock `name` about `about` owned by `owner`.
+fn close(rec: &mut CaseRecord, name: &str, about: &str, owner: &str, by: &str, ctx: &Ctx) -> Vec<Action> {
+    let ids: Vec<String> = rec
+        .clocks
+        .iter()
+        .filter(|c| c.name == name && c.about == about && c.owner == owner && c.is_open())
+        .map(|c| c.id.clone())
+        .collect();
+    ids.iter().flat_map(|id| finish(rec, id, by, ctx)).collect()
+}
+
+/// Closes the open clocks `name` owned by `owner`, whatever they are about.
+fn close_owned(rec: &mut CaseRecord, name: &str, owner: &str, by: &str, ctx: &Ctx) -> Vec<Action> {
+    let ids: Vec<String> =
+        rec.clocks.iter().filter(|c| c.name == name && c.owner == owner && c.is_open()).map(|c| c.id.clone()).collect();
+    ids.iter().flat_map(|id| finish(rec, id, by, ctx)).collect()
+}
+
+fn close_all(rec: &mut CaseRecord, names: &[&str], by: &str, now: DateTime<Utc>) -> Vec<Action> {
+    for c in rec.clocks.iter_mut().filter(|c| names.contains(&c.name.as_str()) && c.is_open()) {
+        c.status = "met".into();
+        c.closed_at = Some(now);
+        c.closed_by = Some(by.to_string());
+    }
+    Vec::new()
+}
+
+/// Ends a clock because its party acted: on time, or late (and then the
+/// supervisor hears of it, if the clock had not already fired).
+fn finish(rec: &mut CaseRecord, id: &str, by: &str, ctx: &Ctx) -> Vec<Action> {
+    let Some(c) = rec.clocks.iter_mut().find(|c| c.id == id) else { return Vec::new() };
+    let late = ctx.now > c.due;
+    c.status = if late { "late".into() } else { "met".into() };
+    c.closed_at = Some(ctx.now);
+    c.closed_by = Some(by.to_string());
+    let c = c.clone();
+    let mut out = vec![count(&c.owner, if late { "decisions_late" } else { "decisions_on_time" })];
+    if late {
+        out.push(overdue_alert(&c));
+        out.push(count(&c.owner, "overdue"));
+    }
+    out
+}
+
+/// A deadline that can only be judged when the act arrives (dates in a
+/// letter, a notice that had to come a day ahead): start and close at once.
+fn check_now(rec: &mut CaseRecord, c: Clock, by: &str, ctx: &Ctx) -> Vec<Action> {
+    let id = c.id.clone();
+    rec.clocks.retain(|x| x.id != id);
+    rec.clocks.push(c);
+    finish(rec, &id, by, ctx)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn after_the_fact(
+    rec: &mut CaseRecord,
+    ctx: &Ctx,
+    name: &str,
+    about: (&str, &str),
+    owner: &str,
+    started: DateTime<Utc>,
+    done: DateTime<Utc>,
+) -> Vec<Action> {
+    let Some(c) = clocks::start(ctx.settings, ctx.cal, name, about, owner, started) else { return Vec::new() };
+    let late_ctx = Ctx { settings: ctx.settings, cal: ctx.cal, now: done };
+    check_now(rec, c, about.0, &late_ctx)
+}
+
+pub fn overdue_alert(c: &Clock) -> Action {
+    let mut to = vec![c.owner.clone()];
+    to.extend(c.supervisors.iter().cloned());
+    Action::Alert {
+        kind: "overdue",
+        about: (c.about.clone(), c.about_sender.clone()),
+        recipients: to,
+        text: format!(
+            "{} 已超过期限（{}，应于 {} 前完成）",
+            c.owner,
+            c.basis,
+            c.due.with_timezone(&china()).format("%Y-%m-%d %H:%M")
+        ),
+        clock: Some(Box::new(c.clone())),
+        discriminator: c.id.clone(),
+    }
+}
+
+/// Clocks whose reminder or end has come: what to send, and the new state.
+pub fn fire(rec: &mut CaseRecord, ctx: &Ctx) -> Vec<Action> {
+    let mut out = Vec::new();
+    let mut started = Vec::new();
+    for c in rec.clocks.iter_mut().filter(|c| c.is_open()) {
+        let Some(def) = clocks::def(&c.name, ctx.settings) else { continue };
+        if ctx.now >= c.due {
+            match def.on_expiry {
+                OnExpiry::Overdue => {
+                    c.status = "overdue".into();
+                    out.push(overdue_alert(c));
+                    out.push(count(&c.owner, "overdue"));
+                }
+                OnExpiry::Lapse => c.status = "lapsed".into(),
+                OnExpiry::Escalate => {
+                    c.status = "escalated".into();
+                    let mut to = c.supervisors.clone();
+                    to.push(c.owner.clone());
+                    to.push(c.about_sender.clone());
+                    out.push(Action::Alert {
+                        kind: "dispute_escalated",
+                        about: (c.about.clone(), c.about_sender.clone()),
+                        recipients: to,
+                        text: format!("管辖争议未在期限内解决，提交{}（{}）", c.supervisors.join("、"), c.basis),
+                        clock: Some(Box::new(c.clone())),
+                        discriminator: c.id.clone(),
+                    });
+                    if c.name == "dispute_negotiation" {
+                        started.push((c.about.clone(), c.about_sender.clone(), c.supervisors.clone()));
+                    }
+                }
+            }
+            continue;
+        }
+        if c.status == "running" && c.remind_at.is_some_and(|r| ctx.now >= r) {
+            c.status = "reminded".into();
+            out.push(Action::Alert {
+                kind: "reminder",
+                about: (c.about.clone(), c.about_sender.clone()),
+                recipients: vec![c.owner.clone()],
+                text: format!("请于 {} 前完成（{}）", c.due.with_timezone(&china()).format("%Y-%m-%d %H:%M"), c.basis),
+                clock: Some(Box::new(c.clone())),
+                discriminator: c.id.clone(),
+            });
+        }
+    }
+    // The coordination office now has its own clock to settle the dispute.
+    for (about, about_sender, offices) in started {
+        for office in offices {
+            if let Some(mut c) =
+                clocks::start(ctx.settings, ctx.cal, "coordination_decision", (&about, &about_sender), &office, ctx.now)
+            {
+                c.id = format!("coordination_decision:{about}:{office}");
+                if !rec.clocks.iter().any(|x| x.id == c.id) {
+                    rec.clocks.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// When this record next needs the firing loop.
+pub fn next_wake(rec: &CaseRecord) -> Option<DateTime<Utc>> {
+    rec.clocks
+        .iter()
+        .filter(|c| c.is_open())
+        .map(|c| match (c.status.as_str(), c.remind_at) {
+            ("running", Some(r)) if r < c.due => r,
+            _ => c.due,
+        })
+        .min()
+}
+
+/// The clock as alerts carry it.
+pub fn clock_json(c: &Clock) -> Value {
+    json!({ "name": c.name, "due": c.due.to_rfc3339(), "basis": c.basis, "owner": c.owner, "status": c.status })
+}

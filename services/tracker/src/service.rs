@@ -1,0 +1,263 @@
+//! The tracker service: the event consumer and the clock-firing loop.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::HeaderMap;
+use async_nats::jetstream::consumer::{AckPolicy, pull};
+use async_nats::jetstream::kv::CreateErrorKind;
+use async_nats::jetstream::{AckKind, Message};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde_json::json;
+use tracing::Instrument;
+use xj_bus::alerts::{Alert, raise};
+use xj_bus::clock::HubClock;
+use xj_bus::events::Event;
+use xj_bus::records::CaseRecord;
+use xj_bus::{Bus, Shutdown, TraceParent, headers as h, subjects};
+use xj_config::Settings;
+
+use crate::calendar::Calendar;
+use crate::machine::{Action, Ctx, apply, clock_json, fire, next_wake};
+use xj_bus::stats;
+
+const CONSUMER: &str = "tracker";
+
+type Schedule = Arc<Mutex<BTreeSet<(DateTime<Utc>, String)>>>;
+
+struct Tracker {
+    settings: Arc<Settings>,
+    bus: Bus,
+    cal: Calendar,
+    clock: HubClock,
+    schedule: Schedule,
+}
+
+pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> anyhow::Result<()> {
+    let cal = Calendar::load(settings.clock.holidays.as_deref()).context("holiday table")?;
+    let c = &settings.clock;
+    let clock = HubClock::start(c.mode, c.start.as_deref(), bus.clock.clone(), shutdown.clone()).await?;
+    let t =
+        Arc::new(Tracker { settings: settings.clone(), bus: bus.clone(), cal, clock, schedule: Schedule::default() });
+    t.rebuild_schedule().await?;
+    let firing = tokio::spawn(t.clone().firing_loop(shutdown.clone()));
+
+    let stream = bus.js.get_stream(subjects::STREAM_EVENTS).await.context("stream XJ_EVENTS")?;
+    let consumer = stream
+        .get_or_create_consumer(
+            CONSUMER,
+            pull::Config {
+                durable_name: Some(CONSUMER.into()),
+                ack_policy: AckPolicy::Explicit,
+                filter_subjects: vec![
+                    "xj.evt.*.*.routed".into(),
+                    "xj.evt.*.*.unplaced".into(),
+                    "xj.evt.*.*.delivered".into(),
+                ],
+                ack_wait: Duration::from_secs(30),
+                max_ack_pending: 1024,
+                ..Default::default()
+            },
+        )
+        .await
+        .context("tracker consumer")?;
+    let messages = consumer.messages().await.context("tracker pull")?;
+    tracing::info!(mode = ?t.clock.mode(), "tracker running");
+    // In order: each case's history is a sequence.
+    messages
+        .take_until(shutdown.cancelled_owned())
+        .for_each(|m| {
+            let t = t.clone();
+            async move {
+                match m {
+                    Ok(m) => t.handle(m).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "tracker pull failed");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        })
+        .await;
+    let _ = firing.await;
+    tracing::info!("tracker stopped");
+    Ok(())
+}
+
+impl Tracker {
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx { settings: &self.settings, cal: &self.cal, now: self.clock.now() }
+    }
+
+    async fn handle(&self, m: Message) {
+        let ev: Event = match serde_json::from_slice(&m.payload) {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::error!(error = %e, "undecodable event");
+                let _ = m.ack_with(AckKind::Term).await;
+                return;
+            }
+        };
+        let Some(case) = ev.case.clone().filter(|c| !c.is_empty()) else {
+            let _ = m.ack().await;
+            return;
+        };
+        let span = tracing::info_span!("track", msg_id = %ev.msg_id, case = %case, step = %ev.step);
+        match self.update(&case, |rec, ctx| apply(rec, &ev, ctx)).instrument(span).await {
+            Ok(()) => {
+                let _ = m.ack().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "case update failed; will retry");
+                let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+            }
+        }
+    }
+
+    /// Load, change, act, store (compare-and-set; a conflict starts over).
+    /// Alerts go out before the store, so a crash in between repeats them
+    /// with the same ids (dropped as duplicates) rather than losing them.
+    async fn update<F>(&self, case: &str, mut change: F) -> anyhow::Result<()>
+    where
+        F: FnMut(&mut CaseRecord, &Ctx) -> Vec<Action>,
+    {
+        let cases = &self.bus.cases;
+        for _ in 0..20 {
+            let entry = cases.entry(case).await?;
+            let (mut rec, revision) = match &entry {
+                Some(e) if !e.value.is_empty() => (serde_json::from_slice::<CaseRecord>(&e.value)?, Some(e.revision)),
+                _ => (CaseRecord { case: case.to_string(), ..Default::default() }, None),
+            };
+            let before = serde_json::to_vec(&rec)?;
+            let ctx = self.ctx();
+            let actions = change(&mut rec, &ctx);
+            let after = serde_json::to_vec(&rec)?;
+            if before == after && actions.is_empty() {
+                return Ok(());
+            }
+            let mut counts = Vec::new();
+            for a in actions {
+                match a {
+                    Action::Count { org, field } => counts.push((org, field)),
+                    other => self.act(case, other, ctx.now).await?,
+                }
+            }
+            let stored = match revision {
+                Some(r) => cases.update(case, after.into(), r).await.map(|_| ()).map_err(|e| e.to_string()),
+                None => match cases.create(case, after.into()).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Err("exists".into()),
+                    Err(e) => return Err(e.into()),
+                },
+            };
+            if stored.is_err() {
+                continue;
+            }
+            let month = ctx.now.with_timezone(&crate::clocks::china()).format("%Y-%m").to_string();
+            for (org, field) in counts {
+                if let Err(e) = stats::add(&self.bus.stats, &month, &org, &[field]).await {
+                    tracing::warn!(error = %e, "statistics not counted");
+                }
+            }
+            if let Some(next) = next_wake(&rec) {
+                self.schedule.lock().unwrap_or_else(|p| p.into_inner()).insert((next, case.to_string()));
+            }
+            return Ok(());
+        }
+        anyhow::bail!("case {case} kept changing under us")
+    }
+
+    async fn act(&self, case: &str, action: Action, now: DateTime<Utc>) -> anyhow::Result<()> {
+        match action {
+            Action::Alert { kind, about, recipients, text, clock, discriminator } => {
+                let extra = clock.as_ref().map(|c| json!({ "clock": clock_json(c) })).unwrap_or_else(|| json!({}));
+                let alert = Alert {
+                    kind,
+                    about: (&about.0, &about.1),
+                    case,
+                    recipients,
+                    text,
+                    rule: clock.as_ref().map(|c| (format!("clock:{}", c.name), c.basis.clone())),
+                    reasons: Vec::new(),
+                    extra,
+                    at: now,
+                    discriminator,
+                };
+                raise(&self.bus, alert, &TraceParent::new_root()).await?;
+            }
+            Action::AutoReceipt { police, handoff, handoff_sender } => {
+                let id = format!("AUTO-RCPT-{handoff}");
+                let msg = json!({
+                    "id": id, "type": "handoff_receipt", "sender": police, "recipient": null, "case": case,
+                    "reply_to": handoff, "sent_at": now.to_rfc3339(), "classification": "internal",
+                    "body": { "received_at": now.to_rfc3339(), "auto": true }
+                });
+                let mut hd = HeaderMap::new();
+                hd.insert(h::NATS_MSG_ID, format!("{police}:{id}").as_str());
+                hd.insert(h::TRACEPARENT, TraceParent::new_root().header().as_str());
+                hd.insert(h::ACCEPTED_AT, now.to_rfc3339().as_str());
+                hd.insert(h::REPLY_SENDER, handoff_sender.as_str());
+                self.bus
+                    .js
+                    .publish_with_headers(subjects::accepted(&police), hd, serde_json::to_vec(&msg)?.into())
+                    .await?
+                    .await?;
+            }
+            Action::Count { .. } => {}
+        }
+        Ok(())
+    }
+
+    async fn rebuild_schedule(&self) -> anyhow::Result<()> {
+        let mut keys = match self.bus.cases.keys().await {
+            Ok(k) => k,
+            Err(_) => return Ok(()),
+        };
+        let mut n = 0;
+        while let Some(k) = keys.next().await {
+            let k = k?;
+            if let Some(v) = self.bus.cases.get(&k).await?
+                && let Ok(rec) = serde_json::from_slice::<CaseRecord>(&v)
+                && let Some(next) = next_wake(&rec)
+            {
+                self.schedule.lock().unwrap_or_else(|p| p.into_inner()).insert((next, k));
+                n += 1;
+            }
+        }
+        tracing::info!(cases = n, "clocks scheduled");
+        Ok(())
+    }
+
+    async fn firing_loop(self: Arc<Self>, shutdown: Shutdown) {
+        let mut changes = self.clock.changes();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = changes.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+            let now = self.clock.now();
+            let due: Vec<String> = {
+                let mut s = self.schedule.lock().unwrap_or_else(|p| p.into_inner());
+                let mut due = Vec::new();
+                while let Some(first) = s.first().cloned() {
+                    if first.0 > now {
+                        break;
+                    }
+                    s.pop_first();
+                    due.push(first.1);
+                }
+                due
+            };
+            for case in due {
+                if let Err(e) = self.update(&case, fire).await {
+                    tracing::warn!(%case, error = %e, "clock firing failed; will retry");
+                    self.schedule.lock().unwrap_or_else(|p| p.into_inner()).insert((now, case));
+                }
+            }
+        }
+    }
+}
