@@ -16,6 +16,12 @@ const SCENARIOS: &[(&str, &str, &str, &str, &str)] = &[
     ("qh-market", "clue_referral", "WASTE-DUMP", "990101102", "河道旁倾倒建筑垃圾"),
     ("qh-town-dg", "case_referral", "POLLUTION", "990101101", "废机油非法处置"),
     ("qh-enforce", "clue_referral", "FOOD-STALL", "990101102", "夜市无证经营食品"),
+    // The market bureau's JSON hand-off reaches the economic police unit's
+    // XML system, which signs a receipt and decides (Decree 310).
+    ("qh-market", "criminal_handoff", "PRODUCT-FAKE", "990101101", "销售掺假白酒"),
+    // The environment bureau's XML application reaches the court's JSON
+    // system, which rules (非诉执行申请).
+    ("qh-eco", "assistance_request", "POLLUTION", "990101101", "逾期不缴纳罚款"),
 ];
 
 /// The `seq`-th demo message (scenarios in turn) and its sender.
@@ -39,11 +45,40 @@ pub fn scenario(seq: u64) -> (String, Value) {
         "materials": [ { "title": "现场检查笔录", "copies": 1 }, { "title": "现场照片", "copies": 6 } ],
         "contact": { "name": "孙三", "phone": "0999-6660001", "address": "清河县人民路8号" }
     });
-    if kind == "case_referral" {
+    if kind == "case_referral" || kind == "criminal_handoff" {
         body["filed_on"] = json!(today.to_string());
         body["seized_items"] = json!([{ "name": "废机油", "quantity": 12, "unit": "桶", "disposed": false }]);
     }
+    let mut recipient = Value::Null;
+    if kind == "criminal_handoff" {
+        body["seized_items"] = json!([{ "name": "白酒（500ml）", "quantity": 240, "unit": "瓶", "disposed": false }]);
+        body["facts"] = json!({ "sales_amount": 68000, "unsold_value": 25000 });
+        body["offence"] = json!("生产、销售伪劣产品罪（刑法第一百四十条）");
+        body["reason"] = json!("销售金额达到刑事立案追诉标准，依法移送公安机关");
+        body["approved_by"] = json!({ "name": "吴局长", "title": "局长" });
+        body["approved_on"] = json!(today.to_string());
+        body["reported_on"] = json!(today.to_string());
+        body["reports"] = json!([{ "title": "案件调查终结报告", "kind": "investigation" }]);
+    }
+    if kind == "assistance_request" {
+        recipient = json!("qh-court");
+        body = json!({
+            "need": format!("申请强制执行清环罚〔2026〕{seq}号行政处罚决定书确定的罚款"),
+            "due_basis": "enforcement",
+            "matter": matter,
+            "party": { "name": format!("清河县示例经营户{seq}"), "uscc": uscc, "address": "清河县人民路88号", "kind": "organisation" },
+            "enforcement": {
+                "application_doc_no": format!("清环强执申〔2026〕{seq}号"),
+                "decision_doc_no": format!("清环罚〔2026〕{seq}号"),
+                "decided_on": (today - chrono::Duration::days(120)).to_string(),
+                "penalty": { "kind": "fine", "amount": 50000 },
+                "unpaid_amount": 50000
+            },
+            "contact": { "name": "孙三", "phone": "0999-6660001" }
+        });
+    }
     let msg = json!({
+        "recipient": recipient,
         "id": format!("DEMO-{seq:06}"),
         "type": kind,
         "sender": sender,
@@ -75,7 +110,8 @@ pub async fn run(
         let Some(org) = settings.org(sender) else {
             continue;
         };
-        let res = http.post(format!("{}/v1/messages", opts.gateway)).bearer_auth(&org.secret).json(msg).send().await;
+        // Each department submits in its own format (CONTRACT §3 /v1/native).
+        let res = crate::speak::submit(&http, &opts.gateway, &settings.mappings, org, msg).await;
         match res {
             Ok(r) if r.status().is_success() => {
                 tracing::info!(sender, id = %msg["id"], "demo referral sent")

@@ -39,11 +39,22 @@ pub struct Department {
     http: reqwest::Client,
     opts: SandboxOptions,
     inbox: Arc<Mutex<Inbox>>,
+    /// Native formats, to write and read the department's own documents.
+    formats: Arc<xj_mapping::Formats>,
+    /// Who a police decision is copied to (Decree 310 art. 8).
+    procuratorate: Option<String>,
 }
 
 impl Department {
-    pub fn new(org: Org, hub_key: String, http: reqwest::Client, opts: SandboxOptions) -> Self {
-        Self { org, hub_key, http, opts, inbox: Arc::default() }
+    pub fn new(
+        org: Org,
+        hub_key: String,
+        http: reqwest::Client,
+        opts: SandboxOptions,
+        formats: Arc<xj_mapping::Formats>,
+        procuratorate: Option<String>,
+    ) -> Self {
+        Self { org, hub_key, http, opts, inbox: Arc::default(), formats, procuratorate }
     }
 
     fn url(&self) -> &str {
@@ -72,54 +83,74 @@ impl Department {
         self.inbox.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// How this kind of organisation answers what it received.
+    /// How this kind of organisation answers what it received: a bureau or
+    /// town replies to a referral; a police unit signs a receipt for a
+    /// hand-off and then decides; a court rules on an application for
+    /// compulsory enforcement. Each answer goes out in the department's own
+    /// format.
     async fn answer(&self, msg: Value) {
         let kind = msg["type"].as_str().unwrap_or_default();
-        let reply = match (self.org.kind, kind) {
-            (k, "clue_referral" | "case_referral") if k.is_enforcement() => {
-                let n = {
-                    let mut g = self.lock();
-                    g.replies += 1;
-                    g.replies
-                };
-                Some(json!({
-                    "type": "referral_reply",
-                    "body": {
-                        "decision": "accepted",
-                        "case_no": format!("{}-2026-{n:04}", self.org.id),
-                        "letter_doc_no": msg["body"]["doc_no"],
-                        "received": { "volumes": 1, "pages": 12, "items": msg["body"]["seized_items"].as_array().map_or(0, |a| a.len()) },
-                    }
-                }))
-            }
-            _ => None,
+        let n = {
+            let mut g = self.lock();
+            g.replies += 1;
+            g.replies
         };
-        let Some(mut reply) = reply else { return };
-        tokio::time::sleep(self.opts.reply_after).await;
-        let id = format!("{}-R-{}", self.org.id, msg["id"].as_str().unwrap_or_default());
-        reply["id"] = id.clone().into();
-        reply["sender"] = self.org.id.clone().into();
-        reply["reply_to"] = msg["id"].clone();
-        reply["case"] = msg["case"].clone();
-        reply["sent_at"] = chrono::Local::now().to_rfc3339().into();
-        reply["classification"] = "internal".into();
-        let res = self
-            .http
-            .post(format!("{}/v1/messages", self.opts.gateway))
-            .bearer_auth(&self.org.secret)
-            .json(&reply)
-            .send()
-            .await;
-        match res {
-            Ok(r) if r.status().is_success() => {
-                tracing::info!(org = %self.org.id, %id, "sandbox replied")
+        let today = chrono::Local::now().date_naive().to_string();
+        let replies: Vec<Value> = match (self.org.kind, kind) {
+            (k, "clue_referral" | "case_referral") if k.is_enforcement() => vec![json!({
+                "type": "referral_reply",
+                "body": {
+                    "decision": "accepted",
+                    "case_no": format!("{}-2026-{n:04}", self.org.id),
+                    "letter_doc_no": msg["body"]["doc_no"],
+                    "decided_on": today,
+                    "received": { "volumes": 1, "pages": 12, "items": msg["body"]["seized_items"].as_array().map_or(0, |a| a.len()) },
+                }
+            })],
+            (OrgKind::PublicSecurity, "criminal_handoff") => vec![
+                json!({
+                    "type": "handoff_receipt",
+                    "body": { "received_at": chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false), "receipt_no": format!("{}-HZ-{n:04}", self.org.id) }
+                }),
+                json!({
+                    "type": "police_decision",
+                    "recipient": self.procuratorate,
+                    "body": { "decision": "filed", "police_case_no": format!("A990101{n:06}"), "decided_on": today }
+                }),
+            ],
+            (OrgKind::Court, "assistance_request") if msg["body"]["due_basis"] == "enforcement" => vec![json!({
+                "type": "assistance_reply",
+                "body": {
+                    "decision": "granted",
+                    "result": format!("准予强制执行{}", msg["body"]["enforcement"]["decision_doc_no"].as_str().unwrap_or("行政决定")),
+                    "ruling": { "kind": "enforce", "doc_no": format!("（2026）清0101行审{n}号"), "ruled_on": today, "enforcement_case_no": format!("（2026）清0101执{n}号") }
+                }
+            })],
+            _ => Vec::new(),
+        };
+        for (i, mut reply) in replies.into_iter().enumerate() {
+            tokio::time::sleep(self.opts.reply_after).await;
+            let id = format!("{}-R{}-{}", self.org.id, i + 1, msg["id"].as_str().unwrap_or_default());
+            reply["id"] = id.clone().into();
+            reply["sender"] = self.org.id.clone().into();
+            reply["reply_to"] = msg["id"].clone();
+            reply["case"] = msg["case"].clone();
+            reply["sent_at"] = chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false).into();
+            reply["classification"] = "internal".into();
+            if reply.get("recipient").is_some_and(Value::is_null) {
+                reply.as_object_mut().map(|o| o.remove("recipient"));
             }
-            Ok(r) => {
-                let status = r.status();
-                let body = r.text().await.unwrap_or_default();
-                tracing::warn!(org = %self.org.id, %status, %body, "sandbox reply refused")
+            match crate::speak::submit(&self.http, &self.opts.gateway, &self.formats, &self.org, &reply).await {
+                Ok(r) if r.status().is_success() => {
+                    tracing::info!(org = %self.org.id, %id, format = %self.org.format, "sandbox replied")
+                }
+                Ok(r) => {
+                    let status = r.status();
+                    let body = r.text().await.unwrap_or_default();
+                    tracing::warn!(org = %self.org.id, %status, %body, "sandbox reply refused")
+                }
+                Err(e) => tracing::warn!(org = %self.org.id, error = %e, "sandbox reply failed"),
             }
-            Err(e) => tracing::warn!(org = %self.org.id, error = %e, "sandbox reply failed"),
         }
     }
 }
@@ -132,8 +163,13 @@ async fn receive(State(dept): State<Department>, headers: HeaderMap, body: Bytes
         return StatusCode::UNAUTHORIZED;
     }
     let id = headers.get("xj-message-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    let Ok(msg) = serde_json::from_slice::<Value>(&body) else {
-        return StatusCode::BAD_REQUEST;
+    // Read in the department's own format, as its system would.
+    let msg = match crate::speak::read(&dept.formats, &dept.org, &body) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(org = %dept.org.id, error = %e, "sandbox cannot read a delivery in its own format");
+            return StatusCode::BAD_REQUEST;
+        }
     };
     {
         let mut g = dept.lock();
@@ -141,7 +177,11 @@ async fn receive(State(dept): State<Department>, headers: HeaderMap, body: Bytes
             g.duplicates += 1;
             return StatusCode::OK;
         }
-        g.received.push(msg.clone());
+        let mut kept = msg.clone();
+        if dept.org.format != xj_mapping::CANONICAL {
+            kept["native"] = Value::String(String::from_utf8_lossy(&body).into_owned());
+        }
+        g.received.push(kept);
         if g.received.len() > 500 {
             g.received.remove(0);
         }

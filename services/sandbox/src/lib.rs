@@ -7,6 +7,7 @@
 
 mod demo;
 mod department;
+mod speak;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,8 +34,16 @@ pub async fn run(settings: Arc<Settings>, opts: SandboxOptions, shutdown: Shutdo
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
     let key = fetch_key(&http, &opts.gateway, &shutdown).await?;
     let mut tasks = tokio::task::JoinSet::new();
+    let procuratorate = settings.org.iter().find(|o| o.kind == xj_config::OrgKind::Procuratorate).map(|o| o.id.clone());
     for org in settings.org.iter().filter(|o| department::is_local(o)) {
-        let dept = department::Department::new(org.clone(), key.clone(), http.clone(), opts.clone());
+        let dept = department::Department::new(
+            org.clone(),
+            key.clone(),
+            http.clone(),
+            opts.clone(),
+            settings.mappings.clone(),
+            procuratorate.clone(),
+        );
         let listener = dept.bind().await.with_context(|| format!("sandbox department {}", org.id))?;
         let shutdown = shutdown.clone();
         tasks.spawn(async move { dept.serve(listener, shutdown).await });
