@@ -77,6 +77,17 @@ async fn a_reply_goes_back_to_the_original_sender_on_the_same_case() -> anyhow::
     assert_eq!(reply_entry["reply_to"], "RP-1");
     assert_eq!(reply_entry["rule"], "reply");
     assert_eq!(reply_entry["recipients"], json!(["qh-market"]));
+    // Both parties and the operator see the case; anybody else does not.
+    let path = format!("/v1/cases/{case}");
+    for who in [hub.token("qh-market"), hub.token("qh-town-dg"), hub.operator_token()] {
+        let (s, b) = hub.get(&path, &who).await?;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(ids(&b), ids(&record));
+    }
+    for outsider in ["qh-town-xs", "qh-eco"] {
+        let (s, b) = hub.get(&path, &hub.token(outsider)).await?;
+        assert_error(s, &b, 404, "not_found");
+    }
     assert_eq!(total_hits(&hub), 3);
     Ok(())
 }
@@ -171,5 +182,29 @@ async fn a_reply_may_copy_others_without_losing_its_thread() -> anyhow::Result<(
     assert_eq!(hub.receiver("qh-market").hits(), 1);
     hub.receiver("qh-coord").wait_for(1, WAIT).await?;
     assert_eq!(total_hits(&hub), 3);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_with_dots_and_colons_work_end_to_end() -> anyhow::Result<()> {
+    // `.` and `:` are allowed in ids but separate NATS subject tokens and KV
+    // keys; the hub must keep them apart from the org and step names.
+    let hub = TestHub::start("").await?;
+    let id = "QH.MR:2026-000.1";
+    let receipt = refer_to_town(&hub, id).await?;
+    let reply = sample_reply("DG:RE.1", "qh-town-dg", id, "accepted", None);
+    let (s, b) = hub.submit("qh-town-dg", &reply).await?;
+    assert_eq!(s, 202, "{b}");
+    assert_eq!(b["case"], receipt["case"]);
+    let d = delivered(&hub, "qh-market", "DG:RE.1").await?;
+    assert_eq!(d.json["reply_to"], id);
+    let t = wait_for_step(&hub, id, "delivered").await?;
+    assert_eq!(t["id"], id);
+    assert_eq!(t["case"], receipt["case"]);
+    // A different id that would collide if `.` were taken literally.
+    let (s, t) = crate::common::trace(&hub, "QH.MR", &hub.operator_token()).await?;
+    assert_error(s, &t, 404, "not_found");
+    let (s, again) = hub.submit("qh-market", &sample_clue(id, "qh-market", "FOOD-STALL", "990101101")).await?;
+    assert_eq!((s, &again), (200, &receipt));
     Ok(())
 }
