@@ -176,9 +176,38 @@ async fn the_body_limit_is_the_configured_one() -> anyhow::Result<()> {
     let auth = format!("Bearer {}", hub.token("qh-market"));
     let (s, b) = post(&hub, Some(&auth), padded(4097)).await?;
     assert_error(s, &b, 413, "too_large");
+    // Without a Content-Length (chunked) the limit holds all the same.
+    let status = chunked_post(&hub, &auth, &padded(5000)).await?;
+    assert_eq!(status, 413);
     let (s, b) = post(&hub, Some(&auth), padded(4096)).await?;
     assert_eq!(s, 202, "{b}");
     hub.receiver("qh-town-dg").wait_for(1, WAIT).await?;
     assert_eq!(total_hits(&hub), 1);
     Ok(())
+}
+
+/// POSTs `body` with `Transfer-Encoding: chunked` over a plain socket (the
+/// HTTP client always sends a length); returns the status code.
+async fn chunked_post(hub: &TestHub, auth: &str, body: &[u8]) -> anyhow::Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = hub.base.trim_start_matches("http://");
+    let mut sock = tokio::net::TcpStream::connect(addr).await?;
+    let head = format!(
+        "POST /v1/messages HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    sock.write_all(head.as_bytes()).await?;
+    // The server may answer and close before it has read everything.
+    let mut framed = Vec::new();
+    for chunk in body.chunks(1000) {
+        framed.extend(format!("{:x}\r\n", chunk.len()).as_bytes());
+        framed.extend(chunk);
+        framed.extend(b"\r\n");
+    }
+    framed.extend(b"0\r\n\r\n");
+    let _ = sock.write_all(&framed).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(WAIT, sock.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer);
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok());
+    status.ok_or_else(|| anyhow::anyhow!("no HTTP answer: {text:?}"))
 }
