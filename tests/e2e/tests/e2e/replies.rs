@@ -208,3 +208,28 @@ async fn ids_with_dots_and_colons_work_end_to_end() -> anyhow::Result<()> {
     assert_eq!((s, &again), (200, &receipt));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_may_join_a_case_only_its_parties_know() -> anyhow::Result<()> {
+    let hub = TestHub::start("").await?;
+    let referral = refer_to_town(&hub, "RP-5").await?;
+    let case = referral["case"].clone();
+    // The market follows up on its own case with more material.
+    let mut more = sample_clue("RP-5b", "qh-market", "FOOD-STALL", "990101101");
+    more["case"] = case.clone();
+    let (s, b) = hub.submit("qh-market", &more).await?;
+    assert_eq!(s, 202, "{b}");
+    assert_eq!(b["case"], case);
+    let d = delivered(&hub, "qh-town-dg", "RP-5b").await?;
+    assert_eq!(d.header("xj-case"), case.as_str());
+    // An organisation that is not a party cannot attach itself to the case.
+    let mut intruder = sample_clue("ECO-5", "qh-eco", "WASTE-DUMP", "990101101");
+    intruder["case"] = case.clone();
+    let (s, b) = hub.submit("qh-eco", &intruder).await?;
+    assert_error(s, &b, 422, "invalid");
+    assert_eq!(pointers(&b), vec!["/case".to_string()], "{b}");
+    let record = wait_for_case(&hub, case.as_str().unwrap_or_default(), 2).await?;
+    assert_eq!(ids(&record), vec!["RP-5", "RP-5b"]);
+    assert_eq!(total_hits(&hub), 2);
+    Ok(())
+}
