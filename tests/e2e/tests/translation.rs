@@ -28,6 +28,12 @@ const NATIVE: &[(&str, &str)] = &[
 ];
 
 async fn county() -> anyhow::Result<TestHub> {
+    county_with(|text, _| text).await
+}
+
+/// The county with its configuration text changed by `edit` (given the
+/// webhook URLs) before it starts.
+async fn county_with(edit: impl Fn(String, &HashMap<String, String>) -> String) -> anyhow::Result<TestHub> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let nats = TestNats::start()?;
     let mut receivers = HashMap::new();
@@ -47,6 +53,7 @@ async fn county() -> anyhow::Result<TestHub> {
         anyhow::ensure!(text.contains(&at), "the test county has no {org}");
         text = text.replacen(&at, &format!("{at}format = \"{format}\"\n"), 1);
     }
+    let mut text = edit(text, &urls);
     text.push_str(&format!(
         "\n[data]\ndir = \"{}\"\n\n[courier]\nmax_attempts = 3\nbackoff_initial_ms = 100\n",
         nats.dir.path().join("data").display()
@@ -463,5 +470,77 @@ async fn a_message_the_receivers_format_cannot_express_is_dead_lettered_with_the
     assert!(reason.contains("police-xml-v1") && reason.contains("assistance_request"), "{reason}");
     assert_eq!(dead["attempts"], 1, "not retried: it would never succeed");
     assert_eq!(hub.receiver("qh-police-econ").hits(), 0, "nothing half-empty was sent");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_native_police_system_speaks_its_xml_on_nats() -> anyhow::Result<()> {
+    use async_nats::jetstream::consumer::{AckPolicy, pull};
+    use futures::StreamExt;
+    // The food, drug and environment police unit is connected by NATS and
+    // speaks the police XML: the hub is its adapter both ways.
+    let hub = county_with(|text, urls| {
+        let webhook = format!("deliver = {{ webhook = \"{}\" }}\n", urls["qh-police-fde"]);
+        text.replacen(&webhook, "deliver = { nats = true }\nformat = \"police-xml-v1\"\n", 1)
+    })
+    .await?;
+    let js = async_nats::jetstream::new(async_nats::connect(hub.nats.url()).await?);
+    let consumer = js
+        .get_stream("XJ_OUT")
+        .await?
+        .create_consumer(pull::Config {
+            durable_name: Some("qh-police-fde".into()),
+            filter_subject: "xj.out.qh-police-fde".into(),
+            ack_policy: AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await?;
+    let mut out = consumer.messages().await?;
+    let mut next = async || -> anyhow::Result<async_nats::jetstream::Message> {
+        let m = tokio::time::timeout(WAIT, out.next()).await?.ok_or_else(|| anyhow::anyhow!("outbox closed"))??;
+        m.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(m)
+    };
+
+    // A hazardous-waste hand-off from the market bureau's JSON arrives as XML.
+    let doc = example("samr-json-v1", "criminal_handoff.json")
+        .replace("SJ-SX-2026-0003", "SJ-SX-2026-0004")
+        .replace("\"SC0101\"", "\"HJ0302\"");
+    let (status, receipt) = native(&hub, "qh-market", doc).await?;
+    assert_eq!(status, 202, "{receipt}");
+    let m = next().await?;
+    let hd = m.headers.clone().unwrap_or_default();
+    assert_eq!(hd.get("Xj-Message-Id").map(|v| v.as_str()), Some("SJ-SX-2026-0004"));
+    assert!(hd.get("Xj-Signature").is_some());
+    let xml = String::from_utf8_lossy(&m.payload).into_owned();
+    assert!(xml.contains("<BWLX>YSS</BWLX>") && xml.contains("<AJLB>0338</AJLB>"), "{xml}");
+
+    // Its receipt, published in XML on its inbound subject, is answered and
+    // reaches the market bureau in its JSON.
+    let hz = example("police-xml-v1", "handoff_receipt.xml")
+        .replace("SJ-SX-2026-0003", "SJ-SX-2026-0004")
+        .replace("JZ-HZ-2026-0017", "FDE-HZ-1");
+    let mut h = async_nats::HeaderMap::new();
+    h.insert("Nats-Msg-Id", "FDE-HZ-1");
+    js.publish_with_headers("xj.in.qh-police-fde", h, hz.into_bytes().into()).await?.await?;
+    let answer = next().await?;
+    assert_eq!(answer.headers.as_ref().and_then(|h| h.get("Xj-Answer")).map(|v| v.as_str()), Some("202"));
+    let r: Value = serde_json::from_slice(&answer.payload)?;
+    assert_eq!(r["case"], receipt["case"]);
+    let d = delivered(&hub, "qh-market", "FDE-HZ-1").await?;
+    let j: Value = serde_json::from_slice(&d.body)?;
+    assert_eq!((j["xxlx"].as_str(), j["hfbh"].as_str()), (Some("GAHZ"), Some("SJ-SX-2026-0004")), "{j}");
+
+    // Broken XML on NATS: the same located answer as over HTTP.
+    let mut h = async_nats::HeaderMap::new();
+    h.insert("Nats-Msg-Id", "FDE-BAD-1");
+    js.publish_with_headers("xj.in.qh-police-fde", h, "<GAXX>\n<BWT>\n</GAXX>".as_bytes().to_vec().into())
+        .await?
+        .await?;
+    let answer = next().await?;
+    assert_eq!(answer.headers.as_ref().and_then(|h| h.get("Xj-Answer")).map(|v| v.as_str()), Some("400"));
+    let err: Value = serde_json::from_slice(&answer.payload)?;
+    assert_eq!(err["details"][0]["source"], "syntax", "{err}");
+    assert_eq!(err["details"][0]["line"], 3, "{err}");
     Ok(())
 }
