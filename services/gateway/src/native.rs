@@ -16,10 +16,9 @@ use xj_mapping::report::{Detail, inbound_details};
 use xj_mapping::{CANONICAL, InboundError, inbound};
 
 use crate::accept::{Receipt, accept};
-use crate::auth::caller;
 use crate::error::ApiError;
-use crate::state::{Caller, GatewayState};
-use crate::submit::receipt_response;
+use crate::state::GatewayState;
+use crate::submit::{receipt_response, submission};
 
 /// Why a native submission was not accepted.
 #[derive(Debug)]
@@ -122,23 +121,7 @@ pub async fn post_native(
 ) -> Response {
     let started = std::time::Instant::now();
     let result = async {
-        let org = match caller(&state, &headers)? {
-            Caller::Org(org) => org,
-            Caller::Operator => {
-                return Err(ApiError::Forbidden(
-                    "operators do not submit messages; use an organisation's token".into(),
-                )
-                .into());
-            }
-        };
-        let body = body.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::TooLarge(state.settings.http.max_body_bytes)
-            } else {
-                ApiError::Malformed(e.body_text())
-            }
-        })?;
-        let tp = headers.get("traceparent").and_then(|v| v.to_str().ok());
+        let (org, body, tp) = submission(&state, &headers, body)?;
         accept_native(&state, &org, &body, tp).await
     }
     .await;

@@ -19,22 +19,7 @@ pub async fn post_message(
 ) -> Response {
     let started = std::time::Instant::now();
     let result = async {
-        let org = match caller(&state, &headers)? {
-            Caller::Org(org) => org,
-            Caller::Operator => {
-                return Err(ApiError::Forbidden(
-                    "operators do not submit messages; use an organisation's token".into(),
-                ));
-            }
-        };
-        let body = body.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::TooLarge(state.settings.http.max_body_bytes)
-            } else {
-                ApiError::Malformed(e.body_text())
-            }
-        })?;
-        let tp = headers.get("traceparent").and_then(|v| v.to_str().ok());
+        let (org, body, tp) = submission(&state, &headers, body)?;
         accept(&state, &org, &body, tp).await
     }
     .await;
@@ -48,6 +33,30 @@ pub async fn post_message(
         Ok((status, receipt)) => receipt_response(&state, status, &receipt),
         Err(e) => e.into_response(),
     }
+}
+
+/// Who submits (an organisation, never the operator), the body within the
+/// size limit, and the caller's `traceparent`: shared by the canonical and
+/// the native endpoint.
+pub(crate) fn submission<'h>(
+    state: &GatewayState,
+    headers: &'h HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(String, Bytes, Option<&'h str>), ApiError> {
+    let org = match caller(state, headers)? {
+        Caller::Org(org) => org,
+        Caller::Operator => {
+            return Err(ApiError::Forbidden("operators do not submit messages; use an organisation's token".into()));
+        }
+    };
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(state.settings.http.max_body_bytes)
+        } else {
+            ApiError::Malformed(e.body_text())
+        }
+    })?;
+    Ok((org, body, headers.get("traceparent").and_then(|v| v.to_str().ok())))
 }
 
 /// A receipt, signed by the hub like every answer a sender may keep.
