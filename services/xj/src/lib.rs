@@ -3,3 +3,4 @@
 //! through [`hub::start`] exactly as `xj up` does.
 
 pub mod hub;
+pub mod nats_auth;

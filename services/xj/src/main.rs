@@ -1,5 +1,6 @@
 //! `xj`: the hub's one binary (CONTRACT §6).
 
+mod audit;
 mod translate;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// The audit ledger: verify the hash chain, export a case's evidence bundle.
+    Audit {
+        #[command(subcommand)]
+        cmd: audit::AuditCmd,
+    },
+    /// Print the nats-server authorization block: one user per NATS-native
+    /// organisation, allowed only its own subjects, and the services' user.
+    NatsConfig {
+        #[arg(long, default_value = "xianjie.toml")]
+        config: PathBuf,
+        /// bcrypt cost of the stored password hashes.
+        #[arg(long, default_value_t = 11)]
+        cost: u32,
+    },
+    /// The hub's signing keys.
+    Keys {
+        #[command(subcommand)]
+        cmd: audit::KeysCmd,
+    },
     /// Everything on one machine: embedded nats-server (when [nats] url is
     /// absent), every service, and the sandbox departments.
     Up {
@@ -116,6 +136,9 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
         Cmd::Up { config, no_sandbox, demo_every } => up(config, no_sandbox, demo_every).await,
         Cmd::Run { service, config } => run_one(service, &config).await,
         Cmd::Check { config } => Ok(check(&config)),
+        Cmd::Audit { cmd } => audit::audit(cmd).await,
+        Cmd::NatsConfig { config, cost } => audit::nats_config(&config, cost),
+        Cmd::Keys { cmd } => audit::keys(cmd),
         Cmd::Translate { format, to, config, formats_dir, org, file } => {
             translate::run(translate::Args { format, to, config, formats_dir, org, file })
         }
@@ -227,16 +250,22 @@ async fn run_one(service: Service, config: &Path) -> anyhow::Result<std::process
 }
 
 async fn up(config: Option<PathBuf>, no_sandbox: bool, demo_every: u64) -> anyhow::Result<std::process::ExitCode> {
-    let settings = Arc::new(load(config.as_deref())?);
+    let mut settings = Arc::new(load(config.as_deref())?);
     init_telemetry(&settings);
     let mut embedded = None;
-    let url = match &settings.nats.url {
-        Some(u) => u.clone(),
+    let url = match settings.nats.url.clone() {
+        Some(u) => u,
         None => {
+            // The embedded server enforces the generated authorization: the
+            // services' own user, one user per NATS-native organisation.
+            let secured = xj::nats_auth::with_service_credentials(&settings)?;
+            let authorization = xj::nats_auth::authorization(&secured, 10)?;
+            settings = Arc::new(secured);
             let store = settings.data.dir.join("nats");
             let port = if std::net::TcpListener::bind("127.0.0.1:4222").is_ok() { 4222 } else { 0 };
             let server = tokio::task::spawn_blocking(move || {
-                NatsServer::start(ServerOptions { store_dir: store, port, ..Default::default() })
+                let opts = ServerOptions { store_dir: store, port, extra_config: Some(authorization), ..Default::default() };
+                NatsServer::start(opts)
             })
             .await??;
             let url = server.url();

@@ -5,6 +5,7 @@
 
 mod county;
 mod receiver;
+mod secure;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use xj_config::Settings;
 
 pub use county::{ORGS, county_config, sample_clue, sample_uscc};
 pub use receiver::{Delivery, Receiver};
+pub use secure::{SERVICE_PASSWORD, SERVICE_USER};
 
 /// A nats-server in a temporary directory.
 pub struct TestNats {

@@ -1,0 +1,37 @@
+//! The audit ledger (`xj run ledger`): every accepted message, routing
+//! decision, delivery attempt, alert and state change the hub records on
+//! its buses is appended, in order, to an append-only hash chain kept in
+//! the JetStream stream `XJ_LEDGER` (subject `xj.ledger`).
+//!
+//! - Each entry carries the previous entry's hash, a timestamp and its own
+//!   hash over all of it ([`chain`]); `xj audit verify` walks the chain and
+//!   names the first entry that does not match.
+//! - The stream refuses deletes and purges, and every append is published
+//!   with `Nats-Expected-Last-Sequence`: two ledger instances cannot fork
+//!   the chain, and a restarted one continues from the last entry stored.
+//! - `xj audit export --case` writes a case's entries, the chain links
+//!   between them and the accepted messages themselves as an evidence
+//!   bundle signed by the hub, which verifies offline ([`bundle`]).
+
+pub mod bundle;
+pub mod chain;
+mod service;
+mod store;
+
+pub use chain::{Break, Entry, GENESIS, SourceRef, Walker, canonical, hash_of, verify_lines};
+pub use service::run;
+pub use store::{STREAM_LEDGER, SUBJECT_LEDGER, declare, dump, verify_live};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("the ledger store: {0}")]
+    Bus(String),
+    #[error("{0}")]
+    Bundle(String),
+}
+
+impl LedgerError {
+    pub(crate) fn bus(e: impl std::fmt::Display) -> Self {
+        Self::Bus(e.to_string())
+    }
+}

@@ -1,0 +1,182 @@
+//! `xj audit …`, `xj nats-config`, `xj keys rotate`: the operator's trust
+//! commands (docs/security.md).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+use xj_bus::signing::HubKey;
+use xj_config::Settings;
+
+#[derive(Subcommand)]
+pub enum AuditCmd {
+    /// Walk the ledger's hash chain and name the first entry that does not
+    /// match; with --file, check a dump or an evidence bundle offline.
+    Verify {
+        #[arg(long, default_value = "xianjie.toml")]
+        config: PathBuf,
+        /// NATS URL (default `[nats] url`, else the embedded server's 127.0.0.1:4222).
+        #[arg(long)]
+        nats: Option<String>,
+        /// An evidence bundle (`xj audit export`) or a ledger dump (`xj audit dump`).
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Write one case's entries, chain links and messages as a signed
+    /// evidence bundle that verifies offline.
+    Export {
+        #[arg(long, default_value = "xianjie.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        nats: Option<String>,
+        #[arg(long)]
+        case: String,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Write the whole ledger as JSON lines (an offline copy `verify --file` checks).
+    Dump {
+        #[arg(long, default_value = "xianjie.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        nats: Option<String>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCmd {
+    /// Start signing with a new hub key; the old key's public part must go to
+    /// `[hub] previous_public_keys` so its signatures stay verifiable.
+    Rotate {
+        #[arg(long, default_value = "xianjie.toml")]
+        config: PathBuf,
+    },
+}
+
+fn settings(config: &Path) -> anyhow::Result<Settings> {
+    Ok(xj_config::load_file(config)?)
+}
+
+/// Connects as the services' user: `[nats]`, or what `xj up` generated.
+async fn connect(s: &Settings, nats: Option<String>) -> anyhow::Result<async_nats::jetstream::Context> {
+    let s = if s.nats.password.is_none() && crate_nats::services_password_file(s).exists() {
+        crate_nats::with_service_credentials(s)?
+    } else {
+        s.clone()
+    };
+    let url = nats.or_else(|| s.nats.url.clone()).unwrap_or_else(|| "nats://127.0.0.1:4222".into());
+    let mut opts = async_nats::ConnectOptions::new().name("xj audit");
+    if let (Some(u), Some(p)) = (&s.nats.user, &s.nats.password) {
+        opts = opts.user_and_password(u.clone(), p.clone());
+    }
+    let client = tokio::time::timeout(std::time::Duration::from_secs(10), opts.connect(&url))
+        .await
+        .with_context(|| format!("timed out connecting to {url}"))?
+        .with_context(|| format!("cannot connect to {url}"))?;
+    Ok(async_nats::jetstream::new(client))
+}
+
+use xj::nats_auth as crate_nats;
+
+pub async fn audit(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        AuditCmd::Verify { file: Some(file), .. } => verify_file(&file),
+        AuditCmd::Verify { config, nats, file: None } => {
+            let s = settings(&config)?;
+            let js = connect(&s, nats).await?;
+            match xj_ledger::verify_live(&js).await? {
+                Ok((n, head)) => {
+                    println!("ledger ok: {n} entries, chain head {head}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(b) => {
+                    println!("ledger broken: {b}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        AuditCmd::Export { config, nats, case, out } => {
+            let s = settings(&config)?;
+            let js = connect(&s, nats).await?;
+            let key = HubKey::load_or_create(&xj::hub::key_path(&s))?.with_previous(&s.hub.previous_public_keys)?;
+            let bundle = xj_ledger::bundle::export_case(&js, &case, &key).await?;
+            write_out(out.as_deref(), &serde_json::to_string_pretty(&bundle)?)?;
+            eprintln!("case {case}: {} entries exported", bundle["entries"].as_array().map_or(0, Vec::len));
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCmd::Dump { config, nats, out } => {
+            let s = settings(&config)?;
+            let js = connect(&s, nats).await?;
+            write_out(out.as_deref(), &xj_ledger::dump(&js).await?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn write_out(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
+    match out {
+        Some(p) => std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display())),
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
+fn verify_file(file: &Path) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let bundle = serde_json::from_str::<serde_json::Value>(&text).ok().filter(|v| v.get("format").is_some());
+    if let Some(b) = bundle {
+        return Ok(match xj_ledger::bundle::verify_bundle(&b) {
+            Ok(v) => {
+                println!(
+                    "bundle ok: case {}, {} entries, {} messages, signed by hub key {}",
+                    v.case, v.entries, v.messages, v.kid
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                println!("bundle broken: {e}");
+                ExitCode::FAILURE
+            }
+        });
+    }
+    Ok(match xj_ledger::verify_lines(&text) {
+        Ok((n, head)) => {
+            println!("ledger ok: {n} entries, chain head {head}");
+            ExitCode::SUCCESS
+        }
+        Err(b) => {
+            println!("ledger broken: {b}");
+            ExitCode::FAILURE
+        }
+    })
+}
+
+pub fn nats_config(config: &Path, cost: u32) -> anyhow::Result<ExitCode> {
+    let s = settings(config)?;
+    print!("{}", crate_nats::authorization(&s, cost)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn keys(cmd: KeysCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        KeysCmd::Rotate { config } => {
+            let s = settings(&config)?;
+            let path = xj::hub::key_path(&s);
+            let (old, new) = HubKey::rotate(&path)?;
+            println!("new hub key {} in {}", new.kid(), path.display());
+            println!("the old key {} is kept beside it (…{}.retired); publish it so its signatures", old.kid(), old.kid());
+            println!("stay verifiable — add to the configuration and restart every service:");
+            let mut previous = s.hub.previous_public_keys.clone();
+            previous.insert(0, old.public_key_b64());
+            let list: Vec<String> = previous.iter().map(|k| format!("\"{k}\"")).collect();
+            println!("\n[hub]\nprevious_public_keys = [{}]", list.join(", "));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

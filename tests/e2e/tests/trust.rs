@@ -1,0 +1,504 @@
+//! Information sharing and trust end to end, on a real nats-server: who
+//! receives a shared item (subscriptions, region scope, sensitive items,
+//! the major-penalty filing), submission signatures and the hub's keys
+//! with rotation, the hash-chained ledger and evidence bundles, evidence
+//! attachments, per-organisation NATS permissions from the generated
+//! authorization block, and the gateway's limits.
+
+use std::time::Duration;
+
+use base64::Engine;
+use ed25519_dalek::SigningKey;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use xj_bus::signing::{HubKey, sign_with, verify_with_keys};
+use xj_testkit::{TestHub, eventually, sample_clue};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Adds TOML lines to one organisation of the standard county.
+fn with_org(text: String, org: &str, lines: &str) -> String {
+    let at = format!("id = \"{org}\"\n");
+    assert!(text.contains(&at), "no organisation {org}");
+    text.replacen(&at, &format!("{at}{lines}\n"), 1)
+}
+
+fn share(id: &str, sender: &str, body: Value, classification: &str, recipient: Value) -> Value {
+    json!({
+        "id": id, "type": "info_share", "sender": sender, "recipient": recipient, "case": null, "reply_to": null,
+        "sent_at": "2026-11-21T09:00:00+08:00", "classification": classification, "body": body
+    })
+}
+
+fn penalty(region: &str, penalty: Value, title: &str) -> Value {
+    json!({ "kind": "penalty_decision", "title": title, "region": region, "decided_on": "2026-11-18",
+            "party": { "name": "某个体户", "id_no": "11010519491231002X" }, "penalty": penalty })
+}
+
+/// Waits for the routing hop of `id` (operator's view).
+async fn routed(hub: &TestHub, id: &str) -> anyhow::Result<Value> {
+    let op = hub.operator_token();
+    eventually(WAIT, &format!("routing of {id}"), || async {
+        let (s, t) = hub.get(&format!("/v1/messages/{id}/trace"), &op).await.ok()?;
+        if s != 200 {
+            return None;
+        }
+        t["hops"].as_array()?.iter().find(|h| h["step"] == "routed").cloned()
+    })
+    .await
+}
+
+fn sorted(v: &Value) -> Vec<String> {
+    let mut r: Vec<String> = v.as_array().into_iter().flatten().filter_map(|x| x.as_str().map(str::to_owned)).collect();
+    r.sort();
+    r
+}
+
+/// Every organisation that got `id`, once the hub has settled.
+async fn receivers_of(hub: &TestHub, id: &str, expected: usize) -> anyhow::Result<Vec<String>> {
+    let got = || {
+        let mut r: Vec<String> = hub
+            .receivers
+            .iter()
+            .filter(|(_, rc)| rc.deliveries().iter().any(|d| d.header("xj-message-id") == Some(id)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        r.sort();
+        r
+    };
+    eventually(WAIT, &format!("{expected} deliveries of {id}"), || async {
+        let r = got();
+        (r.len() >= expected).then_some(())
+    })
+    .await?;
+    // Anything else would have arrived by now, with the router long done.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    Ok(got())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_items_reach_exactly_their_subscribers_and_major_penalties_are_filed() -> anyhow::Result<()> {
+    let hub = TestHub::start_custom(
+        |t| {
+            let t = with_org(t, "qh-market", r#"subscribe = [{ kind = "penalty_decision", region = "990101" }]"#);
+            let t = with_org(t, "qh-town-dg", r#"subscribe = [{ kind = "penalty_decision" }]"#);
+            let t = with_org(t, "qh-town-xs", r#"subscribe = [{ kind = "penalty_decision", region = "990101102" }]"#);
+            with_org(t, "qh-eco", r#"subscribe = [{ kind = "licence" }]"#)
+        },
+        false,
+    )
+    .await?;
+
+    // A town's penalty decision: the county subscriber and that town only.
+    let title = "行政处罚决定书（当事人 11010519491231002X）";
+    let msg = share("PD-1", "qh-enforce", penalty("990101101", json!({ "kind": "fine", "amount": 5000 }), title), "internal", Value::Null);
+    let (status, receipt) = hub.submit("qh-enforce", &msg).await?;
+    assert_eq!(status, 202, "{receipt}");
+    assert_eq!(receivers_of(&hub, "PD-1", 2).await?, ["qh-market", "qh-town-dg"]);
+    let hop = routed(&hub, "PD-1").await?;
+    assert_eq!(sorted(&hop["detail"]["recipients"]), ["qh-market", "qh-town-dg"]);
+    assert_eq!(hop["detail"]["major_penalty_filed"], false);
+    // The ID number in the title is masked in the trace.
+    let text = hop.to_string();
+    assert!(!text.contains("11010519491231002X") && text.contains("110105***********X"), "{text}");
+
+    // A major penalty (closure) in the other town: its subscribers, and the
+    // justice bureau by filing, with the 15-day clock's dates.
+    let msg = share("PD-2", "qh-enforce", penalty("990101102", json!({ "kind": "closure" }), "责令关闭决定书"), "internal", Value::Null);
+    assert_eq!(hub.submit("qh-enforce", &msg).await?.0, 202);
+    assert_eq!(receivers_of(&hub, "PD-2", 3).await?, ["qh-justice", "qh-market", "qh-town-xs"]);
+    let hop = routed(&hub, "PD-2").await?;
+    assert_eq!(hop["detail"]["major_penalty_filed"], true, "{hop}");
+    assert_eq!(hop["detail"]["filing"]["with"], json!(["qh-justice"]));
+    assert_eq!(hop["detail"]["filing"]["decided_on"], "2026-11-18");
+    assert_eq!(hop["detail"]["filing"]["due"], "2026-12-03");
+
+    // A county-wide fine of 200,000: the county subscriber and the justice
+    // bureau; no town (nothing devolved is concerned).
+    let msg = share("PD-3", "qh-enforce", penalty("990101", json!({ "kind": "fine", "amount": 200000 }), "罚款决定书"), "public", Value::Null);
+    assert_eq!(hub.submit("qh-enforce", &msg).await?.0, 202);
+    assert_eq!(receivers_of(&hub, "PD-3", 2).await?, ["qh-justice", "qh-market"]);
+
+    // Sensitive: only the named recipient, although others subscribe.
+    let msg = share("PD-4", "qh-enforce", penalty("990101101", json!({ "kind": "warning" }), "警告"), "sensitive", json!("qh-procuratorate"));
+    assert_eq!(hub.submit("qh-enforce", &msg).await?.0, 202);
+    assert_eq!(receivers_of(&hub, "PD-4", 1).await?, ["qh-procuratorate"]);
+
+    // Sensitive without a recipient, and secret, are refused at the edge.
+    let msg = share("PD-5", "qh-enforce", penalty("990101101", json!({ "kind": "warning" }), "警告"), "sensitive", Value::Null);
+    let (status, body) = hub.submit("qh-enforce", &msg).await?;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["details"].as_array().unwrap().iter().any(|d| d["pointer"] == "/recipient"), "{body}");
+    let msg = share("PD-6", "qh-enforce", penalty("990101101", json!({ "kind": "warning" }), "警告"), "secret", json!("qh-market"));
+    let (status, body) = hub.submit("qh-enforce", &msg).await?;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["details"].as_array().unwrap().iter().any(|d| d["pointer"] == "/classification"), "{body}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for id in ["PD-5", "PD-6"] {
+        assert!(hub.receivers.values().all(|r| r.deliveries().iter().all(|d| d.header("xj-message-id") != Some(id))));
+    }
+    Ok(())
+}
+
+fn b64(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_submissions_signed_deliveries_and_rotated_keys() -> anyhow::Result<()> {
+    let org_key = SigningKey::from_bytes(&[7u8; 32]);
+    let org_pub = b64(&org_key.verifying_key().to_bytes());
+    // A key the hub signed with before a rotation.
+    let old = HubKey::from_bytes(&[9u8; 32]);
+    let old_signature = old.sign_header(b"a delivery from last year");
+    let hub = TestHub::start_custom(
+        |t| {
+            let t = with_org(t, "qh-market", &format!("public_key = \"{org_pub}\""));
+            format!("{t}\n[hub]\nprevious_public_keys = [\"{}\"]\n", old.public_key_b64())
+        },
+        false,
+    )
+    .await?;
+    let post = |body: Vec<u8>, sig: Option<String>| {
+        let mut r = hub
+            .http
+            .post(format!("{}/v1/messages", hub.base))
+            .bearer_auth(hub.token("qh-market"))
+            .header("content-type", "application/json");
+        if let Some(s) = sig {
+            r = r.header("Xj-Signature", s);
+        }
+        async move {
+            let r = r.body(body).send().await?;
+            let status = r.status().as_u16();
+            let sig = r.headers().get("xj-signature").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let bytes = r.bytes().await?;
+            anyhow::Ok((status, sig, bytes))
+        }
+    };
+    let body = serde_json::to_vec(&sample_clue("SIG-1", "qh-market", "FOOD-STALL", "990101101"))?;
+
+    // Unsigned: 401 with the reason.
+    let (status, _, answer) = post(body.clone(), None).await?;
+    let answer: Value = serde_json::from_slice(&answer)?;
+    assert_eq!(status, 401, "{answer}");
+    assert!(answer["message"].as_str().unwrap().contains("Xj-Signature"), "{answer}");
+    // Forged (another key) and signed over other bytes: 401, does not verify.
+    let forger = SigningKey::from_bytes(&[8u8; 32]);
+    let (status, _, answer) = post(body.clone(), Some(sign_with(&forger, "k1", &body))).await?;
+    assert_eq!(status, 401);
+    assert!(String::from_utf8_lossy(&answer).contains("does not verify"), "{}", String::from_utf8_lossy(&answer));
+    let mut other = body.clone();
+    other.push(b' ');
+    let (status, ..) = post(body.clone(), Some(sign_with(&org_key, "k1", &other))).await?;
+    assert_eq!(status, 401);
+    assert!(hub.receiver("qh-town-dg").deliveries().is_empty());
+
+    // Signed over the exact body: accepted, and the receipt is signed.
+    let (status, receipt_sig, receipt) = post(body.clone(), Some(sign_with(&org_key, "k1", &body))).await?;
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&receipt));
+    let (_, keys) = hub.get("/v1/keys", &hub.token("qh-town-dg")).await?;
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 2, "{keys}");
+    assert_eq!(keys["keys"][0]["status"], "current");
+    assert_eq!(keys["keys"][1]["kid"], old.kid());
+    verify_with_keys(&keys, &receipt_sig.expect("signed receipt"), &receipt).map_err(anyhow::Error::msg)?;
+
+    // The delivery verifies with the key /v1/keys publishes (the current
+    // one), and the old key still verifies what it signed.
+    let d = hub.receiver("qh-town-dg").wait_for(1, WAIT).await?.remove(0);
+    let sig = d.header("xj-signature").unwrap_or_default();
+    assert_eq!(xj_bus::signing::header_kid(sig), keys["keys"][0]["kid"].as_str());
+    verify_with_keys(&keys, sig, &d.body).map_err(anyhow::Error::msg)?;
+    let mut tampered = d.body.to_vec();
+    tampered[10] ^= 1;
+    assert!(verify_with_keys(&keys, sig, &tampered).is_err());
+    verify_with_keys(&keys, &old_signature, b"a delivery from last year").map_err(anyhow::Error::msg)?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_chains_everything_and_names_a_flipped_byte() -> anyhow::Result<()> {
+    let mut hub = TestHub::start("").await?;
+    let (status, receipt) = hub.submit("qh-eco", &sample_clue("LG-1", "qh-eco", "FOOD-STALL", "990101101")).await?;
+    assert_eq!(status, 202, "{receipt}");
+    let case = receipt["case"].as_str().unwrap().to_string();
+    hub.receiver("qh-town-dg").wait_for(1, WAIT).await?;
+    let services = async_nats::connect(hub.nats.url()).await?;
+    let js = async_nats::jetstream::new(services);
+
+    // The accepted message, its routing and its delivery are all chained.
+    let dump = eventually(WAIT, "ledger entries of LG-1", || async {
+        let text = xj_ledger::dump(&js).await.ok()?;
+        let kinds: Vec<String> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["msg_id"] == "LG-1")
+            .filter_map(|e| e["kind"].as_str().map(str::to_owned))
+            .collect();
+        ["message", "event:accepted", "event:routed", "event:delivered"]
+            .iter()
+            .all(|k| kinds.iter().any(|x| x == k))
+            .then_some(text)
+    })
+    .await?;
+    let (n, _) = xj_ledger::verify_live(&js).await?.map_err(anyhow::Error::msg)?;
+    assert!(n >= 4);
+    assert!(!dump.contains("11010519491231002X"));
+
+    // The message's entry holds its exact digest.
+    let message: Value = dump.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|e| e["kind"] == "message").unwrap();
+    assert_eq!(message["record"]["sha256"].as_str().unwrap().len(), 64);
+
+    // Evidence bundle: verifies offline; one changed byte names its entry.
+    let key = HubKey::load_or_create(&xj::hub::key_path(&hub.settings))?;
+    let bundle = xj_ledger::bundle::export_case(&js, &case, &key).await?;
+    let ok = xj_ledger::bundle::verify_bundle(&bundle).map_err(anyhow::Error::msg)?;
+    assert_eq!(ok.case, case);
+    assert!(ok.entries >= 4 && ok.messages == 1, "{ok:?}");
+    let mut forged = bundle.clone();
+    forged["entries"][1]["record"]["step"] = json!("forged");
+    assert!(xj_ledger::bundle::verify_bundle(&forged).is_err(), "the hub's signature covers the bundle");
+
+    // A dump with one flipped byte: verify names that entry.
+    let lines: Vec<&str> = dump.lines().collect();
+    let target = lines.len() / 2;
+    let mut bad: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let mut bytes = bad[target].clone().into_bytes();
+    let pos = bad[target].find("\"at\":\"").unwrap() + 8;
+    bytes[pos] ^= 1;
+    bad[target] = String::from_utf8(bytes)?;
+    let err = xj_ledger::verify_lines(&bad.join("\n")).unwrap_err();
+    assert_eq!(err.n, target as u64 + 1, "{err}");
+
+    // The stream itself refuses deletes and purges…
+    let mut stream = js.get_stream(xj_ledger::STREAM_LEDGER).await?;
+    assert!(stream.delete_message(1).await.is_err());
+    assert!(stream.purge().await.is_err());
+    // …and one flipped byte on disk is named too.
+    let last = stream.info().await?.state.last_sequence;
+    hub.stop().await?;
+    let flip_n = last / 2;
+    hub.nats.server.stop();
+    let dir = hub.nats.dir.path().join("js");
+    let blk = find_block(&dir, "XJ_LEDGER").expect("ledger block file");
+    let mut raw = std::fs::read(&blk)?;
+    let needle = format!("{{\"n\":{flip_n},\"at\":\"");
+    let at = raw.windows(needle.len()).position(|w| w == needle.as_bytes()).expect("entry on disk") + needle.len() + 3;
+    raw[at] ^= 1;
+    std::fs::write(&blk, raw)?;
+    hub.nats.server.restart()?;
+    let js = async_nats::jetstream::new(async_nats::connect(hub.nats.url()).await?);
+    let broken = xj_ledger::verify_live(&js).await?.expect_err("the chain is broken");
+    assert_eq!(broken.n, flip_n, "{broken}");
+    Ok(())
+}
+
+fn find_block(dir: &std::path::Path, stream: &str) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()? {
+        let p = entry.ok()?.path();
+        if p.is_dir() {
+            if p.ends_with(stream) {
+                let msgs = p.join("msgs");
+                return std::fs::read_dir(msgs).ok()?.filter_map(|e| e.ok().map(|e| e.path())).find(|p| p.extension().is_some_and(|e| e == "blk"));
+            }
+            if let Some(found) = find_block(&p, stream) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
+const NATS_ORGS: &str = r#"
+[[org]]
+id = "qh-agri"
+name = "清河县农业农村局"
+kind = "agriculture"
+region = "990101"
+token = "token-qh-agri-0123456789"
+deliver = { nats = true }
+
+[[org]]
+id = "qh-transport"
+name = "清河县交通运输局"
+kind = "transport"
+region = "990101"
+token = "token-qh-transport-0123456789"
+deliver = { nats = true }
+"#;
+
+async fn expect_err<T, E>(what: &str, f: impl std::future::Future<Output = Result<T, E>>) {
+    match tokio::time::timeout(Duration::from_secs(6), f).await {
+        Ok(Ok(_)) => panic!("{what} succeeded"),
+        Ok(Err(_)) | Err(_) => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_org_nats_user_reaches_only_its_own_subjects() -> anyhow::Result<()> {
+    let hub = TestHub::start_secured(NATS_ORGS).await?;
+    // qh-transport submits: its receipt waits on its outbox, worth stealing.
+    let (transport, _) = hub.connect_as("qh-transport").await?;
+    let tjs = async_nats::jetstream::new(transport);
+    let clue = sample_clue("TR-1", "qh-transport", "FOOD-STALL", "990101101");
+    tjs.publish("xj.in.qh-transport", serde_json::to_vec(&clue)?.into()).await?.await?;
+
+    let (agri, errors) = hub.connect_as("qh-agri").await?;
+    let js = async_nats::jetstream::new(agri.clone());
+    // Its own inbound subject and its own outbox consumer work.
+    let clue = sample_clue("AG-1", "qh-agri", "FOOD-STALL", "990101101");
+    js.publish("xj.in.qh-agri", serde_json::to_vec(&clue)?.into()).await?.await?;
+    let own = js
+        .create_consumer_on_stream(
+            async_nats::jetstream::consumer::pull::Config {
+                durable_name: Some("qh-agri".into()),
+                filter_subject: "xj.out.qh-agri".into(),
+                ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+                ..Default::default()
+            },
+            "XJ_OUT",
+        )
+        .await?;
+    let mut out = own.messages().await?;
+    let answer = tokio::time::timeout(WAIT, out.next()).await?.expect("open").map_err(anyhow::Error::msg)?;
+    answer.ack().await.map_err(anyhow::Error::msg)?;
+    let receipt: Value = serde_json::from_slice(&answer.payload)?;
+    assert_eq!(receipt["id"], "AG-1", "{receipt}");
+
+    // Another organisation's outbox: no consumer on it, no reading its
+    // durable, no plain subscription, no snooping on inboxes.
+    expect_err(
+        "a consumer on qh-transport's outbox",
+        js.create_consumer_on_stream(
+            async_nats::jetstream::consumer::pull::Config {
+                durable_name: Some("qh-agri-steal".into()),
+                filter_subject: "xj.out.qh-transport".into(),
+                ..Default::default()
+            },
+            "XJ_OUT",
+        ),
+    )
+    .await;
+    expect_err(
+        "a consumer named qh-agri filtered to another outbox",
+        js.create_consumer_on_stream(
+            async_nats::jetstream::consumer::pull::Config {
+                durable_name: Some("qh-agri".into()),
+                filter_subject: "xj.out.qh-transport".into(),
+                ..Default::default()
+            },
+            "XJ_OUT",
+        ),
+    )
+    .await;
+    expect_err("qh-transport's own consumer", js.get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>("qh-transport", "XJ_OUT")).await;
+    expect_err("the stream's info", js.get_stream("XJ_OUT")).await;
+    for subject in ["xj.out.qh-transport", "xj.out.>", "_INBOX.>", "xj.in.qh-transport", "$JS.API.>"] {
+        let mut sub = agri.subscribe(subject).await?;
+        agri.flush().await?;
+        let got = tokio::time::timeout(Duration::from_millis(300), sub.next()).await;
+        assert!(!matches!(got, Ok(Some(_))), "read something on {subject}");
+    }
+    // Publishing as another organisation is refused and stores nothing.
+    let forged = sample_clue("FORGED-1", "qh-transport", "FOOD-STALL", "990101101");
+    expect_err("publishing on xj.in.qh-transport", async {
+        js.publish("xj.in.qh-transport", serde_json::to_vec(&forged)?.into()).await?.await.map_err(anyhow::Error::from)
+    })
+    .await;
+    expect_err("publishing a delivery on xj.out.qh-transport", async {
+        js.publish("xj.out.qh-transport", b"{}".to_vec().into()).await?.await.map_err(anyhow::Error::from)
+    })
+    .await;
+    let errors = errors.lock().unwrap().clone();
+    assert!(errors.iter().any(|e| e.to_lowercase().contains("permissions violation")), "{errors:?}");
+    let svc = async_nats::jetstream::new(hub.connect_services().await?);
+    let mut inbound = svc.get_stream("XJ_IN").await?;
+    assert!(inbound.get_last_raw_message_by_subject("xj.in.qh-transport").await.is_ok(), "its own submission is there");
+    let all = inbound.info().await?.state.messages;
+    assert_eq!(all, 2, "only the two genuine submissions reached XJ_IN");
+
+    // A webhook organisation has no NATS user; a wrong password is refused.
+    assert!(async_nats::ConnectOptions::with_user_and_password("qh-market".into(), hub.token("qh-market"))
+        .connect(hub.nats.url())
+        .await
+        .is_err());
+    assert!(async_nats::ConnectOptions::with_user_and_password("qh-agri".into(), "wrong-password".into())
+        .connect(hub.nats.url())
+        .await
+        .is_err());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_attachments_by_digest_and_gateway_limits() -> anyhow::Result<()> {
+    let hub = TestHub::start_custom(
+        |t| with_org(t, "qh-procuratorate", "rate_limit = { per_second = 0.2, burst = 3 }\nmax_body_bytes = 300"),
+        false,
+    )
+    .await?;
+    let upload = |org: &str, bytes: Vec<u8>, claimed: Option<String>| {
+        let mut r = hub.http.post(format!("{}/v1/attachments", hub.base)).bearer_auth(hub.token(org)).body(bytes);
+        if let Some(c) = claimed {
+            r = r.header("Xj-Content-Sha256", c);
+        }
+        async move {
+            let r = r.send().await?;
+            anyhow::Ok((r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null)))
+        }
+    };
+    let evidence: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let (status, stored) = upload("qh-eco", evidence.clone(), None).await?;
+    assert_eq!(status, 201, "{stored}");
+    let sha = stored["sha256"].as_str().unwrap().to_string();
+    assert_eq!(stored["size"], evidence.len());
+    // The same bytes with a wrong claimed digest are refused.
+    let (status, body) = upload("qh-eco", b"other bytes".to_vec(), Some(sha.clone())).await?;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["message"].as_str().is_some() && body.to_string().contains("digest mismatch"), "{body}");
+
+    // A message naming a wrong size or an unknown digest is refused.
+    let mut clue = sample_clue("AT-1", "qh-eco", "FOOD-STALL", "990101101");
+    clue["body"]["materials"] = json!([{ "title": "现场照片", "copies": 1, "attachment": { "sha256": sha, "size": 5 } }]);
+    let (status, body) = hub.submit("qh-eco", &clue).await?;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["details"].to_string().contains("/body/materials/0/attachment/size"), "{body}");
+    clue["body"]["materials"][0]["attachment"] = json!({ "sha256": "ab".repeat(32), "size": 5 });
+    let (status, body) = hub.submit("qh-eco", &clue).await?;
+    assert_eq!(status, 422, "{body}");
+    clue["body"]["materials"][0]["attachment"] = json!({ "sha256": sha, "size": evidence.len() });
+    let (status, body) = hub.submit("qh-eco", &clue).await?;
+    assert_eq!(status, 202, "{body}");
+
+    // The receiver fetches it intact, signed; an outsider cannot.
+    hub.receiver("qh-town-dg").wait_for(1, WAIT).await?;
+    let fetch = |org: &str| {
+        let r = hub.http.get(format!("{}/v1/attachments/{sha}", hub.base)).bearer_auth(hub.token(org));
+        async move {
+            let r = r.send().await?;
+            let sig = r.headers().get("xj-signature").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            anyhow::Ok((r.status().as_u16(), sig, r.bytes().await?))
+        }
+    };
+    let (status, sig, bytes) = fetch("qh-town-dg").await?;
+    assert_eq!(status, 200);
+    assert_eq!(bytes.as_ref(), evidence.as_slice());
+    let (_, keys) = hub.get("/v1/keys", &hub.token("qh-town-dg")).await?;
+    verify_with_keys(&keys, &sig.unwrap_or_default(), &bytes).map_err(anyhow::Error::msg)?;
+    assert_eq!(fetch("qh-police-econ").await?.0, 404);
+
+    // Per-organisation limits: size (413), then rate (429 with Retry-After).
+    let big = sample_clue("PR-1", "qh-procuratorate", "FOOD-STALL", "990101101");
+    let (status, body) = hub.submit("qh-procuratorate", &big).await?;
+    assert_eq!(status, 413, "{body}");
+    let mut last = 0;
+    for _ in 0..4 {
+        last = hub.get("/v1/keys", &hub.token("qh-procuratorate")).await?.0;
+    }
+    assert_eq!(last, 429);
+    // Others are not affected.
+    assert_eq!(hub.get("/v1/keys", &hub.token("qh-market")).await?.0, 200);
+    // Errors carry no internals.
+    let (status, body) = hub.get("/v1/attachments/not-a-digest", &hub.token("qh-market")).await?;
+    assert_eq!(status, 404, "{body}");
+    Ok(())
+}
