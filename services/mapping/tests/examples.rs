@@ -182,7 +182,7 @@ fn hub_alerts_reach_every_format_that_sends_referrals() {
             "rule": { "id": "crime:PRODUCT-FAKE", "version": "m-0123456789ab" }
         }
     });
-    for name in ["samr-json-v1", "eco-xml-v1", "police-xml-v1", "town-csv-v1"] {
+    for name in ["samr-json-v1", "eco-xml-v1", "police-xml-v1", "town-csv-v1", "court-json-v1"] {
         let f = formats.get(name).expect("format");
         let native = outbound::translate_value(f, &alert).unwrap_or_else(|e| panic!("{name}: {e}"));
         let text = String::from_utf8_lossy(&native);
