@@ -72,7 +72,15 @@ fn field(fmt: &Format, f: &Field, msg: &Value, out: &mut Node, at: &str, reasons
         }
     }
     let native = match &f.split {
-        Some(sep) => Value::String(natives.iter().map(transform::text).collect::<Vec<_>>().join(sep)),
+        Some(sep) => {
+            let parts: Vec<String> = natives.iter().map(transform::text).collect();
+            // All but the last part must be free of the separator to split back the same.
+            if parts.iter().rev().skip(1).any(|p| p.contains(sep.as_str())) {
+                reasons.push(format!("{at}{}: a value contains the separator {sep:?}", f.to.join(" + ")));
+                return;
+            }
+            Value::String(parts.join(sep))
+        }
         None => natives.into_iter().next().unwrap_or(Value::Null),
     };
     if from == "." {
@@ -121,9 +129,16 @@ fn list(fmt: &Format, l: &List, msg: &Value, out: &mut Node, reasons: &mut Vec<S
                     (_, n) => transform::text(&n.to_json()),
                 })
                 .collect();
-            for t in &texts {
-                if t.contains(sep.as_str()) {
-                    reasons.push(format!("{}: item {t:?} contains the separator {sep:?}", l.to));
+            // A separator inside a value would split it on the way back in.
+            for (t, n) in texts.iter().zip(&nodes) {
+                let inner = match (&l.parts, n) {
+                    (Some(p), Node::Map(entries, _)) => {
+                        entries.iter().any(|(_, v)| transform::text(&v.to_json()).contains(p.as_str()))
+                    }
+                    _ => false,
+                };
+                if t.contains(sep.as_str()) || inner {
+                    reasons.push(format!("{}: item {t:?} contains a separator of the format", l.to));
                 }
             }
             out.set(&l.from, scalar(Value::String(texts.join(sep))));

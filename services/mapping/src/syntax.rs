@@ -69,6 +69,9 @@ pub fn write_json(node: &Node) -> Vec<u8> {
 
 // ---- XML --------------------------------------------------------------
 
+/// Deepest XML nesting accepted (JSON's parser stops at 128 by itself).
+const MAX_DEPTH: usize = 64;
+
 struct Frame {
     name: String,
     entries: Vec<(String, Node)>,
@@ -120,6 +123,11 @@ pub fn parse_xml(raw: &[u8]) -> Result<(String, Node), Located> {
                 return Err(err(line, "content after the document element".into()));
             }
             Event::Start(e) => {
+                // Trees are dropped and walked recursively: a hostile
+                // document must not get deep enough to exhaust the stack.
+                if stack.len() >= MAX_DEPTH {
+                    return Err(err(line, format!("elements nested deeper than {MAX_DEPTH} levels")));
+                }
                 let frame = open(&e, &stack, line).map_err(|m| err(line, m))?;
                 stack.push(frame);
             }
@@ -371,6 +379,13 @@ mod tests {
         assert!(e.loc.line.is_some(), "{e}");
         let e = parse_xml(b"<A></A><B/>").unwrap_err();
         assert!(e.message.contains("after"), "{e}");
+    }
+
+    #[test]
+    fn deep_xml_is_refused_not_overflowed() {
+        let doc = format!("{}{}", "<a>".repeat(100_000), "</a>".repeat(100_000));
+        let e = parse_xml(doc.as_bytes()).unwrap_err();
+        assert!(e.message.contains("deeper"), "{e}");
     }
 
     #[test]
