@@ -223,10 +223,16 @@ impl Run<'_> {
 
     fn list(&mut self, l: &List, doc: &Node, out: &mut Value) {
         let list_ptr = pointer("", &l.to);
-        let items: Vec<Node> = match &l.split {
+        // Items split out of one string are made here; repeated elements
+        // and arrays are read where they are.
+        let split: Vec<Node>;
+        let items: Vec<&Node> = match &l.split {
             Some(sep) => match doc.lookup(&l.from) {
                 Ok(cell) if !cell.is_blank() => match scalar(cell) {
-                    Some(v) => split_items(&transform::text(&v), sep, l.parts.as_deref(), cell.loc()),
+                    Some(v) => {
+                        split = split_items(&transform::text(&v), sep, l.parts.as_deref(), cell.loc());
+                        split.iter().collect()
+                    }
                     None => {
                         self.problems.push(Located::new(cell.loc().clone(), format!("{}: expected text", l.from)));
                         return;
@@ -236,7 +242,7 @@ impl Run<'_> {
                 Err(loc) => return self.absent_list(l, loc, list_ptr),
             },
             None => match doc.items(&l.from) {
-                Ok(items) => items.into_iter().cloned().collect(),
+                Ok(items) => items,
                 Err(loc) => return self.absent_list(l, loc, list_ptr),
             },
         };
