@@ -147,6 +147,7 @@ pub(crate) fn validate(s: &mut Settings, base: &Path) -> Vec<Unlocated> {
             }
             (None, true) => {}
         }
+        trust_checks(org, &k, &mut out);
         if !s.mappings.knows(&org.format) {
             let known = s.mappings.names().join(", ");
             out.push(bad(k("format"), format!("unknown format {:?}; known: canonical, {known}", org.format)));
@@ -154,7 +155,6 @@ pub(crate) fn validate(s: &mut Settings, base: &Path) -> Vec<Unlocated> {
     }
 
     if !s.org.is_empty() && !s.org.iter().any(|o| o.kind == OrgKind::CoordinationOffice) {
-        trust_checks(org, &k, &mut out);
         out.push(bad(
             "org",
             "no coordination_office organisation: items no rule can place must go somewhere (seed 000 §10)",
@@ -204,9 +204,6 @@ pub(crate) fn validate(s: &mut Settings, base: &Path) -> Vec<Unlocated> {
     out
 }
 
-fn msg(e: &IdError) -> String {
-    e.to_string()
-}
 /// What an organisation gives to be trusted: its signature key, NATS nkey,
 /// limits and subscriptions (docs/security.md).
 fn trust_checks(org: &crate::Org, k: &dyn Fn(&str) -> String, out: &mut Vec<Unlocated>) {
@@ -216,7 +213,9 @@ fn trust_checks(org: &crate::Org, k: &dyn Fn(&str) -> String, out: &mut Vec<Unlo
         out.push(bad(k("public_key"), e));
     }
     if let Some(nkey) = &org.nkey
-        && !(nkey.len() == 56 && nkey.starts_with('U') && nkey.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()))
+        && !(nkey.len() == 56
+            && nkey.starts_with('U')
+            && nkey.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()))
     {
         out.push(bad(k("nkey"), "must be a user's public nkey: 56 characters starting with U"));
     }
@@ -231,7 +230,10 @@ fn trust_checks(org: &crate::Org, k: &dyn Fn(&str) -> String, out: &mut Vec<Unlo
     for (j, sub) in org.subscribe.iter().enumerate() {
         let at = k(&format!("subscribe[{j}]"));
         if !KINDS.contains(&sub.kind.as_str()) {
-            out.push(bad(format!("{at}.kind"), format!("{:?} is not an info_share kind; known: {}", sub.kind, KINDS.join(", "))));
+            out.push(bad(
+                format!("{at}.kind"),
+                format!("{:?} is not an info_share kind; known: {}", sub.kind, KINDS.join(", ")),
+            ));
         }
         let Some(r) = &sub.region else { continue };
         if let Err(e) = RegionCode::parse(r) {
@@ -256,11 +258,12 @@ fn rate_ok(r: &crate::RateLimit, key: &str, out: &mut Vec<Unlocated>) {
 /// Checks a base64 Ed25519 public key (32 bytes, a valid curve point).
 pub fn ed25519_public_key(b64: &str) -> Result<[u8; 32], String> {
     use base64::Engine;
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .map_err(|e| format!("not base64: {e}"))?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).map_err(|e| format!("not base64: {e}"))?;
     let raw: [u8; 32] = raw.try_into().map_err(|_| "an Ed25519 public key is 32 bytes".to_string())?;
     ed25519_dalek::VerifyingKey::from_bytes(&raw).map_err(|_| "not a valid Ed25519 public key".to_string())?;
     Ok(raw)
 }
 
+fn msg(e: &IdError) -> String {
+    e.to_string()
+}

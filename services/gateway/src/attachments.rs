@@ -124,13 +124,15 @@ async fn upload_inner(state: &GatewayState, headers: &HeaderMap, body: Bytes) ->
         Caller::Operator => return Err(ApiError::Forbidden("attachments are uploaded by organisations".into())),
     };
     let sha = hex::encode(Sha256::digest(&body));
-    if let Some(claimed) = headers.get(CONTENT_SHA256).and_then(|v| v.to_str().ok()) {
-        if claimed.to_ascii_lowercase() != sha {
-            return Err(ApiError::Invalid(vec![Problem::new(
-                "",
-                format!("digest mismatch: the body's SHA-256 is {sha}, {CONTENT_SHA256} says {claimed}; nothing was stored"),
-            )]));
-        }
+    if let Some(claimed) = headers.get(CONTENT_SHA256).and_then(|v| v.to_str().ok())
+        && claimed.to_ascii_lowercase() != sha
+    {
+        return Err(ApiError::Invalid(vec![Problem::new(
+            "",
+            format!(
+                "digest mismatch: the body's SHA-256 is {sha}, {CONTENT_SHA256} says {claimed}; nothing was stored"
+            ),
+        )]));
     }
     let store = store(state).await?;
     let existing = store.info(&sha).await.ok().filter(|i| i.size == body.len());
@@ -158,7 +160,11 @@ pub async fn fetch(State(state): State<GatewayState>, headers: HeaderMap, Path(s
             let sig = state.key.sign_header(&bytes);
             (
                 StatusCode::OK,
-                [("content-type", "application/octet-stream"), (CONTENT_SHA256, sha.as_str()), (h::SIGNATURE, sig.as_str())],
+                [
+                    ("content-type", "application/octet-stream"),
+                    (CONTENT_SHA256, sha.as_str()),
+                    (h::SIGNATURE, sig.as_str()),
+                ],
                 bytes,
             )
                 .into_response()

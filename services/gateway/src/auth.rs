@@ -38,26 +38,24 @@ where
     bool::from(found).then(|| all[index as usize].clone())
 }
 
+pub fn operator(state: &GatewayState, headers: &HeaderMap) -> Result<(), ApiError> {
+    match caller(state, headers)? {
+        Caller::Operator => Ok(()),
+        Caller::Org(_) => Err(ApiError::Forbidden("this endpoint needs the operator token".into())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn finds_exactly_the_matching_digest() {
-        let map: std::collections::HashMap<[u8; 32], Caller> = [
-            (digest("token-a-0123456789"), Caller::Org("a".into())),
-            (digest("token-b-0123456789"), Caller::Operator),
-        ]
-        .into();
+        let map: std::collections::HashMap<[u8; 32], Caller> =
+            [(digest("token-a-0123456789"), Caller::Org("a".into())), (digest("token-b-0123456789"), Caller::Operator)]
+                .into();
         assert_eq!(find(&map, &digest("token-a-0123456789")), Some(Caller::Org("a".into())));
         assert_eq!(find(&map, &digest("token-b-0123456789")), Some(Caller::Operator));
         assert_eq!(find(&map, &digest("token-c-0123456789")), None);
-    }
-}
-
-pub fn operator(state: &GatewayState, headers: &HeaderMap) -> Result<(), ApiError> {
-    match caller(state, headers)? {
-        Caller::Operator => Ok(()),
-        Caller::Org(_) => Err(ApiError::Forbidden("this endpoint needs the operator token".into())),
     }
 }

@@ -90,8 +90,11 @@ pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> Resul
     Ok(())
 }
 
-/// What an entry records about a source message.
-fn describe(m: &Message) -> Result<(String, Option<String>, Option<String>, Option<String>, Value), LedgerError> {
+/// What an entry records about a source message: kind, case, message id,
+/// sender, record.
+type Described = (String, Option<String>, Option<String>, Option<String>, Value);
+
+fn describe(m: &Message) -> Result<Described, LedgerError> {
     let info = m.info().map_err(LedgerError::bus)?;
     if info.stream == subjects::STREAM_ACCEPTED {
         let env: Value = serde_json::from_slice(&m.payload).unwrap_or(Value::Null);

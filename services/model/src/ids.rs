@@ -133,8 +133,8 @@ pub fn mask_id_numbers(text: &str) -> std::borrow::Cow<'_, str> {
     let mut last = 0;
     let mut i = 0;
     while i + 18 <= b.len() {
-        let standalone = (i == 0 || !b[i - 1].is_ascii_alphanumeric())
-            && (i + 18 == b.len() || !b[i + 18].is_ascii_alphanumeric());
+        let standalone =
+            (i == 0 || !b[i - 1].is_ascii_alphanumeric()) && (i + 18 == b.len() || !b[i + 18].is_ascii_alphanumeric());
         if standalone
             && b[i..i + 17].iter().all(u8::is_ascii_digit)
             && (b[i + 17].is_ascii_digit() || b[i + 17] == b'X' || b[i + 17] == b'x')

@@ -197,9 +197,15 @@ fn major_penalties_are_filed_with_the_justice_bureau() {
     r.sort();
     assert_eq!(r, ["county-eco", "justice", "town-a"]);
 
-    for kind in
-        ["confiscation", "suspension", "licence_revocation", "qualification_lowering", "production_restriction", "closure", "practice_ban"]
-    {
+    for kind in [
+        "confiscation",
+        "suspension",
+        "licence_revocation",
+        "qualification_lowering",
+        "production_restriction",
+        "closure",
+        "practice_ban",
+    ] {
         assert!(at(json!({ "kind": kind })).filing.is_some(), "{kind} is major");
     }
     for kind in ["warning", "detention", "other"] {
@@ -208,7 +214,12 @@ fn major_penalties_are_filed_with_the_justice_bureau() {
     assert!(at(json!({ "kind": "fine", "amount": 1000, "confiscated_value": 500 })).filing.is_some());
 
     // Filed even when sensitive: the justice bureau is entitled by law.
-    let env = share("county-market", penalty(Some("990101"), None, json!({ "kind": "closure" })), "sensitive", json!("county-eco"));
+    let env = share(
+        "county-market",
+        penalty(Some("990101"), None, json!({ "kind": "closure" })),
+        "sensitive",
+        json!("county-eco"),
+    );
     let mut r = decide(&rs, &env, &Knowledge::default()).recipients();
     r.sort();
     assert_eq!(r, ["county-eco", "justice"]);
@@ -216,7 +227,10 @@ fn major_penalties_are_filed_with_the_justice_bureau() {
 
 #[test]
 fn a_town_subscribing_beyond_its_region_is_a_configuration_error() {
-    let bad = CONFIG.replace(r#"subscribe = [{ kind = "penalty_decision", region = "990101102" }]"#, r#"subscribe = [{ kind = "penalty_decision", region = "990101" }]"#);
+    let bad = CONFIG.replace(
+        r#"subscribe = [{ kind = "penalty_decision", region = "990101102" }]"#,
+        r#"subscribe = [{ kind = "penalty_decision", region = "990101" }]"#,
+    );
     let e = xj_config::load_str(&bad, "bad.toml").unwrap_err();
     assert!(e.problems().iter().any(|p| p.key.ends_with("subscribe[0].region")), "{e}");
 }

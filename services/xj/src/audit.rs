@@ -170,7 +170,11 @@ pub fn keys(cmd: KeysCmd) -> anyhow::Result<ExitCode> {
             let path = xj::hub::key_path(&s);
             let (old, new) = HubKey::rotate(&path)?;
             println!("new hub key {} in {}", new.kid(), path.display());
-            println!("the old key {} is kept beside it (…{}.retired); publish it so its signatures", old.kid(), old.kid());
+            println!(
+                "the old key {} is kept beside it (…{}.retired); publish it so its signatures",
+                old.kid(),
+                old.kid()
+            );
             println!("stay verifiable — add to the configuration and restart every service:");
             let mut previous = s.hub.previous_public_keys.clone();
             previous.insert(0, old.public_key_b64());

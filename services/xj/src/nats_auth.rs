@@ -91,53 +91,6 @@ pub fn authorization(settings: &Settings, cost: u32) -> Result<String, NatsConfi
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_nats_org_gets_only_its_own_subjects() {
-        let toml = r#"
-[nats]
-user = "xj-services"
-password = "service-password-0123456789"
-[operator]
-token = "operator-token-0123456789"
-[[org]]
-id = "qh-agri"
-name = "农业农村局"
-kind = "agriculture"
-region = "990101"
-token = "token-qh-agri-0123456789"
-deliver = { nats = true }
-[[org]]
-id = "qh-web"
-name = "web"
-kind = "market_regulation"
-region = "990101"
-token = "token-qh-web-01234567890"
-deliver = { webhook = "http://127.0.0.1:9/inbox" }
-[[org]]
-id = "qh-coord"
-name = "指挥中心"
-kind = "coordination_office"
-region = "990101"
-token = "token-qh-coord-0123456789"
-deliver = { webhook = "http://127.0.0.1:9/inbox" }
-"#;
-        let s = xj_config::load_str(toml, "t.toml").unwrap();
-        let block = authorization(&s, 4).unwrap();
-        assert!(block.contains("user: \"qh-agri\""), "{block}");
-        assert!(!block.contains("qh-web"), "webhook orgs have no NATS user: {block}");
-        assert!(!block.contains("token-qh-agri"), "no clear-text credential: {block}");
-        assert!(block.contains("\"xj.in.qh-agri\""));
-        assert!(block.contains("\"$JS.API.CONSUMER.CREATE.XJ_OUT.qh-agri.xj.out.qh-agri\""));
-        assert!(block.contains("\"_INBOX.qh-agri.>\""));
-        assert!(!block.contains("\"_INBOX.>\""));
-        assert!(block.contains("$2a$04$"));
-    }
-}
-
 /// File under `[data] dir` keeping the services' NATS password that `xj up`
 /// generated for its embedded server (mode 0600), so that `xj audit` and a
 /// restart find it again.
@@ -184,4 +137,51 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
         opts.mode(0o600);
     }
     opts.open(path)?.write_all(text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_nats_org_gets_only_its_own_subjects() {
+        let toml = r#"
+[nats]
+user = "xj-services"
+password = "service-password-0123456789"
+[operator]
+token = "operator-token-0123456789"
+[[org]]
+id = "qh-agri"
+name = "农业农村局"
+kind = "agriculture"
+region = "990101"
+token = "token-qh-agri-0123456789"
+deliver = { nats = true }
+[[org]]
+id = "qh-web"
+name = "web"
+kind = "market_regulation"
+region = "990101"
+token = "token-qh-web-01234567890"
+deliver = { webhook = "http://127.0.0.1:9/inbox" }
+[[org]]
+id = "qh-coord"
+name = "指挥中心"
+kind = "coordination_office"
+region = "990101"
+token = "token-qh-coord-0123456789"
+deliver = { webhook = "http://127.0.0.1:9/inbox" }
+"#;
+        let s = xj_config::load_str(toml, "t.toml").unwrap();
+        let block = authorization(&s, 4).unwrap();
+        assert!(block.contains("user: \"qh-agri\""), "{block}");
+        assert!(!block.contains("qh-web"), "webhook orgs have no NATS user: {block}");
+        assert!(!block.contains("token-qh-agri"), "no clear-text credential: {block}");
+        assert!(block.contains("\"xj.in.qh-agri\""));
+        assert!(block.contains("\"$JS.API.CONSUMER.CREATE.XJ_OUT.qh-agri.xj.out.qh-agri\""));
+        assert!(block.contains("\"_INBOX.qh-agri.>\""));
+        assert!(!block.contains("\"_INBOX.>\""));
+        assert!(block.contains("$2a$04$"));
+    }
 }

@@ -91,7 +91,13 @@ async fn shared_items_reach_exactly_their_subscribers_and_major_penalties_are_fi
 
     // A town's penalty decision: the county subscriber and that town only.
     let title = "行政处罚决定书（当事人 11010519491231002X）";
-    let msg = share("PD-1", "qh-enforce", penalty("990101101", json!({ "kind": "fine", "amount": 5000 }), title), "internal", Value::Null);
+    let msg = share(
+        "PD-1",
+        "qh-enforce",
+        penalty("990101101", json!({ "kind": "fine", "amount": 5000 }), title),
+        "internal",
+        Value::Null,
+    );
     let (status, receipt) = hub.submit("qh-enforce", &msg).await?;
     assert_eq!(status, 202, "{receipt}");
     assert_eq!(receivers_of(&hub, "PD-1", 2).await?, ["qh-market", "qh-town-dg"]);
@@ -104,7 +110,13 @@ async fn shared_items_reach_exactly_their_subscribers_and_major_penalties_are_fi
 
     // A major penalty (closure) in the other town: its subscribers, and the
     // justice bureau by filing, with the 15-day clock's dates.
-    let msg = share("PD-2", "qh-enforce", penalty("990101102", json!({ "kind": "closure" }), "责令关闭决定书"), "internal", Value::Null);
+    let msg = share(
+        "PD-2",
+        "qh-enforce",
+        penalty("990101102", json!({ "kind": "closure" }), "责令关闭决定书"),
+        "internal",
+        Value::Null,
+    );
     assert_eq!(hub.submit("qh-enforce", &msg).await?.0, 202);
     assert_eq!(receivers_of(&hub, "PD-2", 3).await?, ["qh-justice", "qh-market", "qh-town-xs"]);
     let hop = routed(&hub, "PD-2").await?;
@@ -115,21 +127,45 @@ async fn shared_items_reach_exactly_their_subscribers_and_major_penalties_are_fi
 
     // A county-wide fine of 200,000: the county subscriber and the justice
     // bureau; no town (nothing devolved is concerned).
-    let msg = share("PD-3", "qh-enforce", penalty("990101", json!({ "kind": "fine", "amount": 200000 }), "罚款决定书"), "public", Value::Null);
+    let msg = share(
+        "PD-3",
+        "qh-enforce",
+        penalty("990101", json!({ "kind": "fine", "amount": 200000 }), "罚款决定书"),
+        "public",
+        Value::Null,
+    );
     assert_eq!(hub.submit("qh-enforce", &msg).await?.0, 202);
     assert_eq!(receivers_of(&hub, "PD-3", 2).await?, ["qh-justice", "qh-market"]);
 
     // Sensitive: only the named recipient, although others subscribe.
-    let msg = share("PD-4", "qh-enforce", penalty("990101101", json!({ "kind": "warning" }), "警告"), "sensitive", json!("qh-procuratorate"));
+    let msg = share(
+        "PD-4",
+        "qh-enforce",
+        penalty("990101101", json!({ "kind": "warning" }), "警告"),
+        "sensitive",
+        json!("qh-procuratorate"),
+    );
     assert_eq!(hub.submit("qh-enforce", &msg).await?.0, 202);
     assert_eq!(receivers_of(&hub, "PD-4", 1).await?, ["qh-procuratorate"]);
 
     // Sensitive without a recipient, and secret, are refused at the edge.
-    let msg = share("PD-5", "qh-enforce", penalty("990101101", json!({ "kind": "warning" }), "警告"), "sensitive", Value::Null);
+    let msg = share(
+        "PD-5",
+        "qh-enforce",
+        penalty("990101101", json!({ "kind": "warning" }), "警告"),
+        "sensitive",
+        Value::Null,
+    );
     let (status, body) = hub.submit("qh-enforce", &msg).await?;
     assert_eq!(status, 422, "{body}");
     assert!(body["details"].as_array().unwrap().iter().any(|d| d["pointer"] == "/recipient"), "{body}");
-    let msg = share("PD-6", "qh-enforce", penalty("990101101", json!({ "kind": "warning" }), "警告"), "secret", json!("qh-market"));
+    let msg = share(
+        "PD-6",
+        "qh-enforce",
+        penalty("990101101", json!({ "kind": "warning" }), "警告"),
+        "secret",
+        json!("qh-market"),
+    );
     let (status, body) = hub.submit("qh-enforce", &msg).await?;
     assert_eq!(status, 422, "{body}");
     assert!(body["details"].as_array().unwrap().iter().any(|d| d["pointer"] == "/classification"), "{body}");
@@ -246,7 +282,8 @@ async fn the_ledger_chains_everything_and_names_a_flipped_byte() -> anyhow::Resu
     assert!(!dump.contains("11010519491231002X"));
 
     // The message's entry holds its exact digest.
-    let message: Value = dump.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|e| e["kind"] == "message").unwrap();
+    let message: Value =
+        dump.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|e| e["kind"] == "message").unwrap();
     assert_eq!(message["record"]["sha256"].as_str().unwrap().len(), 64);
 
     // Evidence bundle: verifies offline; one changed byte names its entry.
@@ -299,7 +336,10 @@ fn find_block(dir: &std::path::Path, stream: &str) -> Option<std::path::PathBuf>
         if p.is_dir() {
             if p.ends_with(stream) {
                 let msgs = p.join("msgs");
-                return std::fs::read_dir(msgs).ok()?.filter_map(|e| e.ok().map(|e| e.path())).find(|p| p.extension().is_some_and(|e| e == "blk"));
+                return std::fs::read_dir(msgs)
+                    .ok()?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .find(|p| p.extension().is_some_and(|e| e == "blk"));
             }
             if let Some(found) = find_block(&p, stream) {
                 return Some(found);
@@ -328,9 +368,8 @@ deliver = { nats = true }
 "#;
 
 async fn expect_err<T, E>(what: &str, f: impl std::future::Future<Output = Result<T, E>>) {
-    match tokio::time::timeout(Duration::from_secs(6), f).await {
-        Ok(Ok(_)) => panic!("{what} succeeded"),
-        Ok(Err(_)) | Err(_) => {}
+    if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(6), f).await {
+        panic!("{what} succeeded");
     }
 }
 
@@ -391,7 +430,11 @@ async fn an_org_nats_user_reaches_only_its_own_subjects() -> anyhow::Result<()> 
         ),
     )
     .await;
-    expect_err("qh-transport's own consumer", js.get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>("qh-transport", "XJ_OUT")).await;
+    expect_err(
+        "qh-transport's own consumer",
+        js.get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>("qh-transport", "XJ_OUT"),
+    )
+    .await;
     expect_err("the stream's info", js.get_stream("XJ_OUT")).await;
     for subject in ["xj.out.qh-transport", "xj.out.>", "_INBOX.>", "xj.in.qh-transport", "$JS.API.>"] {
         let mut sub = agri.subscribe(subject).await?;
@@ -418,14 +461,18 @@ async fn an_org_nats_user_reaches_only_its_own_subjects() -> anyhow::Result<()> 
     assert_eq!(all, 2, "only the two genuine submissions reached XJ_IN");
 
     // A webhook organisation has no NATS user; a wrong password is refused.
-    assert!(async_nats::ConnectOptions::with_user_and_password("qh-market".into(), hub.token("qh-market"))
-        .connect(hub.nats.url())
-        .await
-        .is_err());
-    assert!(async_nats::ConnectOptions::with_user_and_password("qh-agri".into(), "wrong-password".into())
-        .connect(hub.nats.url())
-        .await
-        .is_err());
+    assert!(
+        async_nats::ConnectOptions::with_user_and_password("qh-market".into(), hub.token("qh-market"))
+            .connect(hub.nats.url())
+            .await
+            .is_err()
+    );
+    assert!(
+        async_nats::ConnectOptions::with_user_and_password("qh-agri".into(), "wrong-password".into())
+            .connect(hub.nats.url())
+            .await
+            .is_err()
+    );
     Ok(())
 }
 
@@ -458,7 +505,8 @@ async fn evidence_attachments_by_digest_and_gateway_limits() -> anyhow::Result<(
 
     // A message naming a wrong size or an unknown digest is refused.
     let mut clue = sample_clue("AT-1", "qh-eco", "FOOD-STALL", "990101101");
-    clue["body"]["materials"] = json!([{ "title": "现场照片", "copies": 1, "attachment": { "sha256": sha, "size": 5 } }]);
+    clue["body"]["materials"] =
+        json!([{ "title": "现场照片", "copies": 1, "attachment": { "sha256": sha, "size": 5 } }]);
     let (status, body) = hub.submit("qh-eco", &clue).await?;
     assert_eq!(status, 422, "{body}");
     assert!(body["details"].to_string().contains("/body/materials/0/attachment/size"), "{body}");

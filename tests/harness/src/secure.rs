@@ -49,7 +49,8 @@ impl TestHub {
         } else {
             String::new()
         };
-        let county = format!("{nats_table}[data]\ndir = \"{}\"\n\n{}", dir.path().join("data").display(), county_config(&urls));
+        let county =
+            format!("{nats_table}[data]\ndir = \"{}\"\n\n{}", dir.path().join("data").display(), county_config(&urls));
         let text = edit(county);
         let path = dir.path().join("xianjie.toml");
         std::fs::write(&path, &text)?;
@@ -68,7 +69,10 @@ impl TestHub {
     /// Connects to the hub's NATS as an organisation's NATS user (its token
     /// as password, its own inbox prefix), recording server errors such as
     /// permission violations in the returned list.
-    pub async fn connect_as(&self, org: &str) -> anyhow::Result<(async_nats::Client, Arc<std::sync::Mutex<Vec<String>>>)> {
+    pub async fn connect_as(
+        &self,
+        org: &str,
+    ) -> anyhow::Result<(async_nats::Client, Arc<std::sync::Mutex<Vec<String>>>)> {
         let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = errors.clone();
         let client = async_nats::ConnectOptions::with_user_and_password(org.to_string(), self.token(org))
