@@ -211,7 +211,7 @@ fn referral(mut b: Builder<'_>, k: &Knowledge) -> Decision {
         b.note("matter", "none named");
         return b.question(vec!["the referral names no matter".into()]);
     };
-    let Some(matter) = s.matter(code) else {
+    let Some(matter) = rs.matter(code) else {
         b.note(format!("matter:{code}"), "not in the catalogue");
         return b.question(vec![format!("matter {code:?} is not in the catalogue")]);
     };
@@ -303,7 +303,7 @@ fn referral(mut b: Builder<'_>, k: &Knowledge) -> Decision {
 fn handoff(mut b: Builder<'_>) -> Decision {
     let (rs, env) = (b.rs, b.env);
     let s = &rs.settings;
-    let matter = env.matter().and_then(|c| s.matter(c));
+    let matter = env.matter().and_then(|c| rs.matter(c));
     let (Some(matter), Some(region)) = (matter, region_of(env)) else {
         return b.question(vec!["hand-off without a known matter or location".into()]);
     };

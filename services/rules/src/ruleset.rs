@@ -23,9 +23,15 @@ pub struct RuleSet {
     pub settings: Arc<Settings>,
     pub version: String,
     pub(crate) crimes: HashMap<String, CompiledCrime>,
+    /// Matter code → index in `settings.matter`: a catalogue has hundreds.
+    matters: HashMap<String, usize>,
 }
 
 impl RuleSet {
+    pub fn matter(&self, code: &str) -> Option<&xj_config::Matter> {
+        self.matters.get(code).map(|&i| &self.settings.matter[i])
+    }
+
     /// Compiles every condition. The version is a digest of everything that
     /// decides routing: the catalogue and the organisation directory.
     pub fn compile(settings: Arc<Settings>) -> Result<Self, RuleError> {
@@ -38,6 +44,7 @@ impl RuleSet {
             }
         }
         let version = settings.ruleset_version();
-        Ok(Self { settings, version, crimes })
+        let matters = settings.matter.iter().enumerate().map(|(i, m)| (m.code.clone(), i)).collect();
+        Ok(Self { settings, version, crimes, matters })
     }
 }
