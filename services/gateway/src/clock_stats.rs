@@ -34,7 +34,7 @@ pub async fn advance(
     if d <= chrono::Duration::zero() {
         return Err(ApiError::Invalid(vec![Problem::new("/by", "time only moves forward")]));
     }
-    let now = state.clock.advance(d).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let now = state.clock.advance(d).await.map_err(ApiError::unavailable)?;
     Ok(Json(json!({ "now": now.to_rfc3339(), "advanced_by": by })))
 }
 
@@ -63,7 +63,7 @@ pub async fn stats(
         }
     };
     let mut table =
-        xj_bus::stats::month(&state.bus.stats, &month).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        xj_bus::stats::month(&state.bus.stats, &month).await.map_err(ApiError::unavailable)?;
     // The justice bureau supervises everyone; any other org sees its own row.
     if let Caller::Org(org) = &who
         && state.settings.org(org).is_none_or(|o| o.kind != OrgKind::JusticeBureau)

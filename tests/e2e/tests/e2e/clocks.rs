@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use xj_testkit::{TestHub, eventually, sample_clue};
 
-const T: Duration = Duration::from_secs(10);
+const T: Duration = Duration::from_secs(30);
 
 /// Thursday 24 September 2026, 10:00 in China: the day before the
 /// Mid-Autumn holiday, a week before National Day.

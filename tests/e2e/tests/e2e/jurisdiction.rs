@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use xj_testkit::{TestHub, eventually, sample_clue, sample_uscc};
 
-const T: Duration = Duration::from_secs(10);
+const T: Duration = Duration::from_secs(30);
 
 const REPEAT_RULE: &str = r#"
 [[matter]]
