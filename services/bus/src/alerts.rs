@@ -74,6 +74,19 @@ pub async fn raise(bus: &Bus, a: Alert<'_>, trace: &TraceParent) -> anyhow::Resu
     });
     let payload = bytes::Bytes::from(serde_json::to_vec(&msg)?);
     let (rule, version) = a.rule.clone().unwrap_or_else(|| (format!("alert:{}", a.kind), String::new()));
+    // The alert is a hop of its own, child of whoever raised it; its copies
+    // carry its context.
+    let own = trace.child();
+    let mut hop = crate::otel::Hop::start("hub", "alert", Some(*trace), own);
+    hop.attr("xj.message_id", id.clone())
+        .attr("xj.case", a.case.to_string())
+        .attr("xj.type", "supervision_alert")
+        .attr("xj.sender", "hub")
+        .attr("xj.alert", a.kind)
+        .attr("xj.about", a.about.0.to_string())
+        .attr("xj.recipient", recipients.join(","))
+        .attr("xj.rule", rule.clone())
+        .attr("xj.rule_version", version.clone());
     let ev = events::Event {
         step: "routed".into(),
         service: "router".into(),
@@ -83,7 +96,7 @@ pub async fn raise(bus: &Bus, a: Alert<'_>, trace: &TraceParent) -> anyhow::Resu
         msg_type: Some("supervision_alert".into()),
         at: a.at,
         trace_id: trace.trace_id_hex(),
-        span_id: trace.child().span_id_hex(),
+        span_id: own.span_id_hex(),
         detail: json!({
             "recipients": recipients,
             "rule": rule,
@@ -110,7 +123,7 @@ pub async fn raise(bus: &Bus, a: Alert<'_>, trace: &TraceParent) -> anyhow::Resu
         .await?;
         let mut hd = HeaderMap::new();
         hd.insert(h::NATS_MSG_ID, format!("hub:{id}:{org}").as_str());
-        hd.insert(h::TRACEPARENT, trace.child().header().as_str());
+        hd.insert(h::TRACEPARENT, own.header().as_str());
         hd.insert(h::MESSAGE_ID, id.as_str());
         hd.insert(h::SENDER, "hub");
         hd.insert(h::CASE, a.case);
@@ -119,6 +132,7 @@ pub async fn raise(bus: &Bus, a: Alert<'_>, trace: &TraceParent) -> anyhow::Resu
         hd.insert(h::RULE_VERSION, version.as_str());
         bus.js.publish_with_headers(subjects::routed(org), hd, payload.clone()).await?.await?;
     }
+    hop.finish();
     metrics::counter!("xj_alerts_total", "kind" => a.kind).increment(1);
     tracing::info!(alert = a.kind, %id, about = %a.about.0, "alert raised");
     Ok(id)

@@ -14,6 +14,8 @@ pub const ACCEPTED_AT: &str = "Xj-Accepted-At";
 /// Set by the gateway on a reply: the org that sent the message answered.
 pub const REPLY_SENDER: &str = "Xj-Reply-Sender";
 pub const DEAD_REASON: &str = "Xj-Dead-Reason";
+/// When the courier gave up (RFC 3339).
+pub const DEAD_AT: &str = "Xj-Dead-At";
 pub const REPLAYED_BY: &str = "Xj-Replayed-By";
 
 /// Reads a header as a string.

@@ -7,10 +7,12 @@
 
 pub mod alerts;
 pub mod clock;
+pub mod dead;
 pub mod embedded;
 pub mod events;
 pub mod headers;
 pub mod metrics;
+pub mod otel;
 pub mod records;
 pub mod signing;
 pub mod stats;

@@ -55,6 +55,17 @@ impl TraceParent {
             .unwrap_or_else(Self::new_root)
     }
 
+    /// The context a hop received in `headers`, as it was (the parent of
+    /// the hop's own span); `None` when there was none or it was invalid.
+    pub fn received(headers: Option<&async_nats::HeaderMap>) -> Option<Self> {
+        crate::headers::get(headers, crate::headers::TRACEPARENT).and_then(Self::parse)
+    }
+
+    /// The context recorded in a step event (`trace_id`, `span_id` in hex).
+    pub fn from_hex(trace_id: &str, span_id: &str) -> Option<Self> {
+        Self::parse(&format!("00-{trace_id}-{span_id}-01"))
+    }
+
     pub fn trace_id_hex(&self) -> String {
         hex::encode(self.trace_id)
     }

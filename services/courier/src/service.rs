@@ -12,6 +12,7 @@ use async_nats::jetstream::{AckKind, Message};
 use chrono::Utc;
 use futures::StreamExt;
 use tracing::Instrument;
+use xj_bus::otel::{Hop, SpanKind};
 use xj_bus::signing::HubKey;
 use xj_bus::{Bus, Shutdown, TraceParent, events, headers as h, subjects};
 use xj_config::Settings;
@@ -80,11 +81,34 @@ async fn handle(settings: &Settings, bus: &Bus, key: &HubKey, http: &reqwest::Cl
             dead(bus, &m, &recipient, &format!("organisation {recipient:?} is no longer configured"), attempt_no).await;
             return;
         };
-        let trace = TraceParent::from_headers(hd);
+        let received = TraceParent::received(hd);
+        let trace = received.map(|t| t.child()).unwrap_or_else(TraceParent::new_root);
+        let mut hop = Hop::start("courier", "deliver", received, trace).kind(SpanKind::Client);
+        hop.attr("xj.message_id", msg_id.clone())
+            .attr("xj.case", case.clone())
+            .attr("xj.sender", sender.clone())
+            .attr("xj.recipient", recipient.clone())
+            .attr("xj.attempt", attempt_no as i64)
+            .attr_opt("xj.rule", h::get(hd, h::RULE).map(str::to_owned))
+            .attr_opt("xj.rule_version", h::get(hd, h::RULE_VERSION).map(str::to_owned))
+            .attr_opt("xj.replayed_by", h::get(hd, h::REPLAYED_BY).map(str::to_owned))
+            .attr("xj.channel", if org.deliver.webhook.is_some() { "webhook" } else { "nats" });
+        // The translation into the receiver's format is a hop of its own.
+        let adapter = (org.format != xj_mapping::CANONICAL).then(|| {
+            let mut a = Hop::start("courier", "translate.outbound", Some(trace), trace.child());
+            a.attr("xj.format", org.format.clone()).attr("xj.message_id", msg_id.clone()).attr("xj.recipient", recipient.clone());
+            a
+        });
         // An organisation with a native format gets the message translated;
         // one its format cannot express goes to the dead letters at once
         // with the reason, never half-empty.
-        let (outcome, untranslatable) = match native_form(settings, org, &m.payload) {
+        let native = native_form(settings, org, &m.payload);
+        match (adapter, &native) {
+            (Some(a), Ok(_)) => a.finish(),
+            (Some(a), Err(reason)) => a.fail(reason.clone()),
+            (None, _) => {}
+        }
+        let (outcome, untranslatable) = match native {
             Ok((body, content_type)) => {
                 let parcel = Parcel { org, msg_id: &msg_id, sender: &sender, case: &case, attempt: attempt_no, trace, body, content_type };
                 (attempt(http, bus, key, &parcel).await, false)
@@ -112,7 +136,15 @@ async fn handle(settings: &Settings, bus: &Bus, key: &HubKey, http: &reqwest::Cl
                 }
             }
         };
-        metrics::counter!("xj_delivery_attempts_total", "outcome" => step).increment(1);
+        metrics::counter!("xj_delivery_attempts_total", "outcome" => step, "recipient" => recipient.clone()).increment(1);
+        hop.attr("xj.step", step);
+        if let Some(s) = detail["status"].as_u64() {
+            hop.attr("http.response.status_code", s as i64);
+        }
+        match &outcome {
+            Outcome::Delivered { .. } => hop.finish(),
+            Outcome::Failed { reason, .. } => hop.fail(reason.clone()),
+        }
         let mut detail = detail;
         detail["recipient"] = recipient.clone().into();
         detail["recipients"] = serde_json::json!([recipient]);
@@ -164,6 +196,7 @@ async fn dead(bus: &Bus, m: &Message, org: &str, reason: &str, attempts: u64) {
     let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
     out.insert(h::NATS_MSG_ID, format!("dead:{org}:{seq}").as_str());
     out.insert(h::DEAD_REASON, reason);
+    out.insert(h::DEAD_AT, Utc::now().to_rfc3339().as_str());
     out.insert(h::ATTEMPT, attempts.to_string().as_str());
     loop {
         let res =

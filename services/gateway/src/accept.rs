@@ -14,6 +14,7 @@ use chrono::{SecondsFormat, Utc};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use xj_bus::otel::{Hop, SpanKind};
 use xj_bus::records::{CaseRecord, RouteEntry};
 use xj_bus::{TraceParent, events, headers as h, subjects};
 use xj_config::OrgKind;
@@ -55,6 +56,25 @@ pub async fn accept(
     raw: &[u8],
     traceparent: Option<&str>,
 ) -> Result<(StatusCode, Receipt), ApiError> {
+    let result = accept_inner(state, org, raw, traceparent).await;
+    if let Err(e) = &result {
+        // Refusals by type and outcome (accepted and repeats are counted where they happen).
+        let doc = serde_json::from_slice::<Value>(raw).ok();
+        let kind = doc.as_ref().and_then(|d| d.get("type")).and_then(Value::as_str).unwrap_or("unknown");
+        let kind = MessageType::parse(kind).map(|k| k.as_str()).unwrap_or("unknown");
+        let code = e.body()["error"].as_str().unwrap_or("error").to_string();
+        metrics::counter!("xj_messages_total", "type" => kind, "outcome" => code).increment(1);
+    }
+    result
+}
+
+async fn accept_inner(
+    state: &GatewayState,
+    org: &str,
+    raw: &[u8],
+    traceparent: Option<&str>,
+) -> Result<(StatusCode, Receipt), ApiError> {
+    let started = std::time::SystemTime::now();
     let doc: Value = serde_json::from_slice(raw).map_err(|e| ApiError::Malformed(format!("body is not JSON: {e}")))?;
     if !doc.is_object() {
         return Err(ApiError::Malformed("body must be a JSON object (the canonical envelope)".into()));
@@ -95,7 +115,9 @@ pub async fn accept(
 
     let (case, reply_sender) = thread_of(state, org, &env).await?;
     let routing = preview(state, &rules, &env, reply_sender.clone()).await;
-    let trace = traceparent.and_then(TraceParent::parse).map(|t| t.child()).unwrap_or_else(TraceParent::new_root);
+    // A departmental system's own trace is continued; otherwise one starts here.
+    let received = traceparent.and_then(TraceParent::parse);
+    let trace = received.map(|t| t.child()).unwrap_or_else(TraceParent::new_root);
     let receipt = Receipt {
         id: env.id.clone(),
         case,
@@ -115,8 +137,19 @@ pub async fn accept(
         }
         Err(e) => return Err(unavailable(e)),
     }
-    publish(state, &doc, &env, &claim).await?;
+    let mut hop = Hop::start("gateway", "accept", received, trace).since(started).kind(SpanKind::Server);
+    hop.attr("xj.message_id", env.id.clone())
+        .attr("xj.case", claim.receipt.case.clone())
+        .attr("xj.type", env.kind.as_str())
+        .attr("xj.sender", env.sender.clone())
+        .attr_opt("xj.reply_to", env.reply_to.clone());
+    if let Err(e) = publish(state, &doc, &env, &claim).await {
+        hop.fail(e.to_string());
+        return Err(e);
+    }
+    hop.finish();
     metrics::counter!("xj_messages_accepted_total", "type" => env.kind.as_str()).increment(1);
+    metrics::counter!("xj_messages_total", "type" => env.kind.as_str(), "outcome" => "accepted").increment(1);
     Ok((StatusCode::ACCEPTED, claim.receipt))
 }
 
@@ -143,6 +176,7 @@ async fn repeat(
     // Publishing again is what makes a crash after the claim harmless; the
     // stream's duplicate window drops it when the first copy got through.
     publish(state, doc, env, &claim).await?;
+    metrics::counter!("xj_messages_total", "type" => env.kind.as_str(), "outcome" => "repeat").increment(1);
     Ok((StatusCode::OK, claim.receipt))
 }
 

@@ -12,6 +12,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use xj_bus::TraceParent;
+use xj_bus::otel::{Hop, SpanKind};
 use xj_mapping::report::{Detail, inbound_details};
 use xj_mapping::{CANONICAL, InboundError, inbound};
 
@@ -84,9 +86,20 @@ pub async fn accept_native(
         .into());
     }
     let format = state.settings.mappings.get(name).map_err(|e| ApiError::Internal(e.to_string()))?;
+    // The adapter is a hop of its own: the acceptance continues its span.
+    let received = traceparent.and_then(TraceParent::parse);
+    let own = received.map(|t| t.child()).unwrap_or_else(TraceParent::new_root);
+    let mut hop = Hop::start("gateway", "translate.inbound", received, own).kind(SpanKind::Server);
+    hop.attr("xj.format", name.to_string()).attr("xj.sender", org.to_string());
     let translated = match inbound::translate(format, raw, org) {
-        Ok(t) => t,
+        Ok(t) => {
+            hop.attr_opt("xj.message_id", t.message.get("id").and_then(Value::as_str).map(str::to_owned))
+                .attr_opt("xj.type", t.message.get("type").and_then(Value::as_str).map(str::to_owned));
+            hop.finish();
+            t
+        }
         Err(e) => {
+            hop.fail(e.to_string());
             let details = inbound_details(&e);
             let (status, code) = match e {
                 InboundError::Syntax { .. } => (StatusCode::BAD_REQUEST, "malformed"),
@@ -102,7 +115,8 @@ pub async fn accept_native(
         }
     };
     let canonical = serde_json::to_vec(&translated.message).map_err(|e| ApiError::Internal(e.to_string()))?;
-    match accept(state, org, &canonical, traceparent).await {
+    let traceparent = own.header();
+    match accept(state, org, &canonical, Some(&traceparent)).await {
         Ok(ok) => Ok(ok),
         Err(ApiError::Invalid(problems)) => Err(NativeError::Located {
             status: StatusCode::UNPROCESSABLE_ENTITY,

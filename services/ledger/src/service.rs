@@ -11,7 +11,8 @@ use chrono::{SecondsFormat, Utc};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use xj_bus::{Bus, Shutdown, headers as h, subjects};
+use xj_bus::otel::{Hop, SpanKind};
+use xj_bus::{Bus, Shutdown, TraceParent, headers as h, subjects};
 use xj_config::Settings;
 
 use crate::LedgerError;
@@ -73,11 +74,14 @@ pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> Resul
                 continue;
             }
         };
+        let hop = hop_of(&m);
         match append(&bus.js, &mut tail, &m).await {
             Ok(()) => {
+                hop.finish();
                 let _ = m.double_ack().await;
             }
             Err(e) => {
+                hop.fail(e.to_string());
                 tracing::warn!(error = %e, "ledger append failed; will retry");
                 let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
                 if let Ok(t) = self::tail(&bus.js).await {
@@ -88,6 +92,32 @@ pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> Resul
     }
     tracing::info!(entries = tail.n, "ledger stopped");
     Ok(())
+}
+
+/// The ledger's span for one source message: a child of the hop that wrote
+/// it (the `traceparent` of an accepted message, the ids of a step event).
+fn hop_of(m: &Message) -> Hop {
+    if !xj_bus::otel::enabled() {
+        return Hop::start("ledger", "ledger.append", None, TraceParent::new_root());
+    }
+    let event: Option<Value> =
+        m.subject.as_str().starts_with("xj.evt.").then(|| serde_json::from_slice(&m.payload).ok()).flatten();
+    let received = match &event {
+        Some(ev) => TraceParent::from_hex(ev["trace_id"].as_str().unwrap_or(""), ev["span_id"].as_str().unwrap_or("")),
+        None => TraceParent::received(m.headers.as_ref()),
+    };
+    let own = received.map(|t| t.child()).unwrap_or_else(TraceParent::new_root);
+    let mut hop = Hop::start("ledger", "ledger.append", received, own).kind(SpanKind::Consumer);
+    hop.attr("xj.source", m.subject.to_string());
+    if let Some(ev) = &event {
+        hop.attr_opt("xj.message_id", ev["msg_id"].as_str().map(str::to_owned))
+            .attr_opt("xj.case", ev["case"].as_str().map(str::to_owned))
+            .attr_opt("xj.sender", ev["sender"].as_str().map(str::to_owned))
+            .attr_opt("xj.step", ev["step"].as_str().map(str::to_owned));
+    } else {
+        hop.attr_opt("xj.message_id", h::get(m.headers.as_ref(), h::NATS_MSG_ID).map(str::to_owned));
+    }
+    hop
 }
 
 /// What an entry records about a source message: kind, case, message id,

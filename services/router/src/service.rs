@@ -19,6 +19,7 @@ use xj_rules::knowledge::{self, designate_holder, record_holder, record_penalty}
 use xj_rules::{Decision, Holder, RuleSet, RulesHandle, Target, decide, party_key};
 
 use xj_bus::alerts::{Alert, raise};
+use xj_bus::otel::{Hop, SpanKind};
 use xj_bus::records::remember_route as remember;
 
 const CONSUMER: &str = "router";
@@ -106,7 +107,13 @@ fn route_entry(env: &Envelope, case: &str) -> RouteEntry {
 
 async fn route(rs: &RuleSet, bus: &Bus, m: &Message, env: &Envelope, case: &str) -> anyhow::Result<()> {
     let hd = m.headers.as_ref();
-    let trace = TraceParent::from_headers(hd);
+    let received = TraceParent::received(hd);
+    let trace = received.map(|t| t.child()).unwrap_or_else(TraceParent::new_root);
+    let mut hop = Hop::start("router", "route", received, trace).kind(SpanKind::Consumer);
+    hop.attr("xj.message_id", env.id.clone())
+        .attr("xj.case", case.to_string())
+        .attr("xj.type", env.kind.as_str())
+        .attr("xj.sender", env.sender.clone());
     let seq = m.info().map(|i| i.stream_sequence).ok();
     let reply_sender = h::get(hd, h::REPLY_SENDER).map(str::to_owned);
     let k = knowledge::gather(rs, bus, env, reply_sender).await?;
@@ -176,6 +183,14 @@ async fn route(rs: &RuleSet, bus: &Bus, m: &Message, env: &Envelope, case: &str)
         publish_copy(bus, &m.payload, env, case, &t.org, &decision, &trace, h::get(hd, h::ACCEPTED_AT), None).await?;
     }
     side_effects(rs, bus, env, case, &decision, &trace).await?;
+    hop.attr("xj.rule", decision.rule.clone())
+        .attr("xj.rule_version", decision.version.clone())
+        .attr("xj.recipient", decision.recipients().join(","))
+        .attr("xj.unplaced", decision.question);
+    if let Some(c) = &decision.crime {
+        hop.attr("xj.crime_rule", c.rule.clone());
+    }
+    hop.finish();
     tracing::info!(rule = %decision.rule, version = %decision.version, recipients = ?decision.recipients(), "routed");
     Ok(())
 }

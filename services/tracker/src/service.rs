@@ -16,6 +16,7 @@ use tracing::Instrument;
 use xj_bus::alerts::{Alert, raise};
 use xj_bus::clock::HubClock;
 use xj_bus::events::Event;
+use xj_bus::otel::{Hop, SpanKind};
 use xj_bus::records::CaseRecord;
 use xj_bus::{Bus, Shutdown, TraceParent, headers as h, subjects};
 use xj_config::Settings;
@@ -106,11 +107,25 @@ impl Tracker {
             return;
         };
         let span = tracing::info_span!("track", msg_id = %ev.msg_id, case = %case, step = %ev.step);
+        // The tracker continues the trace of the step it folds in.
+        let received = TraceParent::from_hex(&ev.trace_id, &ev.span_id);
+        let own = received.map(|t| t.child()).unwrap_or_else(TraceParent::new_root);
+        let mut hop = Hop::start("tracker", "track", received, own).kind(SpanKind::Consumer);
+        hop.attr("xj.message_id", ev.msg_id.clone())
+            .attr("xj.case", case.clone())
+            .attr("xj.sender", ev.sender.clone())
+            .attr("xj.step", ev.step.clone())
+            .attr_opt("xj.type", ev.msg_type.clone())
+            .attr_opt("xj.rule", ev.detail["rule"].as_str().map(str::to_owned))
+            .attr_opt("xj.rule_version", ev.detail["rule_version"].as_str().map(str::to_owned))
+            .attr_opt("xj.recipient", ev.detail["recipient"].as_str().map(str::to_owned));
         match self.update(&case, |rec, ctx| apply(rec, &ev, ctx)).instrument(span).await {
             Ok(()) => {
+                hop.finish();
                 let _ = m.ack().await;
             }
             Err(e) => {
+                hop.fail(e.to_string());
                 tracing::warn!(error = %e, "case update failed; will retry");
                 let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
             }

@@ -77,8 +77,10 @@ pub async fn start(
     shutdown: Shutdown,
 ) -> anyhow::Result<Hub> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    // Install the recorder before anything counts.
+    // Install the recorder before anything counts; spans go out by OTLP
+    // when `[telemetry] otlp_endpoint` is set (first start wins).
     let _ = xj_bus::metrics::handle();
+    xj_bus::otel::init(settings.telemetry.otlp_endpoint.as_deref());
     let key = HubKey::load_or_create(&key_path(&settings))?.with_previous(&settings.hub.previous_public_keys)?;
     let mut tasks = JoinSet::new();
     let mut http_addr = None;

@@ -122,7 +122,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match rt.block_on(dispatch(cli.cmd)) {
+    let result = rt.block_on(dispatch(cli.cmd));
+    // Spans still buffered leave before the process does.
+    xj_bus::otel::shutdown();
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("xj: {e:#}");
@@ -264,7 +267,8 @@ async fn up(config: Option<PathBuf>, no_sandbox: bool, demo_every: u64) -> anyho
             let store = settings.data.dir.join("nats");
             let port = if std::net::TcpListener::bind("127.0.0.1:4222").is_ok() { 4222 } else { 0 };
             let server = tokio::task::spawn_blocking(move || {
-                let opts = ServerOptions { store_dir: store, port, extra_config: Some(authorization), ..Default::default() };
+                let opts =
+                    ServerOptions { store_dir: store, port, extra_config: Some(authorization), ..Default::default() };
                 NatsServer::start(opts)
             })
             .await??;
