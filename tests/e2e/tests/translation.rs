@@ -544,3 +544,89 @@ async fn a_nats_native_police_system_speaks_its_xml_on_nats() -> anyhow::Result<
     assert_eq!(err["details"][0]["line"], 3, "{err}");
     Ok(())
 }
+
+/// A free local port for a sandbox department.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// What a sandbox department received: `(type, native document)` pairs.
+async fn received(hub: &TestHub, port: u16) -> Vec<(String, String)> {
+    let Ok(r) = hub.http.get(format!("http://127.0.0.1:{port}/")).send().await else { return Vec::new() };
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    v["messages"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|m| (m["type"].as_str().unwrap_or("").to_string(), m["native"].as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn wait_received(hub: &TestHub, port: u16, kind: &str, native: &str) -> anyhow::Result<()> {
+    eventually(WAIT, &format!("a {kind} containing {native:?} at port {port}"), || async {
+        received(hub, port).await.into_iter().find(|(k, n)| k == kind && n.contains(native)).map(|_| ())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_departments_answer_in_their_own_formats() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // Every organisation is a sandbox department on a port of its own.
+    let nats = TestNats::start()?;
+    let mut ports: HashMap<String, u16> = HashMap::new();
+    for (id, ..) in ORGS {
+        ports.insert(id.to_string(), free_port()?);
+    }
+    ports.insert("qh-court".into(), free_port()?);
+    let urls: HashMap<String, String> =
+        ports.iter().map(|(k, p)| (k.clone(), format!("http://127.0.0.1:{p}/inbox"))).collect();
+    let mut text = county_config(&urls);
+    text.push_str(&format!(
+        "\n[[org]]\nid = \"qh-court\"\nname = \"清河县人民法院\"\nkind = \"court\"\nregion = \"990101\"\ntoken = \"token-qh-court-0123456789\"\ndeliver = {{ webhook = \"{}\" }}\n",
+        urls["qh-court"]
+    ));
+    for (org, format) in NATIVE {
+        let at = format!("id = \"{org}\"\n");
+        text = text.replacen(&at, &format!("{at}format = \"{format}\"\n"), 1);
+    }
+    text.push_str(&format!("\n[data]\ndir = \"{}\"\n", nats.dir.path().join("data").display()));
+    let settings = Arc::new(xj_config::load_str(&text, "sandbox-native.toml")?);
+    let hub = TestHub::start_with(nats, settings.clone(), HashMap::new()).await?;
+    let opts = xj_sandbox::SandboxOptions {
+        gateway: hub.base.clone(),
+        demo_every: Duration::ZERO,
+        reply_after: Duration::from_millis(20),
+    };
+    let shutdown = xj_bus::Shutdown::new();
+    let sandbox = tokio::spawn(xj_sandbox::run(settings, opts, shutdown.clone()));
+    let port = |org: &str| ports[org];
+
+    // The police unit's system receives the hand-off in its XML, signs a
+    // receipt and files a case; the market bureau's system gets both in its JSON.
+    let (status, body) = native(&hub, "qh-market", example("samr-json-v1", "criminal_handoff.json")).await?;
+    assert_eq!(status, 202, "{body}");
+    wait_received(&hub, port("qh-police-econ"), "criminal_handoff", "<BWLX>YSS</BWLX>").await?;
+    wait_received(&hub, port("qh-market"), "handoff_receipt", "\"xxlx\":\"GAHZ\"").await?;
+    wait_received(&hub, port("qh-market"), "police_decision", "\"jd\":\"LA\"").await?;
+    wait_received(&hub, port("qh-procuratorate"), "police_decision", "").await?;
+
+    // The court's system rules on the environment bureau's XML application
+    // in its JSON; the bureau's system reads the ruling in its XML.
+    let (status, body) = native(&hub, "qh-eco", example("eco-xml-v1", "assistance_request.xml")).await?;
+    assert_eq!(status, 202, "{body}");
+    wait_received(&hub, port("qh-court"), "assistance_request", "\"docType\":\"ENF_APPLICATION\"").await?;
+    wait_received(&hub, port("qh-eco"), "assistance_reply", "<MsgType>EnforcementRuling</MsgType>").await?;
+
+    // 东关镇's system answers the market bureau's referral from its CSV.
+    let (status, body) = native(&hub, "qh-market", example("samr-json-v1", "clue_referral.json")).await?;
+    assert_eq!(status, 202, "{body}");
+    wait_received(&hub, port("qh-town-dg"), "clue_referral", "线索移送函,SJ-XS-2026-0031").await?;
+    wait_received(&hub, port("qh-market"), "referral_reply", "\"xxlx\":\"YSHF\"").await?;
+
+    shutdown.cancel();
+    let _ = sandbox.await;
+    Ok(())
+}
