@@ -62,6 +62,10 @@ fn field(fmt: &Format, f: &Field, msg: &Value, out: &mut Node, at: &str, reasons
     }
     let mut natives = Vec::with_capacity(values.len());
     for (t, v) in f.to.iter().zip(&values) {
+        if v.is_some_and(|v| v.is_array() || v.is_object()) {
+            reasons.push(format!("{at}{t}: the format holds one value here, the message has a list or group"));
+            return;
+        }
         match v.map(|v| transform::outbound(f, fmt, v)) {
             Some(Ok(n)) => natives.push(n),
             Some(Err(e)) => {

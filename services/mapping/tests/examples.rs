@@ -190,3 +190,18 @@ fn hub_alerts_reach_every_format_that_sends_referrals() {
         assert!(text.contains("2026") && text.contains("09:00:00"), "{name}: the clock's due time: {text}");
     }
 }
+
+#[test]
+fn a_list_where_the_format_holds_one_value_is_not_expressible() {
+    let formats = Formats::builtin().expect("built-in formats load");
+    let f = formats.get("police-xml-v1").expect("format");
+    let raw = std::fs::read(root().join("formats/police-xml-v1/examples/police_decision.xml")).expect("example");
+    let mut msg = inbound::translate(f, &raw, "qh-police-econ").expect("translates").message;
+    msg["recipient"] = serde_json::json!(["qh-procuratorate", "qh-justice"]);
+    match outbound::translate_value(f, &msg) {
+        Err(xj_mapping::OutboundError::NotExpressible { reasons, .. }) => {
+            assert!(reasons.iter().any(|r| r.contains("recipient")), "{reasons:?}")
+        }
+        other => panic!("expected not expressible, got {other:?}"),
+    }
+}
