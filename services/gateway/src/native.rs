@@ -59,13 +59,9 @@ impl IntoResponse for NativeError {
     fn into_response(self) -> Response {
         match self {
             Self::Api(e) => e.into_response(),
-            located => {
-                let code = match &located {
-                    Self::Located { code, .. } => *code,
-                    Self::Api(_) => "internal",
-                };
+            Self::Located { status, code, .. } => {
                 metrics::counter!("xj_gateway_errors_total", "code" => code).increment(1);
-                (located.status(), axum::Json(located.body())).into_response()
+                (status, axum::Json(self.body())).into_response()
             }
         }
     }
