@@ -158,3 +158,77 @@ fn garbage_is_refused_with_a_place() {
         }
     }
 }
+
+/// Replaces, removes or retypes one random leaf of a canonical message.
+fn mutate_value(rng: &mut StdRng, v: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+    let keys: Vec<String> = match v {
+        Value::Object(m) => m.keys().cloned().collect(),
+        Value::Array(a) => (0..a.len()).map(|i| i.to_string()).collect(),
+        _ => Vec::new(),
+    };
+    if keys.is_empty() || rng.gen_bool(0.25) {
+        *v = match rng.gen_range(0..7) {
+            0 => Value::Null,
+            1 => json!(rng.gen_range(-1e9..1e9)),
+            2 => json!("2026-13-45"),
+            3 => json!(["a", 1, null]),
+            4 => json!({ "x": { "y": true } }),
+            5 => json!("张三:1;李四/2×3,\"<&>\""),
+            _ => json!(true),
+        };
+        return;
+    }
+    let k = &keys[rng.gen_range(0..keys.len())];
+    match v {
+        Value::Object(m) if rng.gen_bool(0.2) => {
+            m.remove(k);
+        }
+        Value::Object(m) => mutate_value(rng, m.get_mut(k).expect("key")),
+        Value::Array(a) => mutate_value(rng, &mut a[k.parse::<usize>().expect("index")]),
+        _ => {}
+    }
+}
+
+#[test]
+fn mutated_canonical_messages_never_panic_on_the_way_out() {
+    use xj_mapping::{OutboundError, outbound};
+    let formats = Formats::builtin().expect("formats");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/formats");
+    let mut rng = StdRng::seed_from_u64(0xC0FFEE);
+    let (mut written, mut refused) = (0, 0);
+    for name in formats.names() {
+        let f = formats.get(name).expect("format");
+        for ex in std::fs::read_dir(dir.join(name).join("examples")).expect("examples") {
+            let raw = std::fs::read(ex.expect("entry").path()).expect("read");
+            let canonical = inbound::translate(f, &raw, "qh-market").expect("example translates").message;
+            for _ in 0..ROUNDS {
+                let mut m = canonical.clone();
+                for _ in 0..rng.gen_range(1..=3) {
+                    mutate_value(&mut rng, &mut m);
+                }
+                // Every format, not only the example's own: deliveries go anywhere.
+                for other in formats.names() {
+                    let g = formats.get(other).expect("format");
+                    match outbound::translate_value(g, &m) {
+                        Ok(native) => {
+                            written += 1;
+                            // What the hub writes, the department can read (or is told where not).
+                            if let Err(e) = inbound::translate(g, &native, "qh-market") {
+                                for d in inbound_details(&e) {
+                                    assert!(d.loc.is_located(), "{other}: unlocated {d}");
+                                }
+                            }
+                        }
+                        Err(OutboundError::NotExpressible { reasons, .. }) => {
+                            refused += 1;
+                            assert!(reasons.iter().all(|r| !r.is_empty()));
+                        }
+                        Err(_) => refused += 1,
+                    }
+                }
+            }
+        }
+    }
+    assert!(written > 0 && refused > 0, "{written} written, {refused} refused");
+}
