@@ -7,6 +7,7 @@
 
 pub mod alerts;
 pub mod clock;
+pub mod consume;
 pub mod dead;
 pub mod embedded;
 pub mod events;

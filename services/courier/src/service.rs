@@ -2,16 +2,15 @@
 //! attempt is nak'ed with the backoff delay, so a courier crash loses
 //! nothing and the attempt count is the stream's delivery count.
 
+use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use async_nats::HeaderMap;
-use async_nats::jetstream::consumer::{AckPolicy, pull};
 use async_nats::jetstream::{AckKind, Message};
 use chrono::Utc;
-use futures::StreamExt;
 use tracing::Instrument;
+use xj_bus::consume::{self, Durable};
 use xj_bus::otel::{Hop, SpanKind};
 use xj_bus::signing::HubKey;
 use xj_bus::{Bus, Shutdown, TraceParent, events, headers as h, subjects};
@@ -29,38 +28,17 @@ pub async fn run(settings: Arc<Settings>, bus: Bus, key: HubKey, shutdown: Shutd
         .pool_max_idle_per_host(c.concurrency)
         .build()
         .context("HTTP client")?;
-    let stream = bus.js.get_stream(subjects::STREAM_ROUTED).await.context("stream XJ_ROUTED")?;
-    let consumer = stream
-        .get_or_create_consumer(
-            CONSUMER,
-            pull::Config {
-                durable_name: Some(CONSUMER.into()),
-                ack_policy: AckPolicy::Explicit,
-                ack_wait: Duration::from_millis(c.timeout_ms * 2 + 5_000),
-                max_ack_pending: (c.concurrency * 4) as i64,
-                ..Default::default()
-            },
-        )
-        .await
-        .context("courier consumer")?;
-    let messages = consumer.messages().await.context("courier pull")?;
+    let messages = Durable::new(subjects::STREAM_ROUTED, CONSUMER)
+        .ack_wait(Duration::from_millis(c.timeout_ms * 2 + 5_000))
+        .max_ack_pending((c.concurrency * 4) as i64)
+        .messages(&bus.js)
+        .await?;
     tracing::info!("courier running");
-    let concurrency = c.concurrency;
-    messages
-        .take_until(shutdown.cancelled_owned())
-        .for_each_concurrent(concurrency, |m| {
-            let (settings, bus, key, http) = (settings.clone(), bus.clone(), key.clone(), http.clone());
-            async move {
-                match m {
-                    Ok(m) => handle(&settings, &bus, &key, &http, m).await,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "courier pull failed");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                }
-            }
-        })
-        .await;
+    consume::run(messages, c.concurrency, shutdown, "courier", |m| {
+        let (settings, bus, key, http) = (settings.clone(), bus.clone(), key.clone(), http.clone());
+        async move { handle(&settings, &bus, &key, &http, m).await }
+    })
+    .await;
     tracing::info!("courier stopped");
     Ok(())
 }

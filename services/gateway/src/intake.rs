@@ -6,11 +6,9 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use async_nats::HeaderMap;
-use async_nats::jetstream::consumer::{AckPolicy, pull};
 use async_nats::jetstream::{AckKind, Message};
-use futures::StreamExt;
+use xj_bus::consume::{self, Durable};
 use xj_bus::{Shutdown, headers as h, subjects};
 
 use crate::accept::accept;
@@ -21,35 +19,12 @@ use crate::state::GatewayState;
 const CONSUMER: &str = "intake";
 
 pub async fn run(state: GatewayState, shutdown: Shutdown) -> anyhow::Result<()> {
-    let stream = state.bus.js.get_stream(subjects::STREAM_IN).await.context("stream XJ_IN")?;
-    let consumer = stream
-        .get_or_create_consumer(
-            CONSUMER,
-            pull::Config {
-                durable_name: Some(CONSUMER.into()),
-                ack_policy: AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
-                ..Default::default()
-            },
-        )
-        .await
-        .context("intake consumer")?;
-    let messages = consumer.messages().await.context("intake pull")?;
-    messages
-        .take_until(shutdown.cancelled_owned())
-        .for_each_concurrent(64, |m| {
-            let state = state.clone();
-            async move {
-                match m {
-                    Ok(m) => handle(&state, m).await,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "intake pull failed");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                }
-            }
-        })
-        .await;
+    let messages = Durable::new(subjects::STREAM_IN, CONSUMER).messages(&state.bus.js).await?;
+    consume::run(messages, 64, shutdown, "intake", |m| {
+        let state = state.clone();
+        async move { handle(&state, m).await }
+    })
+    .await;
     Ok(())
 }
 

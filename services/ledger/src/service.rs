@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::consumer::{AckPolicy, pull};
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::{self, AckKind, Message};
 use chrono::{SecondsFormat, Utc};
@@ -45,21 +44,8 @@ pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> Resul
     declare(&bus.js, settings.nats.replicas).await?;
     let mut sources = Vec::new();
     for name in [subjects::STREAM_ACCEPTED, subjects::STREAM_EVENTS] {
-        let stream = bus.js.get_stream(name).await.map_err(LedgerError::bus)?;
-        let consumer = stream
-            .get_or_create_consumer(
-                CONSUMER,
-                pull::Config {
-                    durable_name: Some(CONSUMER.into()),
-                    ack_policy: AckPolicy::Explicit,
-                    ack_wait: Duration::from_secs(30),
-                    max_ack_pending: 1024,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(LedgerError::bus)?;
-        sources.push(consumer.messages().await.map_err(LedgerError::bus)?);
+        let durable = xj_bus::consume::Durable::new(name, CONSUMER);
+        sources.push(durable.messages(&bus.js).await.map_err(LedgerError::bus)?);
     }
     let messages = futures::stream::select_all(sources);
     let mut tail = tail(&bus.js).await?;

@@ -3,14 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use async_nats::HeaderMap;
-use async_nats::jetstream::consumer::{AckPolicy, pull};
 use async_nats::jetstream::{AckKind, Message};
 use chrono::Utc;
-use futures::StreamExt;
 use serde_json::json;
 use tracing::Instrument;
+use xj_bus::consume::{self, Durable};
 use xj_bus::records::{CaseRecord, RouteEntry};
 use xj_bus::{Bus, Shutdown, TraceParent, events, headers as h, subjects};
 use xj_config::{OrgKind, Settings};
@@ -28,37 +26,13 @@ const CONSUMER: &str = "router";
 pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> anyhow::Result<()> {
     let rules = RulesHandle::new(RuleSet::compile(settings)?);
     rules.spawn_watcher(bus.client.clone(), shutdown.clone());
-    let stream = bus.js.get_stream(subjects::STREAM_ACCEPTED).await.context("stream XJ_ACCEPTED")?;
-    let consumer = stream
-        .get_or_create_consumer(
-            CONSUMER,
-            pull::Config {
-                durable_name: Some(CONSUMER.into()),
-                ack_policy: AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
-                max_ack_pending: 4096,
-                ..Default::default()
-            },
-        )
-        .await
-        .context("router consumer")?;
-    let messages = consumer.messages().await.context("router pull")?;
+    let messages = Durable::new(subjects::STREAM_ACCEPTED, CONSUMER).max_ack_pending(4096).messages(&bus.js).await?;
     tracing::info!(version = %rules.current().version, "router running");
-    messages
-        .take_until(shutdown.cancelled_owned())
-        .for_each_concurrent(128, |m| {
-            let (rules, bus) = (rules.clone(), bus.clone());
-            async move {
-                match m {
-                    Ok(m) => handle(&rules, &bus, m).await,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "router pull failed");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                }
-            }
-        })
-        .await;
+    consume::run(messages, 128, shutdown, "router", |m| {
+        let (rules, bus) = (rules.clone(), bus.clone());
+        async move { handle(&rules, &bus, m).await }
+    })
+    .await;
     tracing::info!("router stopped");
     Ok(())
 }

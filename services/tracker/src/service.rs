@@ -1,20 +1,20 @@
 //! The tracker service: the event consumer and the clock-firing loop.
 
+use anyhow::Context;
+use futures::StreamExt;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
 use async_nats::HeaderMap;
-use async_nats::jetstream::consumer::{AckPolicy, pull};
 use async_nats::jetstream::kv::CreateErrorKind;
 use async_nats::jetstream::{AckKind, Message};
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use serde_json::json;
 use tracing::Instrument;
 use xj_bus::alerts::{Alert, raise};
 use xj_bus::clock::HubClock;
+use xj_bus::consume::{self, Durable};
 use xj_bus::events::Event;
 use xj_bus::otel::{Hop, SpanKind};
 use xj_bus::records::CaseRecord;
@@ -46,43 +46,17 @@ pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> anyho
     t.rebuild_schedule().await?;
     let firing = tokio::spawn(t.clone().firing_loop(shutdown.clone()));
 
-    let stream = bus.js.get_stream(subjects::STREAM_EVENTS).await.context("stream XJ_EVENTS")?;
-    let consumer = stream
-        .get_or_create_consumer(
-            CONSUMER,
-            pull::Config {
-                durable_name: Some(CONSUMER.into()),
-                ack_policy: AckPolicy::Explicit,
-                filter_subjects: vec![
-                    "xj.evt.*.*.routed".into(),
-                    "xj.evt.*.*.unplaced".into(),
-                    "xj.evt.*.*.delivered".into(),
-                ],
-                ack_wait: Duration::from_secs(30),
-                max_ack_pending: 1024,
-                ..Default::default()
-            },
-        )
-        .await
-        .context("tracker consumer")?;
-    let messages = consumer.messages().await.context("tracker pull")?;
+    let messages = Durable::new(subjects::STREAM_EVENTS, CONSUMER)
+        .filter(&["xj.evt.*.*.routed", "xj.evt.*.*.unplaced", "xj.evt.*.*.delivered"])
+        .messages(&bus.js)
+        .await?;
     tracing::info!(mode = ?t.clock.mode(), "tracker running");
-    // In order: each case's history is a sequence.
-    messages
-        .take_until(shutdown.cancelled_owned())
-        .for_each(|m| {
-            let t = t.clone();
-            async move {
-                match m {
-                    Ok(m) => t.handle(m).await,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "tracker pull failed");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                }
-            }
-        })
-        .await;
+    // One at a time: each case's history is a sequence.
+    consume::run(messages, 1, shutdown, "tracker", |m| {
+        let t = t.clone();
+        async move { t.handle(m).await }
+    })
+    .await;
     let _ = firing.await;
     tracing::info!("tracker stopped");
     Ok(())
@@ -147,6 +121,7 @@ impl Tracker {
                 _ => (CaseRecord { case: case.to_string(), ..Default::default() }, None),
             };
             let before = serde_json::to_vec(&rec)?;
+            let before_clocks = clock_states(&rec);
             let ctx = self.ctx();
             let actions = change(&mut rec, &ctx);
             let after = serde_json::to_vec(&rec)?;
@@ -171,6 +146,8 @@ impl Tracker {
             if stored.is_err() {
                 continue;
             }
+            count_clocks(&before_clocks, 1.0);
+            count_clocks(&clock_states(&rec), -1.0);
             let month = ctx.now.with_timezone(&crate::clocks::china()).format("%Y-%m").to_string();
             for (org, field) in counts {
                 if let Err(e) = stats::add(&self.bus.stats, &month, &org, &[field]).await {
@@ -234,10 +211,10 @@ impl Tracker {
         let mut n = 0;
         while let Some(k) = keys.next().await {
             let k = k?;
-            if let Some(v) = self.bus.cases.get(&k).await?
-                && let Ok(rec) = serde_json::from_slice::<CaseRecord>(&v)
-                && let Some(next) = next_wake(&rec)
-            {
+            let Some(v) = self.bus.cases.get(&k).await? else { continue };
+            let Ok(rec) = serde_json::from_slice::<CaseRecord>(&v) else { continue };
+            count_clocks(&clock_states(&rec), -1.0);
+            if let Some(next) = next_wake(&rec) {
                 self.schedule.lock().unwrap_or_else(|p| p.into_inner()).insert((next, k));
                 n += 1;
             }
@@ -274,5 +251,21 @@ impl Tracker {
                 }
             }
         }
+    }
+}
+
+/// Clocks of a case by state.
+fn clock_states(rec: &CaseRecord) -> std::collections::BTreeMap<String, f64> {
+    let mut m = std::collections::BTreeMap::new();
+    for c in &rec.clocks {
+        *m.entry(c.status.clone()).or_default() += 1.0;
+    }
+    m
+}
+
+/// `xj_clocks{state}`: takes `sign × counts` away (−1 adds them).
+fn count_clocks(counts: &std::collections::BTreeMap<String, f64>, sign: f64) {
+    for (state, n) in counts {
+        metrics::gauge!("xj_clocks", "state" => state.clone()).decrement(sign * n);
     }
 }
