@@ -347,6 +347,10 @@ pub struct TelemetrySettings {
     pub log: Option<String>,
     /// `json` for one JSON object per line.
     pub log_format: Option<String>,
+    /// Where a process without the HTTP API (`xj run router`, `courier`,
+    /// `tracker`, `ledger`) serves `/metrics` and `/healthz`; none when absent.
+    /// The gateway and `xj up` serve them on `[http] listen`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

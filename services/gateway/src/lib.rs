@@ -59,10 +59,23 @@ pub fn app(state: GatewayState) -> Router {
 /// Serves `app` on `listener` until `shutdown` is cancelled; requests in
 /// flight finish first.
 pub async fn run(state: GatewayState, listener: TcpListener, shutdown: xj_bus::Shutdown) -> anyhow::Result<()> {
+    run_with(state, listener, Router::new(), shutdown).await
+}
+
+/// Like [`run`], with more routes on the same listener (in `xj up`, the
+/// operator console at `/`); they are outside the gateway's guard and
+/// authenticate themselves.
+pub async fn run_with(
+    state: GatewayState,
+    listener: TcpListener,
+    extra: Router,
+    shutdown: xj_bus::Shutdown,
+) -> anyhow::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, "gateway listening");
     let intake = tokio::spawn(intake::run(state.clone(), shutdown.clone()));
-    axum::serve(listener, app(state)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
+    let routes = app(state).merge(extra);
+    axum::serve(listener, routes).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
     intake.await??;
     Ok(())
 }

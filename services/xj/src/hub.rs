@@ -20,11 +20,32 @@ pub enum Service {
     Tracker,
     /// The audit ledger: the hash chain of everything the hub did.
     Ledger,
+    /// The operator console: beside the gateway on its listener when both
+    /// run in one process, on `[http] listen` when alone.
+    Console,
 }
 
 impl Service {
+    /// The services that carry messages.
     pub const ALL: [Service; 5] =
         [Service::Gateway, Service::Router, Service::Courier, Service::Tracker, Service::Ledger];
+    /// What `xj up` runs: every service and the console.
+    pub const UP: [Service; 6] =
+        [Service::Gateway, Service::Router, Service::Courier, Service::Tracker, Service::Ledger, Service::Console];
+
+    /// The durable consumers a service reads with (stream, consumer), for
+    /// the lag metrics.
+    fn consumers(self) -> &'static [(&'static str, &'static str)] {
+        use xj_bus::subjects::*;
+        match self {
+            Service::Gateway => &[(STREAM_IN, "intake")],
+            Service::Router => &[(STREAM_ACCEPTED, "router")],
+            Service::Courier => &[(STREAM_ROUTED, "courier")],
+            Service::Tracker => &[(STREAM_EVENTS, "tracker")],
+            Service::Ledger => &[(STREAM_ACCEPTED, "ledger"), (STREAM_EVENTS, "ledger")],
+            Service::Console => &[],
+        }
+    }
 }
 
 pub fn key_path(settings: &Settings) -> PathBuf {
@@ -85,7 +106,33 @@ pub async fn start(
     let mut tasks = JoinSet::new();
     let mut http_addr = None;
     let mut listener = listener;
+    // The console first: with the gateway in this process it is served on
+    // the gateway's listener (CONTRACT §1: the API under /v1, the console
+    // under /); alone, on its own.
+    let mut console = None;
+    if services.contains(&Service::Console) {
+        let bus = Bus::connect(&settings, nats_url).await?;
+        let state = xj_console::start(settings.clone(), bus, shutdown.clone()).await?;
+        if services.contains(&Service::Gateway) {
+            console = Some(xj_console::app(state));
+        } else {
+            let l = match listener.take() {
+                Some(l) => l,
+                None => TcpListener::bind(settings.http.listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {} ([http] listen)", settings.http.listen))?,
+            };
+            http_addr = Some(l.local_addr()?);
+            let sd = shutdown.clone();
+            tasks.spawn(async move { (Service::Console, xj_console::run(state, l, sd).await) });
+        }
+    }
+    let mut lag = Vec::new();
     for &svc in services {
+        lag.extend_from_slice(svc.consumers());
+        if svc == Service::Console {
+            continue;
+        }
         let bus = Bus::connect(&settings, nats_url).await?;
         let (settings, shutdown, key) = (settings.clone(), shutdown.clone(), key.clone());
         match svc {
@@ -105,7 +152,8 @@ pub async fn start(
                     xj_bus::clock::HubClock::start(c.mode, c.start.as_deref(), bus.clock.clone(), shutdown.clone())
                         .await?;
                 let state = xj_gateway::GatewayState::new(settings, bus, schemas, key, rules, clock);
-                tasks.spawn(async move { (svc, xj_gateway::run(state, l, shutdown).await) });
+                let extra = console.take().unwrap_or_default();
+                tasks.spawn(async move { (svc, xj_gateway::run_with(state, l, extra, shutdown).await) });
             }
             Service::Router => {
                 tasks.spawn(async move { (svc, xj_router::run(settings, bus, shutdown).await) });
@@ -119,7 +167,26 @@ pub async fn start(
             Service::Ledger => {
                 tasks.spawn(async move { (svc, xj_ledger::run(settings, bus, shutdown).await.map_err(Into::into)) });
             }
+            Service::Console => {}
         }
+    }
+    // A process without the API still shows its metrics.
+    let has_http = services.iter().any(|s| matches!(s, Service::Gateway | Service::Console));
+    if let (false, Some(addr)) = (has_http, settings.telemetry.metrics_listen) {
+        let l = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} ([telemetry] metrics_listen)"))?;
+        let sd = shutdown.clone();
+        tokio::spawn(async move {
+            let app = axum::Router::new()
+                .route("/metrics", axum::routing::get(|| async { xj_bus::metrics::render() }))
+                .route("/healthz", axum::routing::get(|| async { "ok" }));
+            let _ = axum::serve(l, app).with_graceful_shutdown(async move { sd.cancelled().await }).await;
+        });
+    }
+    if !lag.is_empty() {
+        let bus = Bus::connect(&settings, nats_url).await?;
+        xj_bus::metrics::spawn_lag_sampler(bus.js, lag, std::time::Duration::from_secs(5), shutdown.clone());
     }
     Ok(Hub { shutdown, http_addr, tasks })
 }

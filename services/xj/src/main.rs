@@ -278,11 +278,12 @@ async fn up(config: Option<PathBuf>, no_sandbox: bool, demo_every: u64) -> anyho
         }
     };
     let shutdown = Shutdown::new();
-    let mut hub = hub::start(settings.clone(), &url, &Service::ALL, None, shutdown.clone()).await?;
+    let mut hub = hub::start(settings.clone(), &url, &Service::UP, None, shutdown.clone()).await?;
     let http = hub.http_addr.context("gateway did not start")?;
     let base = format!("http://{http}");
     println!("xianjie hub is up");
-    println!("  API        {base}/v1   (health: {base}/healthz)");
+    println!("  console    {base}/   (sign in with the operator token)");
+    println!("  API        {base}/v1   (health: {base}/healthz, metrics: {base}/metrics)");
     println!("  NATS       {url}{}", if embedded.is_some() { " (embedded)" } else { "" });
     println!("  config     {}", settings.source);
     println!("  rule set   {}", settings.ruleset_version());

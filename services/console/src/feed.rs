@@ -1,0 +1,292 @@
+//! The live feed: every step event from `XJ_EVENTS` (the last day's at
+//! start, then as they are written), folded into one summary per message
+//! and per-organisation delivery health, and pushed to every open page as
+//! a server-sent event. The stream pushes; nothing here polls.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::RwLock;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+use xj_bus::events::Event;
+use xj_bus::{Bus, Shutdown, subjects};
+
+/// Messages kept for the live list.
+const KEEP: usize = 1000;
+/// Latencies kept per organisation for the percentiles.
+const LATENCIES: usize = 500;
+/// How far back the feed reads when it starts.
+const HISTORY_HOURS: i64 = 24;
+
+/// One message as the live list shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub id: String,
+    pub sender: String,
+    #[serde(rename = "type")]
+    pub msg_type: Option<String>,
+    pub case: Option<String>,
+    pub recipients: Vec<String>,
+    pub rule: Option<String>,
+    pub rule_version: Option<String>,
+    /// `accepted`, `routed`, `unplaced`, `retrying`, `delivered`, `dead`, `replayed`.
+    pub status: String,
+    /// Per recipient: `delivered`, `retrying`, `dead`, `replayed`.
+    pub deliveries: BTreeMap<String, String>,
+    pub first_at: DateTime<Utc>,
+    pub last_at: DateTime<Utc>,
+    pub trace_id: String,
+    pub steps: usize,
+    /// No rule placed it: a jurisdiction question.
+    pub unplaced: bool,
+}
+
+/// Delivery health of one organisation since the feed started reading.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Health {
+    pub delivered: u64,
+    pub failed_attempts: u64,
+    pub dead: u64,
+    pub replayed: u64,
+    pub sent: u64,
+    pub last_failure: Option<String>,
+    pub last_failure_at: Option<DateTime<Utc>>,
+    pub last_delivered_at: Option<DateTime<Utc>>,
+    #[serde(skip)]
+    pub latencies: VecDeque<u64>,
+}
+
+impl Health {
+    /// The `p`-th percentile of recent delivery latencies, in ms.
+    pub fn percentile(&self, p: f64) -> Option<u64> {
+        if self.latencies.is_empty() {
+            return None;
+        }
+        let mut v: Vec<u64> = self.latencies.iter().copied().collect();
+        v.sort_unstable();
+        let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+        v.get(i).copied()
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    order: VecDeque<String>,
+    msgs: HashMap<String, Summary>,
+    health: BTreeMap<String, Health>,
+}
+
+pub struct Feed {
+    inner: RwLock<Inner>,
+    tx: broadcast::Sender<String>,
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        Self { inner: RwLock::default(), tx: broadcast::channel(1024).0 }
+    }
+}
+
+impl Feed {
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.tx.subscribe()
+    }
+
+    /// The newest `n` messages, newest first.
+    pub fn recent(&self, n: usize) -> Vec<Summary> {
+        let g = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        g.order.iter().rev().take(n).filter_map(|k| g.msgs.get(k).cloned()).collect()
+    }
+
+    pub fn health(&self) -> BTreeMap<String, Health> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).health.clone()
+    }
+
+    /// Folds one event in and tells the open pages.
+    pub fn apply(&self, ev: &Event) {
+        let summary = {
+            let mut g = self.inner.write().unwrap_or_else(|p| p.into_inner());
+            let key = format!("{}/{}", ev.sender, ev.msg_id);
+            if !g.msgs.contains_key(&key) {
+                g.order.push_back(key.clone());
+                if g.order.len() > KEEP
+                    && let Some(old) = g.order.pop_front()
+                {
+                    g.msgs.remove(&old);
+                }
+            }
+            let s = g.msgs.entry(key).or_insert_with(|| Summary {
+                id: ev.msg_id.clone(),
+                sender: ev.sender.clone(),
+                msg_type: None,
+                case: None,
+                recipients: Vec::new(),
+                rule: None,
+                rule_version: None,
+                status: ev.step.clone(),
+                deliveries: BTreeMap::new(),
+                first_at: ev.at,
+                last_at: ev.at,
+                trace_id: ev.trace_id.clone(),
+                steps: 0,
+                unplaced: false,
+            });
+            fold(s, ev);
+            let s = s.clone();
+            health(&mut g.health, ev);
+            s
+        };
+        let mut live = json!({ "step": ev.step, "service": ev.service, "at": ev.at, "message": summary });
+        crate::mask::personal(&mut live);
+        let _ = self.tx.send(live.to_string());
+    }
+}
+
+fn text(v: &Value, k: &str) -> Option<String> {
+    v.get(k).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn fold(s: &mut Summary, ev: &Event) {
+    s.steps += 1;
+    s.first_at = s.first_at.min(ev.at);
+    s.last_at = s.last_at.max(ev.at);
+    if s.msg_type.is_none() {
+        s.msg_type = ev.msg_type.clone();
+    }
+    if s.case.is_none() {
+        s.case = ev.case.clone().filter(|c| !c.is_empty());
+    }
+    let d = &ev.detail;
+    match ev.step.as_str() {
+        "routed" | "unplaced" => {
+            s.unplaced |= ev.step == "unplaced";
+            for org in d["recipients"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                if !s.recipients.iter().any(|x| x == org) {
+                    s.recipients.push(org.to_string());
+                }
+            }
+            s.rule = text(d, "rule").or(s.rule.take());
+            s.rule_version = text(d, "rule_version").or(s.rule_version.take());
+        }
+        "attempt" | "delivered" | "dead" | "replayed" => {
+            if let Some(r) = text(d, "recipient") {
+                let state = if ev.step == "attempt" { "retrying" } else { ev.step.as_str() };
+                // A late report of an earlier attempt does not undo a delivery.
+                let done = s.deliveries.get(&r).is_some_and(|x| x == "delivered");
+                if !done || ev.step == "delivered" {
+                    s.deliveries.insert(r, state.to_string());
+                }
+            }
+        }
+        _ => {}
+    }
+    s.status = status(s);
+}
+
+fn status(s: &Summary) -> String {
+    let has = |x: &str| s.deliveries.values().any(|v| v == x);
+    let all_delivered =
+        !s.recipients.is_empty() && s.recipients.iter().all(|r| s.deliveries.get(r).is_some_and(|x| x == "delivered"));
+    let status = if has("dead") {
+        "dead"
+    } else if has("retrying") {
+        "retrying"
+    } else if has("replayed") {
+        "replayed"
+    } else if all_delivered {
+        "delivered"
+    } else if s.unplaced {
+        "unplaced"
+    } else if !s.recipients.is_empty() {
+        "routed"
+    } else {
+        "accepted"
+    };
+    status.to_string()
+}
+
+fn health(h: &mut BTreeMap<String, Health>, ev: &Event) {
+    let d = &ev.detail;
+    if ev.step == "accepted" {
+        h.entry(ev.sender.clone()).or_default().sent += 1;
+        return;
+    }
+    let Some(org) = text(d, "recipient") else { return };
+    let e = h.entry(org).or_default();
+    match ev.step.as_str() {
+        "delivered" => {
+            e.delivered += 1;
+            e.last_delivered_at = Some(ev.at);
+            if let Some(ms) = d["ms"].as_u64() {
+                e.latencies.push_back(ms);
+                if e.latencies.len() > LATENCIES {
+                    e.latencies.pop_front();
+                }
+            }
+        }
+        "attempt" | "dead" => {
+            if ev.step == "dead" {
+                e.dead += 1;
+            } else {
+                e.failed_attempts += 1;
+            }
+            e.last_failure = text(d, "error");
+            e.last_failure_at = Some(ev.at);
+        }
+        "replayed" => e.replayed += 1,
+        _ => {}
+    }
+}
+
+/// Reads `XJ_EVENTS` from a day back, then follows it, until `shutdown`.
+pub async fn run(feed: std::sync::Arc<Feed>, bus: Bus, shutdown: Shutdown) {
+    let since = Utc::now() - chrono::Duration::hours(HISTORY_HOURS);
+    let mut next_seq: Option<u64> = None;
+    loop {
+        let policy = match next_seq {
+            Some(seq) => DeliverPolicy::ByStartSequence { start_sequence: seq },
+            None => match async_nats::datetime::parse_rfc3339(&since.to_rfc3339()) {
+                Ok(start_time) => DeliverPolicy::ByStartTime { start_time },
+                Err(_) => DeliverPolicy::All,
+            },
+        };
+        let result = async {
+            let stream = bus.js.get_stream(subjects::STREAM_EVENTS).await?;
+            let consumer =
+                stream.create_consumer(OrderedConfig { deliver_policy: policy, ..Default::default() }).await?;
+            let mut messages = consumer.messages().await?;
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok::<bool, anyhow::Error>(true),
+                    m = messages.next() => match m {
+                        Some(Ok(m)) => {
+                            if let Ok(info) = m.info() {
+                                next_seq = Some(info.stream_sequence + 1);
+                            }
+                            if let Ok(ev) = serde_json::from_slice::<Event>(&m.payload) {
+                                feed.apply(&ev);
+                            }
+                        }
+                        Some(Err(e)) => return Err(e.into()),
+                        None => return Ok(false),
+                    }
+                }
+            }
+        }
+        .await;
+        match result {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "console feed interrupted; reading on"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
