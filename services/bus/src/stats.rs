@@ -35,7 +35,10 @@ pub async fn add(store: &kv::Store, month: &str, org: &str, fields: &[&str]) -> 
                 }
             }
             _ => {
-                let c: Counters = fields.iter().map(|f| ((*f).to_string(), 1)).collect();
+                let mut c = Counters::new();
+                for f in fields {
+                    *c.entry((*f).to_string()).or_default() += 1;
+                }
                 match store.create(&key, serde_json::to_vec(&c)?.into()).await {
                     Ok(_) => return Ok(()),
                     Err(e) if e.kind() == CreateErrorKind::AlreadyExists => continue,

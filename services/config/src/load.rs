@@ -131,19 +131,7 @@ fn locate(p: Unlocated, files: &[(String, String)]) -> ConfigProblem {
             let is_plain = index.is_none() && l == format!("[{table}]");
             if is_table || is_plain {
                 if index.is_none() || Some(seen) == index {
-                    let line = field
-                        .as_deref()
-                        .and_then(|f| {
-                            lines[i + 1..]
-                                .iter()
-                                .take_while(|l| !l.trim_start().starts_with("[["))
-                                .position(|l| {
-                                    let t = l.trim_start();
-                                    t.starts_with(f) && t[f.len()..].trim_start().starts_with('=')
-                                })
-                                .map(|k| i + 1 + k)
-                        })
-                        .unwrap_or(i);
+                    let line = field.as_deref().and_then(|f| find_field(&lines, i, &table, f)).unwrap_or(i);
                     return ConfigProblem { file: file.clone(), line: Some(line + 1), key: p.key, message: p.message };
                 }
                 seen += 1;
@@ -155,9 +143,34 @@ fn locate(p: Unlocated, files: &[(String, String)]) -> ConfigProblem {
     ConfigProblem { file, line: None, key: p.key, message: p.message }
 }
 
+/// The line of `field` (`region`, or `crime.when` in a `[table.crime]`
+/// sub-table) in the table whose header is at `header`.
+fn find_field(lines: &[&str], header: usize, table: &str, field: &str) -> Option<usize> {
+    let within = |from: usize| {
+        lines[from + 1..]
+            .iter()
+            .take_while(|l| !l.trim_start().starts_with(&format!("[[{table}]]")))
+            .enumerate()
+            .map(move |(k, l)| (from + 1 + k, l.trim_start()))
+    };
+    let key_at = |from: usize, key: &str| {
+        within(from)
+            .take_while(|(_, t)| !t.starts_with('['))
+            .find(|(_, t)| t.starts_with(key) && t[key.len()..].trim_start().starts_with('='))
+            .map(|(n, _)| n)
+    };
+    match field.split_once('.') {
+        Some((sub, key)) => {
+            let sub_header = within(header).find(|(_, t)| *t == format!("[{table}.{sub}]"))?.0;
+            key_at(sub_header, key).or(Some(sub_header))
+        }
+        None => key_at(header, field),
+    }
+}
+
 fn split_key(key: &str) -> (String, Option<usize>, Option<String>) {
     let (head, field) = match key.split_once('.') {
-        Some((h, f)) => (h, Some(f.split(['.', '[']).next().unwrap_or(f).to_string())),
+        Some((h, f)) => (h, Some(f.split('[').next().unwrap_or(f).to_string())),
         None => (key, None),
     };
     match head.split_once('[') {

@@ -1,6 +1,7 @@
 //! `xj`: the hub's one binary (CONTRACT §6).
 
 mod audit;
+mod stats;
 mod translate;
 
 use std::path::{Path, PathBuf};
@@ -26,6 +27,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Monthly statistics per organisation, from a running hub's NATS.
+    Stats {
+        #[arg(long, default_value = "xianjie.toml")]
+        config: PathBuf,
+        /// YYYY-MM; default this month.
+        #[arg(long)]
+        month: Option<String>,
+        #[arg(long)]
+        csv: bool,
+    },
     /// The audit ledger: verify the hash chain, export a case's evidence bundle.
     Audit {
         #[command(subcommand)]
@@ -139,6 +150,7 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
         Cmd::Up { config, no_sandbox, demo_every } => up(config, no_sandbox, demo_every).await,
         Cmd::Run { service, config } => run_one(service, &config).await,
         Cmd::Check { config } => Ok(check(&config)),
+        Cmd::Stats { config, month, csv } => stats::stats(&config, month, csv).await,
         Cmd::Audit { cmd } => audit::audit(cmd).await,
         Cmd::NatsConfig { config, cost } => audit::nats_config(&config, cost),
         Cmd::Keys { cmd } => audit::keys(cmd),

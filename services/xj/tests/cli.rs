@@ -86,7 +86,13 @@ fn route_explain_names_the_rule_and_version() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    for want in ["rule set  r-", "art25:first-opened", "matter:FOOD-STALL/devolved", "decided   matter:FOOD-STALL/devolved:990101101", "to   qh-town-dg"] {
+    for want in [
+        "rule set  r-",
+        "art25:first-opened",
+        "matter:FOOD-STALL/devolved",
+        "decided   matter:FOOD-STALL/devolved:990101101",
+        "to   qh-town-dg",
+    ] {
         assert!(text.contains(want), "{want:?} missing from:\n{text}");
     }
 }
@@ -169,4 +175,64 @@ fn up_runs_the_sandbox_county_and_stops_on_sigterm() {
     std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
     assert!(status.success(), "{status}: {out}");
     assert!(out.contains("xianjie hub stopped"), "{out}");
+}
+
+#[test]
+fn check_rejects_broken_rules_with_the_matter_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.toml");
+    let base = std::fs::read_to_string(repo().join("deploy/sandbox.toml")).unwrap();
+    let broken = format!(
+        "{base}\n[[matter]]\ncode = \"PRODUCT-FAKE\"\nname = \"again\"\ncompetent = \"market_regulation\"\n\n[[matter]]\ncode = \"BAD-EXPR\"\nname = \"x\"\ncompetent = \"no_such_kind\"\n\n[[matter]]\ncode = \"BAD-CEL\"\nname = \"y\"\ncompetent = \"market_regulation\"\n[matter.crime]\noffence = \"z\"\npolice_unit = \"economic\"\nwhen = \"facts.sales_amount >= \"\n"
+    );
+    // An unknown kind stops deserialisation before validation: it is its own case.
+    let with_kind = dir.path().join("kind.toml");
+    std::fs::write(&with_kind, &broken).unwrap();
+    let out = xj().args(["check", "--config"]).arg(&with_kind).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(text.contains("no_such_kind"), "{text}");
+
+    std::fs::write(&path, broken.replace("no_such_kind", "health")).unwrap();
+    let out = xj().args(["check", "--config"]).arg(&path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(text.contains("duplicate matter code \"PRODUCT-FAKE\""), "{text}");
+    assert!(text.contains("matter BAD-CEL: the condition does not compile"), "{text}");
+    let line = text.lines().find(|l| l.contains("BAD-CEL")).unwrap();
+    let p = path.display().to_string();
+    let n: usize =
+        line.strip_prefix(&format!("{p}:")).and_then(|r| r.split(':').next()).and_then(|n| n.parse().ok()).unwrap();
+    let src = std::fs::read_to_string(&path).unwrap();
+    assert!(src.lines().nth(n - 1).unwrap().starts_with("when = "), "line {n} is the condition");
+}
+
+#[test]
+fn stats_reads_a_running_hubs_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = xj_bus::embedded::NatsServer::start(xj_bus::embedded::ServerOptions {
+        store_dir: dir.path().join("js"),
+        ..Default::default()
+    })
+    .unwrap();
+    let cfg = std::fs::read_to_string(repo().join("deploy/sandbox.toml"))
+        .unwrap()
+        .replace("[http]", &format!("[nats]\nurl = \"{}\"\n\n[http]", server.url()));
+    let path = dir.path().join("xianjie.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let settings = xj_config::load_file(&path).unwrap();
+        let bus = xj_bus::Bus::connect(&settings, &server.url()).await.unwrap();
+        xj_bus::stats::add(&bus.stats, "2026-11", "qh-market", &["referrals_sent", "referrals_sent", "overdue"])
+            .await
+            .unwrap();
+    });
+    let out = xj().args(["stats", "--csv", "--month", "2026-11", "--config"]).arg(&path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("month,org,referrals_sent"), "{text}");
+    assert!(text.contains("2026-11,qh-market,2,"), "{text}");
+    let out = xj().args(["stats", "--month", "2026-13", "--config"]).arg(&path).output().unwrap();
+    assert!(!out.status.success());
 }
