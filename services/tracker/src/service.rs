@@ -165,6 +165,7 @@ impl Tracker {
     async fn act(&self, case: &str, action: Action, now: DateTime<Utc>) -> anyhow::Result<()> {
         match action {
             Action::Alert { kind, about, recipients, text, clock, discriminator } => {
+                let clock_name = clock.as_ref().map(|c| c.name.clone());
                 let extra = clock.as_ref().map(|c| json!({ "clock": clock_json(c) })).unwrap_or_else(|| json!({}));
                 let alert = Alert {
                     kind,
@@ -178,7 +179,12 @@ impl Tracker {
                     at: now,
                     discriminator,
                 };
-                raise(&self.bus, alert, &TraceParent::new_root()).await?;
+                // A clock's alert starts a trace of its own: the firing is its root span.
+                let root = TraceParent::new_root();
+                let mut hop = Hop::start("tracker", "clock", None, root);
+                hop.attr("xj.case", case.to_string()).attr("xj.alert", kind).attr_opt("xj.clock", clock_name);
+                hop.finish();
+                raise(&self.bus, alert, &root).await?;
             }
             Action::AutoReceipt { police, handoff, handoff_sender } => {
                 let id = format!("AUTO-RCPT-{handoff}");
