@@ -44,8 +44,19 @@ impl HubKey {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
         let key = SigningKey::generate(&mut rand::rngs::OsRng);
-        write_private(path, &hex::encode(key.to_bytes())).map_err(io)?;
-        Ok(Self::from_bytes(&key.to_bytes()))
+        // Several processes of one hub may start at once: the key appears
+        // whole (written aside, then linked into place) and the first one
+        // linked wins; the others read it.
+        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        write_private(&tmp, &hex::encode(key.to_bytes())).map_err(io)?;
+        let linked = std::fs::hard_link(&tmp, path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => Ok(Self::from_bytes(&key.to_bytes())),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load_or_create(path),
+            Err(e) => Err(io(e)),
+        }
     }
 
     pub fn from_bytes(raw: &[u8; 32]) -> Self {

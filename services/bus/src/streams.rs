@@ -40,12 +40,15 @@ impl Bus {
         if let (Some(u), Some(p)) = (&settings.nats.user, &settings.nats.password) {
             opts = opts.user_and_password(u.clone(), p.clone());
         }
-        let client = tokio::time::timeout(Duration::from_secs(20), opts.connect(url))
+        // Several servers (a cluster's nodes): the client picks one and
+        // reconnects to another when it goes away.
+        let servers = xj_config::NatsSettings::servers(url);
+        let client = tokio::time::timeout(Duration::from_secs(20), opts.connect(servers))
             .await
             .map_err(|_| BusError::Connect { url: url.into(), message: "timed out".into() })?
             .map_err(|e| BusError::Connect { url: url.into(), message: e.to_string() })?;
         let js = jetstream::new(client.clone());
-        declare(&js, settings.nats.replicas).await?;
+        declare_with(&js, &Limits::of(settings)).await?;
         let bucket = |name: &'static str| {
             let js = js.clone();
             async move {
@@ -68,12 +71,39 @@ impl Bus {
     }
 }
 
+/// What a deployment sets about the streams: replicas everywhere, and the
+/// size of the intake streams (`[nats] max_bytes`, `max_msgs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub replicas: usize,
+    /// `-1`: no limit.
+    pub intake_max_bytes: i64,
+    pub intake_max_msgs: i64,
+}
+
+impl Limits {
+    pub fn of(settings: &Settings) -> Self {
+        let n = &settings.nats;
+        Self {
+            replicas: n.replicas.max(1),
+            intake_max_bytes: n.max_bytes.unwrap_or(-1),
+            intake_max_msgs: n.max_msgs.unwrap_or(-1),
+        }
+    }
+
+    pub fn replicas(replicas: usize) -> Self {
+        Self { replicas: replicas.max(1), intake_max_bytes: -1, intake_max_msgs: -1 }
+    }
+}
+
 fn stream_cfg(name: &str, subject: &str, replicas: usize) -> stream::Config {
     stream::Config {
         name: name.into(),
         subjects: vec![subject.into()],
         storage: stream::StorageType::File,
         num_replicas: replicas,
+        max_bytes: -1,
+        max_messages: -1,
         // Long enough that a client retrying after a long outage is still
         // recognised; the receipts bucket covers anything older.
         duplicate_window: Duration::from_secs(600),
@@ -87,19 +117,50 @@ fn stream_cfg(name: &str, subject: &str, replicas: usize) -> stream::Config {
 
 /// Declares every stream and bucket of the hub (idempotent).
 pub async fn declare(js: &jetstream::Context, replicas: usize) -> Result<(), BusError> {
+    declare_with(js, &Limits::replicas(replicas)).await
+}
+
+/// Declares every stream and bucket with `limits`. A stream that exists with
+/// other replicas or intake limits is updated to them (scaling R1 to R3 when
+/// a hub moves onto a cluster, raising a full intake stream's limit).
+pub async fn declare_with(js: &jetstream::Context, limits: &Limits) -> Result<(), BusError> {
+    let replicas = limits.replicas;
     let streams = [
-        (STREAM_IN, "xj.in.>"),
-        (STREAM_ACCEPTED, "xj.accepted.>"),
-        (STREAM_ROUTED, "xj.routed.>"),
-        (STREAM_OUT, "xj.out.>"),
-        (STREAM_DEAD, "xj.dead.>"),
-        (STREAM_EVENTS, "xj.evt.>"),
+        (STREAM_IN, "xj.in.>", true),
+        (STREAM_ACCEPTED, "xj.accepted.>", true),
+        (STREAM_ROUTED, "xj.routed.>", false),
+        (STREAM_OUT, "xj.out.>", false),
+        (STREAM_DEAD, "xj.dead.>", false),
+        (STREAM_EVENTS, "xj.evt.>", false),
     ];
-    for (name, subject) in streams {
-        let cfg = stream_cfg(name, subject, replicas);
-        js.get_or_create_stream(cfg)
-            .await
-            .map_err(|e| BusError::Declare { what: format!("stream {name}"), message: e.to_string() })?;
+    for (name, subject, intake) in streams {
+        let mut cfg = stream_cfg(name, subject, replicas);
+        if intake {
+            cfg.max_bytes = limits.intake_max_bytes;
+            cfg.max_messages = limits.intake_max_msgs;
+        }
+        let err =
+            |e: &dyn std::fmt::Display| BusError::Declare { what: format!("stream {name}"), message: e.to_string() };
+        let stream = js.get_or_create_stream(cfg.clone()).await.map_err(|e| err(&e))?;
+        let have = &stream.cached_info().config;
+        let unlimited = |v: i64| if v <= 0 { -1 } else { v };
+        let differs = have.num_replicas.max(1) != cfg.num_replicas
+            || unlimited(have.max_bytes) != unlimited(cfg.max_bytes)
+            || unlimited(have.max_messages) != unlimited(cfg.max_messages);
+        if differs {
+            let mut update = have.clone();
+            update.num_replicas = cfg.num_replicas;
+            update.max_bytes = cfg.max_bytes;
+            update.max_messages = cfg.max_messages;
+            js.update_stream(&update).await.map_err(|e| err(&e))?;
+            tracing::info!(
+                stream = name,
+                replicas,
+                max_bytes = cfg.max_bytes,
+                max_msgs = cfg.max_messages,
+                "stream updated"
+            );
+        }
     }
     for (bucket, history) in [
         (KV_RECEIPTS, 1),
@@ -111,6 +172,7 @@ pub async fn declare(js: &jetstream::Context, replicas: usize) -> Result<(), Bus
         (KV_STATS, 1),
     ] {
         if js.get_key_value(bucket).await.is_ok() {
+            scale(js, &format!("KV_{bucket}"), replicas).await?;
             continue;
         }
         js.create_key_value(kv::Config {
@@ -122,6 +184,21 @@ pub async fn declare(js: &jetstream::Context, replicas: usize) -> Result<(), Bus
         })
         .await
         .map_err(|e| BusError::Declare { what: format!("bucket {bucket}"), message: e.to_string() })?;
+    }
+    Ok(())
+}
+
+/// Gives an existing stream (a bucket's, an object store's) `replicas`.
+pub async fn scale(js: &jetstream::Context, stream: &str, replicas: usize) -> Result<(), BusError> {
+    let err =
+        |e: &dyn std::fmt::Display| BusError::Declare { what: format!("stream {stream}"), message: e.to_string() };
+    let s = js.get_stream(stream).await.map_err(|e| err(&e))?;
+    let have = &s.cached_info().config;
+    if have.num_replicas.max(1) != replicas.max(1) {
+        let mut update = have.clone();
+        update.num_replicas = replicas.max(1);
+        js.update_stream(&update).await.map_err(|e| err(&e))?;
+        tracing::info!(stream, replicas, "stream scaled");
     }
     Ok(())
 }

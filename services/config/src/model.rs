@@ -71,12 +71,44 @@ pub struct NatsSettings {
     /// Replicas of every stream and bucket (3 on a cluster).
     #[serde(default = "one")]
     pub replicas: usize,
+    /// Largest size in bytes of each intake stream (`XJ_IN`, `XJ_ACCEPTED`);
+    /// when full the gateway refuses new messages with 503 instead of
+    /// accepting them. Default: no limit but the server's disk.
+    pub max_bytes: Option<i64>,
+    /// Most messages each intake stream keeps (same refusal when reached).
+    pub max_msgs: Option<i64>,
+    /// How long a message handed to a service instance stays unacknowledged
+    /// before JetStream gives it to another instance (after a crash).
+    #[serde(default = "default_ack_wait")]
+    pub ack_wait_ms: u64,
 }
 
 impl Default for NatsSettings {
     fn default() -> Self {
-        Self { url: None, user: None, password: None, password_file: None, password_env: None, replicas: one() }
+        Self {
+            url: None,
+            user: None,
+            password: None,
+            password_file: None,
+            password_env: None,
+            replicas: one(),
+            max_bytes: None,
+            max_msgs: None,
+            ack_wait_ms: default_ack_wait(),
+        }
     }
+}
+
+impl NatsSettings {
+    /// The servers of `url`: one URL or several separated by commas (the
+    /// nodes of a cluster; the client reconnects to whichever is up).
+    pub fn servers(url: &str) -> Vec<String> {
+        url.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    }
+}
+
+fn default_ack_wait() -> u64 {
+    30_000
 }
 
 fn one() -> usize {

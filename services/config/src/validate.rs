@@ -68,6 +68,14 @@ pub(crate) fn validate(s: &mut Settings, base: &Path) -> Vec<Unlocated> {
     if s.nats.replicas == 0 || s.nats.replicas > 5 {
         out.push(bad("nats.replicas", "must be between 1 and 5"));
     }
+    for (key, v) in [("nats.max_bytes", s.nats.max_bytes), ("nats.max_msgs", s.nats.max_msgs)] {
+        if v.is_some_and(|v| v < 1) {
+            out.push(bad(key, "must be at least 1 (leave it out for no limit)"));
+        }
+    }
+    if s.nats.ack_wait_ms < 1000 {
+        out.push(bad("nats.ack_wait_ms", "must be at least 1000"));
+    }
     let n = s.nats.clone();
     if let Some(p) = resolve_secret("nats.password", &n.password, &n.password_file, &n.password_env, base, &mut out) {
         s.nats.password = Some(p);

@@ -29,7 +29,9 @@ pub async fn run(settings: Arc<Settings>, bus: Bus, key: HubKey, shutdown: Shutd
         .build()
         .context("HTTP client")?;
     let messages = Durable::new(subjects::STREAM_ROUTED, CONSUMER)
-        .ack_wait(Duration::from_millis(c.timeout_ms * 2 + 5_000))
+        // Longer than one webhook request, so no copy is handed to a second
+        // courier while the first still waits for the answer.
+        .ack_wait(Duration::from_millis(settings.nats.ack_wait_ms.max(c.timeout_ms + 2_000)))
         .max_ack_pending((c.concurrency * 4) as i64)
         .messages(&bus.js)
         .await?;

@@ -364,7 +364,13 @@ async fn publish(state: &GatewayState, doc: &Value, env: &Envelope, claim: &Clai
 
 fn unavailable(e: impl std::fmt::Display) -> ApiError {
     let text = e.to_string();
-    if text.contains("maximum messages") || text.contains("maximum bytes") || text.contains("resource limits") {
+    if text.contains("maximum messages")
+        || text.contains("maximum bytes")
+        || text.contains("resource limits")
+        || text.contains("insufficient resources")
+    {
+        tracing::warn!(error = %text, "store full: refusing new messages");
+        metrics::counter!("xj_store_full_refusals_total").increment(1);
         ApiError::Unavailable("the hub's store is full; nothing was accepted, retry later".into())
     } else {
         tracing::warn!(error = %text, "bus operation failed");

@@ -44,7 +44,8 @@ pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> Resul
     declare(&bus.js, settings.nats.replicas).await?;
     let mut sources = Vec::new();
     for name in [subjects::STREAM_ACCEPTED, subjects::STREAM_EVENTS] {
-        let durable = xj_bus::consume::Durable::new(name, CONSUMER);
+        let durable =
+            xj_bus::consume::Durable::new(name, CONSUMER).ack_wait(Duration::from_millis(settings.nats.ack_wait_ms));
         sources.push(durable.messages(&bus.js).await.map_err(LedgerError::bus)?);
     }
     let messages = futures::stream::select_all(sources);

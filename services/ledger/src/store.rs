@@ -15,20 +15,24 @@ pub const SUBJECT_LEDGER: &str = "xj.ledger";
 /// Declares `XJ_LEDGER` (idempotent): kept for ever, no deletes, no purges,
 /// full refuses new entries rather than dropping old ones.
 pub async fn declare(js: &jetstream::Context, replicas: usize) -> Result<stream::Stream, LedgerError> {
-    js.get_or_create_stream(stream::Config {
-        name: STREAM_LEDGER.into(),
-        subjects: vec![SUBJECT_LEDGER.into()],
-        storage: stream::StorageType::File,
-        num_replicas: replicas,
-        discard: stream::DiscardPolicy::New,
-        duplicate_window: Duration::from_secs(600),
-        deny_delete: true,
-        deny_purge: true,
-        description: Some("xianjie audit ledger: append-only hash chain".into()),
-        ..Default::default()
-    })
-    .await
-    .map_err(LedgerError::bus)
+    let s = js
+        .get_or_create_stream(stream::Config {
+            name: STREAM_LEDGER.into(),
+            subjects: vec![SUBJECT_LEDGER.into()],
+            storage: stream::StorageType::File,
+            num_replicas: replicas,
+            discard: stream::DiscardPolicy::New,
+            duplicate_window: Duration::from_secs(600),
+            deny_delete: true,
+            deny_purge: true,
+            description: Some("xianjie audit ledger: append-only hash chain".into()),
+            ..Default::default()
+        })
+        .await
+        .map_err(LedgerError::bus)?;
+    // A hub moved onto a cluster keeps its chain, now on `replicas` nodes.
+    xj_bus::streams::scale(js, STREAM_LEDGER, replicas).await.map_err(LedgerError::bus)?;
+    Ok(s)
 }
 
 /// Reads every stored entry in order and gives each (sequence, raw bytes)

@@ -24,9 +24,14 @@ const CONSUMER: &str = "router";
 
 /// Runs until `shutdown`; messages in flight are finished and acked first.
 pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> anyhow::Result<()> {
+    let ack_wait = Duration::from_millis(settings.nats.ack_wait_ms);
     let rules = RulesHandle::new(RuleSet::compile(settings)?);
     rules.spawn_watcher(bus.client.clone(), shutdown.clone());
-    let messages = Durable::new(subjects::STREAM_ACCEPTED, CONSUMER).max_ack_pending(4096).messages(&bus.js).await?;
+    let messages = Durable::new(subjects::STREAM_ACCEPTED, CONSUMER)
+        .ack_wait(ack_wait)
+        .max_ack_pending(4096)
+        .messages(&bus.js)
+        .await?;
     tracing::info!(version = %rules.current().version, "router running");
     consume::run(messages, 128, shutdown, "router", |m| {
         let (rules, bus) = (rules.clone(), bus.clone());

@@ -47,6 +47,7 @@ pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> anyho
     let firing = tokio::spawn(t.clone().firing_loop(shutdown.clone()));
 
     let messages = Durable::new(subjects::STREAM_EVENTS, CONSUMER)
+        .ack_wait(Duration::from_millis(settings.nats.ack_wait_ms))
         .filter(&["xj.evt.*.*.routed", "xj.evt.*.*.unplaced", "xj.evt.*.*.delivered"])
         .messages(&bus.js)
         .await?;

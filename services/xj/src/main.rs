@@ -260,6 +260,9 @@ async fn run_one(service: Service, config: &Path) -> anyhow::Result<std::process
     let shutdown = Shutdown::new();
     let mut hub = hub::start(settings, &url, &[service], None, shutdown.clone()).await?;
     wait_for_signal(&shutdown).await;
+    // SIGTERM drains: no new work is taken, work in flight finishes and is
+    // acknowledged, then the process exits.
+    shutdown.cancel();
     hub.join().await?;
     Ok(std::process::ExitCode::SUCCESS)
 }

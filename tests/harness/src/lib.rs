@@ -3,7 +3,9 @@
 //! `xj up` starts them, and real HTTP webhook receivers standing in for the
 //! departmental systems.
 
+mod cluster;
 mod county;
+pub mod procs;
 mod receiver;
 mod secure;
 
@@ -16,6 +18,7 @@ use xj_bus::Shutdown;
 use xj_bus::embedded::{NatsServer, ServerOptions};
 use xj_config::Settings;
 
+pub use cluster::{TestCluster, http_get};
 pub use county::{ORGS, county_config, sample_clue, sample_uscc};
 pub use receiver::{Delivery, Receiver};
 pub use secure::{SERVICE_PASSWORD, SERVICE_USER};

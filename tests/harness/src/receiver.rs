@@ -1,10 +1,12 @@
 //! A departmental system's webhook, for tests: a real HTTP server that
-//! records every delivery, dedupes on `Xj-Message-Id` as CONTRACT §4 asks of
-//! receivers, and can be told to fail.
+//! records every delivery (with the time it arrived), dedupes on
+//! `Xj-Message-Id` as CONTRACT §4 asks of receivers, and can be told to
+//! fail, to answer slowly, or to go down altogether (connection refused)
+//! and come back on the same port.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -18,13 +20,13 @@ pub struct Delivery {
     pub headers: HashMap<String, String>,
     pub body: Bytes,
     pub json: Value,
+    /// When it arrived (the first copy).
+    pub at: Instant,
 }
 
 impl Delivery {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(&name.to_ascii_lowercase())
-            .map(String::as_str)
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
     }
 }
 
@@ -36,12 +38,15 @@ struct Inner {
     duplicates: usize,
     fail_next: usize,
     failing: bool,
+    delay: Duration,
+    down: bool,
 }
 
 #[derive(Clone)]
 pub struct Receiver {
     addr: std::net::SocketAddr,
     inner: Arc<Mutex<Inner>>,
+    server: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Receiver {
@@ -49,13 +54,47 @@ impl Receiver {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let app = Router::new()
-            .route("/inbox", post(inbox))
-            .with_state(inner.clone());
-        tokio::spawn(async move {
+        let r = Self { addr, inner, server: Arc::default() };
+        r.serve(listener);
+        Ok(r)
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let app = Router::new().route("/inbox", post(inbox)).with_state(self.inner.clone());
+        let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(Self { addr, inner })
+        *self.server.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+    }
+
+    /// Stops listening: deliveries find the connection refused, as when a
+    /// departmental system is down.
+    pub fn go_down(&self) {
+        // Connections kept alive by a client get 503 and are closed.
+        self.lock().down = true;
+        if let Some(task) = self.server.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            task.abort();
+        }
+    }
+
+    /// Listens again on the same port.
+    pub async fn come_back(&self) -> anyhow::Result<()> {
+        let start = Instant::now();
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(e) if start.elapsed() > Duration::from_secs(10) => return Err(e.into()),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        self.lock().down = false;
+        self.serve(listener);
+        Ok(())
+    }
+
+    /// Answer every request only after `d` (a slow departmental system).
+    pub fn set_delay(&self, d: Duration) {
+        self.lock().delay = d;
     }
 
     pub fn url(&self) -> String {
@@ -88,14 +127,10 @@ impl Receiver {
 
     /// Waits until at least `n` unique deliveries arrived.
     pub async fn wait_for(&self, n: usize, limit: Duration) -> anyhow::Result<Vec<Delivery>> {
-        crate::eventually(
-            limit,
-            &format!("{n} deliveries at {}", self.url()),
-            || async {
-                let d = self.deliveries();
-                (d.len() >= n).then_some(d)
-            },
-        )
+        crate::eventually(limit, &format!("{n} deliveries at {}", self.url()), || async {
+            let d = self.deliveries();
+            (d.len() >= n).then_some(d)
+        })
         .await
     }
 
@@ -104,11 +139,19 @@ impl Receiver {
     }
 }
 
-async fn inbox(
-    State(inner): State<Arc<Mutex<Inner>>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
+async fn inbox(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: Bytes) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if inner.lock().unwrap_or_else(|p| p.into_inner()).down {
+        return (StatusCode::SERVICE_UNAVAILABLE, [("connection", "close")]).into_response();
+    }
+    record(&inner, headers, body).await.into_response()
+}
+
+async fn record(inner: &Arc<Mutex<Inner>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let delay = inner.lock().unwrap_or_else(|p| p.into_inner()).delay;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let mut g = inner.lock().unwrap_or_else(|p| p.into_inner());
     g.hits += 1;
     if g.failing {
@@ -120,12 +163,7 @@ async fn inbox(
     }
     let headers: HashMap<String, String> = headers
         .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_ascii_lowercase(),
-                v.to_str().unwrap_or_default().to_string(),
-            )
-        })
+        .map(|(k, v)| (k.as_str().to_ascii_lowercase(), v.to_str().unwrap_or_default().to_string()))
         .collect();
     let id = headers.get("xj-message-id").cloned().unwrap_or_default();
     if !g.seen.insert(id) {
@@ -133,10 +171,6 @@ async fn inbox(
         return StatusCode::OK;
     }
     let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    g.unique.push(Delivery {
-        headers,
-        body,
-        json,
-    });
+    g.unique.push(Delivery { headers, body, json, at: Instant::now() });
     StatusCode::OK
 }
