@@ -1,5 +1,6 @@
 //! Operator endpoints for the dead-letter list: inspect, replay.
 
+use futures::StreamExt;
 use std::time::Duration;
 
 use axum::Json;
@@ -43,19 +44,44 @@ pub async fn replay_dead(
 /// refused (the old version stays).
 pub async fn reload_rules(State(state): State<GatewayState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     operator(&state, &headers)?;
-    let reply = tokio::time::timeout(
-        Duration::from_secs(10),
-        state.bus.client.request(subjects::CTL_RELOAD, bytes::Bytes::new()),
-    )
-    .await
-    .map_err(|_| ApiError::Unavailable("no service answered the reload request".into()))?
-    .map_err(unavailable)?;
-    let answer: Value = serde_json::from_slice(&reply.payload).map_err(|e| ApiError::Internal(e.to_string()))?;
-    if answer["ok"] == json!(false) {
-        return Err(ApiError::Invalid(vec![xj_model::Problem::new(
-            "",
-            answer["error"].as_str().unwrap_or("the rule files do not load").to_string(),
-        )]));
+    // Every router and gateway instance answers; gather them all, so the
+    // answer says the new version is in force everywhere (or where not).
+    let client = &state.bus.client;
+    let inbox = client.new_inbox();
+    let mut replies = client.subscribe(inbox.clone()).await.map_err(unavailable)?;
+    client.publish_with_reply(subjects::CTL_RELOAD, inbox, bytes::Bytes::new()).await.map_err(unavailable)?;
+    let mut answers: Vec<Value> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        // After the first answer, wait until the others have had their say.
+        let wait = if answers.is_empty() { deadline - tokio::time::Instant::now() } else { Duration::from_millis(750) };
+        match tokio::time::timeout(wait, replies.next()).await {
+            Ok(Some(m)) => answers.push(serde_json::from_slice(&m.payload).unwrap_or(Value::Null)),
+            _ => break,
+        }
     }
-    Ok(Json(answer))
+    if answers.is_empty() {
+        return Err(ApiError::Unavailable("no service answered the reload request".into()));
+    }
+    let refused: Vec<xj_model::Problem> = answers
+        .iter()
+        .filter(|a| a["ok"] != json!(true))
+        .map(|a| {
+            xj_model::Problem::new(
+                "",
+                format!(
+                    "{}: {}",
+                    a["service"].as_str().unwrap_or("?"),
+                    a["error"].as_str().unwrap_or("the rule files do not load")
+                ),
+            )
+        })
+        .collect();
+    if !refused.is_empty() {
+        return Err(ApiError::Invalid(refused));
+    }
+    let mut versions: Vec<&str> = answers.iter().filter_map(|a| a["version"].as_str()).collect();
+    versions.sort();
+    versions.dedup();
+    Ok(Json(json!({ "version": versions.first(), "consistent": versions.len() == 1, "answers": answers })))
 }

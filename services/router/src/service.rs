@@ -26,7 +26,7 @@ const CONSUMER: &str = "router";
 pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> anyhow::Result<()> {
     let ack_wait = Duration::from_millis(settings.nats.ack_wait_ms);
     let rules = RulesHandle::new(RuleSet::compile(settings)?);
-    rules.spawn_watcher(bus.client.clone(), shutdown.clone());
+    rules.spawn_watcher(bus.client.clone(), shutdown.clone(), "router");
     let messages = Durable::new(subjects::STREAM_ACCEPTED, CONSUMER)
         .ack_wait(ack_wait)
         .max_ack_pending(4096)

@@ -46,7 +46,8 @@ impl RulesHandle {
     }
 
     /// Watches the rule files and the control subject until `shutdown`.
-    pub fn spawn_watcher(&self, client: async_nats::Client, shutdown: Shutdown) {
+    /// `service` names the answerer in replies to reload requests.
+    pub fn spawn_watcher(&self, client: async_nats::Client, shutdown: Shutdown, service: &'static str) {
         let handle = self.clone();
         tokio::spawn(async move {
             let mut sub = match client.subscribe(CTL_RELOAD).await {
@@ -72,8 +73,8 @@ impl RulesHandle {
                     }
                     Some(msg) = async { match sub.as_mut() { Some(s) => s.next().await, None => None } } => {
                         let answer = match handle.reload() {
-                            Ok(v) => serde_json::json!({ "ok": true, "version": v }),
-                            Err(e) => serde_json::json!({ "ok": false, "error": e, "version": handle.current().version }),
+                            Ok(v) => serde_json::json!({ "service": service, "ok": true, "version": v }),
+                            Err(e) => serde_json::json!({ "service": service, "ok": false, "error": e, "version": handle.current().version }),
                         };
                         if let Some(reply) = msg.reply {
                             let _ = client.publish(reply, answer.to_string().into()).await;

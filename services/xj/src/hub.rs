@@ -146,7 +146,7 @@ pub async fn start(
                 http_addr = Some(l.local_addr()?);
                 let schemas = Arc::new(Schemas::load()?);
                 let rules = xj_rules::RulesHandle::new(xj_rules::RuleSet::compile(settings.clone())?);
-                rules.spawn_watcher(bus.client.clone(), shutdown.clone());
+                rules.spawn_watcher(bus.client.clone(), shutdown.clone(), "gateway");
                 let c = &settings.clock;
                 let clock =
                     xj_bus::clock::HubClock::start(c.mode, c.start.as_deref(), bus.clock.clone(), shutdown.clone())

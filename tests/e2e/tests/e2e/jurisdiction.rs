@@ -219,6 +219,10 @@ async fn rules_reload_without_a_restart() -> anyhow::Result<()> {
     assert_eq!(status, 200, "{answer}");
     let after = answer["version"].as_str().unwrap().to_string();
     assert_ne!(after, before);
+    assert_eq!(answer["consistent"], true, "{answer}");
+    let services: Vec<&str> =
+        answer["answers"].as_array().unwrap().iter().filter_map(|a| a["service"].as_str()).collect();
+    assert!(services.contains(&"router") && services.contains(&"gateway"), "{answer}");
     // FOOD-STALL is now devolved to 西山 too.
     let clue = sample_clue("RL-1", "qh-eco", "FOOD-STALL", "990101102");
     assert_eq!(hub.submit("qh-eco", &clue).await?.0, 202);
