@@ -17,3 +17,23 @@ lint:
 # Validate a configuration file.
 check config="deploy/sandbox.toml":
     cargo run --bin xj -- check --config {{config}}
+
+# Load benchmark (release build): every service its own process, open-loop
+# load at fixed rates (1,000/s, 2,000/s, 5,000/s) and the maximum through
+# HTTP in -> route -> webhook out with the tracker and ledger running;
+# throughput, p50/p99/p99.9 latency, peak memory per service, beside raw
+# JetStream in the same run. Tune with XJ_LOAD_RATES, XJ_LOAD_SECS,
+# XJ_LOAD_MAX_N, XJ_LOAD_INFLIGHT, XJ_LOAD_RAW_N, XJ_LOAD_ONLY=raw|hub|soak.
+# See docs/performance.md.
+bench-load:
+    cargo bench -p xj --bench load
+
+# The soak: n referrals (default 1,000,000) at a fixed rate, resident memory
+# of each service sampled as it runs.
+soak n="1000000" rate="2000":
+    XJ_LOAD_ONLY=soak XJ_LOAD_SOAK_N={{n}} XJ_LOAD_SOAK_RATE={{rate}} cargo bench -p xj --bench load
+
+# The fault tests alone (every service its own process; kills, a cluster
+# node lost, a receiver down, a full store, backup and restore).
+faults:
+    cargo test -p xj --test faults -- --nocapture

@@ -1,1 +1,736 @@
-fn main() {}
+//! `just bench-load` (`cargo bench -p xj --bench load`): open-loop load on
+//! the hub as deployed — every service its own `xj run` process on one
+//! nats-server — beside raw JetStream on the same machine in the same run.
+//!
+//! * raw: N ~1 KiB messages published (many acks in flight) to a file
+//!   stream, relayed by a durable pull consumer to a second stream (publish
+//!   ack awaited before the ack), consumed and acked there: the two-hop
+//!   pipeline the hub's delivery path is made of, with nothing else.
+//! * hub, open loop at fixed rates: referral `i` is sent at `t0 + i/rate`
+//!   whatever happened to the ones before (no coordinated omission), by HTTP
+//!   to the gateway; the router places it (FOOD-STALL, devolved to 东关镇);
+//!   the courier signs it and POSTs it to a webhook in this process, which
+//!   notes when each id first arrived. Latency is from the scheduled send to
+//!   that arrival. The tracker and the ledger run too: the phase is over
+//!   when the ledger has recorded everything (validated, routed, ledgered,
+//!   signed, delivered).
+//! * hub, maximum: a fixed number of referrals with many requests in flight.
+//! * soak (`XJ_LOAD_SOAK_N`, e.g. 1000000): a long open-loop run at
+//!   `XJ_LOAD_SOAK_RATE`, sampling each process's resident memory.
+//!
+//! Peak resident memory (VmHWM) is read per process. Environment:
+//! `XJ_LOAD_RATES` (default `1000,2000,5000`), `XJ_LOAD_SECS` (per rate,
+//! default 10), `XJ_LOAD_MAX_N` (default 30000), `XJ_LOAD_INFLIGHT` (default
+//! 256), `XJ_LOAD_RAW_N` (default 100000), `XJ_LOAD_SOAK_N` (default 0),
+//! `XJ_LOAD_SOAK_RATE` (default 2000), `XJ_LOAD_ONLY` (`raw`, `hub`, `soak`).
+
+use std::collections::HashMap;
+use std::future::IntoFuture;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use async_nats::jetstream::{self, consumer, stream};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use hdrhistogram::Histogram;
+use xj_testkit::procs::{ServiceProc, cpu_secs, memory};
+use xj_testkit::{TestNats, county_config, sample_clue};
+
+const SENDER: &str = "qh-market";
+const RECIPIENT: &str = "qh-town-dg";
+const SERVICES: [&str; 5] = ["gateway", "router", "courier", "tracker", "ledger"];
+
+fn main() -> anyhow::Result<()> {
+    let opts = Opts::from_env();
+    // The services read every XJ_* variable as configuration and refuse
+    // unknown keys: the bench's own settings must not reach them.
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(|n| n.starts_with("XJ_LOAD_")) {
+            // SAFETY: no other thread exists yet.
+            unsafe { std::env::remove_var(&name) };
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(run(opts))
+}
+
+struct Opts {
+    rates: Vec<u64>,
+    secs: u64,
+    max_n: usize,
+    inflight: usize,
+    raw_n: usize,
+    soak_n: usize,
+    soak_rate: u64,
+    only: Option<String>,
+}
+
+fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+impl Opts {
+    fn from_env() -> Self {
+        let rates = std::env::var("XJ_LOAD_RATES")
+            .ok()
+            .map(|s| s.split(',').filter_map(|r| r.trim().parse().ok()).collect())
+            .unwrap_or_else(|| vec![1000, 2000, 5000]);
+        Self {
+            rates,
+            secs: env("XJ_LOAD_SECS").unwrap_or(10),
+            max_n: env("XJ_LOAD_MAX_N").unwrap_or(30_000),
+            inflight: env("XJ_LOAD_INFLIGHT").unwrap_or(256),
+            raw_n: env("XJ_LOAD_RAW_N").unwrap_or(100_000),
+            soak_n: env("XJ_LOAD_SOAK_N").unwrap_or(0),
+            soak_rate: env("XJ_LOAD_SOAK_RATE").unwrap_or(2000),
+            only: std::env::var("XJ_LOAD_ONLY").ok().filter(|s| !s.is_empty()),
+        }
+    }
+}
+
+async fn run(opts: Opts) -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let want = |p: &str| opts.only.as_deref().is_none_or(|o| o == p);
+    println!("{}", machine());
+    let raw_rate = if want("raw") {
+        println!("\n== raw JetStream: publish -> consume -> republish -> consume, {} x 1 KiB ==", opts.raw_n);
+        let r = raw(opts.raw_n).await?;
+        Some(r)
+    } else {
+        None
+    };
+    let mut summary = Vec::new();
+    if want("hub") || want("soak") {
+        let hub = Hub::start(opts.inflight.max(256)).await?;
+        hub.warm().await?;
+        if want("hub") {
+            for &rate in &opts.rates {
+                println!("\n== hub, open loop at {rate}/s for {} s ==", opts.secs);
+                let r = hub.open_loop(&format!("R{rate}"), rate, (rate * opts.secs) as usize).await?;
+                r.print();
+                summary.push(r);
+            }
+            println!("\n== hub, maximum: {} referrals, {} requests in flight ==", opts.max_n, opts.inflight);
+            let r = hub.closed_loop("MAX", opts.max_n, opts.inflight).await?;
+            r.print();
+            summary.push(r);
+        }
+        if want("soak") && opts.soak_n > 0 {
+            println!("\n== soak: {} referrals at {}/s ==", opts.soak_n, opts.soak_rate);
+            let r = hub.soak(opts.soak_n, opts.soak_rate).await?;
+            r.print();
+            summary.push(r);
+        }
+        println!("\n== peak resident memory per process (VmHWM) ==");
+        for (name, peak) in hub.peaks() {
+            println!("  {name:<12} {:>7.1} MiB", peak as f64 / 1048576.0);
+        }
+    }
+    println!("\n== summary ==");
+    if let Some(raw) = raw_rate {
+        println!("raw JetStream two hops                {raw:>9.0} msg/s");
+        for r in &summary {
+            println!(
+                "hub {:<10} offered {:>7} delivered {:>7.0}/s  ledgered {:>7.0}/s  p50 {:>7} p99 {:>7} p99.9 {:>7}  = {:>5.1} % of raw",
+                r.label,
+                r.offered.map(|o| format!("{o}/s")).unwrap_or_else(|| "max".into()),
+                r.delivered_rate,
+                r.ledgered_rate,
+                ms(r.e2e.value_at_quantile(0.5)),
+                ms(r.e2e.value_at_quantile(0.99)),
+                ms(r.e2e.value_at_quantile(0.999)),
+                100.0 * r.delivered_rate / raw
+            );
+        }
+    } else {
+        for r in &summary {
+            r.print_line();
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- helpers --
+
+fn now_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or_default()
+}
+
+fn hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("histogram bounds")
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.1}ms", us as f64 / 1000.0)
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(str::trim)
+        .unwrap_or("unknown CPU")
+        .to_string();
+    let mem_kb: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    format!(
+        "machine: {} cores ({model}), {:.1} GiB RAM, nats-server {}, load average at start {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        mem_kb as f64 / 1048576.0,
+        xj_bus::embedded::NATS_SERVER_VERSION,
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    )
+}
+
+// -------------------------------------------------------------------- raw --
+
+async fn raw(n: usize) -> anyhow::Result<f64> {
+    let nats = TestNats::start()?;
+    let url = nats.url();
+    let producer = jetstream::new(async_nats::connect(&url).await?);
+    let relay = jetstream::new(async_nats::connect(&url).await?);
+    let sink = jetstream::new(async_nats::connect(&url).await?);
+    let cfg = |name: &str, subject: &str| stream::Config {
+        name: name.into(),
+        subjects: vec![subject.into()],
+        storage: stream::StorageType::File,
+        ..Default::default()
+    };
+    let durable = |name: &str| consumer::pull::Config {
+        durable_name: Some(name.into()),
+        ack_policy: consumer::AckPolicy::Explicit,
+        max_ack_pending: 4096,
+        ..Default::default()
+    };
+    producer.create_stream(cfg("RAW_1", "raw.one.>")).await?;
+    producer.create_stream(cfg("RAW_2", "raw.two.>")).await?;
+    let hop = relay.get_stream("RAW_1").await?.create_consumer(durable("relay")).await?;
+    let fin = sink.get_stream("RAW_2").await?.create_consumer(durable("sink")).await?;
+    let relay_task = tokio::spawn(async move {
+        let messages = hop.messages().await?;
+        messages
+            .for_each_concurrent(128, |m| {
+                let relay = relay.clone();
+                async move {
+                    let Ok(m) = m else { return };
+                    let subject = m.subject.replacen("raw.one.", "raw.two.", 1);
+                    if async { relay.publish(subject, m.payload.clone()).await?.into_future().await }.await.is_ok() {
+                        let _ = m.ack().await;
+                    }
+                }
+            })
+            .await;
+        anyhow::Ok(())
+    });
+    let done = Arc::new(AtomicUsize::new(0));
+    let counted = done.clone();
+    let sink_task = tokio::spawn(async move {
+        let mut messages = fin.messages().await?;
+        while let Some(m) = messages.next().await {
+            let m = m.map_err(|e| anyhow::anyhow!(e))?;
+            let _ = m.ack().await;
+            counted.fetch_add(1, Ordering::Relaxed);
+        }
+        anyhow::Ok(())
+    });
+    let payload = Bytes::from(vec![b'x'; 1024]);
+    let t0 = Instant::now();
+    let mut acks = FuturesUnordered::new();
+    for i in 0..n {
+        acks.push(producer.publish(format!("raw.one.{}", i % 16), payload.clone()).await?.into_future());
+        while acks.len() >= 256 {
+            acks.next().await.context("ack")??;
+        }
+    }
+    while let Some(a) = acks.next().await {
+        a?;
+    }
+    let published = t0.elapsed();
+    while done.load(Ordering::Relaxed) < n {
+        if t0.elapsed() > Duration::from_secs(300) {
+            anyhow::bail!("raw: only {} of {n} after 300 s", done.load(Ordering::Relaxed));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let total = t0.elapsed();
+    relay_task.abort();
+    sink_task.abort();
+    let rate = n as f64 / total.as_secs_f64();
+    println!("published (acked)    {:>9.0} msg/s", n as f64 / published.as_secs_f64());
+    println!("through both hops    {rate:>9.0} msg/s");
+    Ok(rate)
+}
+
+// ---------------------------------------------------------------- the hub --
+
+/// The webhook: first arrival of each id.
+#[derive(Clone, Default)]
+struct Inbox {
+    first: Arc<Mutex<HashMap<Box<str>, u64>>>,
+    hits: Arc<AtomicUsize>,
+}
+
+async fn inbox_handler(State(inbox): State<Inbox>, headers: HeaderMap, _body: Bytes) -> StatusCode {
+    let at = now_ns();
+    inbox.hits.fetch_add(1, Ordering::Relaxed);
+    let id = headers.get("xj-message-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if let Ok(mut m) = inbox.first.lock() {
+        m.entry(id.into()).or_insert(at);
+    }
+    StatusCode::OK
+}
+
+impl Inbox {
+    fn unique(&self) -> usize {
+        self.first.lock().map(|m| m.len()).unwrap_or_default()
+    }
+}
+
+struct Hub {
+    _nats: TestNats,
+    nats_url: String,
+    procs: Vec<ServiceProc>,
+    inbox: Inbox,
+    base: String,
+    http: reqwest::Client,
+    template: Vec<u8>,
+    js: jetstream::Context,
+    delivered_before: AtomicUsize,
+    /// (request start, answer, status) of each submission of the phase.
+    results: Mutex<Vec<(u64, u64, u16)>>,
+}
+
+struct Phase {
+    label: String,
+    offered: Option<u64>,
+    n: usize,
+    refused: usize,
+    accept_rate: f64,
+    delivered_rate: f64,
+    ledgered_rate: f64,
+    e2e: Histogram<u64>,
+    accept: Histogram<u64>,
+    duplicates: usize,
+    cpu: Vec<(String, f64)>,
+    rss: Vec<(String, u64)>,
+    wall: f64,
+}
+
+impl Phase {
+    fn print(&self) {
+        if self.refused > 0 {
+            println!("!! {} submissions not accepted", self.refused);
+        }
+        println!("accepted (HTTP 202)          {:>9.0}/s", self.accept_rate);
+        println!("delivered (webhook)          {:>9.0}/s  ({} referrals)", self.delivered_rate, self.n);
+        println!("ledgered too (all recorded)  {:>9.0}/s", self.ledgered_rate);
+        let p = |h: &Histogram<u64>| {
+            format!(
+                "p50 {:>8} p99 {:>8} p99.9 {:>8} max {:>8}",
+                ms(h.value_at_quantile(0.5)),
+                ms(h.value_at_quantile(0.99)),
+                ms(h.value_at_quantile(0.999)),
+                ms(h.max())
+            )
+        };
+        println!("latency send -> webhook      {}", p(&self.e2e));
+        println!("latency send -> HTTP 202     {}", p(&self.accept));
+        if self.duplicates > 0 {
+            println!("webhook repeats (deduped)    {}", self.duplicates);
+        }
+        let cpu: Vec<String> = self.cpu.iter().map(|(n, s)| format!("{n} {:.2}", s / self.wall.max(1e-9))).collect();
+        println!("CPU cores used               {}", cpu.join(", "));
+        let rss: Vec<String> = self.rss.iter().map(|(n, b)| format!("{n} {:.0}", *b as f64 / 1048576.0)).collect();
+        println!("resident MiB at the end      {}", rss.join(", "));
+    }
+
+    fn print_line(&self) {
+        println!(
+            "hub {:<10} delivered {:>7.0}/s ledgered {:>7.0}/s p50 {} p99 {} p99.9 {}",
+            self.label,
+            self.delivered_rate,
+            self.ledgered_rate,
+            ms(self.e2e.value_at_quantile(0.5)),
+            ms(self.e2e.value_at_quantile(0.99)),
+            ms(self.e2e.value_at_quantile(0.999))
+        );
+    }
+}
+
+impl Hub {
+    async fn start(courier_concurrency: usize) -> anyhow::Result<Self> {
+        let nats = TestNats::start()?;
+        let inbox = Inbox::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let webhook = format!("http://{}/inbox", listener.local_addr()?);
+        let app = axum::Router::new().route("/inbox", post(inbox_handler)).with_state(inbox.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let dir = nats.dir.path().to_path_buf();
+        let port = xj_bus::embedded::free_port();
+        let urls = HashMap::from([(RECIPIENT.to_string(), webhook)]);
+        let text = format!(
+            "{}\n[nats]\nurl = \"{}\"\n\n[data]\ndir = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n\n[http.rate_limit]\nper_second = 1000000.0\nburst = 1000000\n\n[courier]\nconcurrency = {courier_concurrency}\n\n[telemetry]\nlog = \"warn\"\n",
+            county_config(&urls),
+            nats.url(),
+            dir.join("data").display()
+        );
+        let config = dir.join("xianjie.toml");
+        std::fs::write(&config, text)?;
+        let settings = xj_config::load_file(&config)?;
+        xj_bus::signing::HubKey::load_or_create(&xj::hub::key_path(&settings))?;
+        let bin = Path::new(env!("CARGO_BIN_EXE_xj"));
+        let mut procs = Vec::new();
+        for s in SERVICES {
+            procs.push(ServiceProc::start(bin, s, s, &config, &dir, &[])?);
+        }
+        let http = reqwest::Client::builder().pool_max_idle_per_host(1024).build()?;
+        let base = format!("http://127.0.0.1:{port}");
+        let start = Instant::now();
+        while !matches!(http.get(format!("{base}/healthz")).send().await, Ok(r) if r.status() == 200) {
+            if start.elapsed() > Duration::from_secs(60) {
+                anyhow::bail!("gateway not up: {}", procs[0].log_tail(20));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let template = serde_json::to_vec(&sample_clue("ID-XXXXXXXXXXXX", SENDER, "FOOD-STALL", "990101101"))?;
+        let js = jetstream::new(async_nats::connect(nats.url()).await?);
+        Ok(Self {
+            nats_url: nats.url(),
+            _nats: nats,
+            procs,
+            inbox,
+            base,
+            http,
+            template,
+            js,
+            delivered_before: AtomicUsize::new(0),
+            results: Mutex::default(),
+        })
+    }
+
+    /// The body of referral `id` (15 characters, see [`Self::id`]).
+    fn body(&self, id: &str) -> Bytes {
+        let mut b = self.template.clone();
+        let pos = b.windows(15).position(|w| w == b"ID-XXXXXXXXXXXX").unwrap_or(0);
+        b[pos..pos + 15].copy_from_slice(&id.as_bytes()[..15]);
+        b.into()
+    }
+
+    /// `<prefix>-<i>` padded with dashes to 15 characters.
+    fn id(prefix: &str, i: usize) -> String {
+        let id = format!("{prefix}-{i}");
+        format!("{id:-<15}")
+    }
+
+    async fn warm(&self) -> anyhow::Result<()> {
+        let r = self.closed_loop("WARM", 1000, 64).await?;
+        println!("warm-up: {} referrals, {:.0}/s", r.n, r.delivered_rate);
+        Ok(())
+    }
+
+    async fn submit(&self, body: Bytes) -> (u64, u64, u16) {
+        let start = now_ns();
+        let status = match self
+            .http
+            .post(format!("{}/v1/messages", self.base))
+            .header("authorization", format!("Bearer token-{SENDER}-0123456789"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+        {
+            Ok(r) => {
+                let s = r.status().as_u16();
+                let _ = r.bytes().await;
+                s
+            }
+            Err(_) => 0,
+        };
+        (start, now_ns(), status)
+    }
+
+    fn peaks(&self) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> =
+            self.procs.iter().map(|p| (p.name().to_string(), p.memory().map(|m| m.1).unwrap_or(0))).collect();
+        if let Some(pid) = nats_pid() {
+            out.push(("nats-server".into(), memory(pid).map(|m| m.1).unwrap_or(0)));
+        }
+        out
+    }
+
+    fn rss(&self) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> =
+            self.procs.iter().map(|p| (p.name().to_string(), p.memory().map(|m| m.0).unwrap_or(0))).collect();
+        if let Some(pid) = nats_pid() {
+            out.push(("nats-server".into(), memory(pid).map(|m| m.0).unwrap_or(0)));
+        }
+        out
+    }
+
+    fn cpu(&self) -> Vec<(String, f64)> {
+        let mut out: Vec<(String, f64)> =
+            self.procs.iter().map(|p| (p.name().to_string(), p.pid().and_then(cpu_secs).unwrap_or(0.0))).collect();
+        out.push(("nats-server".into(), nats_pid().and_then(cpu_secs).unwrap_or(0.0)));
+        out.push(("bench".into(), cpu_secs(std::process::id()).unwrap_or(0.0)));
+        out
+    }
+
+    /// Messages the ledger still has to record (both its consumers).
+    async fn ledger_behind(&self) -> u64 {
+        let mut behind = 0;
+        for s in [xj_bus::subjects::STREAM_ACCEPTED, xj_bus::subjects::STREAM_EVENTS] {
+            if let Ok(stream) = self.js.get_stream(s).await
+                && let Ok(i) = stream.consumer_info("ledger").await
+            {
+                behind += i.num_pending + i.num_ack_pending as u64;
+            }
+        }
+        behind
+    }
+
+    async fn wait_delivered(&self, n: usize, limit: Duration) -> anyhow::Result<()> {
+        let start = Instant::now();
+        let want = self.delivered_before.load(Ordering::Relaxed) + n;
+        while self.inbox.unique() < want {
+            if start.elapsed() > limit {
+                anyhow::bail!("only {} of {n} delivered after {limit:?}", self.inbox.unique() - (want - n));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Ok(())
+    }
+
+    async fn wait_ledgered(&self, limit: Duration) -> anyhow::Result<()> {
+        let start = Instant::now();
+        while self.ledger_behind().await > 0 {
+            if start.elapsed() > limit {
+                anyhow::bail!("the ledger is still {} behind after {limit:?}", self.ledger_behind().await);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// Sends referral `i` of `n` at `t0 + i/rate`.
+    async fn open_loop(&self, prefix: &str, rate: u64, n: usize) -> anyhow::Result<Phase> {
+        let bodies: Vec<(String, Bytes)> = (0..n)
+            .map(|i| {
+                let id = Self::id(prefix, i);
+                let b = self.body(&id);
+                (id, b)
+            })
+            .collect();
+        let cpu0 = self.cpu();
+        let t0_ns = now_ns();
+        let t0 = tokio::time::Instant::now();
+        let mut tasks = FuturesUnordered::new();
+        let mut sched = Vec::with_capacity(n);
+        for (i, (id, body)) in bodies.into_iter().enumerate() {
+            let offset = Duration::from_nanos((i as u128 * 1_000_000_000 / rate as u128) as u64);
+            tokio::time::sleep_until(t0 + offset).await;
+            sched.push((id, t0_ns + offset.as_nanos() as u64));
+            tasks.push(self.submit(body));
+            // Collect finished requests without blocking the schedule.
+            while let Some(Some(r)) = futures::FutureExt::now_or_never(tasks.next()) {
+                self.results_push(r);
+            }
+        }
+        self.finish(prefix, Some(rate), sched, tasks, cpu0, t0_ns).await
+    }
+
+    fn results_push(&self, r: (u64, u64, u16)) {
+        self.results.lock().map(|mut v| v.push(r)).ok();
+    }
+
+    async fn closed_loop(&self, prefix: &str, n: usize, inflight: usize) -> anyhow::Result<Phase> {
+        let bodies: Vec<(String, Bytes)> = (0..n)
+            .map(|i| {
+                let id = Self::id(prefix, i);
+                let b = self.body(&id);
+                (id, b)
+            })
+            .collect();
+        let cpu0 = self.cpu();
+        let t0_ns = now_ns();
+        let mut tasks = FuturesUnordered::new();
+        let mut sched = Vec::with_capacity(n);
+        for (id, body) in bodies {
+            while tasks.len() >= inflight {
+                if let Some(r) = tasks.next().await {
+                    self.results_push(r);
+                }
+            }
+            sched.push((id, now_ns()));
+            tasks.push(self.submit(body));
+        }
+        self.finish(prefix, None, sched, tasks, cpu0, t0_ns).await
+    }
+
+    async fn finish<F>(
+        &self,
+        prefix: &str,
+        offered: Option<u64>,
+        sched: Vec<(String, u64)>,
+        mut tasks: FuturesUnordered<F>,
+        cpu0: Vec<(String, f64)>,
+        t0_ns: u64,
+    ) -> anyhow::Result<Phase>
+    where
+        F: std::future::Future<Output = (u64, u64, u16)>,
+    {
+        while let Some(r) = tasks.next().await {
+            self.results_push(r);
+        }
+        let results = self.results.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default();
+        let n = sched.len();
+        let refused = results.iter().filter(|r| r.2 != 202).count();
+        let mut accept = hist();
+        let mut last_accept = t0_ns;
+        for (s, e, status) in &results {
+            if *status == 202 {
+                accept.saturating_record(((e - s) / 1000).max(1));
+                last_accept = last_accept.max(*e);
+            }
+        }
+        let limit = Duration::from_secs(120 + n as u64 / 200);
+        self.wait_delivered(n - refused, limit).await?;
+        let delivered_at = now_ns();
+        self.wait_ledgered(limit).await?;
+        let ledgered_at = now_ns();
+        self.delivered_before.fetch_add(n - refused, Ordering::Relaxed);
+        let cpu1 = self.cpu();
+        let wall = (ledgered_at - t0_ns) as f64 / 1e9;
+        let arrivals = self.inbox.first.lock().map(|m| m.clone()).unwrap_or_default();
+        let mut e2e = hist();
+        let mut last_arrival = t0_ns;
+        for (id, at) in &sched {
+            if let Some(arrived) = arrivals.get(id.as_str()) {
+                e2e.saturating_record((arrived.saturating_sub(*at) / 1000).max(1));
+                last_arrival = last_arrival.max(*arrived);
+            }
+        }
+        let _ = delivered_at;
+        let rate = |until: u64| (n - refused) as f64 / ((until - t0_ns) as f64 / 1e9);
+        let hits = self.inbox.hits.load(Ordering::Relaxed);
+        Ok(Phase {
+            label: prefix.to_string(),
+            offered,
+            n: n - refused,
+            refused,
+            accept_rate: rate(last_accept),
+            delivered_rate: rate(last_arrival),
+            ledgered_rate: rate(ledgered_at),
+            e2e,
+            accept,
+            duplicates: hits.saturating_sub(self.inbox.unique()),
+            cpu: cpu1.iter().zip(&cpu0).map(|((n, b), (_, a))| (n.clone(), b - a)).collect(),
+            rss: self.rss(),
+            wall,
+        })
+    }
+
+    /// A long open-loop run, memory sampled every 10 s.
+    async fn soak(&self, n: usize, rate: u64) -> anyhow::Result<Phase> {
+        let samples = Arc::new(Mutex::new(Vec::<(f64, Vec<(String, u64)>)>::new()));
+        let done = Arc::new(tokio::sync::Notify::new());
+        let sampler = {
+            let (samples, done) = (samples.clone(), done.clone());
+            let pids: Vec<(String, Option<u32>)> = self
+                .procs
+                .iter()
+                .map(|p| (p.name().to_string(), p.pid()))
+                .chain(std::iter::once(("nats-server".to_string(), nats_pid())))
+                .collect();
+            tokio::spawn(async move {
+                let start = Instant::now();
+                loop {
+                    let row = pids
+                        .iter()
+                        .map(|(name, pid)| (name.clone(), pid.and_then(memory).map(|m| m.0).unwrap_or(0)))
+                        .collect();
+                    samples.lock().map(|mut s| s.push((start.elapsed().as_secs_f64(), row))).ok();
+                    tokio::select! {
+                        _ = done.notified() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+                    }
+                }
+            })
+        };
+        // In chunks, so the bench itself does not hold a million bodies.
+        let chunk = (rate as usize * 60).max(1);
+        let mut phases = Vec::new();
+        let mut sent = 0;
+        while sent < n {
+            let k = chunk.min(n - sent);
+            let p = self.open_loop(&format!("S{}", sent / chunk), rate, k).await?;
+            println!(
+                "  soak {:>8} / {n}: delivered {:>6.0}/s p99 {} resident MiB {}",
+                sent + k,
+                p.delivered_rate,
+                ms(p.e2e.value_at_quantile(0.99)),
+                p.rss.iter().map(|(n, b)| format!("{n} {}", b / 1048576)).collect::<Vec<_>>().join(", ")
+            );
+            phases.push(p);
+            sent += k;
+            self.inbox.first.lock().map(|mut m| m.clear()).ok();
+            self.delivered_before.store(0, Ordering::Relaxed);
+            self.inbox.hits.store(0, Ordering::Relaxed);
+        }
+        done.notify_one();
+        let _ = sampler.await;
+        let mut total = phases.pop().context("no soak phase")?;
+        for p in &phases {
+            total.e2e.add(&p.e2e).ok();
+            total.accept.add(&p.accept).ok();
+            total.n += p.n;
+        }
+        total.label = "SOAK".into();
+        total.offered = Some(rate);
+        let s = samples.lock().map(|s| s.clone()).unwrap_or_default();
+        println!("  resident MiB over time (every 10 s):");
+        for (t, row) in s.iter().step_by((s.len() / 20).max(1)) {
+            println!(
+                "  {t:>7.0} s  {}",
+                row.iter().map(|(n, b)| format!("{n} {}", b / 1048576)).collect::<Vec<_>>().join(", ")
+            );
+        }
+        let _ = &self.nats_url;
+        Ok(total)
+    }
+}
+
+/// The nats-server started by this process (TestNats), if running.
+fn nats_pid() -> Option<u32> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let comm = s.get(s.find('(')? + 1..s.rfind(')')?)?.to_string();
+                    let ppid = s[s.rfind(')')? + 2..].split_whitespace().nth(1)?.to_string();
+                    Some(comm == "nats-server" && ppid == me)
+                })
+                .unwrap_or(false)
+        })
+        .max()
+}
