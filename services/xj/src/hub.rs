@@ -177,10 +177,27 @@ pub async fn start(
             .await
             .with_context(|| format!("cannot listen on {addr} ([telemetry] metrics_listen)"))?;
         let sd = shutdown.clone();
+        // Ready while this process is connected to NATS (503 otherwise):
+        // what a readiness probe or a load balancer asks.
+        let client = Bus::connect(&settings, nats_url).await?.client;
         tokio::spawn(async move {
+            let health = move || {
+                let state = client.connection_state();
+                async move {
+                    let ok = matches!(state, async_nats::connection::State::Connected);
+                    let code =
+                        if ok { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
+                    (
+                        code,
+                        axum::Json(
+                            serde_json::json!({ "status": if ok { "ok" } else { "degraded" }, "nats": format!("{state:?}") }),
+                        ),
+                    )
+                }
+            };
             let app = axum::Router::new()
                 .route("/metrics", axum::routing::get(|| async { xj_bus::metrics::render() }))
-                .route("/healthz", axum::routing::get(|| async { "ok" }));
+                .route("/healthz", axum::routing::get(health));
             let _ = axum::serve(l, app).with_graceful_shutdown(async move { sd.cancelled().await }).await;
         });
     }

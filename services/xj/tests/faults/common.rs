@@ -101,8 +101,14 @@ impl ProcHub {
     }
 
     pub fn spawn(&mut self, name: &str, service: &str) -> anyhow::Result<()> {
+        self.spawn_env(name, service, &[])
+    }
+
+    /// Starts one more process with extra environment (configuration
+    /// overrides such as `XJ_TELEMETRY__METRICS_LISTEN`).
+    pub fn spawn_env(&mut self, name: &str, service: &str, env: &[(&str, &str)]) -> anyhow::Result<()> {
         let bin = Path::new(env!("CARGO_BIN_EXE_xj"));
-        let p = ServiceProc::start(bin, service, name, &self.config, self.dir.path(), &[])?;
+        let p = ServiceProc::start(bin, service, name, &self.config, self.dir.path(), env)?;
         self.procs.push(p);
         Ok(())
     }

@@ -21,6 +21,7 @@ mod store;
 use std::time::Duration;
 
 use common::*;
+use futures::FutureExt;
 
 const N: usize = 2000;
 const SERVICES: &[(&str, &str)] = &[("gateway", "gateway"), ("router", "router"), ("courier", "courier")];
@@ -131,27 +132,41 @@ async fn receiver_down_for_a_while_then_everything_arrives() -> anyhow::Result<(
     Ok(())
 }
 
-/// Readiness follows NATS: the gateway answers 503 on /healthz while its
-/// NATS is away and 200 again when it is back, and accepts again.
+/// Readiness follows NATS: the gateway (on its API port) and a router (on
+/// `[telemetry] metrics_listen`) answer 503 on /healthz while their NATS is
+/// away and 200 again when it is back; the hub then accepts again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_follows_nats() -> anyhow::Result<()> {
     let _g = serial().await;
     let mut nats = xj_testkit::TestNats::start()?;
-    let hub = ProcHub::start(&nats.url(), Options::default(), SERVICES).await?;
-    nats.server.kill();
-    let health = |hub: &ProcHub| {
-        let (http, url) = (hub.http.clone(), format!("{}/healthz", hub.base));
-        async move { http.get(url).send().await.map(|r| r.status().as_u16()).unwrap_or(0) }
+    let mut hub = ProcHub::start(&nats.url(), Options::default(), SERVICES).await?;
+    let port = xj_bus::embedded::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    hub.spawn_env("router-metrics", "router", &[("XJ_TELEMETRY__METRICS_LISTEN", &listen)])?;
+    let urls = [format!("{}/healthz", hub.base), format!("http://{listen}/healthz")];
+    let health = |http: reqwest::Client, url: String| async move {
+        http.get(url).send().await.map(|r| r.status().as_u16()).unwrap_or(0)
     };
-    xj_testkit::eventually(Duration::from_secs(15), "gateway unready", || async {
-        (health(&hub).await == 503).then_some(())
-    })
-    .await?;
+    for url in &urls {
+        xj_testkit::eventually(Duration::from_secs(30), &format!("{url} ready"), || {
+            health(hub.http.clone(), url.clone()).then(|s| async move { (s == 200).then_some(()) })
+        })
+        .await?;
+    }
+    nats.server.kill();
+    for url in &urls {
+        xj_testkit::eventually(Duration::from_secs(15), &format!("{url} unready"), || {
+            health(hub.http.clone(), url.clone()).then(|s| async move { (s == 503).then_some(()) })
+        })
+        .await?;
+    }
     nats.server.restart()?;
-    xj_testkit::eventually(Duration::from_secs(30), "gateway ready again", || async {
-        (health(&hub).await == 200).then_some(())
-    })
-    .await?;
+    for url in &urls {
+        xj_testkit::eventually(Duration::from_secs(30), &format!("{url} ready again"), || {
+            health(hub.http.clone(), url.clone()).then(|s| async move { (s == 200).then_some(()) })
+        })
+        .await?;
+    }
     let (_, body, to) = referral("RN", 0);
     submit_retrying(&hub.http, &hub.base, SENDER, &body, Duration::from_secs(30)).await?;
     hub.receiver(to).wait_for(1, Duration::from_secs(30)).await?;
