@@ -37,3 +37,11 @@ soak n="1000000" rate="2000":
 # node lost, a receiver down, a full store, backup and restore).
 faults:
     cargo test -p xj --test faults -- --nocapture
+
+# Check deploy/ without Docker or Kubernetes: Kubernetes manifests against
+# the API schemas, the NATS chart values, compose references, systemd units
+# (systemd-analyze), nats-server -t on the cluster nodes, xj check. The
+# cluster configuration itself runs in `cargo test -p xj --test deploy`.
+validate-deploy:
+    cargo build --bin xj
+    python3 deploy/validate.py --xj target/debug/xj

@@ -1,0 +1,134 @@
+//! deploy/ as shipped: every file checked by deploy/validate.py (Kubernetes
+//! schemas, chart values, compose references, systemd-analyze, nats-server
+//! -t, xj check), and the three-node cluster configuration run for real on
+//! loopback: the hub declares every stream and bucket on three replicas with
+//! the generated authorization, and keeps publishing when a node dies.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use xj_bus::embedded::{ensure_binary, free_port};
+
+fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
+}
+
+#[test]
+fn deploy_folder_validates() {
+    let nats = ensure_binary().expect("nats-server");
+    let out = Command::new("python3")
+        .arg(deploy_dir().join("validate.py"))
+        .arg("--xj")
+        .arg(env!("CARGO_BIN_EXE_xj"))
+        .arg("--nats-server")
+        .arg(nats)
+        .output()
+        .expect("python3");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("deploy: ok"), "{text}");
+}
+
+struct Node {
+    child: Option<Child>,
+    client: u16,
+    monitor: u16,
+}
+
+impl Node {
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// deploy/cluster/nats-<i>.conf with its hosts and ports moved to loopback
+/// and its store to `dir`; everything else as shipped.
+fn localise(i: usize, ports: &[(u16, u16, u16)], dir: &Path) -> String {
+    let text = std::fs::read_to_string(deploy_dir().join(format!("cluster/nats-{i}.conf"))).expect("node config");
+    let (client, route, monitor) = ports[i - 1];
+    let mut t = text
+        .replace("listen: 0.0.0.0:4222", &format!("listen: 127.0.0.1:{client}"))
+        .replace("http: 0.0.0.0:8222", &format!("http: 127.0.0.1:{monitor}"))
+        .replace("listen: 0.0.0.0:6222", &format!("listen: 127.0.0.1:{route}"))
+        .replace("store_dir: /var/lib/nats", &format!("store_dir: \"{}\"", dir.join(format!("n{i}")).display()))
+        .replace("max_file_store: 200GB", "max_file_store: 1GB");
+    for (j, (_, r, _)) in ports.iter().enumerate() {
+        t = t.replace(&format!("nats-route://nats-{}:6222", j + 1), &format!("nats-route://127.0.0.1:{r}"));
+    }
+    assert!(!t.contains("0.0.0.0") && !t.contains("nats-route://nats-"), "every host and port was moved:\n{t}");
+    t
+}
+
+fn healthy(port: u16) -> bool {
+    xj_testkit::http_get(port, "/healthz").is_some_and(|b| b.contains("ok"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_cluster_configuration_runs_and_survives_a_node() -> anyhow::Result<()> {
+    let bin = ensure_binary()?;
+    let dir = tempfile::tempdir()?;
+    std::fs::copy(deploy_dir().join("cluster/auth.conf"), dir.path().join("auth.conf"))?;
+    let ports: Vec<(u16, u16, u16)> = (0..3).map(|_| (free_port(), free_port(), free_port())).collect();
+    let mut nodes = Vec::new();
+    for i in 1..=3 {
+        let conf = dir.path().join(format!("nats-{i}.conf"));
+        std::fs::write(&conf, localise(i, &ports, dir.path()))?;
+        let log = std::fs::File::create(dir.path().join(format!("nats-{i}.log")))?;
+        let child = Command::new(&bin).arg("-c").arg(&conf).stdout(Stdio::null()).stderr(log).spawn()?;
+        nodes.push(Node { child: Some(child), client: ports[i - 1].0, monitor: ports[i - 1].2 });
+    }
+    let start = Instant::now();
+    while !nodes.iter().all(|n| healthy(n.monitor)) {
+        anyhow::ensure!(start.elapsed() < Duration::from_secs(60), "the cluster did not become healthy");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The services' user and password of the example auth.conf; three replicas.
+    let url: Vec<String> = nodes.iter().map(|n| format!("nats://127.0.0.1:{}", n.client)).collect();
+    let text = format!(
+        "{}\n[nats]\nurl = \"{}\"\nuser = \"xj-services\"\npassword = \"example-password-change-me\"\nreplicas = 3\n",
+        xj_testkit::county_config(&Default::default()),
+        url.join(",")
+    );
+    let settings = xj_config::load_str(&text, "deploy cluster test")?;
+    let url = settings.nats.url.clone().unwrap_or_default();
+    let bus = xj_bus::Bus::connect(&settings, &url).await?;
+    xj_ledger::declare(&bus.js, 3).await?;
+    for name in ["XJ_ACCEPTED", "XJ_ROUTED", "XJ_EVENTS", "XJ_LEDGER", "KV_xj_receipts"] {
+        let mut s = bus.js.get_stream(name).await?;
+        assert_eq!(s.info().await?.config.num_replicas, 3, "{name}");
+    }
+    // Anyone else is refused.
+    assert!(
+        async_nats::ConnectOptions::with_user_and_password("xj-services".into(), "wrong".into())
+            .connect(url.split(',').next().unwrap_or_default())
+            .await
+            .is_err()
+    );
+    bus.js.publish("xj.accepted.qh-market", "one".into()).await?.await?;
+    nodes[0].kill();
+    // Within an election, publishing goes on on the two nodes left.
+    let start = Instant::now();
+    loop {
+        match async { bus.js.publish("xj.accepted.qh-market", "two".into()).await?.await }.await {
+            Ok(_) => break,
+            Err(e) if start.elapsed() < Duration::from_secs(30) => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => anyhow::bail!("no publish after losing a node: {e}"),
+        }
+    }
+    let mut s = bus.js.get_stream("XJ_ACCEPTED").await?;
+    assert_eq!(s.info().await?.state.messages, 2);
+    Ok(())
+}
