@@ -151,7 +151,10 @@ mod tests {
 
     #[test]
     fn integer_literals_become_doubles_outside_strings() {
-        assert_eq!(super::doubles(r#"a * 3 + b >= 150000 && m == "X1" && c > 2.5"#), r#"a * 3.0 + b >= 150000.0 && m == "X1" && c > 2.5"#);
+        assert_eq!(
+            super::doubles(r#"a * 3 + b >= 150000 && m == "X1" && c > 2.5"#),
+            r#"a * 3.0 + b >= 150000.0 && m == "X1" && c > 2.5"#
+        );
         assert_eq!(super::doubles(r#"duration("17520h")"#), r#"duration("17520h")"#);
     }
 

@@ -62,8 +62,7 @@ pub async fn stats(
             state.clock.now().with_timezone(&china).format("%Y-%m").to_string()
         }
     };
-    let mut table =
-        xj_bus::stats::month(&state.bus.stats, &month).await.map_err(ApiError::unavailable)?;
+    let mut table = xj_bus::stats::month(&state.bus.stats, &month).await.map_err(ApiError::unavailable)?;
     // The justice bureau supervises everyone; any other org sees its own row.
     if let Caller::Org(org) = &who
         && state.settings.org(org).is_none_or(|o| o.kind != OrgKind::JusticeBureau)

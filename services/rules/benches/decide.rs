@@ -9,8 +9,14 @@ use serde_json::json;
 use xj_model::Envelope;
 use xj_rules::{Knowledge, PriorPenalty, RuleSet, decide};
 
-const KINDS: [&str; 6] =
-    ["market_regulation", "ecology_environment", "comprehensive_enforcement", "natural_resources", "health", "transport"];
+const KINDS: [&str; 6] = [
+    "market_regulation",
+    "ecology_environment",
+    "comprehensive_enforcement",
+    "natural_resources",
+    "health",
+    "transport",
+];
 
 fn catalogue() -> String {
     let mut s = String::from("[operator]\ntoken = \"operator-token-0123456789\"\n");
@@ -31,7 +37,10 @@ fn catalogue() -> String {
     org("coord", "coordination_office", "990101", None);
     org("justice", "justice_bureau", "990101", None);
     for i in 0..500 {
-        s.push_str(&format!("[[matter]]\ncode = \"M{i:03}\"\nname = \"事项{i}\"\ncompetent = \"{}\"\n", KINDS[i % KINDS.len()]));
+        s.push_str(&format!(
+            "[[matter]]\ncode = \"M{i:03}\"\nname = \"事项{i}\"\ncompetent = \"{}\"\n",
+            KINDS[i % KINDS.len()]
+        ));
         if i % 3 == 0 {
             let towns: Vec<String> = (0..(i % 12)).map(|t| format!("\"990101{:03}\"", 101 + t)).collect();
             s.push_str(&format!("devolved_to = [{}]\n", towns.join(", ")));
@@ -75,6 +84,9 @@ fn main() {
         std::hint::black_box(d);
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("rules engine: 500 matters, {n} decisions in {secs:.2}s = {:.0} decisions/s on one core ({crimes} crime findings); {:.1} µs per decision",
-        n as f64 / secs, secs * 1e6 / n as f64);
+    println!(
+        "rules engine: 500 matters, {n} decisions in {secs:.2}s = {:.0} decisions/s on one core ({crimes} crime findings); {:.1} µs per decision",
+        n as f64 / secs,
+        secs * 1e6 / n as f64
+    );
 }
