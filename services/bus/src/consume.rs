@@ -92,3 +92,58 @@ where
         })
         .await;
 }
+
+/// Reads `stream` from `start` and then follows it until `shutdown`, calling
+/// `each` for every message; a broken connection resumes after the last
+/// message seen. For in-memory views (the console's feed and indexes) that
+/// keep no durable state on the bus.
+pub async fn follow<F>(
+    js: &jetstream::Context,
+    stream: &'static str,
+    start: jetstream::consumer::DeliverPolicy,
+    shutdown: Shutdown,
+    label: &'static str,
+    mut each: F,
+) where
+    F: FnMut(&Message),
+{
+    use jetstream::consumer::DeliverPolicy;
+    use jetstream::consumer::pull::OrderedConfig;
+    let mut next_seq: Option<u64> = None;
+    loop {
+        let policy = match next_seq {
+            Some(seq) => DeliverPolicy::ByStartSequence { start_sequence: seq },
+            None => start,
+        };
+        let result = async {
+            let s = js.get_stream(stream).await?;
+            let consumer = s.create_consumer(OrderedConfig { deliver_policy: policy, ..Default::default() }).await?;
+            let mut messages = consumer.messages().await?;
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok::<bool, anyhow::Error>(true),
+                    m = messages.next() => match m {
+                        Some(Ok(m)) => {
+                            if let Ok(info) = m.info() {
+                                next_seq = Some(info.stream_sequence + 1);
+                            }
+                            each(&m);
+                        }
+                        Some(Err(e)) => return Err(e.into()),
+                        None => return Ok(false),
+                    }
+                }
+            }
+        }
+        .await;
+        match result {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(view = label, error = %e, "reading the stream was interrupted; resuming"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}

@@ -5,11 +5,9 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::RwLock;
-use std::time::Duration;
 
-use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+use async_nats::jetstream::consumer::DeliverPolicy;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
@@ -246,47 +244,14 @@ fn health(h: &mut BTreeMap<String, Health>, ev: &Event) {
 /// Reads `XJ_EVENTS` from a day back, then follows it, until `shutdown`.
 pub async fn run(feed: std::sync::Arc<Feed>, bus: Bus, shutdown: Shutdown) {
     let since = Utc::now() - chrono::Duration::hours(HISTORY_HOURS);
-    let mut next_seq: Option<u64> = None;
-    loop {
-        let policy = match next_seq {
-            Some(seq) => DeliverPolicy::ByStartSequence { start_sequence: seq },
-            None => match async_nats::datetime::parse_rfc3339(&since.to_rfc3339()) {
-                Ok(start_time) => DeliverPolicy::ByStartTime { start_time },
-                Err(_) => DeliverPolicy::All,
-            },
-        };
-        let result = async {
-            let stream = bus.js.get_stream(subjects::STREAM_EVENTS).await?;
-            let consumer =
-                stream.create_consumer(OrderedConfig { deliver_policy: policy, ..Default::default() }).await?;
-            let mut messages = consumer.messages().await?;
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Ok::<bool, anyhow::Error>(true),
-                    m = messages.next() => match m {
-                        Some(Ok(m)) => {
-                            if let Ok(info) = m.info() {
-                                next_seq = Some(info.stream_sequence + 1);
-                            }
-                            if let Ok(ev) = serde_json::from_slice::<Event>(&m.payload) {
-                                feed.apply(&ev);
-                            }
-                        }
-                        Some(Err(e)) => return Err(e.into()),
-                        None => return Ok(false),
-                    }
-                }
-            }
+    let start = match async_nats::datetime::parse_rfc3339(&since.to_rfc3339()) {
+        Ok(start_time) => DeliverPolicy::ByStartTime { start_time },
+        Err(_) => DeliverPolicy::All,
+    };
+    xj_bus::consume::follow(&bus.js, subjects::STREAM_EVENTS, start, shutdown, "console feed", |m| {
+        if let Ok(ev) = serde_json::from_slice::<Event>(&m.payload) {
+            feed.apply(&ev);
         }
-        .await;
-        match result {
-            Ok(true) => return,
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "console feed interrupted; reading on"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-    }
+    })
+    .await;
 }

@@ -7,10 +7,8 @@
 //! step. A county's 90 days is tens of thousands of entries.
 
 use std::sync::RwLock;
-use std::time::Duration;
 
-use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
-use futures::StreamExt;
+use async_nats::jetstream::consumer::DeliverPolicy;
 use serde::Serialize;
 use serde_json::Value;
 use xj_bus::{Bus, Shutdown, subjects};
@@ -75,41 +73,17 @@ impl PartyIndex {
 
 /// Reads `XJ_ACCEPTED` from the start, then follows it, until `shutdown`.
 pub async fn run(index: std::sync::Arc<PartyIndex>, bus: Bus, shutdown: Shutdown) {
-    let mut next_seq = 1;
-    loop {
-        let result = async {
-            let stream = bus.js.get_stream(subjects::STREAM_ACCEPTED).await?;
-            let policy = DeliverPolicy::ByStartSequence { start_sequence: next_seq };
-            let consumer =
-                stream.create_consumer(OrderedConfig { deliver_policy: policy, ..Default::default() }).await?;
-            let mut messages = consumer.messages().await?;
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Ok::<bool, anyhow::Error>(true),
-                    m = messages.next() => match m {
-                        Some(Ok(m)) => {
-                            if let Ok(info) = m.info() {
-                                next_seq = info.stream_sequence + 1;
-                            }
-                            if let Ok(env) = serde_json::from_slice::<Value>(&m.payload) {
-                                index.add(&env);
-                            }
-                        }
-                        Some(Err(e)) => return Err(e.into()),
-                        None => return Ok(false),
-                    }
-                }
+    xj_bus::consume::follow(
+        &bus.js,
+        subjects::STREAM_ACCEPTED,
+        DeliverPolicy::All,
+        shutdown,
+        "console party index",
+        |m| {
+            if let Ok(env) = serde_json::from_slice::<Value>(&m.payload) {
+                index.add(&env);
             }
-        }
-        .await;
-        match result {
-            Ok(true) => return,
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "console party index interrupted; reading on"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-    }
+        },
+    )
+    .await;
 }
