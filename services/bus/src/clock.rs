@@ -18,7 +18,7 @@ const KEY: &str = "now";
 #[derive(Clone)]
 pub struct HubClock {
     mode: ClockMode,
-    kv: kv::Store,
+    kv: Arc<kv::Store>,
     cached: Arc<RwLock<DateTime<Utc>>>,
     changes: watch::Sender<DateTime<Utc>>,
 }
@@ -37,7 +37,7 @@ impl HubClock {
             None => Utc::now(),
         };
         let (changes, _) = watch::channel(now);
-        let clock = Self { mode, kv: kv.clone(), cached: Arc::new(RwLock::new(now)), changes };
+        let clock = Self { mode, kv: Arc::new(kv.clone()), cached: Arc::new(RwLock::new(now)), changes };
         if mode == ClockMode::Manual {
             match kv.create(KEY, now.to_rfc3339().into()).await {
                 Ok(_) => {}

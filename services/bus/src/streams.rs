@@ -16,9 +16,23 @@ pub enum BusError {
     Declare { what: String, message: String },
 }
 
-/// A connection with its JetStream context and the hub's buckets.
+/// A connection with its JetStream context and the hub's buckets. Cheap to
+/// clone (one reference count): services clone it for every message they
+/// handle and every request they answer.
 #[derive(Clone)]
-pub struct Bus {
+pub struct Bus(std::sync::Arc<BusInner>);
+
+impl std::ops::Deref for Bus {
+    type Target = BusInner;
+    fn deref(&self) -> &BusInner {
+        &self.0
+    }
+}
+
+/// What a [`Bus`] holds. (A `kv::Store` carries its stream's whole
+/// configuration: cloning seven of them per message was the gateway's
+/// largest single cost.)
+pub struct BusInner {
     pub client: async_nats::Client,
     pub js: jetstream::Context,
     pub receipts: kv::Store,
@@ -57,7 +71,7 @@ impl Bus {
                     .map_err(|e| BusError::Declare { what: name.into(), message: e.to_string() })
             }
         };
-        Ok(Self {
+        Ok(Self(std::sync::Arc::new(BusInner {
             receipts: bucket(KV_RECEIPTS).await?,
             routes: bucket(KV_ROUTES).await?,
             cases: bucket(KV_CASES).await?,
@@ -67,7 +81,7 @@ impl Bus {
             stats: bucket(KV_STATS).await?,
             client,
             js,
-        })
+        })))
     }
 }
 

@@ -179,7 +179,7 @@ pub async fn start(
         let sd = shutdown.clone();
         // Ready while this process is connected to NATS (503 otherwise):
         // what a readiness probe or a load balancer asks.
-        let client = Bus::connect(&settings, nats_url).await?.client;
+        let client = Bus::connect(&settings, nats_url).await?.client.clone();
         tokio::spawn(async move {
             let health = move || {
                 let state = client.connection_state();
@@ -203,7 +203,7 @@ pub async fn start(
     }
     if !lag.is_empty() {
         let bus = Bus::connect(&settings, nats_url).await?;
-        xj_bus::metrics::spawn_lag_sampler(bus.js, lag, std::time::Duration::from_secs(5), shutdown.clone());
+        xj_bus::metrics::spawn_lag_sampler(bus.js.clone(), lag, std::time::Duration::from_secs(5), shutdown.clone());
     }
     Ok(Hub { shutdown, http_addr, tasks })
 }
