@@ -131,6 +131,11 @@ pub struct HttpSettings {
     /// An `[[org]]` may set its own `rate_limit`.
     #[serde(default)]
     pub rate_limit: RateLimit,
+    /// Requests one gateway handles at once; beyond it 503 with
+    /// `Retry-After` (nothing accepted), so an overload queues at the
+    /// callers, not in the gateway's memory. Health and metrics are exempt.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
 }
 
 impl Default for HttpSettings {
@@ -140,8 +145,13 @@ impl Default for HttpSettings {
             max_body_bytes: default_body_limit(),
             max_attachment_bytes: default_attachment_limit(),
             rate_limit: RateLimit::default(),
+            max_in_flight: default_max_in_flight(),
         }
     }
+}
+
+fn default_max_in_flight() -> usize {
+    1024
 }
 
 /// A token bucket: `burst` requests at once, refilled at `per_second`.

@@ -73,6 +73,9 @@ pub(crate) fn validate(s: &mut Settings, base: &Path) -> Vec<Unlocated> {
             out.push(bad(key, "must be at least 1 (leave it out for no limit)"));
         }
     }
+    if s.http.max_in_flight == 0 {
+        out.push(bad("http.max_in_flight", "must be at least 1"));
+    }
     if s.nats.ack_wait_ms < 1000 {
         out.push(bad("nats.ack_wait_ms", "must be at least 1000"));
     }

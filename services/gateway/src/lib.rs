@@ -35,6 +35,7 @@ pub fn app(state: GatewayState) -> Router {
     let limit = state.settings.http.max_body_bytes;
     let guard = trust::Guard { state: state.clone(), limiter: Default::default() };
     let attachment_limit = DefaultBodyLimit::max(state.settings.http.max_attachment_bytes);
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(state.settings.http.max_in_flight.max(1)));
     Router::new()
         .route("/v1/messages", post(submit::post_message))
         .route("/v1/native", post(native::post_native))
@@ -53,7 +54,38 @@ pub fn app(state: GatewayState) -> Router {
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(guard, trust::guard))
+        .layer(axum::middleware::from_fn_with_state(gate, shed))
         .with_state(state)
+}
+
+/// Beyond `[http] max_in_flight` requests at once: 503 at once (nothing
+/// accepted, retry), rather than a queue that grows in memory.
+async fn shed(
+    axum::extract::State(gate): axum::extract::State<std::sync::Arc<tokio::sync::Semaphore>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if matches!(req.uri().path(), "/healthz" | "/metrics") {
+        return next.run(req).await;
+    }
+    match gate.try_acquire_owned() {
+        Ok(permit) => {
+            let answer = next.run(req).await;
+            drop(permit);
+            answer
+        }
+        Err(_) => {
+            // Counted, not logged: an overload would drown the log.
+            metrics::counter!("xj_gateway_errors_total", "code" => "overloaded").increment(1);
+            let body = serde_json::json!({
+                "error": "unavailable",
+                "message": "the hub is at capacity; nothing was accepted, retry shortly",
+                "details": [],
+            });
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")], axum::Json(body)).into_response()
+        }
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` is cancelled; requests in

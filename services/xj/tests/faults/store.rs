@@ -173,3 +173,48 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()>
     }
     Ok(())
 }
+
+/// More requests at once than `[http] max_in_flight`: the surplus is
+/// answered 503 with `Retry-After` at once (nothing accepted), the rest
+/// accepted and delivered; a client that retries gets everything through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_shed_with_503_and_retry_after() -> anyhow::Result<()> {
+    let _g = serial().await;
+    let hub =
+        TestHub::start("[http]\nmax_in_flight = 4\n[http.rate_limit]\nper_second = 100000.0\nburst = 100000\n").await?;
+    let answers = futures::future::join_all((0..64).map(|i| {
+        let msg = sample_clue(&format!("OV-{i:03}"), SENDER, "FOOD-STALL", "990101101");
+        let (http, url, token) = (hub.http.clone(), format!("{}/v1/messages", hub.base), hub.token(SENDER));
+        async move {
+            let r = http.post(url).bearer_auth(token).json(&msg).send().await?;
+            let retry = r.headers().get("retry-after").is_some();
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await?;
+            anyhow::Ok((i, status, retry, body))
+        }
+    }))
+    .await;
+    let mut shed = Vec::new();
+    for a in answers {
+        let (i, status, retry, body) = a?;
+        match status {
+            202 => {}
+            503 => {
+                assert!(retry, "a shed request says when to retry");
+                assert!(body["message"].as_str().unwrap_or_default().contains("at capacity"), "{body}");
+                shed.push(i);
+            }
+            s => panic!("unexpected {s}: {body}"),
+        }
+    }
+    assert!(!shed.is_empty(), "64 requests at once against a limit of 4 must shed some");
+    for i in &shed {
+        let msg = sample_clue(&format!("OV-{i:03}"), SENDER, "FOOD-STALL", "990101101");
+        let (s, _) = submit_retrying(&hub.http, &hub.base, SENDER, &msg, Duration::from_secs(30)).await?;
+        assert_eq!(s, 202, "nothing of a shed request was accepted before");
+    }
+    hub.receiver(TOWN_DG).wait_for(64, Duration::from_secs(60)).await?;
+    assert_eq!(hub.receiver(TOWN_DG).duplicates(), 0);
+    println!("overload: {} of 64 shed with 503, all 64 delivered once after retrying", shed.len());
+    Ok(())
+}
