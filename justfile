@@ -18,6 +18,14 @@ lint:
 check config="deploy/sandbox.toml":
     cargo run --bin xj -- check --config {{config}}
 
+# Pipeline benchmark (release build): the raw JetStream two-hop baseline and
+# the hub end to end (HTTP in -> webhook out) in one run; rates, ratio,
+# latencies and where the time goes. Tune with XJ_BENCH_N, XJ_BENCH_RAW_N,
+# XJ_BENCH_HUB_N, XJ_BENCH_INFLIGHT, XJ_BENCH_COURIER, XJ_BENCH_ONLY=raw|hub,
+# XJ_BENCH_SERVICES=gateway,router,courier. See docs/performance.md.
+bench:
+    cargo bench -p xj-e2e --bench pipeline
+
 # Load benchmark (release build): every service its own process, open-loop
 # load at fixed rates (1,000/s, 2,000/s, 5,000/s) and the maximum through
 # HTTP in -> route -> webhook out with the tracker and ledger running;
