@@ -176,6 +176,13 @@ pub async fn declare_with(js: &jetstream::Context, limits: &Limits) -> Result<()
             );
         }
     }
+    // Stores created on first use (the evidence attachments): scaled too
+    // once they exist.
+    for stream in ["OBJ_xj_evidence", "KV_xj_evidence_refs"] {
+        if js.get_stream(stream).await.is_ok() {
+            scale(js, stream, replicas).await?;
+        }
+    }
     for (bucket, history) in [
         (KV_RECEIPTS, 1),
         (KV_ROUTES, 1),

@@ -99,11 +99,26 @@ async fn the_shipped_cluster_configuration_runs_and_survives_a_node() -> anyhow:
         xj_testkit::county_config(&Default::default()),
         url.join(",")
     );
+    // First as a hub that ran on one replica (streams, buckets, the ledger
+    // and the evidence store at R1)…
+    let single = xj_config::load_str(&text.replace("replicas = 3", "replicas = 1"), "deploy cluster test")?;
+    let url = single.nats.url.clone().unwrap_or_default();
+    let bus = xj_bus::Bus::connect(&single, &url).await?;
+    xj_ledger::declare(&bus.js, 1).await?;
+    bus.js
+        .create_object_store(async_nats::jetstream::object_store::Config {
+            bucket: "xj_evidence".into(),
+            num_replicas: 1,
+            ..Default::default()
+        })
+        .await?;
+    let mut s = bus.js.get_stream("XJ_ACCEPTED").await?;
+    assert_eq!(s.info().await?.config.num_replicas, 1);
+    // …then started with `replicas = 3`: everything is scaled to three.
     let settings = xj_config::load_str(&text, "deploy cluster test")?;
-    let url = settings.nats.url.clone().unwrap_or_default();
     let bus = xj_bus::Bus::connect(&settings, &url).await?;
     xj_ledger::declare(&bus.js, 3).await?;
-    for name in ["XJ_ACCEPTED", "XJ_ROUTED", "XJ_EVENTS", "XJ_LEDGER", "KV_xj_receipts"] {
+    for name in ["XJ_ACCEPTED", "XJ_ROUTED", "XJ_EVENTS", "XJ_LEDGER", "KV_xj_receipts", "OBJ_xj_evidence"] {
         let mut s = bus.js.get_stream(name).await?;
         assert_eq!(s.info().await?.config.num_replicas, 3, "{name}");
     }
