@@ -79,7 +79,13 @@ fn load_inner(text: &str, name: &str, base: &Path) -> Result<Settings, ConfigErr
     }
     builder = builder
         .add_source(File::from_str(text, FileFormat::Toml))
-        .add_source(Environment::with_prefix("XJ").prefix_separator("_").separator("__").try_parsing(true));
+        .add_source(
+            Environment::with_prefix("XJ")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(overrides())),
+        );
     files.push((name.to_string(), text.to_string()));
     let cfg = builder.build().map_err(|e| ConfigError::Parse(format!("{name}: {e}")))?;
     let mut settings: Settings = cfg.try_deserialize().map_err(|e| {
@@ -103,6 +109,13 @@ fn load_inner(text: &str, name: &str, base: &Path) -> Result<Settings, ConfigErr
     } else {
         Err(ConfigError::Invalid(problems.into_iter().map(|p| locate(p, &files)).collect()))
     }
+}
+
+/// The `XJ_` variables that are configuration overrides: `XJ_<SECTION>__<KEY>`.
+/// Others (`XJ_CACHE_DIR`, `XJ_NATS_SERVER`, a test's own `XJ_…`) are not
+/// settings and must not make the configuration fail as unknown keys.
+fn overrides() -> config::Map<String, String> {
+    std::env::vars().filter(|(k, _)| k.starts_with("XJ_") && k.contains("__")).collect()
 }
 
 fn key_of_message(msg: &str) -> String {
