@@ -62,7 +62,21 @@ impl Bus {
             .map_err(|_| BusError::Connect { url: url.into(), message: "timed out".into() })?
             .map_err(|e| BusError::Connect { url: url.into(), message: e.to_string() })?;
         let js = jetstream::new(client.clone());
-        declare_with(&js, &Limits::of(settings)).await?;
+        // A cluster that has just started (or lost its meta leader) answers
+        // JetStream requests only once it has elected one: keep asking for
+        // a while rather than fail the service.
+        let limits = Limits::of(settings);
+        let started = std::time::Instant::now();
+        loop {
+            match declare_with(&js, &limits).await {
+                Ok(()) => break,
+                Err(e) if started.elapsed() < Duration::from_secs(60) => {
+                    tracing::warn!(error = %e, "JetStream not ready; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let bucket = |name: &'static str| {
             let js = js.clone();
             async move {
