@@ -77,15 +77,13 @@ fn load_inner(text: &str, name: &str, base: &Path) -> Result<Settings, ConfigErr
         builder = builder.add_source(File::from_str(&t, FileFormat::Toml));
         files.push((inc.display().to_string(), t));
     }
-    builder = builder
-        .add_source(File::from_str(text, FileFormat::Toml))
-        .add_source(
-            Environment::with_prefix("XJ")
-                .prefix_separator("_")
-                .separator("__")
-                .try_parsing(true)
-                .source(Some(overrides())),
-        );
+    builder = builder.add_source(File::from_str(text, FileFormat::Toml)).add_source(
+        Environment::with_prefix("XJ")
+            .prefix_separator("_")
+            .separator("__")
+            .try_parsing(true)
+            .source(Some(overrides())),
+    );
     files.push((name.to_string(), text.to_string()));
     let cfg = builder.build().map_err(|e| ConfigError::Parse(format!("{name}: {e}")))?;
     let mut settings: Settings = cfg.try_deserialize().map_err(|e| {

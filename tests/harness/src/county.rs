@@ -13,12 +13,7 @@ pub const ORGS: &[(&str, &str, &str, &str)] = &[
     ("qh-town-dg", "town_government", "990101101", ""),
     ("qh-town-xs", "town_government", "990101102", ""),
     ("qh-police-econ", "public_security", "990101", "economic"),
-    (
-        "qh-police-fde",
-        "public_security",
-        "990101",
-        "food_drug_env",
-    ),
+    ("qh-police-fde", "public_security", "990101", "food_drug_env"),
     ("qh-procuratorate", "procuratorate", "990101", ""),
     ("qh-justice", "justice_bureau", "990101", ""),
     ("qh-coord", "coordination_office", "990101", ""),
