@@ -35,16 +35,31 @@ struct Tracker {
     cal: Calendar,
     clock: HubClock,
     schedule: Schedule,
+    order: CaseOrder,
+    stats: StatsBatch,
 }
+
+/// Events handled at once. A case's events are still applied one after
+/// the other in stream order (see [`CaseOrder`]); different cases proceed
+/// side by side.
+const CONCURRENCY: usize = 32;
 
 pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> anyhow::Result<()> {
     let cal = Calendar::load(settings.clock.holidays.as_deref()).context("holiday table")?;
     let c = &settings.clock;
     let clock = HubClock::start(c.mode, c.start.as_deref(), bus.clock.clone(), shutdown.clone()).await?;
-    let t =
-        Arc::new(Tracker { settings: settings.clone(), bus: bus.clone(), cal, clock, schedule: Schedule::default() });
+    let t = Arc::new(Tracker {
+        settings: settings.clone(),
+        bus: bus.clone(),
+        cal,
+        clock,
+        schedule: Schedule::default(),
+        order: CaseOrder::default(),
+        stats: StatsBatch::default(),
+    });
     t.rebuild_schedule().await?;
     let firing = tokio::spawn(t.clone().firing_loop(shutdown.clone()));
+    let flusher = tokio::spawn(t.clone().stats_flusher());
 
     let messages = Durable::new(subjects::STREAM_EVENTS, CONSUMER)
         .ack_wait(Duration::from_millis(settings.nats.ack_wait_ms))
@@ -52,13 +67,28 @@ pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> anyho
         .messages(&bus.js)
         .await?;
     tracing::info!(mode = ?t.clock.mode(), "tracker running");
-    // One at a time: each case's history is a sequence.
-    consume::run(messages, 1, shutdown, "tracker", |m| {
+    // Each case's history is a sequence: a message takes its turn behind
+    // the one before it of the same case, in the order they arrive.
+    consume::run(messages, CONCURRENCY, shutdown, "tracker", |m| {
         let t = t.clone();
-        async move { t.handle(m).await }
+        let ev = serde_json::from_slice::<Event>(&m.payload);
+        let turn = ev.as_ref().ok().and_then(|e| e.case.as_deref()).filter(|c| !c.is_empty()).map(|c| t.order.take(c));
+        async move {
+            if let Some(turn) = &turn {
+                turn.wait().await;
+            }
+            t.handle(m, ev).await;
+            if let Some(turn) = turn {
+                t.order.done(turn);
+            }
+        }
     })
     .await;
     let _ = firing.await;
+    // Every handler has finished (and so had its counts stored).
+    t.stats.closed.store(true, std::sync::atomic::Ordering::Relaxed);
+    t.stats.wake.notify_one();
+    let _ = flusher.await;
     tracing::info!("tracker stopped");
     Ok(())
 }
@@ -68,8 +98,8 @@ impl Tracker {
         Ctx { settings: &self.settings, cal: &self.cal, now: self.clock.now() }
     }
 
-    async fn handle(&self, m: Message) {
-        let ev: Event = match serde_json::from_slice(&m.payload) {
+    async fn handle(&self, m: Message, ev: Result<Event, serde_json::Error>) {
+        let ev: Event = match ev {
             Ok(ev) => ev,
             Err(e) => {
                 tracing::error!(error = %e, "undecodable event");
@@ -150,10 +180,8 @@ impl Tracker {
             count_clocks(&before_clocks, 1.0);
             count_clocks(&clock_states(&rec), -1.0);
             let month = ctx.now.with_timezone(&crate::clocks::china()).format("%Y-%m").to_string();
-            for (org, field) in counts {
-                if let Err(e) = stats::add(&self.bus.stats, &month, &org, &[field]).await {
-                    tracing::warn!(error = %e, "statistics not counted");
-                }
+            if !counts.is_empty() && !self.stats.add(&month, counts).await {
+                tracing::warn!("statistics not counted");
             }
             if let Some(next) = next_wake(&rec) {
                 self.schedule.lock().unwrap_or_else(|p| p.into_inner()).insert((next, case.to_string()));
@@ -230,6 +258,38 @@ impl Tracker {
         Ok(())
     }
 
+    /// Stores the statistics counted since the last round: one
+    /// compare-and-set per organisation and month for however many events
+    /// counted there, and only then lets those events be acknowledged.
+    async fn stats_flusher(self: Arc<Self>) {
+        loop {
+            let (counts, waiters) = {
+                let mut p = self.stats.pending.lock().unwrap_or_else(|p| p.into_inner());
+                (std::mem::take(&mut p.0), std::mem::take(&mut p.1))
+            };
+            if waiters.is_empty() {
+                if self.stats.closed.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                tokio::select! {
+                    _ = self.stats.wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+                continue;
+            }
+            let mut ok = true;
+            for ((month, org), fields) in counts {
+                if let Err(e) = stats::add(&self.bus.stats, &month, &org, &fields).await {
+                    tracing::warn!(error = %e, %org, "statistics not counted");
+                    ok = false;
+                }
+            }
+            for w in waiters {
+                let _ = w.send(ok);
+            }
+        }
+    }
+
     async fn firing_loop(self: Arc<Self>, shutdown: Shutdown) {
         let mut changes = self.clock.changes();
         loop {
@@ -274,5 +334,78 @@ fn clock_states(rec: &CaseRecord) -> std::collections::BTreeMap<String, f64> {
 fn count_clocks(counts: &std::collections::BTreeMap<String, f64>, sign: f64) {
     for (state, n) in counts {
         metrics::gauge!("xj_clocks", "state" => state.clone()).decrement(sign * n);
+    }
+}
+
+/// Turns per case: each message of a case waits for the one before it (in
+/// the order the consumer delivered them) to finish.
+#[derive(Default)]
+struct CaseOrder {
+    tails: Mutex<std::collections::HashMap<String, (u64, Finished)>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+type Finished = futures::future::Shared<tokio::sync::oneshot::Receiver<()>>;
+
+struct Turn {
+    case: String,
+    id: u64,
+    before: Option<Finished>,
+    done: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Turn {
+    /// Until the case's previous message is finished (or abandoned).
+    async fn wait(&self) {
+        if let Some(before) = self.before.clone() {
+            let _ = before.await;
+        }
+    }
+}
+
+impl CaseOrder {
+    fn take(&self, case: &str) -> Turn {
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut tails = self.tails.lock().unwrap_or_else(|p| p.into_inner());
+        let before = tails.insert(case.to_string(), (id, futures::FutureExt::shared(finished))).map(|(_, f)| f);
+        Turn { case: case.to_string(), id, before, done }
+    }
+
+    fn done(&self, turn: Turn) {
+        let _ = turn.done.send(());
+        let mut tails = self.tails.lock().unwrap_or_else(|p| p.into_inner());
+        if tails.get(&turn.case).is_some_and(|(id, _)| *id == turn.id) {
+            tails.remove(&turn.case);
+        }
+    }
+}
+
+/// Statistics waiting to be stored, and the events waiting on them.
+#[derive(Default)]
+struct StatsBatch {
+    #[allow(clippy::type_complexity)]
+    pending: Mutex<(
+        std::collections::BTreeMap<(String, String), Vec<&'static str>>,
+        Vec<tokio::sync::oneshot::Sender<bool>>,
+    )>,
+    wake: tokio::sync::Notify,
+    /// Set when no handler can count any more: the flusher may stop.
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl StatsBatch {
+    /// Counts `counts` in `month`; true once stored.
+    async fn add(&self, month: &str, counts: Vec<(String, &'static str)>) -> bool {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        {
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            for (org, field) in counts {
+                p.0.entry((month.to_string(), org)).or_default().push(field);
+            }
+            p.1.push(tx);
+        }
+        self.wake.notify_one();
+        rx.await.unwrap_or(false)
     }
 }

@@ -322,6 +322,8 @@ struct Phase {
     accept_rate: f64,
     delivered_rate: f64,
     ledgered_rate: f64,
+    /// Case records up to date too (the tracker, off the delivery path).
+    tracked_rate: Option<f64>,
     e2e: Histogram<u64>,
     accept: Histogram<u64>,
     duplicates: usize,
@@ -338,6 +340,10 @@ impl Phase {
         println!("accepted (HTTP 202)          {:>9.0}/s", self.accept_rate);
         println!("delivered (webhook)          {:>9.0}/s  ({} referrals)", self.delivered_rate, self.n);
         println!("ledgered too (all recorded)  {:>9.0}/s", self.ledgered_rate);
+        match self.tracked_rate {
+            Some(r) => println!("case records up to date       {r:>9.0}/s"),
+            None => println!("case records up to date      not within the wait"),
+        }
         let p = |h: &Histogram<u64>| {
             format!(
                 "p50 {:>8} p99 {:>8} p99.9 {:>8} max {:>8}",
@@ -495,13 +501,31 @@ impl Hub {
     async fn ledger_behind(&self) -> u64 {
         let mut behind = 0;
         for s in [xj_bus::subjects::STREAM_ACCEPTED, xj_bus::subjects::STREAM_EVENTS] {
-            if let Ok(stream) = self.js.get_stream(s).await
-                && let Ok(i) = stream.consumer_info("ledger").await
-            {
-                behind += i.num_pending + i.num_ack_pending as u64;
-            }
+            behind += self.behind(s, "ledger").await;
         }
         behind
+    }
+
+    async fn behind(&self, stream: &str, consumer: &str) -> u64 {
+        match self.js.get_stream(stream).await {
+            Ok(s) => match s.consumer_info(consumer).await {
+                Ok(i) => i.num_pending + i.num_ack_pending as u64,
+                Err(_) => 0,
+            },
+            Err(_) => 0,
+        }
+    }
+
+    /// Waits until the tracker has folded every event into the case records.
+    async fn wait_tracked(&self, limit: Duration) -> Option<u64> {
+        let start = Instant::now();
+        while self.behind(xj_bus::subjects::STREAM_EVENTS, "tracker").await > 0 {
+            if start.elapsed() > limit {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Some(now_ns())
     }
 
     async fn wait_delivered(&self, n: usize, limit: Duration) -> anyhow::Result<()> {
@@ -613,9 +637,10 @@ impl Hub {
         let delivered_at = now_ns();
         self.wait_ledgered(limit).await?;
         let ledgered_at = now_ns();
+        let tracked_at = self.wait_tracked(limit).await;
         self.delivered_before.fetch_add(n - refused, Ordering::Relaxed);
         let cpu1 = self.cpu();
-        let wall = (ledgered_at - t0_ns) as f64 / 1e9;
+        let wall = (now_ns() - t0_ns) as f64 / 1e9;
         let arrivals = self.inbox.first.lock().map(|m| m.clone()).unwrap_or_default();
         let mut e2e = hist();
         let mut last_arrival = t0_ns;
@@ -636,6 +661,7 @@ impl Hub {
             accept_rate: rate(last_accept),
             delivered_rate: rate(last_arrival),
             ledgered_rate: rate(ledgered_at),
+            tracked_rate: tracked_at.map(rate),
             e2e,
             accept,
             duplicates: hits.saturating_sub(self.inbox.unique()),

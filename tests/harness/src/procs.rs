@@ -18,6 +18,7 @@ pub struct ServiceProc {
     child: Option<Child>,
     /// Starts so far (1 after the first).
     pub starts: usize,
+    exit: Option<String>,
 }
 
 impl ServiceProc {
@@ -40,6 +41,7 @@ impl ServiceProc {
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             child: None,
             starts: 0,
+            exit: None,
         };
         p.spawn()?;
         Ok(p)
@@ -101,9 +103,18 @@ impl ServiceProc {
         self.spawn()
     }
 
-    /// Still running?
+    /// Still running? (When not, [`log_tail`](Self::log_tail) ends with how
+    /// it ended.)
     pub fn alive(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        let Some(c) = self.child.as_mut() else { return false };
+        match c.try_wait() {
+            Ok(None) => true,
+            Ok(Some(status)) => {
+                self.exit = Some(status.to_string());
+                false
+            }
+            Err(_) => false,
+        }
     }
 
     /// Resident memory now and at its peak (`VmRSS`, `VmHWM`), in bytes.
@@ -115,7 +126,11 @@ impl ServiceProc {
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        let tail = all[all.len().saturating_sub(lines)..].join("\n");
+        match &self.exit {
+            Some(status) => format!("{tail}\n(process ended: {status})"),
+            None => tail,
+        }
     }
 }
 

@@ -28,6 +28,30 @@ pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
 pub type Sent = HashMap<String, &'static str>;
 pub type LoadTask = tokio::task::JoinHandle<anyhow::Result<Sent>>;
 
+/// A private copy of the `xj` binary: other builds sharing the target
+/// directory may replace `target/debug/xj` while these tests run.
+pub fn xj_bin() -> &'static Path {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let built = PathBuf::from(env!("CARGO_BIN_EXE_xj"));
+        // One copy per build (named by its size and time), reused by later runs.
+        let Ok(meta) = std::fs::metadata(&built) else { return built };
+        let stamp = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).unwrap_or_default();
+        let dir = std::env::temp_dir().join("xj-faults-bin");
+        let copy = dir.join(format!("xj-{}-{}", meta.len(), stamp.as_nanos()));
+        if std::fs::metadata(&copy).is_ok_and(|m| m.len() == meta.len()) {
+            return copy;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::create_dir_all(&dir);
+        let partial = dir.join(format!("partial-{}", std::process::id()));
+        match std::fs::copy(&built, &partial).and_then(|_| std::fs::rename(&partial, &copy)) {
+            Ok(()) => copy,
+            Err(_) => built,
+        }
+    })
+}
+
 pub struct Options {
     /// Lines for the `[nats]` table besides `url`.
     pub nats: String,
@@ -107,8 +131,7 @@ impl ProcHub {
     /// Starts one more process with extra environment (configuration
     /// overrides such as `XJ_TELEMETRY__METRICS_LISTEN`).
     pub fn spawn_env(&mut self, name: &str, service: &str, env: &[(&str, &str)]) -> anyhow::Result<()> {
-        let bin = Path::new(env!("CARGO_BIN_EXE_xj"));
-        let p = ServiceProc::start(bin, service, name, &self.config, self.dir.path(), env)?;
+        let p = ServiceProc::start(xj_bin(), service, name, &self.config, self.dir.path(), env)?;
         self.procs.push(p);
         Ok(())
     }
