@@ -50,20 +50,22 @@ impl Durable {
             message: e.to_string(),
         };
         let stream = js.get_stream(self.stream).await.map_err(|e| err(&e))?;
-        let consumer = stream
-            .get_or_create_consumer(
-                self.name,
-                pull::Config {
-                    durable_name: Some(self.name.into()),
-                    ack_policy: AckPolicy::Explicit,
-                    ack_wait: self.ack_wait,
-                    max_ack_pending: self.max_ack_pending,
-                    filter_subjects: self.filter_subjects.clone(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| err(&e))?;
+        let config = pull::Config {
+            durable_name: Some(self.name.into()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: self.ack_wait,
+            max_ack_pending: self.max_ack_pending,
+            filter_subjects: self.filter_subjects.clone(),
+            ..Default::default()
+        };
+        let mut consumer = stream.get_or_create_consumer(self.name, config.clone()).await.map_err(|e| err(&e))?;
+        // A consumer made by an earlier version keeps its position; its
+        // acknowledgement settings follow this one.
+        let have = &consumer.cached_info().config;
+        if have.ack_wait != self.ack_wait || have.max_ack_pending != self.max_ack_pending {
+            consumer = stream.update_consumer(config).await.map_err(|e| err(&e))?;
+            tracing::info!(consumer = self.name, stream = self.stream, "consumer settings updated");
+        }
         consumer.messages().await.map_err(|e| err(&e))
     }
 }

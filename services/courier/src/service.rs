@@ -20,6 +20,10 @@ use crate::deliver::{Outcome, Parcel, attempt, backoff, native_form};
 
 const CONSUMER: &str = "courier";
 
+/// Copies that may wait for their retry at once (with a backoff of up to
+/// `[courier] backoff_max_ms`), across every receiver.
+const WAITING: usize = 100_000;
+
 pub async fn run(settings: Arc<Settings>, bus: Bus, key: HubKey, shutdown: Shutdown) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let c = &settings.courier;
@@ -32,7 +36,10 @@ pub async fn run(settings: Arc<Settings>, bus: Bus, key: HubKey, shutdown: Shutd
         // Longer than one webhook request, so no copy is handed to a second
         // courier while the first still waits for the answer.
         .ack_wait(Duration::from_millis(settings.nats.ack_wait_ms.max(c.timeout_ms + 2_000)))
-        .max_ack_pending((c.concurrency * 4) as i64)
+        // Copies waiting for a retry (a receiver down) stay unacknowledged
+        // on the server until then: room for many, so one receiver that is
+        // down does not hold up the deliveries to every other.
+        .max_ack_pending((c.concurrency * 4).max(WAITING) as i64)
         .messages(&bus.js)
         .await?;
     tracing::info!("courier running");

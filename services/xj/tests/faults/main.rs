@@ -226,3 +226,61 @@ async fn two_ledgers_and_a_kill_keep_one_chain_with_everything_once() -> anyhow:
     println!("two ledgers, one killed: {entries} entries for {sources} sources, chain verified");
     Ok(())
 }
+
+/// One departmental system down does not hold up deliveries to the others:
+/// its copies wait on the server for their retries, not in the courier's
+/// share of unacknowledged messages (courier concurrency 8 here, so the old
+/// limit of 4 × concurrency would have been full after 32).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_receiver_down_does_not_hold_up_the_others() -> anyhow::Result<()> {
+    let _g = serial().await;
+    let nats = xj_testkit::TestNats::start()?;
+    let mut opts = Options::default();
+    opts.courier.push_str("concurrency = 8\n");
+    let hub = ProcHub::start(&nats.url(), opts, SERVICES).await?;
+    hub.receiver(TOWN_DG).go_down();
+    // 200 referrals for the town that is down (even numbers go there)…
+    for i in 0..200 {
+        let (_, body, _) = referral("HD", i * 2);
+        submit_retrying(&hub.http, &hub.base, SENDER, &body, Duration::from_secs(30)).await?;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // …then 20 for the other town: they arrive while the first still waits.
+    let started = std::time::Instant::now();
+    for i in 0..20 {
+        let (_, body, _) = referral("HU", i * 2 + 1);
+        submit_retrying(&hub.http, &hub.base, SENDER, &body, Duration::from_secs(30)).await?;
+    }
+    hub.receiver(TOWN_XS).wait_for(20, Duration::from_secs(20)).await?;
+    println!("one receiver down with 200 waiting: 20 for another arrived in {:.1} s", started.elapsed().as_secs_f64());
+    assert_eq!(hub.receiver(TOWN_DG).deliveries().len(), 0);
+    hub.receiver(TOWN_DG).come_back().await?;
+    hub.receiver(TOWN_DG).wait_for(200, Duration::from_secs(60)).await?;
+    Ok(())
+}
+
+/// A durable consumer made by an earlier version (other acknowledgement
+/// settings) keeps its position and takes the new settings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn existing_consumers_take_new_acknowledgement_settings() -> anyhow::Result<()> {
+    use xj_bus::consume::Durable;
+    let nats = xj_testkit::TestNats::start()?;
+    let settings = xj_config::load_str(
+        &format!("{}\n[nats]\nurl = \"{}\"\n", xj_testkit::county_config(&Default::default()), nats.url()),
+        "consumer test",
+    )?;
+    let bus = xj_bus::Bus::connect(&settings, &nats.url()).await?;
+    let stream = xj_bus::subjects::STREAM_ROUTED;
+    drop(Durable::new(stream, "courier").max_ack_pending(32).messages(&bus.js).await?);
+    drop(
+        Durable::new(stream, "courier")
+            .max_ack_pending(100_000)
+            .ack_wait(Duration::from_secs(12))
+            .messages(&bus.js)
+            .await?,
+    );
+    let info = bus.js.get_stream(stream).await?.consumer_info("courier").await?;
+    assert_eq!(info.config.max_ack_pending, 100_000);
+    assert_eq!(info.config.ack_wait, Duration::from_secs(12));
+    Ok(())
+}
