@@ -74,8 +74,9 @@ async fn kill_router_and_courier_together_under_load() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGTERM is a drain, not a crash: the courier finishes what it holds, so
-/// a restart (to take a new configuration) repeats nothing.
+/// SIGTERM is a drain, not a crash: router and courier, restarted one after
+/// the other mid-flow to take a changed configuration, finish what they
+/// hold first, so nothing is dropped and nothing repeated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_restart_drains_and_repeats_nothing() -> anyhow::Result<()> {
     let _g = serial().await;
@@ -83,6 +84,10 @@ async fn graceful_restart_drains_and_repeats_nothing() -> anyhow::Result<()> {
     let mut hub = ProcHub::start(&nats.url(), Options::default(), SERVICES).await?;
     let (accepted, task) = load(hub.http.clone(), hub.base.clone(), "GR", N, 32);
     until(&accepted, N / 3, Duration::from_secs(120)).await?;
+    // A configuration change, taken by restarting each service in turn.
+    let text =
+        std::fs::read_to_string(&hub.config)?.replace("max_attempts = 10000", "max_attempts = 10000\nconcurrency = 64");
+    std::fs::write(&hub.config, text)?;
     for v in ["router", "courier"] {
         let p = hub.proc(v);
         assert!(p.terminate(Duration::from_secs(20)), "{v} did not drain and exit 0 on SIGTERM:\n{}", p.log_tail(20));
