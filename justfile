@@ -18,10 +18,12 @@ lint:
 check config="deploy/sandbox.toml":
     cargo run --bin xj -- check --config {{config}}
 
-# Pipeline benchmark (release build): the raw JetStream two-hop baseline and
-# the hub end to end (HTTP in -> webhook out) in one run; rates, ratio,
-# latencies and where the time goes. Tune with XJ_BENCH_N, XJ_BENCH_RAW_N,
-# XJ_BENCH_HUB_N, XJ_BENCH_INFLIGHT, XJ_BENCH_COURIER, XJ_BENCH_ONLY=raw|hub,
+# Pipeline benchmark (release build): the raw JetStream two-hop baseline,
+# the hub's skeleton (its JetStream traffic without its work, as it is and
+# redesigned lean) and the hub end to end (HTTP in -> webhook out) in one
+# run; rates, ratios, latencies and where the time goes. Tune with
+# XJ_BENCH_N, XJ_BENCH_RAW_N, XJ_BENCH_SKELETON_N, XJ_BENCH_HUB_N,
+# XJ_BENCH_INFLIGHT, XJ_BENCH_COURIER, XJ_BENCH_ONLY=raw|skeleton|hub,
 # XJ_BENCH_SERVICES=gateway,router,courier. See docs/performance.md.
 bench:
     cargo bench -p xj-e2e --bench pipeline

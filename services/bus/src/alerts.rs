@@ -118,6 +118,7 @@ pub async fn raise(bus: &Bus, a: Alert<'_>, trace: &TraceParent) -> anyhow::Resu
                 msg_type: "supervision_alert".into(),
                 matter: None,
                 party: None,
+                seq: None,
             },
         )
         .await?;

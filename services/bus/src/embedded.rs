@@ -18,6 +18,9 @@ pub enum EmbeddedError {
     Install(String),
     #[error("nats-server did not start: {0}")]
     Start(String),
+    /// Another process bound one of the server's ports first.
+    #[error("nats-server did not start, a port was taken: {0}")]
+    PortTaken(String),
 }
 
 fn cache_dir() -> PathBuf {
@@ -87,8 +90,36 @@ fn find_or_install() -> Result<PathBuf, EmbeddedError> {
     if bin.exists() { Ok(bin) } else { Err(EmbeddedError::Install(format!("{} missing after install", bin.display()))) }
 }
 
-/// A free TCP port on loopback.
+/// A free TCP port on loopback for a server about to start.
+///
+/// Taken from below the kernel's ephemeral range: a port from that range
+/// (what binding port 0 gives) can be handed to any outgoing connection as
+/// its local port between now and the server binding it, and on a machine
+/// running many tests that happened ("bind: address already in use"). A
+/// port is also never handed out twice by one process.
 pub fn free_port() -> u16 {
+    use rand::Rng;
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static HANDED: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    const FLOOR: u16 = 10_000;
+    if ephemeral_low > FLOOR + 1_000
+        && let Ok(mut handed) = HANDED.lock()
+    {
+        let handed = handed.get_or_insert_with(HashSet::new);
+        let mut rng = rand::thread_rng();
+        for _ in 0..1_000 {
+            let port = rng.gen_range(FLOOR..ephemeral_low);
+            if !handed.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                handed.insert(port);
+                return port;
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
 }
 
@@ -115,7 +146,23 @@ pub struct NatsServer {
 }
 
 impl NatsServer {
-    pub fn start(mut opts: ServerOptions) -> Result<Self, EmbeddedError> {
+    /// Starts the server and waits until JetStream answers. Ports it picks
+    /// itself (the monitoring port, and the client port when `opts.port` is
+    /// 0) are picked again if another process takes one first.
+    pub fn start(opts: ServerOptions) -> Result<Self, EmbeddedError> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(opts.clone()) {
+                Err(EmbeddedError::PortTaken(why)) if attempt < 5 => {
+                    tracing::warn!(attempt, "nats-server: a port was taken, trying others: {why}");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn start_once(mut opts: ServerOptions) -> Result<Self, EmbeddedError> {
         let bin = ensure_binary()?;
         if opts.port == 0 {
             opts.port = free_port();
@@ -159,7 +206,12 @@ impl NatsServer {
                 && let Ok(Some(status)) = child.try_wait()
             {
                 let log = std::fs::read_to_string(self.opts.store_dir.join("nats-server.log")).unwrap_or_default();
-                return Err(EmbeddedError::Start(format!("exited with {status}: {log}")));
+                let why = format!("exited with {status}: {log}");
+                return Err(if log.contains("address already in use") {
+                    EmbeddedError::PortTaken(why)
+                } else {
+                    EmbeddedError::Start(why)
+                });
             }
             if http_ok(self.monitor_port, "/healthz?js-enabled-only=true") {
                 return Ok(());

@@ -11,8 +11,17 @@ pub const RECIPIENT: &str = "Xj-Recipient";
 pub const RULE: &str = "Xj-Rule";
 pub const RULE_VERSION: &str = "Xj-Rule-Version";
 pub const ACCEPTED_AT: &str = "Xj-Accepted-At";
+/// On a copy: the message's sequence in `XJ_ACCEPTED`. The router routes
+/// many messages at once, so copies can be stored in another order than
+/// their messages were accepted; a receiver's backlog goes out in this one.
+pub const ACCEPTED_SEQ: &str = "Xj-Accepted-Seq";
 /// Set by the gateway on a reply: the org that sent the message answered.
 pub const REPLY_SENDER: &str = "Xj-Reply-Sender";
+/// Set by the gateway when it publishes a message again for an exact repeat
+/// (the first publish may have been lost in a crash). Within the intake
+/// stream's duplicate window the server drops it; after the window the
+/// router drops it if it routed the message before.
+pub const REPEAT: &str = "Xj-Repeat";
 pub const DEAD_REASON: &str = "Xj-Dead-Reason";
 /// When the courier gave up (RFC 3339).
 pub const DEAD_AT: &str = "Xj-Dead-At";

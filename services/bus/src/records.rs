@@ -18,6 +18,11 @@ pub struct RouteEntry {
     pub matter: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub party: Option<String>,
+    /// Where the message itself is: its sequence in `XJ_ACCEPTED`, so a
+    /// transfer can send the original on without waiting for the case
+    /// record (which the tracker writes later, from the events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
 }
 
 /// A case as the tracker keeps it in `xj_cases`.
@@ -103,6 +108,10 @@ pub struct CaseMessage {
     /// Organisations it was delivered to, and when.
     #[serde(default)]
     pub delivered: Vec<(String, String)>,
+    /// Recipients that got a copy for their information (the procuratorate
+    /// on a police decision…): no clock starts when a copy reaches them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<String>,
 }
 
 impl CaseRecord {

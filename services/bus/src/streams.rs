@@ -62,20 +62,14 @@ impl Bus {
             .map_err(|_| BusError::Connect { url: url.into(), message: "timed out".into() })?
             .map_err(|e| BusError::Connect { url: url.into(), message: e.to_string() })?;
         let js = jetstream::new(client.clone());
-        // A cluster that has just started (or lost its meta leader) answers
-        // JetStream requests only once it has elected one: keep asking for
-        // a while rather than fail the service.
         let limits = Limits::of(settings);
-        let started = std::time::Instant::now();
-        loop {
-            match declare_with(&js, &limits).await {
-                Ok(()) => break,
-                Err(e) if started.elapsed() < Duration::from_secs(60) => {
-                    tracing::warn!(error = %e, "JetStream not ready; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                Err(e) => return Err(e),
+        if let Err(e) = patiently("the hub's streams", None, || declare_with(&js, &limits)).await {
+            // The first connection is retried in the background, so a NATS
+            // that never answered shows up here as timed-out requests.
+            if !matches!(client.connection_state(), async_nats::connection::State::Connected) {
+                return Err(BusError::Connect { url: url.into(), message: "no answer (tried for a minute)".into() });
             }
+            return Err(e);
         }
         let bucket = |name: &'static str| {
             let js = js.clone();
@@ -124,6 +118,9 @@ impl Limits {
     }
 }
 
+/// How long the hub keeps messages, events and what points to them.
+pub const RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
+
 fn stream_cfg(name: &str, subject: &str, replicas: usize) -> stream::Config {
     stream::Config {
         name: name.into(),
@@ -135,11 +132,38 @@ fn stream_cfg(name: &str, subject: &str, replicas: usize) -> stream::Config {
         // Long enough that a client retrying after a long outage is still
         // recognised; the receipts bucket covers anything older.
         duplicate_window: Duration::from_secs(600),
-        max_age: Duration::from_secs(90 * 24 * 3600),
+        max_age: RETENTION,
         // A full stream refuses new messages instead of dropping old ones:
         // the gateway then answers 503 and loses nothing already accepted.
         discard: stream::DiscardPolicy::New,
         ..Default::default()
+    }
+}
+
+/// Runs `declare` again, every half second for up to a minute (or until
+/// `stop`), while it fails: a cluster that has just started or lost its
+/// meta leader answers JetStream requests only once it has elected one,
+/// and one that has just formed may have no room yet for three copies.
+/// Keep asking rather than fail the service.
+pub async fn patiently<T, E, Fut>(
+    what: &str,
+    stop: Option<&crate::Shutdown>,
+    mut declare: impl FnMut() -> Fut,
+) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        match declare().await {
+            Ok(v) => return Ok(v),
+            Err(e) if started.elapsed() < Duration::from_secs(60) && !stop.is_some_and(|s| s.is_cancelled()) => {
+                tracing::warn!(error = %e, "cannot declare {what} yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -197,28 +221,51 @@ pub async fn declare_with(js: &jetstream::Context, limits: &Limits) -> Result<()
             scale(js, stream, replicas).await?;
         }
     }
-    for (bucket, history) in [
-        (KV_RECEIPTS, 1),
-        (KV_ROUTES, 1),
-        (KV_CASES, 1),
-        (KV_PENALTIES, 1),
-        (KV_HOLDERS, 1),
-        (KV_CLOCK, 1),
-        (KV_STATS, 1),
+    // Receipts (for answering repeats) and routes (for threading replies)
+    // are kept as long as the messages they point to; without an age every
+    // referral ever accepted would stay indexed in the servers' memory.
+    // Case records, penalties, holders, statistics are kept for good.
+    let forever = Duration::ZERO;
+    for (bucket, max_age) in [
+        (KV_RECEIPTS, RETENTION),
+        (KV_ROUTES, RETENTION),
+        (KV_CASES, forever),
+        (KV_PENALTIES, forever),
+        (KV_HOLDERS, forever),
+        (KV_CLOCK, forever),
+        (KV_STATS, forever),
     ] {
         if js.get_key_value(bucket).await.is_ok() {
-            scale(js, &format!("KV_{bucket}"), replicas).await?;
+            let name = format!("KV_{bucket}");
+            scale(js, &name, replicas).await?;
+            age(js, &name, max_age).await?;
             continue;
         }
         js.create_key_value(kv::Config {
             bucket: bucket.into(),
-            history,
+            history: 1,
+            max_age,
             num_replicas: replicas,
             storage: stream::StorageType::File,
             ..Default::default()
         })
         .await
         .map_err(|e| BusError::Declare { what: format!("bucket {bucket}"), message: e.to_string() })?;
+    }
+    Ok(())
+}
+
+/// Gives an existing bucket's stream the age limit of this version.
+async fn age(js: &jetstream::Context, stream: &str, max_age: Duration) -> Result<(), BusError> {
+    let err =
+        |e: &dyn std::fmt::Display| BusError::Declare { what: format!("stream {stream}"), message: e.to_string() };
+    let s = js.get_stream(stream).await.map_err(|e| err(&e))?;
+    let have = &s.cached_info().config;
+    if have.max_age != max_age {
+        let mut update = have.clone();
+        update.max_age = max_age;
+        js.update_stream(&update).await.map_err(|e| err(&e))?;
+        tracing::info!(stream, ?max_age, "bucket age limit updated");
     }
     Ok(())
 }

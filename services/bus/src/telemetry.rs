@@ -10,7 +10,11 @@ pub fn init(filter: Option<&str>, json: bool) {
         .ok()
         .or_else(|| filter.map(str::to_owned))
         .unwrap_or_else(|| "info,async_nats=warn".into());
-    let builder = fmt().with_env_filter(EnvFilter::new(filter)).with_writer(Masking);
+    // Colours only for a person at a terminal: a log file, journald or a
+    // container's log collector would keep the escape codes as text.
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = fmt().with_env_filter(EnvFilter::new(filter)).with_writer(Masking).with_ansi(ansi);
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 

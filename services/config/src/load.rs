@@ -16,12 +16,20 @@ pub struct ConfigProblem {
     pub message: String,
 }
 
+/// `file:line: key: message`, leaving out what is not known (a file that
+/// cannot be read has no line and no key).
 impl std::fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}:{}: {}: {}", self.file, line, self.key, self.message),
-            None => write!(f, "{}: {}: {}", self.file, self.key, self.message),
+        if !self.file.is_empty() {
+            match self.line {
+                Some(line) => write!(f, "{}:{line}: ", self.file)?,
+                None => write!(f, "{}: ", self.file)?,
+            }
         }
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        write!(f, "{}", self.message)
     }
 }
 

@@ -244,7 +244,7 @@ impl Default for CourierSettings {
 }
 
 fn default_attempts() -> u32 {
-    8
+    20
 }
 fn default_backoff() -> u64 {
     1000

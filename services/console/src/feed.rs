@@ -32,9 +32,10 @@ pub struct Summary {
     pub recipients: Vec<String>,
     pub rule: Option<String>,
     pub rule_version: Option<String>,
-    /// `accepted`, `routed`, `unplaced`, `retrying`, `delivered`, `dead`, `replayed`.
+    /// `accepted`, `routed`, `unplaced`, `retrying`, `waiting`, `delivered`, `dead`, `replayed`.
     pub status: String,
-    /// Per recipient: `delivered`, `retrying`, `dead`, `replayed`.
+    /// Per recipient: `delivered`, `retrying`, `waiting` (in line behind a
+    /// failed copy to the same receiver), `dead`, `replayed`.
     pub deliveries: BTreeMap<String, String>,
     pub first_at: DateTime<Utc>,
     pub last_at: DateTime<Utc>,
@@ -171,7 +172,7 @@ fn fold(s: &mut Summary, ev: &Event) {
             s.rule = text(d, "rule").or(s.rule.take());
             s.rule_version = text(d, "rule_version").or(s.rule_version.take());
         }
-        "attempt" | "delivered" | "dead" | "replayed" => {
+        "attempt" | "waiting" | "delivered" | "dead" | "replayed" => {
             if let Some(r) = text(d, "recipient") {
                 let state = if ev.step == "attempt" { "retrying" } else { ev.step.as_str() };
                 // A late report of an earlier attempt does not undo a delivery.
@@ -194,6 +195,8 @@ fn status(s: &Summary) -> String {
         "dead"
     } else if has("retrying") {
         "retrying"
+    } else if has("waiting") {
+        "waiting"
     } else if has("replayed") {
         "replayed"
     } else if all_delivered {

@@ -6,7 +6,8 @@ use async_nats::HeaderMap;
 use bytes::Bytes;
 use xj_bus::signing::HubKey;
 use xj_bus::{Bus, TraceParent, headers as h, subjects};
-use xj_config::{Org, Settings};
+use xj_config::Org;
+use xj_mapping::Formats;
 
 /// What a routed message carries that a delivery needs.
 pub struct Parcel<'a> {
@@ -23,11 +24,11 @@ pub struct Parcel<'a> {
 
 /// The body an organisation receives: the canonical JSON, or its native
 /// form; `Err` says why the message cannot be expressed in its format.
-pub fn native_form(settings: &Settings, org: &Org, canonical: &Bytes) -> Result<(Bytes, &'static str), String> {
+pub fn native_form(mappings: &Formats, org: &Org, canonical: &Bytes) -> Result<(Bytes, &'static str), String> {
     if org.format == xj_mapping::CANONICAL {
         return Ok((canonical.clone(), "application/json"));
     }
-    let format = settings.mappings.get(&org.format).map_err(|e| e.to_string())?;
+    let format = mappings.get(&org.format).map_err(|e| e.to_string())?;
     xj_mapping::outbound::translate(format, canonical)
         .map(|b| (Bytes::from(b), format.content_type()))
         .map_err(|e| format!("not expressible in {}'s format: {e}", org.id))

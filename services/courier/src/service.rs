@@ -1,10 +1,21 @@
-//! The courier's consumer loop. Retries use JetStream itself: a failed
-//! attempt is nak'ed with the backoff delay, so a courier crash loses
-//! nothing and the attempt count is the stream's delivery count.
+//! The courier's consumer loop and its per-receiver lanes.
+//!
+//! Deliveries to a receiver that answers go out side by side (up to
+//! `[courier] concurrency` at once across all receivers). The first failed
+//! attempt to a receiver closes its *lane*: that copy and every later copy
+//! for the same receiver wait, unacknowledged and in stream order, while one
+//! task retries the oldest with exponential backoff. When it gets through,
+//! the waiting copies follow one at a time in order, and the lane opens
+//! again. So a receiver that was down gets its backlog in the order the hub
+//! accepted it, is not hammered by every waiting copy, and every other
+//! receiver keeps being served. Waiting copies stay unacknowledged on the
+//! server (kept alive with progress acks), so a courier crash loses nothing:
+//! they are redelivered to whichever courier runs next.
 
 use anyhow::Context;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{AckKind, Message};
@@ -20,9 +31,15 @@ use crate::deliver::{Outcome, Parcel, attempt, backoff, native_form};
 
 const CONSUMER: &str = "courier";
 
-/// Copies that may wait for their retry at once (with a backoff of up to
-/// `[courier] backoff_max_ms`), across every receiver.
+/// Copies that may wait unacknowledged at once across every receiver (the
+/// consumer's `max_ack_pending`): room for a receiver that is down for a
+/// long while without holding up the deliveries to every other.
 const WAITING: usize = 100_000;
+
+/// Copies one lane keeps in memory, in order. Beyond that a receiver's
+/// copies are handed back to JetStream with a delay (nothing lost, but they
+/// may then arrive out of order); about 2–3 KiB each.
+const HOLD: usize = 10_000;
 
 pub async fn run(settings: Arc<Settings>, bus: Bus, key: HubKey, shutdown: Shutdown) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -32,64 +49,340 @@ pub async fn run(settings: Arc<Settings>, bus: Bus, key: HubKey, shutdown: Shutd
         .pool_max_idle_per_host(c.concurrency)
         .build()
         .context("HTTP client")?;
+    // Longer than one webhook request, so no copy is handed to a second
+    // courier while the first still waits for the answer.
+    let ack_wait = Duration::from_millis(settings.nats.ack_wait_ms.max(c.timeout_ms + 2_000));
     let messages = Durable::new(subjects::STREAM_ROUTED, CONSUMER)
-        // Longer than one webhook request, so no copy is handed to a second
-        // courier while the first still waits for the answer.
-        .ack_wait(Duration::from_millis(settings.nats.ack_wait_ms.max(c.timeout_ms + 2_000)))
-        // Copies waiting for a retry (a receiver down) stay unacknowledged
-        // on the server until then: room for many, so one receiver that is
-        // down does not hold up the deliveries to every other.
+        .ack_wait(ack_wait)
         .max_ack_pending((c.concurrency * 4).max(WAITING) as i64)
         .messages(&bus.js)
         .await?;
+    // The mappings are read again with the rule files (on a change or an
+    // operator's reload), so a corrected mapping needs no restart.
+    let config = xj_rules::RulesHandle::new(xj_rules::RuleSet::compile(settings.clone())?);
+    config.spawn_watcher(bus.client.clone(), shutdown.clone(), "courier");
+    let courier = Arc::new(Courier {
+        config,
+        settings: settings.clone(),
+        bus,
+        key,
+        http,
+        lanes: Mutex::default(),
+        ack_wait,
+        shutdown: shutdown.clone(),
+    });
     tracing::info!("courier running");
     consume::run(messages, c.concurrency, shutdown, "courier", |m| {
-        let (settings, bus, key, http) = (settings.clone(), bus.clone(), key.clone(), http.clone());
-        async move { handle(&settings, &bus, &key, &http, m).await }
+        let courier = courier.clone();
+        async move { courier.handle(m).await }
     })
     .await;
     tracing::info!("courier stopped");
     Ok(())
 }
 
-async fn handle(settings: &Settings, bus: &Bus, key: &HubKey, http: &reqwest::Client, m: Message) {
-    let hd = m.headers.as_ref();
-    let recipient = h::get(hd, h::RECIPIENT).unwrap_or_default().to_string();
-    let msg_id = h::get(hd, h::MESSAGE_ID).unwrap_or_default().to_string();
-    let sender = h::get(hd, h::SENDER).unwrap_or_default().to_string();
-    let case = h::get(hd, h::CASE).unwrap_or_default().to_string();
-    let attempt_no = m.info().map(|i| i.delivered.max(1) as u64).unwrap_or(1);
-    let span =
-        tracing::info_span!("deliver", msg_id = %msg_id, case = %case, recipient = %recipient, attempt = attempt_no);
-    async {
-        let Some(org) = settings.org(&recipient) else {
+struct Courier {
+    /// The configuration as last reloaded: the mappings are taken from it.
+    config: xj_rules::RulesHandle,
+    settings: Arc<Settings>,
+    bus: Bus,
+    key: HubKey,
+    http: reqwest::Client,
+    /// Closed lanes by receiver; a receiver without an entry is served
+    /// directly.
+    lanes: Mutex<HashMap<String, Lane>>,
+    ack_wait: Duration,
+    shutdown: Shutdown,
+}
+
+/// The copies waiting for a receiver that failed, in the order their
+/// messages were accepted (see [`Order`]).
+#[derive(Default)]
+struct Lane {
+    waiting: BTreeMap<Order, Waiting>,
+    /// The failure that closed the lane, for the `waiting` events.
+    reason: String,
+}
+
+struct Waiting {
+    m: Message,
+    /// Attempts already made for this copy.
+    attempts: u64,
+}
+
+/// What one attempt came to.
+enum Step {
+    Delivered,
+    /// The receiver is not answering (refused connection, timeout, 5xx,
+    /// 408, 429): its lane closes; may be retried.
+    Failed(String),
+    /// The receiver answered and refused this message (another 4xx): its
+    /// lane stays open, the copy is retried on its own schedule.
+    Refused(String),
+    /// Went to the dead letters (cannot be expressed, or the receiver is
+    /// no longer configured).
+    Dead,
+}
+
+/// What the routing headers say about a copy.
+struct Copy {
+    recipient: String,
+    msg_id: String,
+    sender: String,
+    case: String,
+    order: Order,
+    delivered: u64,
+    replayed_by: Option<String>,
+}
+
+impl Copy {
+    fn of(m: &Message) -> Self {
+        let hd = m.headers.as_ref();
+        let info = m.info().ok();
+        Copy {
+            recipient: h::get(hd, h::RECIPIENT).unwrap_or_default().to_string(),
+            msg_id: h::get(hd, h::MESSAGE_ID).unwrap_or_default().to_string(),
+            sender: h::get(hd, h::SENDER).unwrap_or_default().to_string(),
+            case: h::get(hd, h::CASE).unwrap_or_default().to_string(),
+            order: (
+                h::get(hd, h::ACCEPTED_SEQ).and_then(|v| v.parse().ok()).unwrap_or(0),
+                info.as_ref().map(|i| i.stream_sequence).unwrap_or(0),
+            ),
+            delivered: info.map(|i| i.delivered.max(1) as u64).unwrap_or(1),
+            replayed_by: h::get(hd, h::REPLAYED_BY).map(str::to_owned),
+        }
+    }
+}
+
+impl Courier {
+    async fn handle(self: Arc<Self>, m: Message) {
+        let copy = Copy::of(&m);
+        // Behind a failed delivery to the same receiver: wait in line.
+        let held = {
+            let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+            match lanes.get_mut(&copy.recipient) {
+                Some(lane) => hold(lane, m, copy.order, copy.delivered.saturating_sub(1)),
+                None => Held::Free(m),
+            }
+        };
+        match held {
+            Held::InLine(reason) => self.waiting_event(&copy, &reason).await,
+            Held::Overflow(m) => {
+                let delay = Duration::from_millis(self.settings.courier.backoff_max_ms);
+                if let Err(e) = m.ack_with(AckKind::Nak(Some(delay))).await {
+                    tracing::warn!(error = %e, "cannot hand a waiting copy back; it is redelivered after ack_wait");
+                }
+            }
+            Held::Free(m) => match self.deliver(&m, &copy, copy.delivered).await {
+                Step::Failed(reason) | Step::Refused(reason)
+                    if copy.delivered >= self.settings.courier.max_attempts as u64 =>
+                {
+                    self.bury(&m, &copy, &reason, copy.delivered).await;
+                }
+                Step::Failed(reason) => self.close_lane(m, &copy, copy.delivered, reason),
+                Step::Refused(_) => self.retry_alone(&m, copy.delivered).await,
+                Step::Delivered | Step::Dead => {}
+            },
+        }
+    }
+
+    /// A copy the receiver refused goes back to JetStream for a later
+    /// attempt of its own; the copies behind it are not held up by it.
+    async fn retry_alone(&self, m: &Message, attempts: u64) {
+        let c = &self.settings.courier;
+        let delay = backoff(c.backoff_initial_ms, c.backoff_max_ms, attempts);
+        if let Err(e) = m.ack_with(AckKind::Nak(Some(delay))).await {
+            tracing::warn!(error = %e, "cannot schedule the retry; the copy is redelivered after ack_wait");
+        }
+    }
+
+    /// The first failure for a receiver: its lane closes and a task retries
+    /// the oldest waiting copy until the receiver answers.
+    fn close_lane(self: &Arc<Self>, m: Message, copy: &Copy, attempts: u64, reason: String) {
+        let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        let new = !lanes.contains_key(&copy.recipient);
+        let lane = lanes.entry(copy.recipient.clone()).or_default();
+        lane.reason = reason;
+        // The copy failed once already, so it is never an overflow here:
+        // a full lane takes it beyond the limit rather than reorder it.
+        lane.waiting.insert(copy.order, Waiting { m, attempts });
+        if new {
+            tracing::warn!(recipient = %copy.recipient, "delivery failed: copies for this receiver wait in order");
+            tokio::spawn(self.clone().drain(copy.recipient.clone()));
+        }
+    }
+
+    /// Retries the oldest waiting copy of `recipient` with backoff; once it
+    /// is delivered, the others follow in order; the lane opens when none
+    /// is left. Stops (leaving the copies to redelivery) on shutdown.
+    async fn drain(self: Arc<Self>, recipient: String) {
+        let c = &self.settings.courier;
+        let mut last_progress = Instant::now();
+        let tried = {
+            let lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+            lanes.get(&recipient).and_then(|l| l.waiting.first_key_value()).map(|(_, w)| w.attempts).unwrap_or(1)
+        };
+        let mut pause = backoff(c.backoff_initial_ms, c.backoff_max_ms, tried.max(1));
+        loop {
+            // Wait for the next retry, keeping every waiting copy alive on
+            // the server meanwhile.
+            let until = Instant::now() + pause;
+            loop {
+                if last_progress.elapsed() >= self.ack_wait / 3 {
+                    self.keep_alive(&recipient).await;
+                    last_progress = Instant::now();
+                }
+                let now = Instant::now();
+                if now >= until {
+                    break;
+                }
+                let nap = (until - now).min(self.ack_wait / 3);
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(nap) => {}
+                }
+            }
+            if self.shutdown.is_cancelled() {
+                return;
+            }
+            let head = {
+                let lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+                lanes
+                    .get(&recipient)
+                    .and_then(|l| l.waiting.first_key_value())
+                    .map(|(&seq, w)| (seq, w.m.clone(), w.attempts))
+            };
+            let Some((seq, m, attempts)) = head else {
+                return;
+            };
+            let copy = Copy::of(&m);
+            let attempt_no = (attempts + 1).max(copy.delivered);
+            let step = self.deliver(&m, &copy, attempt_no).await;
+            // What follows, decided under the lock and done after it.
+            enum Next {
+                Retry,
+                RetryAlone,
+                BuryAlone(String),
+                BuryAll(Vec<Waiting>, String),
+            }
+            let next = {
+                let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+                let Some(lane) = lanes.get_mut(&recipient) else {
+                    return;
+                };
+                let exhausted = attempt_no >= c.max_attempts as u64;
+                let next = match step {
+                    Step::Delivered | Step::Dead => None,
+                    // The receiver answers but refuses this copy: it goes on
+                    // alone (or, out of attempts, to the dead letters) and
+                    // the next is tried now.
+                    Step::Refused(reason) if exhausted => Some(Next::BuryAlone(reason)),
+                    Step::Refused(_) => Some(Next::RetryAlone),
+                    // The receiver stayed away through every attempt of the
+                    // oldest copy: it and everything behind it go to the
+                    // dead letters, in order, for an operator to replay.
+                    Step::Failed(reason) if exhausted => {
+                        Some(Next::BuryAll(std::mem::take(&mut lane.waiting).into_values().collect(), reason))
+                    }
+                    Step::Failed(reason) => {
+                        if let Some(w) = lane.waiting.get_mut(&seq) {
+                            w.attempts = attempt_no;
+                        }
+                        lane.reason = reason;
+                        pause = backoff(c.backoff_initial_ms, c.backoff_max_ms, attempt_no);
+                        Some(Next::Retry)
+                    }
+                };
+                if !matches!(next, Some(Next::Retry)) {
+                    lane.waiting.remove(&seq);
+                    pause = Duration::ZERO;
+                }
+                // The lane opens when nothing waits; a failure after that
+                // closes a new one with a task of its own, so this one ends.
+                let done = lane.waiting.is_empty();
+                if done {
+                    lanes.remove(&recipient);
+                }
+                (next, done)
+            };
+            let (next, done) = next;
+            match next {
+                None | Some(Next::Retry) => {}
+                Some(Next::RetryAlone) => self.retry_alone(&m, attempt_no).await,
+                Some(Next::BuryAlone(reason)) => self.bury(&m, &copy, &reason, attempt_no).await,
+                Some(Next::BuryAll(rest, reason)) => {
+                    let head_id = m_id(&m);
+                    for (i, w) in rest.into_iter().enumerate() {
+                        let copy = Copy::of(&w.m);
+                        let (why, n) = if i == 0 {
+                            (reason.clone(), attempt_no)
+                        } else {
+                            (format!("waited behind {head_id}, whose attempts ran out: {reason}"), w.attempts)
+                        };
+                        self.bury(&w.m, &copy, &why, n).await;
+                    }
+                }
+            }
+            if done {
+                tracing::info!(recipient = %recipient, "lane open again");
+                return;
+            }
+        }
+    }
+
+    async fn keep_alive(&self, recipient: &str) {
+        let waiting: Vec<Message> = {
+            let lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+            lanes.get(recipient).map(|l| l.waiting.values().map(|w| w.m.clone()).collect()).unwrap_or_default()
+        };
+        for m in waiting {
+            if let Err(e) = m.ack_with(AckKind::Progress).await {
+                tracing::warn!(error = %e, "progress ack failed; the copy may be redelivered (receivers dedupe)");
+            }
+        }
+    }
+
+    /// One attempt of `m`: delivered (acknowledged), dead-lettered
+    /// (acknowledged) or failed (left unacknowledged for the lane).
+    async fn deliver(&self, m: &Message, copy: &Copy, attempt_no: u64) -> Step {
+        let span = tracing::info_span!("deliver", msg_id = %copy.msg_id, case = %copy.case, recipient = %copy.recipient, attempt = attempt_no);
+        self.deliver_inner(m, copy, attempt_no).instrument(span).await
+    }
+
+    async fn deliver_inner(&self, m: &Message, copy: &Copy, attempt_no: u64) -> Step {
+        let (settings, bus) = (&self.settings, &self.bus);
+        let hd = m.headers.as_ref();
+        let Some(org) = settings.org(&copy.recipient) else {
             // The org was removed from the configuration after routing: an
             // operator must decide, so it goes to the dead letters at once.
-            dead(bus, &m, &recipient, &format!("organisation {recipient:?} is no longer configured"), attempt_no).await;
-            return;
+            let reason = format!("organisation {:?} is no longer configured", copy.recipient);
+            self.bury(m, copy, &reason, attempt_no).await;
+            return Step::Dead;
         };
         let received = TraceParent::received(hd);
         let trace = received.map(|t| t.child()).unwrap_or_else(TraceParent::new_root);
         let mut hop = Hop::start("courier", "deliver", received, trace).kind(SpanKind::Client);
-        hop.attr("xj.message_id", msg_id.clone())
-            .attr("xj.case", case.clone())
-            .attr("xj.sender", sender.clone())
-            .attr("xj.recipient", recipient.clone())
+        hop.attr("xj.message_id", copy.msg_id.clone())
+            .attr("xj.case", copy.case.clone())
+            .attr("xj.sender", copy.sender.clone())
+            .attr("xj.recipient", copy.recipient.clone())
             .attr("xj.attempt", attempt_no as i64)
             .attr_opt("xj.rule", h::get(hd, h::RULE).map(str::to_owned))
             .attr_opt("xj.rule_version", h::get(hd, h::RULE_VERSION).map(str::to_owned))
-            .attr_opt("xj.replayed_by", h::get(hd, h::REPLAYED_BY).map(str::to_owned))
+            .attr_opt("xj.replayed_by", copy.replayed_by.clone())
             .attr("xj.channel", if org.deliver.webhook.is_some() { "webhook" } else { "nats" });
         // The translation into the receiver's format is a hop of its own.
         let adapter = (org.format != xj_mapping::CANONICAL).then(|| {
             let mut a = Hop::start("courier", "translate.outbound", Some(trace), trace.child());
-            a.attr("xj.format", org.format.clone()).attr("xj.message_id", msg_id.clone()).attr("xj.recipient", recipient.clone());
+            a.attr("xj.format", org.format.clone())
+                .attr("xj.message_id", copy.msg_id.clone())
+                .attr("xj.recipient", copy.recipient.clone());
             a
         });
         // An organisation with a native format gets the message translated;
         // one its format cannot express goes to the dead letters at once
         // with the reason, never half-empty.
-        let native = native_form(settings, org, &m.payload);
+        let native = native_form(&self.config.current().settings.mappings, org, &m.payload);
         match (adapter, &native) {
             (Some(a), Ok(_)) => a.finish(),
             (Some(a), Err(reason)) => a.fail(reason.clone()),
@@ -97,33 +390,52 @@ async fn handle(settings: &Settings, bus: &Bus, key: &HubKey, http: &reqwest::Cl
         }
         let (outcome, untranslatable) = match native {
             Ok((body, content_type)) => {
-                let parcel = Parcel { org, msg_id: &msg_id, sender: &sender, case: &case, attempt: attempt_no, trace, body, content_type };
-                (attempt(http, bus, key, &parcel).await, false)
+                let parcel = Parcel {
+                    org,
+                    msg_id: &copy.msg_id,
+                    sender: &copy.sender,
+                    case: &copy.case,
+                    attempt: attempt_no,
+                    trace,
+                    body,
+                    content_type,
+                };
+                (attempt(&self.http, bus, &self.key, &parcel).await, false)
             }
             Err(reason) => (Outcome::Failed { reason, status: None, elapsed: Duration::ZERO }, true),
         };
         let c = &settings.courier;
-        let (step, detail, ack) = match &outcome {
+        let (step, detail, result) = match &outcome {
             Outcome::Delivered { status, elapsed } => {
                 metrics::histogram!("xj_delivery_seconds", "outcome" => "delivered").record(elapsed.as_secs_f64());
-                ("delivered", serde_json::json!({ "status": status, "ms": elapsed.as_millis() as u64 }), AckKind::Ack)
+                (
+                    "delivered",
+                    serde_json::json!({ "status": status, "ms": elapsed.as_millis() as u64 }),
+                    Step::Delivered,
+                )
             }
             Outcome::Failed { reason, status, elapsed } => {
                 metrics::histogram!("xj_delivery_seconds", "outcome" => "failed").record(elapsed.as_secs_f64());
-                if untranslatable || attempt_no >= c.max_attempts as u64 {
-                    dead(bus, &m, &recipient, reason, attempt_no).await;
-                    ("dead", serde_json::json!({ "status": status, "error": reason, "ms": elapsed.as_millis() as u64 }), AckKind::Ack)
+                let detail = serde_json::json!({ "status": status, "error": reason, "ms": elapsed.as_millis() as u64 });
+                if untranslatable {
+                    ("dead", detail, Step::Dead)
                 } else {
-                    let delay = backoff(c.backoff_initial_ms, c.backoff_max_ms, attempt_no);
-                    (
-                        "attempt",
-                        serde_json::json!({ "status": status, "error": reason, "retry_in_ms": delay.as_millis() as u64, "ms": elapsed.as_millis() as u64 }),
-                        AckKind::Nak(Some(delay)),
-                    )
+                    let mut detail = detail;
+                    if attempt_no < c.max_attempts as u64 {
+                        let delay = backoff(c.backoff_initial_ms, c.backoff_max_ms, attempt_no);
+                        detail["retry_in_ms"] = (delay.as_millis() as u64).into();
+                    }
+                    let step = match status {
+                        // About this message, from a receiver that answers.
+                        Some(s) if (400..500).contains(s) && !matches!(s, 408 | 429) => Step::Refused(reason.clone()),
+                        _ => Step::Failed(reason.clone()),
+                    };
+                    ("attempt", detail, step)
                 }
             }
         };
-        metrics::counter!("xj_delivery_attempts_total", "outcome" => step, "recipient" => recipient.clone()).increment(1);
+        metrics::counter!("xj_delivery_attempts_total", "outcome" => step, "recipient" => copy.recipient.clone())
+            .increment(1);
         hop.attr("xj.step", step);
         if let Some(s) = detail["status"].as_u64() {
             hop.attr("http.response.status_code", s as i64);
@@ -132,37 +444,95 @@ async fn handle(settings: &Settings, bus: &Bus, key: &HubKey, http: &reqwest::Cl
             Outcome::Delivered { .. } => hop.finish(),
             Outcome::Failed { reason, .. } => hop.fail(reason.clone()),
         }
-        let mut detail = detail;
-        detail["recipient"] = recipient.clone().into();
-        detail["recipients"] = serde_json::json!([recipient]);
+        if let (Step::Dead, Outcome::Failed { reason, .. }) = (&result, &outcome) {
+            self.bury(m, copy, reason, attempt_no).await;
+            return result;
+        }
+        // The last attempt's story is told by the `dead` step that follows.
+        let last = matches!(result, Step::Failed(_) | Step::Refused(_)) && attempt_no >= c.max_attempts as u64;
+        if !last {
+            self.event(copy, step, detail, attempt_no, trace).await;
+        }
+        if matches!(result, Step::Delivered)
+            && let Err(e) = m.double_ack().await
+        {
+            tracing::warn!(error = %e, "ack failed; the delivery may repeat (receivers dedupe)");
+        }
+        tracing::debug!(step, "delivery step");
+        result
+    }
+
+    /// Records a step of a copy on `XJ_EVENTS`.
+    async fn event(&self, copy: &Copy, step: &str, mut detail: serde_json::Value, attempt_no: u64, trace: TraceParent) {
+        detail["recipient"] = copy.recipient.clone().into();
+        detail["recipients"] = serde_json::json!([copy.recipient]);
         detail["attempt"] = attempt_no.into();
-        detail["replayed_by"] = h::get(hd, h::REPLAYED_BY).into();
+        detail["replayed_by"] = copy.replayed_by.clone().into();
         let ev = events::Event {
             step: step.into(),
             service: "courier".into(),
-            msg_id: msg_id.clone(),
-            sender: sender.clone(),
-            case: Some(case.clone()),
+            msg_id: copy.msg_id.clone(),
+            sender: copy.sender.clone(),
+            case: Some(copy.case.clone()),
             msg_type: None,
             at: Utc::now(),
             trace_id: trace.trace_id_hex(),
             span_id: trace.span_id_hex(),
             detail,
         };
-        if let Err(e) = events::publish(&bus.js, &ev).await {
+        if let Err(e) = events::publish(&self.bus.js, &ev).await {
             tracing::warn!(error = %e, "delivery event not recorded");
         }
-        let acked = match ack {
-            AckKind::Ack => m.double_ack().await,
-            other => m.ack_with(other).await,
-        };
-        if let Err(e) = acked {
-            tracing::warn!(error = %e, "ack failed; the delivery may repeat (receivers dedupe)");
-        }
-        tracing::debug!(step, "delivery step");
     }
-    .instrument(span)
-    .await
+
+    /// A copy put in line behind an earlier failure: the trace says why it
+    /// has not been attempted.
+    async fn waiting_event(&self, copy: &Copy, reason: &str) {
+        let detail = serde_json::json!({ "error": reason, "waits_for": "an earlier copy to the same receiver" });
+        let trace = TraceParent::new_root();
+        self.event(copy, "waiting", detail, 0, trace).await;
+    }
+
+    /// Parks a copy on `xj.dead.<org>` (retried until stored, so it is never
+    /// acknowledged away unrecorded), records the step, acknowledges.
+    async fn bury(&self, m: &Message, copy: &Copy, reason: &str, attempts: u64) {
+        dead(&self.bus, m, &copy.recipient, reason, attempts).await;
+        let detail = serde_json::json!({ "error": reason });
+        let trace = TraceParent::received(m.headers.as_ref()).unwrap_or_else(TraceParent::new_root);
+        self.event(copy, "dead", detail, attempts, trace).await;
+        if let Err(e) = m.double_ack().await {
+            tracing::warn!(error = %e, "ack failed; the dead letter may repeat");
+        }
+    }
+}
+
+enum Held {
+    /// The receiver's lane is open: deliver now.
+    Free(Message),
+    /// Waiting in line; the lane's reason.
+    InLine(String),
+    /// The lane is full: hand it back.
+    Overflow(Message),
+}
+
+/// Where a copy stands in its receiver's line: its message's sequence in
+/// `XJ_ACCEPTED` (the router may store copies in another order than it
+/// took their messages in), then its own in `XJ_ROUTED`. A copy without
+/// the header (routed before it existed) goes first, in stream order.
+type Order = (u64, u64);
+
+fn hold(lane: &mut Lane, m: Message, order: Order, attempts: u64) -> Held {
+    if lane.waiting.len() >= HOLD && !lane.waiting.contains_key(&order) {
+        return Held::Overflow(m);
+    }
+    // A copy the server handed out again replaces the one held.
+    let attempts = lane.waiting.get(&order).map(|w| w.attempts.max(attempts)).unwrap_or(attempts);
+    lane.waiting.insert(order, Waiting { m, attempts });
+    Held::InLine(lane.reason.clone())
+}
+
+fn m_id(m: &Message) -> String {
+    h::get(m.headers.as_ref(), h::MESSAGE_ID).unwrap_or_default().to_string()
 }
 
 /// Parks a message on `xj.dead.<org>`; retried until stored, so it is

@@ -109,11 +109,18 @@ async fn accept_inner(
 
     let digest = content_digest(&doc);
     let key = subjects::key(org, &env.id);
-    if let Some(claim) = existing_claim(state, &key).await? {
-        return repeat(state, &doc, &env, claim, &digest).await;
-    }
-
-    let (case, reply_sender) = thread_of(state, org, &env).await?;
+    // No lookup first: the claim below is a create that fails for an id
+    // already claimed, and a repeat is answered from there. One round trip
+    // less for every new message, a little wasted work for a repeat.
+    let (case, reply_sender) = match thread_of(state, org, &env).await {
+        Ok(t) => t,
+        // A repeat (or a reuse of its id) is answered as such, whatever
+        // has happened to its thread since.
+        Err(e) => match existing_claim(state, &key).await? {
+            Some(claim) => return repeat(state, &doc, &env, claim, &digest).await,
+            None => return Err(e),
+        },
+    };
     let routing = preview(state, &rules, &env, reply_sender.clone()).await;
     // A departmental system's own trace is continued; otherwise one starts here.
     let received = traceparent.and_then(TraceParent::parse);
@@ -130,7 +137,7 @@ async fn accept_inner(
     match state.bus.receipts.create(&key, bytes.into()).await {
         Ok(_) => {}
         Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
-            // Another request with the same id won the race.
+            // A repeat, or another request with the same id won the race.
             let claim =
                 existing_claim(state, &key).await?.ok_or_else(|| ApiError::Internal("claim vanished".into()))?;
             return repeat(state, &doc, &env, claim, &digest).await;
@@ -143,7 +150,7 @@ async fn accept_inner(
         .attr("xj.type", env.kind.as_str())
         .attr("xj.sender", env.sender.clone())
         .attr_opt("xj.reply_to", env.reply_to.clone());
-    if let Err(e) = publish(state, &doc, &env, &claim).await {
+    if let Err(e) = publish(state, &doc, &env, &claim, false).await {
         hop.fail(e.to_string());
         return Err(e);
     }
@@ -174,8 +181,9 @@ async fn repeat(
         )));
     }
     // Publishing again is what makes a crash after the claim harmless; the
-    // stream's duplicate window drops it when the first copy got through.
-    publish(state, doc, env, &claim).await?;
+    // stream's duplicate window drops it when the first copy got through,
+    // and after the window the router does (it is marked as a repeat).
+    publish(state, doc, env, &claim, true).await?;
     metrics::counter!("xj_messages_total", "type" => env.kind.as_str(), "outcome" => "repeat").increment(1);
     Ok((StatusCode::OK, claim.receipt))
 }
@@ -231,6 +239,13 @@ fn edge_checks(state: &GatewayState, rules: &RuleSet, env: &Envelope) -> Result<
 /// What the router will do with a message no rule places, for the receipt.
 async fn preview(state: &GatewayState, rules: &RuleSet, env: &Envelope, reply_sender: Option<String>) -> Option<Value> {
     if !env.kind.is_referral() || env.recipient.is_some() {
+        return None;
+    }
+    // What the hub knows (an earlier case holder, penalties) can only turn a
+    // question into a placement, never the other way round: most referrals
+    // are answered without reading the buckets.
+    let blind = Knowledge { reply_sender: reply_sender.clone(), ..Default::default() };
+    if !decide(rules, env, &blind).question {
         return None;
     }
     let k = match knowledge::gather(rules, &state.bus, env, reply_sender).await {
@@ -321,7 +336,13 @@ fn new_case_id() -> String {
     format!("XJ-{}-{}", Utc::now().format("%Y%m%d"), hex::encode_upper(r))
 }
 
-async fn publish(state: &GatewayState, doc: &Value, env: &Envelope, claim: &Claim) -> Result<(), ApiError> {
+async fn publish(
+    state: &GatewayState,
+    doc: &Value,
+    env: &Envelope,
+    claim: &Claim,
+    repeat: bool,
+) -> Result<(), ApiError> {
     let mut msg = doc.clone();
     msg["case"] = Value::String(claim.receipt.case.clone());
     let payload = serde_json::to_vec(&msg).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -331,6 +352,9 @@ async fn publish(state: &GatewayState, doc: &Value, env: &Envelope, claim: &Clai
     hdr.insert(h::ACCEPTED_AT, claim.receipt.accepted_at.as_str());
     if let Some(rs) = &claim.reply_sender {
         hdr.insert(h::REPLY_SENDER, rs.as_str());
+    }
+    if repeat {
+        hdr.insert(h::REPEAT, "1");
     }
     let trace = TraceParent::parse(&claim.traceparent).unwrap_or_else(TraceParent::new_root);
     let ev = events::Event {

@@ -6,16 +6,23 @@ use crate::error::ApiError;
 use crate::state::{Caller, GatewayState, digest};
 
 pub fn caller(state: &GatewayState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let token = bearer(headers)?;
+    find(state.callers.iter(), &digest(token)).ok_or_else(|| ApiError::Unauthorized("unknown token".into()))
+}
+
+/// The token of `Authorization: Bearer <token>`. The scheme is
+/// case-insensitive (RFC 9110 §11.1), so "bearer" works too.
+fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)
         .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer <token>".into()))?;
-    let token = value
+    value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(|| ApiError::Unauthorized("Authorization must be \"Bearer <token>\"".into()))?;
-    find(state.callers.iter(), &digest(token)).ok_or_else(|| ApiError::Unauthorized("unknown token".into()))
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or_else(|| ApiError::Unauthorized("Authorization must be \"Bearer <token>\"".into()))
 }
 
 /// Looks a token's digest up in constant time: every known digest is
@@ -48,6 +55,21 @@ pub fn operator(state: &GatewayState, headers: &HeaderMap) -> Result<(), ApiErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scheme_is_case_insensitive_the_token_is_not() {
+        let header = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(axum::http::header::AUTHORIZATION, v.parse().expect("header"));
+            h
+        };
+        let scheme = |v: &str| bearer(&header(v)).ok().map(str::to_owned);
+        assert_eq!(scheme("Bearer abc").as_deref(), Some("abc"));
+        assert_eq!(scheme("bearer abc").as_deref(), Some("abc"));
+        assert_eq!(scheme("BEARER abc").as_deref(), Some("abc"));
+        assert_eq!(scheme("Basic abc"), None);
+        assert_eq!(scheme("Bearerabc"), None);
+    }
 
     #[test]
     fn finds_exactly_the_matching_digest() {

@@ -20,7 +20,7 @@ use xj_mapping::{CANONICAL, InboundError, inbound};
 use crate::accept::{Receipt, accept};
 use crate::error::ApiError;
 use crate::state::GatewayState;
-use crate::submit::{receipt_response, submission};
+use crate::submit::{respond, submission};
 
 /// Why a native submission was not accepted.
 #[derive(Debug)]
@@ -81,13 +81,15 @@ pub async fn accept_native(
         ))
         .into());
     }
-    let format = state.settings.mappings.get(name).map_err(|e| ApiError::Internal(e.to_string()))?;
+    // The mappings as last (re)loaded with the rule files.
+    let format =
+        state.rules.current().settings.mappings.get(name).cloned().map_err(|e| ApiError::Internal(e.to_string()))?;
     // The adapter is a hop of its own: the acceptance continues its span.
     let received = traceparent.and_then(TraceParent::parse);
     let own = received.map(|t| t.child()).unwrap_or_else(TraceParent::new_root);
     let mut hop = Hop::start("gateway", "translate.inbound", received, own).kind(SpanKind::Server);
     hop.attr("xj.format", name.to_string()).attr("xj.sender", org.to_string());
-    let translated = match inbound::translate(format, raw, org) {
+    let translated = match inbound::translate(&format, raw, org) {
         Ok(t) => {
             hop.attr_opt("xj.message_id", t.message.get("id").and_then(Value::as_str).map(str::to_owned))
                 .attr_opt("xj.type", t.message.get("type").and_then(Value::as_str).map(str::to_owned));
@@ -135,14 +137,5 @@ pub async fn post_native(
         accept_native(&state, &org, &body, tp).await
     }
     .await;
-    let status = match &result {
-        Ok((s, _)) => *s,
-        Err(e) => e.status(),
-    };
-    metrics::histogram!("xj_gateway_submit_seconds", "status" => status.as_u16().to_string(), "format" => "native")
-        .record(started.elapsed().as_secs_f64());
-    match result {
-        Ok((status, receipt)) => receipt_response(&state, status, &receipt),
-        Err(e) => e.into_response(),
-    }
+    respond(&state, started, "native", result)
 }

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use crate::accept::{Receipt, accept};
 use crate::auth::caller;
 use crate::error::ApiError;
+use crate::native::NativeError;
 use crate::state::{Caller, GatewayState};
 
 pub async fn post_message(
@@ -23,14 +24,25 @@ pub async fn post_message(
         accept(&state, &org, &body, tp).await
     }
     .await;
+    respond(&state, started, "canonical", result.map_err(NativeError::Api))
+}
+
+/// The answer to a submission in either format, timed in
+/// `xj_gateway_submit_seconds` by status and format.
+pub(crate) fn respond(
+    state: &GatewayState,
+    started: std::time::Instant,
+    format: &'static str,
+    result: Result<(StatusCode, Receipt), NativeError>,
+) -> Response {
     let status = match &result {
         Ok((s, _)) => *s,
         Err(e) => e.status(),
     };
-    metrics::histogram!("xj_gateway_submit_seconds", "status" => status.as_u16().to_string())
+    metrics::histogram!("xj_gateway_submit_seconds", "status" => status.as_u16().to_string(), "format" => format)
         .record(started.elapsed().as_secs_f64());
     match result {
-        Ok((status, receipt)) => receipt_response(&state, status, &receipt),
+        Ok((status, receipt)) => receipt_response(state, status, &receipt),
         Err(e) => e.into_response(),
     }
 }

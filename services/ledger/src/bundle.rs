@@ -1,7 +1,12 @@
-//! Evidence bundles: one case's ledger entries, the chain links that join
-//! them, the accepted messages themselves, and the hub's public keys, signed
-//! by the hub — one JSON file that verifies offline (`xj audit verify
-//! --file`).
+//! Evidence bundles: the ledger entries holding one case's records, the
+//! chain links that join them, the accepted messages themselves, and the
+//! hub's public keys, signed by the hub — one JSON file that verifies
+//! offline (`xj audit verify --file`).
+//!
+//! An entry records many sources, often of several cases. In a bundle the
+//! other cases' records are reduced to their leaf hashes: the entry's hash
+//! still checks (it covers the leaf hashes, not the records), and the
+//! bundle shows nothing of any other case but how many records it had there.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -10,59 +15,122 @@ use sha2::{Digest, Sha256};
 use xj_bus::signing::HubKey;
 
 use crate::LedgerError;
-use crate::chain::{Walker, canonical, hash_of};
+use crate::chain::{Break, RecordAt, Summary, Walker, canonical, check_entry, is_batched, records_of};
 use crate::store::read_all;
 
-pub const FORMAT: &str = "xianjie-evidence-bundle/1";
+/// Bundles of batched entries (and of legacy ones, which they may hold).
+pub const FORMAT: &str = "xianjie-evidence-bundle/2";
+/// Bundles exported before batching; still verified.
+pub const FORMAT_V1: &str = "xianjie-evidence-bundle/1";
 
-/// Builds the bundle of `case` from the live ledger; refuses when the chain
-/// is broken before the case's last entry.
-pub async fn export_case(js: &async_nats::jetstream::Context, case: &str, key: &HubKey) -> Result<Value, LedgerError> {
-    let mut walker = Walker::default();
-    let mut broken = None;
-    let mut all: Vec<Value> = Vec::new();
-    read_all(js, |seq, raw| match walker.step(seq, raw) {
-        Ok(_) => {
-            all.push(serde_json::from_slice(raw).unwrap_or(Value::Null));
-            true
-        }
-        Err(b) => {
-            broken = Some(b);
-            false
-        }
-    })
-    .await?;
-    let ours: Vec<&Value> = all.iter().filter(|e| e["case"] == case).collect();
-    let (Some(first), Some(last)) = (ours.first(), ours.last()) else {
-        return Err(LedgerError::Bundle(format!("the ledger has no entry for case {case:?}")));
-    };
-    let (first_n, last_n) = (first["n"].as_u64().unwrap_or(1), last["n"].as_u64().unwrap_or(1));
-    if let Some(b) = broken
-        && b.n <= last_n
-    {
-        return Err(LedgerError::Bundle(format!("the ledger is broken ({b}); not exporting from a broken chain")));
+/// Whether a record (as JSON) is held whole, not reduced to its leaf hash.
+fn is_whole(r: &Value) -> bool {
+    r.as_object().is_some_and(|m| m.len() > 1 || !m.contains_key("leaf"))
+}
+
+/// The entry as `case`'s bundle shows it, or `None` when it holds no record
+/// of the case.
+pub fn for_case(entry: &Value, case: &str) -> Option<Value> {
+    if !is_batched(entry) {
+        return (entry["case"] == case).then(|| entry.clone());
     }
-    let links: Vec<Value> = all
-        .iter()
-        .filter(|e| e["n"].as_u64().is_some_and(|n| (first_n..=last_n).contains(&n)))
-        .map(|e| json!({ "n": e["n"], "prev": e["prev"], "hash": e["hash"] }))
-        .collect();
-    let accepted = js.get_stream(xj_bus::subjects::STREAM_ACCEPTED).await.map_err(LedgerError::bus)?;
-    let mut messages = Vec::new();
-    for e in ours.iter().filter(|e| e["kind"] == "message") {
-        let seq = e["source"]["seq"].as_u64().unwrap_or_default();
-        let mut m = json!({ "n": e["n"], "seq": seq, "sha256": e["record"]["sha256"] });
-        match accepted.get_raw_message(seq).await {
-            Ok(raw) => m["body_b64"] = json!(B64.encode(&raw.payload)),
-            Err(_) => m["missing"] = json!("no longer kept in XJ_ACCEPTED"),
-        }
-        messages.push(m);
+    let records = entry["records"].as_array()?;
+    if !records.iter().any(|r| r["case"] == case) {
+        return None;
     }
+    let mut shown = entry.clone();
+    shown["records"] =
+        records.iter().map(|r| if r["case"] == case { r.clone() } else { json!({ "leaf": r["leaf"] }) }).collect();
+    Some(shown)
+}
+
+/// Reads a chain in order and keeps what `case`'s bundle needs.
+struct Collect<'a> {
+    case: &'a str,
+    walker: Walker,
+    broken: Option<Break>,
+    /// `n`, `prev`, `hash` of every entry from the case's first on.
+    links: Vec<Value>,
+    ours: Vec<Value>,
+    /// Whether an entry at or after a break may hold a record of the case.
+    after_break: bool,
+}
+
+impl<'a> Collect<'a> {
+    fn new(case: &'a str) -> Self {
+        Self { case, walker: Walker::default(), broken: None, links: Vec::new(), ours: Vec::new(), after_break: false }
+    }
+
+    fn step(&mut self, seq: u64, raw: &[u8]) -> bool {
+        if self.broken.is_some() {
+            // Past a break nothing verifies, but the case may still have
+            // records there: then its bundle would leave them out.
+            let maybe_ours = serde_json::from_slice::<Value>(raw).map_or(true, |e| for_case(&e, self.case).is_some());
+            self.after_break |= maybe_ours;
+            return true;
+        }
+        match self.walker.step(seq, raw) {
+            Ok(e) => {
+                let shown = for_case(&e, self.case);
+                if shown.is_some() || !self.ours.is_empty() {
+                    self.links.push(json!({ "n": e["n"], "prev": e["prev"], "hash": e["hash"] }));
+                }
+                self.ours.extend(shown);
+                true
+            }
+            Err(b) => {
+                self.broken = Some(b);
+                self.step(seq, raw)
+            }
+        }
+    }
+
+    /// The case's entries and the links from its first to its last;
+    /// refuses a chain broken before the last (or where it cannot tell).
+    fn finish(mut self) -> Result<(Vec<Value>, Vec<Value>, Summary), LedgerError> {
+        let case = self.case;
+        let Some(last_n) = self.ours.last().and_then(|e| e["n"].as_u64()) else {
+            return Err(LedgerError::Bundle(format!("the ledger has no record of case {case:?}")));
+        };
+        if let Some(b) = &self.broken
+            && (b.n <= last_n || self.after_break)
+        {
+            return Err(LedgerError::Bundle(format!("the ledger is broken ({b}); not exporting from a broken chain")));
+        }
+        self.links.retain(|l| l["n"].as_u64().is_some_and(|n| n <= last_n));
+        Ok((self.ours, self.links, self.walker.summary()))
+    }
+}
+
+/// The accepted messages the case's entries record: (entry, record index
+/// from 1, sequence in `XJ_ACCEPTED`, digest).
+fn message_refs(ours: &[Value], case: &str) -> Vec<(u64, usize, u64, Value)> {
+    let mut refs = Vec::new();
+    for e in ours {
+        for (i, r) in records_of(e).into_iter().enumerate() {
+            if r["kind"] == "message" && r["case"] == case && r["source"]["stream"] == xj_bus::subjects::STREAM_ACCEPTED
+            {
+                let seq = r["source"]["seq"].as_u64().unwrap_or_default();
+                refs.push((e["n"].as_u64().unwrap_or_default(), i + 1, seq, r["record"]["sha256"].clone()));
+            }
+        }
+    }
+    refs
+}
+
+fn assemble(
+    case: &str,
+    ours: Vec<Value>,
+    links: Vec<Value>,
+    messages: Vec<Value>,
+    chain: Summary,
+    key: &HubKey,
+) -> Value {
     let mut bundle = json!({
         "format": FORMAT,
         "case": case,
         "exported_at": chrono::Utc::now().to_rfc3339(),
-        "ledger": { "entries": walker.count(), "head": walker.head() },
+        "ledger": { "entries": chain.entries, "records": chain.records, "head": chain.head },
         "entries": ours,
         "links": links,
         "messages": messages,
@@ -70,7 +138,51 @@ pub async fn export_case(js: &async_nats::jetstream::Context, case: &str, key: &
     });
     let sig = key.sign_header(canonical(&bundle).as_bytes());
     bundle["signature"] = json!(sig);
-    Ok(bundle)
+    bundle
+}
+
+fn message(n: u64, index: usize, seq: u64, sha256: Value, body: Option<&[u8]>) -> Value {
+    let mut m = json!({ "n": n, "record": index, "seq": seq, "sha256": sha256 });
+    match body {
+        Some(raw) => m["body_b64"] = json!(B64.encode(raw)),
+        None => m["missing"] = json!("no longer kept in XJ_ACCEPTED"),
+    }
+    m
+}
+
+/// Builds the bundle of `case` from the live ledger; refuses when the chain
+/// is broken before the case's last entry.
+pub async fn export_case(js: &async_nats::jetstream::Context, case: &str, key: &HubKey) -> Result<Value, LedgerError> {
+    let mut c = Collect::new(case);
+    read_all(js, |seq, raw| c.step(seq, raw)).await?;
+    let (ours, links, chain) = c.finish()?;
+    let accepted = js.get_stream(xj_bus::subjects::STREAM_ACCEPTED).await.map_err(LedgerError::bus)?;
+    let mut messages = Vec::new();
+    for (n, index, seq, sha256) in message_refs(&ours, case) {
+        let body = accepted.get_raw_message(seq).await.ok().map(|m| m.payload);
+        messages.push(message(n, index, seq, sha256, body.as_deref()));
+    }
+    Ok(assemble(case, ours, links, messages, chain, key))
+}
+
+/// Builds the bundle of `case` from a ledger dump (JSON lines) and the
+/// accepted messages by their sequence: the same bundle, offline.
+pub fn export_from_dump(
+    dump: &str,
+    case: &str,
+    accepted: &dyn Fn(u64) -> Option<Vec<u8>>,
+    key: &HubKey,
+) -> Result<Value, LedgerError> {
+    let mut c = Collect::new(case);
+    for (i, line) in dump.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+        c.step(i as u64 + 1, line.as_bytes());
+    }
+    let (ours, links, chain) = c.finish()?;
+    let messages = message_refs(&ours, case)
+        .into_iter()
+        .map(|(n, index, seq, sha256)| message(n, index, seq, sha256, accepted(seq).as_deref()))
+        .collect();
+    Ok(assemble(case, ours, links, messages, chain, key))
 }
 
 /// What an offline check of a bundle found.
@@ -78,8 +190,8 @@ pub async fn export_case(js: &async_nats::jetstream::Context, case: &str, key: &
 pub enum BundleError {
     #[error("bundle: {0}")]
     Bundle(String),
-    #[error("entry {n}: {reason}")]
-    Entry { n: u64, reason: String },
+    #[error("{0}")]
+    Entry(Break),
 }
 
 /// A verified bundle.
@@ -87,15 +199,20 @@ pub enum BundleError {
 pub struct Verified {
     pub case: String,
     pub entries: usize,
+    /// The case's records.
+    pub records: usize,
+    /// Other cases' records, shown only by their leaf hashes.
+    pub others: usize,
     pub messages: usize,
     pub kid: String,
 }
 
-/// Checks a bundle offline: the hub's signature, each entry's hash, the
-/// chain links between them, and each message against its digest.
+/// Checks a bundle offline: the hub's signature, each record against its
+/// leaf hash, each entry's hash, the chain links between them, that every
+/// record shown is the case's, and each message against its digest.
 pub fn verify_bundle(b: &Value) -> Result<Verified, BundleError> {
     let bad = |s: String| BundleError::Bundle(s);
-    if b["format"] != FORMAT {
+    if b["format"] != FORMAT && b["format"] != FORMAT_V1 {
         return Err(bad(format!("not a {FORMAT} document")));
     }
     let sig = b["signature"].as_str().ok_or_else(|| bad("no signature".into()))?;
@@ -106,6 +223,7 @@ pub fn verify_bundle(b: &Value) -> Result<Verified, BundleError> {
     xj_bus::signing::verify_with_keys(&b["keys"], sig, canonical(&unsigned).as_bytes())
         .map_err(|e| bad(format!("the hub's signature does not verify: {e}")))?;
     let kid = xj_bus::signing::header_kid(sig).unwrap_or_default().to_string();
+    let case = b["case"].as_str().ok_or_else(|| bad("no case".into()))?;
     let links = b["links"].as_array().ok_or_else(|| bad("no links".into()))?;
     let mut prev: Option<(u64, String)> = None;
     for l in links {
@@ -113,48 +231,211 @@ pub fn verify_bundle(b: &Value) -> Result<Verified, BundleError> {
         let (lp, lh) = (l["prev"].as_str().unwrap_or_default(), l["hash"].as_str().unwrap_or_default());
         if let Some((pn, ph)) = &prev {
             if n != pn + 1 {
-                return Err(BundleError::Entry { n: pn + 1, reason: "is missing from the links".into() });
+                return Err(BundleError::Entry(Break::entry(pn + 1, "is missing from the links")));
             }
             if lp != ph {
-                return Err(BundleError::Entry { n, reason: format!("does not follow entry {pn}") });
+                return Err(BundleError::Entry(Break::entry(n, format!("does not follow entry {pn}"))));
             }
         }
         prev = Some((n, lh.to_string()));
     }
     let entries = b["entries"].as_array().ok_or_else(|| bad("no entries".into()))?;
+    let (mut records, mut others) = (0, 0);
     for e in entries {
-        let n = e["n"].as_u64().unwrap_or_default();
-        let entry_err = |reason: String| BundleError::Entry { n, reason };
-        if e["case"] != b["case"] {
-            return Err(entry_err("belongs to another case".into()));
+        let n = e["n"].as_u64().ok_or_else(|| bad("an entry without n".into()))?;
+        let entry_err = |reason: &str| BundleError::Entry(Break::entry(n, reason));
+        let checked = check_entry(e, n, true).map_err(BundleError::Entry)?;
+        for (i, r) in records_of(e).into_iter().enumerate().filter(|(_, r)| is_whole(r)) {
+            if r["case"] != case {
+                let at = RecordAt {
+                    index: i + 1,
+                    stream: r["source"]["stream"].as_str().map(str::to_owned),
+                    seq: r["source"]["seq"].as_u64(),
+                };
+                let reason = "belongs to another case, whose records a bundle shows only by their leaf hashes";
+                return Err(BundleError::Entry(Break { n, record: Some(at), reason: reason.into() }));
+            }
         }
-        if hash_of(e) != e["hash"].as_str().unwrap_or_default() {
-            return Err(entry_err("its content does not match its hash".into()));
+        if checked.records == 0 {
+            return Err(entry_err("holds no record of the case"));
         }
-        let link = links.iter().find(|l| l["n"] == n).ok_or_else(|| entry_err("has no chain link".into()))?;
+        records += checked.records;
+        others += checked.leaves_only;
+        let link = links.iter().find(|l| l["n"] == n).ok_or_else(|| entry_err("has no chain link"))?;
         if link["hash"] != e["hash"] || link["prev"] != e["prev"] {
-            return Err(entry_err("does not match its chain link".into()));
+            return Err(entry_err("does not match its chain link"));
         }
     }
     let messages = b["messages"].as_array().map(Vec::as_slice).unwrap_or_default();
     for m in messages {
         let n = m["n"].as_u64().unwrap_or_default();
-        let entry_err = |reason: String| BundleError::Entry { n, reason };
-        let entry = entries.iter().find(|e| e["n"] == n).ok_or_else(|| entry_err("message without entry".into()))?;
-        if entry["record"]["sha256"] != m["sha256"] {
-            return Err(entry_err("the message's digest is not the one the ledger recorded".into()));
+        let entry_err = |reason: &str| BundleError::Entry(Break::entry(n, reason));
+        let entry = entries.iter().find(|e| e["n"] == n).ok_or_else(|| entry_err("message without entry"))?;
+        let held = records_of(entry);
+        // Format 2 names the record; format 1 had one record per entry.
+        let (index, record) = match m["record"].as_u64() {
+            Some(i) => (i as usize, usize::try_from(i).ok().and_then(|i| held.get(i.checked_sub(1)?)).copied()),
+            None => (1, held.first().copied()),
+        };
+        let at = RecordAt { index, stream: Some(xj_bus::subjects::STREAM_ACCEPTED.into()), seq: m["seq"].as_u64() };
+        let record_err =
+            |reason: &str| BundleError::Entry(Break { n, record: Some(at.clone()), reason: reason.into() });
+        let record = record.filter(|r| r["kind"] == "message" && r["source"]["seq"] == m["seq"]);
+        let Some(record) = record else { return Err(record_err("is not the message's record")) };
+        if record["record"]["sha256"] != m["sha256"] {
+            return Err(record_err("the message's digest is not the one the ledger recorded"));
         }
         if let Some(body) = m["body_b64"].as_str() {
-            let raw = B64.decode(body).map_err(|_| entry_err("the message is not base64".into()))?;
+            let raw = B64.decode(body).map_err(|_| record_err("the message is not base64"))?;
             if hex::encode(Sha256::digest(&raw)) != m["sha256"].as_str().unwrap_or_default() {
-                return Err(entry_err("the message does not match the digest the ledger recorded".into()));
+                return Err(record_err("the message does not match the digest the ledger recorded"));
             }
         }
     }
-    Ok(Verified {
-        case: b["case"].as_str().unwrap_or_default().to_string(),
-        entries: entries.len(),
-        messages: messages.len(),
-        kid,
-    })
+    Ok(Verified { case: case.to_string(), entries: entries.len(), records, others, messages: messages.len(), kid })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::{Entry, GENESIS, Leaf, Record, SourceRef};
+
+    /// A message accepted in `XJ_ACCEPTED` at `seq`, of `case`.
+    fn accepted(seq: u64, case: &str) -> (Vec<u8>, Record) {
+        let body = format!(r#"{{"id":"M{seq}","case":"{case}","body":{{"secret":"content of M{seq}"}}}}"#).into_bytes();
+        let record = Record {
+            kind: "message".into(),
+            source: SourceRef { stream: "XJ_ACCEPTED".into(), seq, subject: "xj.accepted.qh-market".into() },
+            case: Some(case.into()),
+            msg_id: Some(format!("M{seq}")),
+            sender: Some("qh-market".into()),
+            record: json!({ "sha256": hex::encode(Sha256::digest(&body)), "size": body.len() }),
+        };
+        (body, record)
+    }
+
+    fn event(seq: u64, case: &str) -> Record {
+        Record {
+            kind: "event:routed".into(),
+            source: SourceRef { stream: "XJ_EVENTS".into(), seq, subject: format!("xj.evt.qh-market.E{seq}.routed") },
+            case: Some(case.into()),
+            msg_id: Some(format!("E{seq}")),
+            sender: Some("qh-market".into()),
+            record: json!({ "step": "routed", "detail": { "party": format!("party of E{seq}") } }),
+        }
+    }
+
+    /// Four entries; cases A and B share entries 2 and 3, entry 4 is B's alone.
+    fn ledger() -> (String, std::collections::HashMap<u64, Vec<u8>>) {
+        let mut bodies = std::collections::HashMap::new();
+        let mut msg = |seq, case| {
+            let (body, r) = accepted(seq, case);
+            bodies.insert(seq, body);
+            r
+        };
+        let batches = vec![
+            vec![msg(1, "A"), event(1, "A")],
+            vec![msg(2, "B"), event(2, "A"), event(3, "B"), msg(3, "A")],
+            vec![event(4, "B"), event(5, "A")],
+            vec![event(6, "B")],
+        ];
+        let mut prev = GENESIS.to_string();
+        let mut lines = Vec::new();
+        for (i, records) in batches.into_iter().enumerate() {
+            let e = Entry::new(
+                i as u64 + 1,
+                "2026-11-21T01:00:00.000Z".into(),
+                prev,
+                records.into_iter().map(Leaf::of).collect(),
+            );
+            prev = e.hash.clone();
+            lines.push(serde_json::to_string(&e).unwrap());
+        }
+        (lines.join("\n"), bodies)
+    }
+
+    fn key() -> (tempfile::TempDir, HubKey) {
+        let dir = tempfile::tempdir().unwrap();
+        let key = HubKey::load_or_create(&dir.path().join("hub.key")).unwrap();
+        (dir, key)
+    }
+
+    #[test]
+    fn a_bundle_verifies_offline_and_shows_no_other_case() {
+        let (dump, bodies) = ledger();
+        let (_dir, key) = key();
+        let b = export_from_dump(&dump, "A", &|seq| bodies.get(&seq).cloned(), &key).unwrap();
+        let v = verify_bundle(&b).unwrap();
+        assert_eq!((v.entries, v.records, v.others, v.messages), (3, 5, 3, 2), "{v:?}");
+        assert_eq!(b["links"].as_array().unwrap().len(), 3, "entries 1 to 3");
+        // The signature and the hub's public key are random base64: they may
+        // spell "E4" by chance, so only the bundle's content is searched.
+        let mut content = b.clone();
+        if let Value::Object(m) = &mut content {
+            m.remove("signature");
+            m.remove("keys");
+        }
+        let text = content.to_string();
+        for other in ["M2", "E3", "E4", "E6", "party of E3", "content of M2", "\"B\""] {
+            assert!(!text.contains(other), "case B's {other} shows in A's bundle");
+        }
+        // Its messages are the exact bytes, and only A's.
+        assert!(text.contains(&B64.encode(&bodies[&3])) && !text.contains(&B64.encode(&bodies[&2])));
+    }
+
+    /// Re-signs a changed bundle, as someone holding the hub's key could:
+    /// what is left to catch the change is the chain.
+    fn resign(mut b: Value, key: &HubKey) -> Value {
+        if let Value::Object(m) = &mut b {
+            m.remove("signature");
+        }
+        let sig = key.sign_header(canonical(&b).as_bytes());
+        b["signature"] = json!(sig);
+        b
+    }
+
+    #[test]
+    fn a_changed_bundle_is_refused_and_the_record_named() {
+        let (dump, bodies) = ledger();
+        let (_dir, key) = key();
+        let b = export_from_dump(&dump, "A", &|seq| bodies.get(&seq).cloned(), &key).unwrap();
+
+        let mut forged = b.clone();
+        forged["entries"][1]["records"][1]["record"]["step"] = json!("forged");
+        assert!(matches!(verify_bundle(&forged), Err(BundleError::Bundle(_))), "the signature covers the bundle");
+        let err = verify_bundle(&resign(forged, &key)).unwrap_err();
+        assert_eq!(err.to_string(), "entry 2, record 2 (XJ_EVENTS seq 2): leaf hash does not match the record");
+
+        // Another case's record shown whole, or a leaf hash changed.
+        let mut shown = b.clone();
+        let whole: Value = serde_json::from_str(dump.lines().nth(1).unwrap()).unwrap();
+        shown["entries"][1]["records"][0] = whole["records"][0].clone();
+        let err = verify_bundle(&resign(shown, &key)).unwrap_err();
+        assert!(err.to_string().starts_with("entry 2, record 1 (XJ_ACCEPTED seq 2): belongs to another case"), "{err}");
+        let mut leaf = b.clone();
+        leaf["entries"][1]["records"][0]["leaf"] = json!(GENESIS);
+        let err = verify_bundle(&resign(leaf, &key)).unwrap_err();
+        assert!(err.to_string().starts_with("entry 2: its content does not match its hash"), "{err}");
+
+        // A message that is not the one recorded.
+        let mut body = b.clone();
+        body["messages"][1]["body_b64"] = json!(B64.encode(b"{}"));
+        let err = verify_bundle(&resign(body, &key)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "entry 2, record 4 (XJ_ACCEPTED seq 3): the message does not match the digest the ledger recorded"
+        );
+    }
+
+    #[test]
+    fn no_bundle_for_an_unknown_case_or_from_a_broken_chain() {
+        let (dump, _) = ledger();
+        let (_dir, key) = key();
+        assert!(export_from_dump(&dump, "C", &|_| None, &key).is_err());
+        let broken = dump.replacen("party of E6", "party of E9", 1);
+        let err = export_from_dump(&broken, "B", &|_| None, &key).unwrap_err();
+        assert!(err.to_string().contains("entry 4, record 1 (XJ_EVENTS seq 6)"), "{err}");
+        // A's last entry is before the break: still exported.
+        assert!(export_from_dump(&broken, "A", &|_| None, &key).is_ok());
+    }
 }

@@ -1,15 +1,25 @@
 //! The chain itself, pure: what an entry is, its hash, and the walk that
-//! finds the first entry that does not match. Used on the live stream, on
-//! a JSON-lines dump and inside evidence bundles alike.
+//! finds the first entry (and record) that does not match. Used on the live
+//! stream, on a JSON-lines dump and inside evidence bundles alike.
+//!
+//! An entry records many source messages. Each record carries its leaf hash
+//! (over the record's canonical JSON) and the entry's hash covers the leaf
+//! hashes, not the records: a record can be left out of a copy, its leaf
+//! kept, and the entry still verifies. That is what lets an evidence bundle
+//! show one case's records whole and of the other cases sharing its entries
+//! only their leaf hashes.
+//!
+//! Entries written before batching ("legacy": one source each, the hash over
+//! every other field) stay in the chain for ever, so the walk reads both.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 /// `prev` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Where an entry's record came from.
+/// Where a record came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceRef {
     /// `XJ_EVENTS` (a step a service took) or `XJ_ACCEPTED` (an accepted message).
@@ -18,16 +28,9 @@ pub struct SourceRef {
     pub subject: String,
 }
 
-/// One entry of the ledger. `hash` is SHA-256 (hex) over the canonical JSON
-/// of every other field, `prev` included, so each entry seals all before it.
+/// What the ledger records about one source message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Entry {
-    /// Position in the chain, from 1; equal to its sequence in `XJ_LEDGER`.
-    pub n: u64,
-    /// When it was appended (RFC 3339, UTC).
-    pub at: String,
-    /// The hash of entry `n - 1` ([`GENESIS`] for the first).
-    pub prev: String,
+pub struct Record {
     /// `message` (an accepted message: its digest and envelope) or
     /// `event:<step>` (accepted, routed, unplaced, attempt, delivered, dead,
     /// replayed, clock and alert steps…).
@@ -39,139 +42,379 @@ pub struct Entry {
     /// The event as published, or the accepted message's digest and
     /// envelope fields (never its body); resident ID numbers masked.
     pub record: Value,
+}
+
+impl Record {
+    /// The record's canonical JSON, which its leaf hash is computed over.
+    /// Written field by field rather than through a `Value` copy of the
+    /// record (the ledger does this for every source message); equal to
+    /// `canonical(&to_value(record))`, which the tests check.
+    pub fn canonical(&self) -> String {
+        let mut out = Vec::with_capacity(512);
+        let field = |out: &mut Vec<u8>, first: bool, name: &str| {
+            out.extend_from_slice(if first { b"{\"" } else { b",\"" });
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":");
+        };
+        field(&mut out, true, "case");
+        let _ = serde_json::to_writer(&mut out, &self.case);
+        field(&mut out, false, "kind");
+        let _ = serde_json::to_writer(&mut out, &self.kind);
+        field(&mut out, false, "msg_id");
+        let _ = serde_json::to_writer(&mut out, &self.msg_id);
+        field(&mut out, false, "record");
+        write_canonical(&self.record, &mut out);
+        field(&mut out, false, "sender");
+        let _ = serde_json::to_writer(&mut out, &self.sender);
+        field(&mut out, false, "source");
+        field(&mut out, true, "seq");
+        let _ = serde_json::to_writer(&mut out, &self.source.seq);
+        field(&mut out, false, "stream");
+        let _ = serde_json::to_writer(&mut out, &self.source.stream);
+        field(&mut out, false, "subject");
+        let _ = serde_json::to_writer(&mut out, &self.source.subject);
+        out.extend_from_slice(b"}}");
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// SHA-256 (hex) over the record's canonical JSON.
+    pub fn leaf(&self) -> String {
+        sha256_hex(&self.canonical())
+    }
+}
+
+/// A record as an entry holds it: its leaf hash, and the record itself —
+/// absent only in an evidence bundle, for another case's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Leaf {
+    pub leaf: String,
+    #[serde(flatten)]
+    pub record: Option<Record>,
+}
+
+impl Leaf {
+    pub fn of(record: Record) -> Self {
+        Self { leaf: record.leaf(), record: Some(record) }
+    }
+}
+
+/// One entry of the ledger. `hash` is SHA-256 (hex) over the canonical JSON
+/// of `n`, `at`, `prev` and the list of leaf hashes (as `leaves`), so each
+/// entry seals its records and, through `prev`, all before it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Position in the chain, from 1; equal to its sequence in `XJ_LEDGER`.
+    pub n: u64,
+    /// When it was appended (RFC 3339, UTC).
+    pub at: String,
+    /// The hash of entry `n - 1` ([`GENESIS`] for the first).
+    pub prev: String,
+    pub records: Vec<Leaf>,
     pub hash: String,
 }
 
-/// JSON with object keys sorted at every level and no whitespace: the bytes
-/// an entry's hash is computed over.
-pub fn canonical(v: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(v, &mut out);
-    out
-}
-
-fn write_canonical(v: &Value, out: &mut String) {
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String((*k).clone()).to_string());
-                out.push(':');
-                write_canonical(&m[k.as_str()], out);
-            }
-            out.push('}');
-        }
-        Value::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(x, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-/// The hash of an entry given as JSON: over everything but `hash`.
-pub fn hash_of(entry: &Value) -> String {
-    let mut v = entry.clone();
-    if let Value::Object(m) = &mut v {
-        m.remove("hash");
-    }
-    hex::encode(Sha256::digest(canonical(&v).as_bytes()))
-}
-
 impl Entry {
-    /// Seals the entry: computes and sets its hash.
+    /// A sealed entry holding `records`, in order.
+    pub fn new(n: u64, at: String, prev: String, records: Vec<Leaf>) -> Self {
+        Self { n, at, prev, records, hash: String::new() }.seal()
+    }
+
+    /// Computes and sets the hash.
     pub fn seal(mut self) -> Self {
-        self.hash = String::new();
-        let v = serde_json::to_value(&self).unwrap_or(Value::Null);
-        self.hash = hash_of(&v);
+        self.hash = entry_hash(self.n, &self.at, &self.prev, self.records.iter().map(|l| l.leaf.as_str()));
         self
     }
 }
 
-/// The first entry that does not match, and why.
+/// The hash of entry `n` written `at` after `prev` and holding records with
+/// these leaf hashes, in order.
+pub fn entry_hash<'a>(n: u64, at: &str, prev: &str, leaves: impl Iterator<Item = &'a str>) -> String {
+    let leaves: Vec<Value> = leaves.map(|l| Value::String(l.to_string())).collect();
+    sha256_hex(&canonical(&serde_json::json!({ "n": n, "at": at, "prev": prev, "leaves": leaves })))
+}
+
+/// JSON with object keys sorted at every level and no whitespace: the bytes
+/// leaf and entry hashes are computed over.
+pub fn canonical(v: &Value) -> String {
+    let mut out = Vec::with_capacity(256);
+    write_canonical(v, &mut out);
+    // Only JSON text was written, and serde_json writes valid UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn write_canonical(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push(b'{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                // Strings and numbers are written as serde_json writes them
+                // (the bytes every hash so far was computed over).
+                let _ = serde_json::to_writer(&mut *out, k);
+                out.push(b':');
+                write_canonical(&m[k.as_str()], out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(a) => {
+            out.push(b'[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(x, out);
+            }
+            out.push(b']');
+        }
+        other => {
+            let _ = serde_json::to_writer(&mut *out, other);
+        }
+    }
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// The leaf hash of a record given as JSON: over everything but `leaf`.
+pub fn leaf_of(record: &Value) -> String {
+    match record {
+        Value::Object(m) if m.contains_key("leaf") => {
+            let mut m = m.clone();
+            m.remove("leaf");
+            sha256_hex(&canonical(&Value::Object(m)))
+        }
+        other => sha256_hex(&canonical(other)),
+    }
+}
+
+/// The hash of an entry given as JSON. For a batched entry: over every
+/// field but `hash` with `records` replaced by the list of their stored
+/// leaf hashes (`leaves`). For a legacy entry: over every field but `hash`.
+pub fn hash_of(entry: &Value) -> String {
+    let Value::Object(m) = entry else { return sha256_hex(&canonical(entry)) };
+    let mut head: Map<String, Value> =
+        m.iter().filter(|(k, _)| *k != "hash" && *k != "records").map(|(k, v)| (k.clone(), v.clone())).collect();
+    if let Some(records) = m.get("records") {
+        let leaves = match records {
+            Value::Array(a) => a.iter().map(|r| r.get("leaf").cloned().unwrap_or(Value::Null)).collect(),
+            _ => Vec::new(),
+        };
+        head.insert("leaves".into(), Value::Array(leaves));
+    }
+    sha256_hex(&canonical(&Value::Object(head)))
+}
+
+/// The records of an entry given as JSON, whole or reduced to their leaf:
+/// a batched entry's `records`, or a legacy entry itself.
+pub fn records_of(entry: &Value) -> Vec<&Value> {
+    match entry.get("records") {
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(_) => Vec::new(),
+        None => vec![entry],
+    }
+}
+
+/// Whether an entry given as JSON is a batched one (not legacy).
+pub fn is_batched(entry: &Value) -> bool {
+    entry.get("records").is_some()
+}
+
+/// The record of a [`Break`]: its position in the entry (from 1) and the
+/// source it says it records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordAt {
+    pub index: usize,
+    pub stream: Option<String>,
+    pub seq: Option<u64>,
+}
+
+impl std::fmt::Display for RecordAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "record {}", self.index)?;
+        match (&self.stream, self.seq) {
+            (Some(s), Some(q)) => write!(f, " ({s} seq {q})"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The first entry that does not match, which record in it if one, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("entry {n}: {reason}")]
 pub struct Break {
     pub n: u64,
+    pub record: Option<RecordAt>,
     pub reason: String,
 }
 
+impl std::fmt::Display for Break {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.record {
+            Some(r) => write!(f, "entry {}, {r}: {}", self.n, self.reason),
+            None => write!(f, "entry {}: {}", self.n, self.reason),
+        }
+    }
+}
+
+impl Break {
+    pub fn entry(n: u64, reason: impl Into<String>) -> Self {
+        Self { n, record: None, reason: reason.into() }
+    }
+}
+
+/// What a checked entry says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    pub n: u64,
+    pub prev: String,
+    pub hash: String,
+    /// Records held whole.
+    pub records: usize,
+    /// Records reduced to their leaf hash (only in an evidence bundle).
+    pub leaves_only: usize,
+}
+
+/// Checks one entry on its own, as stored at position `at_n`: every whole
+/// record against its leaf hash, then the entry against its hash. Records
+/// reduced to their leaf hash are accepted only when `leaves_only_ok`
+/// (evidence bundles; the ledger itself keeps every record whole).
+pub fn check_entry(v: &Value, at_n: u64, leaves_only_ok: bool) -> Result<Checked, Break> {
+    let brk = |reason: String| Break::entry(at_n, reason);
+    let Value::Object(m) = v else { return Err(brk("is not a JSON object".into())) };
+    let (mut whole, mut leaves_only) = (0, 0);
+    if let Some(records) = m.get("records") {
+        if m.contains_key("leaves") {
+            return Err(brk("has a field `leaves`, which its hash would not cover".into()));
+        }
+        let Value::Array(records) = records else { return Err(brk("its records are not a list".into())) };
+        if records.is_empty() {
+            return Err(brk("records nothing".into()));
+        }
+        for (i, r) in records.iter().enumerate() {
+            let at = || RecordAt {
+                index: i + 1,
+                stream: r.pointer("/source/stream").and_then(Value::as_str).map(str::to_owned),
+                seq: r.pointer("/source/seq").and_then(Value::as_u64),
+            };
+            let rbrk = |reason: &str| Break { n: at_n, record: Some(at()), reason: reason.into() };
+            let Value::Object(fields) = r else { return Err(rbrk("is not a JSON object")) };
+            let Some(stored) = fields.get("leaf").and_then(Value::as_str) else {
+                return Err(rbrk("has no leaf hash"));
+            };
+            if fields.len() == 1 {
+                if !leaves_only_ok {
+                    return Err(rbrk("has only its leaf hash; the ledger keeps every record whole"));
+                }
+                leaves_only += 1;
+                continue;
+            }
+            if leaf_of(r) != stored {
+                return Err(rbrk("leaf hash does not match the record"));
+            }
+            whole += 1;
+        }
+    } else {
+        whole = 1;
+    }
+    let stored = m.get("hash").and_then(Value::as_str).unwrap_or_default();
+    let computed = hash_of(v);
+    if stored != computed {
+        return Err(brk(format!("its content does not match its hash (stored {stored}, computed {computed})")));
+    }
+    let n = m.get("n").and_then(Value::as_u64).ok_or_else(|| brk("has no position `n`".into()))?;
+    let prev = m.get("prev").and_then(Value::as_str).ok_or_else(|| brk("has no `prev`".into()))?;
+    if !m.get("at").is_some_and(Value::is_string) {
+        return Err(brk("has no time `at`".into()));
+    }
+    Ok(Checked { n, prev: prev.to_string(), hash: stored.to_string(), records: whole, leaves_only })
+}
+
 /// Walks entries in order, each given as the raw bytes stored at position
-/// `seq`; `Ok((count, head hash))` or the first break.
+/// `seq`, and names the first break.
 pub struct Walker {
     expected_n: u64,
     prev: String,
+    records: u64,
 }
 
 impl Default for Walker {
     fn default() -> Self {
-        Self { expected_n: 1, prev: GENESIS.to_string() }
+        Self { expected_n: 1, prev: GENESIS.to_string(), records: 0 }
     }
+}
+
+/// A chain that verified: how many entries and records, and its head hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub entries: u64,
+    pub records: u64,
+    pub head: String,
 }
 
 impl Walker {
     /// Starts after a known entry (`n`, `hash`).
     pub fn after(n: u64, hash: &str) -> Self {
-        Self { expected_n: n + 1, prev: hash.to_string() }
+        Self { expected_n: n + 1, prev: hash.to_string(), records: 0 }
     }
 
     pub fn count(&self) -> u64 {
         self.expected_n - 1
     }
 
+    /// Records seen by this walk.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
     pub fn head(&self) -> &str {
         &self.prev
     }
 
-    /// Checks the entry stored at position `seq`.
-    pub fn step(&mut self, seq: u64, raw: &[u8]) -> Result<Entry, Break> {
+    pub fn summary(&self) -> Summary {
+        Summary { entries: self.count(), records: self.records, head: self.prev.clone() }
+    }
+
+    /// Checks the entry stored at position `seq`; gives it back as JSON.
+    pub fn step(&mut self, seq: u64, raw: &[u8]) -> Result<Value, Break> {
         if seq != self.expected_n {
-            return Err(Break { n: self.expected_n, reason: format!("is missing (the next entry stored is {seq})") });
+            return Err(Break::entry(self.expected_n, format!("is missing (the next entry stored is {seq})")));
         }
-        let brk = |reason: String| Break { n: seq, reason };
-        let v: Value = serde_json::from_slice(raw).map_err(|e| brk(format!("cannot be read as an entry: {e}")))?;
-        let stored = v.get("hash").and_then(Value::as_str).unwrap_or_default().to_string();
-        let computed = hash_of(&v);
-        if stored != computed {
-            return Err(brk(format!("its content does not match its hash (stored {stored}, computed {computed})")));
+        let v: Value =
+            serde_json::from_slice(raw).map_err(|e| Break::entry(seq, format!("cannot be read as an entry: {e}")))?;
+        let c = check_entry(&v, seq, false)?;
+        if c.n != seq {
+            return Err(Break::entry(seq, format!("says it is entry {}", c.n)));
         }
-        let entry: Entry = serde_json::from_value(v).map_err(|e| brk(format!("is not a ledger entry: {e}")))?;
-        if entry.n != seq {
-            return Err(brk(format!("says it is entry {}", entry.n)));
+        if c.prev != self.prev {
+            return Err(Break::entry(
+                seq,
+                format!(
+                    "does not follow entry {}: its prev is {}, entry {}'s hash is {}",
+                    seq - 1,
+                    c.prev,
+                    seq - 1,
+                    self.prev
+                ),
+            ));
         }
-        if entry.prev != self.prev {
-            return Err(brk(format!(
-                "does not follow entry {}: its prev is {}, entry {}'s hash is {}",
-                seq - 1,
-                entry.prev,
-                seq - 1,
-                self.prev
-            )));
-        }
-        self.prev = entry.hash.clone();
+        self.prev = c.hash;
         self.expected_n += 1;
-        Ok(entry)
+        self.records += c.records as u64;
+        Ok(v)
     }
 }
 
 /// Verifies a JSON-lines dump (one entry per line, from entry 1).
-pub fn verify_lines(text: &str) -> Result<(u64, String), Break> {
+pub fn verify_lines(text: &str) -> Result<Summary, Break> {
     let mut w = Walker::default();
     for (i, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
         w.step(i as u64 + 1, line.as_bytes())?;
     }
-    Ok((w.count(), w.head().to_string()))
+    Ok(w.summary())
 }
 
 #[cfg(test)]
@@ -179,75 +422,207 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn entry(n: u64, prev: &str, what: &str) -> Entry {
-        Entry {
-            n,
-            at: "2026-11-21T01:00:00.000Z".into(),
-            prev: prev.into(),
+    fn record(seq: u64, case: &str, what: &str) -> Record {
+        Record {
             kind: "event:routed".into(),
-            source: SourceRef { stream: "XJ_EVENTS".into(), seq: n, subject: format!("xj.evt.a.{what}.routed") },
-            case: Some("XJ-1".into()),
+            source: SourceRef { stream: "XJ_EVENTS".into(), seq, subject: format!("xj.evt.a.{what}.routed") },
+            case: Some(case.into()),
             msg_id: Some(what.into()),
             sender: Some("a".into()),
-            record: json!({ "b": 1, "a": [1, { "z": "中文", "y": null }] }),
-            hash: String::new(),
+            record: json!({ "b": seq, "a": [1, { "z": "中文", "y": null }], "detail": { "attempt": 1 } }),
         }
-        .seal()
     }
 
-    fn chain(k: u64) -> Vec<String> {
+    /// `k` entries of `per` records each, cases alternating.
+    fn chain(k: u64, per: u64) -> Vec<Entry> {
         let mut prev = GENESIS.to_string();
         (1..=k)
             .map(|n| {
-                let e = entry(n, &prev, &format!("M{n}"));
+                let records = (0..per)
+                    .map(|i| {
+                        let seq = (n - 1) * per + i + 1;
+                        Leaf::of(record(seq, if seq.is_multiple_of(2) { "XJ-2" } else { "XJ-1" }, &format!("M{seq}")))
+                    })
+                    .collect();
+                let e = Entry::new(n, "2026-11-21T01:00:00.000Z".into(), prev.clone(), records);
                 prev = e.hash.clone();
-                serde_json::to_string(&e).unwrap()
+                e
             })
             .collect()
+    }
+
+    fn lines(entries: &[Entry]) -> Vec<String> {
+        entries.iter().map(|e| serde_json::to_string(e).unwrap()).collect()
     }
 
     #[test]
     fn canonical_sorts_keys_everywhere() {
         assert_eq!(canonical(&json!({ "b": 1, "a": { "d": [2, 1], "c": "x" } })), r#"{"a":{"c":"x","d":[2,1]},"b":1}"#);
+        // Byte for byte what the ledger's first version wrote (hashes
+        // already stored depend on it): escapes, non-ASCII, numbers, null.
+        fn first_version(v: &Value, out: &mut String) {
+            match v {
+                Value::Object(m) => {
+                    let mut keys: Vec<&String> = m.keys().collect();
+                    keys.sort();
+                    out.push('{');
+                    for (i, k) in keys.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        out.push_str(&Value::String((*k).clone()).to_string());
+                        out.push(':');
+                        first_version(&m[k.as_str()], out);
+                    }
+                    out.push('}');
+                }
+                Value::Array(a) => {
+                    out.push('[');
+                    for (i, x) in a.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        first_version(x, out);
+                    }
+                    out.push(']');
+                }
+                other => out.push_str(&other.to_string()),
+            }
+        }
+        let v = json!({ "q\"k": "a\"b\\c\n\u{1}中文/</", "n": [-1.5, 1e300, 0.1, 18446744073709551615u64, -0, null, true],
+                        "o": { "z": {}, "y": [] } });
+        let mut expected = String::new();
+        first_version(&v, &mut expected);
+        assert_eq!(canonical(&v), expected);
+    }
+
+    #[test]
+    fn a_records_canonical_json_is_that_of_its_json() {
+        let mut r = record(7, "XJ-1", "M\"7");
+        assert_eq!(r.canonical(), canonical(&serde_json::to_value(&r).unwrap()));
+        (r.case, r.msg_id, r.sender) = (None, None, None);
+        r.record = json!(null);
+        assert_eq!(r.canonical(), canonical(&serde_json::to_value(&r).unwrap()));
+        let leaf = Leaf::of(r);
+        assert_eq!(leaf.leaf, leaf_of(&serde_json::to_value(&leaf).unwrap()));
     }
 
     #[test]
     fn an_intact_chain_verifies_in_any_key_order() {
-        let lines = chain(5);
-        let (n, head) = verify_lines(&lines.join("\n")).unwrap();
-        assert_eq!(n, 5);
+        let lines = lines(&chain(5, 3));
+        let s = verify_lines(&lines.join("\n")).unwrap();
+        assert_eq!((s.entries, s.records), (5, 15));
         let last: Value = serde_json::from_str(&lines[4]).unwrap();
-        assert_eq!(head, last["hash"]);
+        assert_eq!(s.head, last["hash"]);
         // Re-serialised with other key order and spacing: still the same hashes.
-        let pretty: Vec<String> =
-            lines.iter().map(|l| serde_json::to_string(&serde_json::from_str::<Value>(l).unwrap()).unwrap()).collect();
+        let pretty: Vec<String> = lines
+            .iter()
+            .map(|l| {
+                serde_json::to_string_pretty(&serde_json::from_str::<Value>(l).unwrap()).unwrap().replace('\n', " ")
+            })
+            .collect();
         assert!(verify_lines(&pretty.join("\n")).is_ok());
     }
 
     #[test]
-    fn flipping_any_byte_names_that_entry() {
-        let lines = chain(6);
-        for target in 0..6 {
+    fn the_entry_hash_covers_leaves_not_record_bodies() {
+        let e = chain(1, 3).remove(0);
+        let mut v = serde_json::to_value(&e).unwrap();
+        // Reduced to its leaf, a record no longer shows, and the entry's hash still holds…
+        v["records"][1] = json!({ "leaf": e.records[1].leaf });
+        assert_eq!(hash_of(&v), e.hash);
+        let c = check_entry(&v, 1, true).unwrap();
+        assert_eq!((c.records, c.leaves_only), (2, 1));
+        // …but not in the ledger itself, which keeps every record whole.
+        let err = check_entry(&v, 1, false).unwrap_err();
+        assert_eq!(err.record.map(|r| r.index), Some(2), "{}", check_entry(&v, 1, false).unwrap_err());
+        // A changed leaf is a changed entry.
+        v["records"][1] = json!({ "leaf": GENESIS });
+        assert_eq!(check_entry(&v, 1, true).unwrap_err().record, None);
+        // A field beside the records is covered too.
+        let mut v = serde_json::to_value(&e).unwrap();
+        v["note"] = json!("added");
+        assert!(check_entry(&v, 1, false).is_err());
+    }
+
+    #[test]
+    fn a_changed_record_is_named_with_its_source() {
+        let entries = chain(3, 4);
+        let mut bad = lines(&entries);
+        bad[1] = bad[1].replacen("\"attempt\":1", "\"attempt\":2", 3);
+        // Records 5..8 are in entry 2; the first changed is its record 1 (XJ_EVENTS seq 5).
+        let err = verify_lines(&bad.join("\n")).unwrap_err();
+        assert_eq!(err.to_string(), "entry 2, record 1 (XJ_EVENTS seq 5): leaf hash does not match the record");
+    }
+
+    #[test]
+    fn flipping_any_byte_names_that_entry_and_that_record() {
+        let entries = chain(4, 3);
+        let lines = lines(&entries);
+        for (target, entry) in entries.iter().enumerate() {
+            // Where each record sits in the line.
+            let spans: Vec<(usize, usize)> = entry
+                .records
+                .iter()
+                .map(|l| {
+                    let s = serde_json::to_string(l).unwrap();
+                    let at = lines[target].find(&s).unwrap();
+                    (at, at + s.len())
+                })
+                .collect();
             let raw = lines[target].as_bytes();
-            for pos in (0..raw.len()).step_by(7) {
-                let mut bad = lines.clone();
+            for pos in 0..raw.len() {
                 let mut bytes = raw.to_vec();
                 bytes[pos] ^= 0x01;
                 let Ok(text) = String::from_utf8(bytes) else { continue };
-                bad[target] = text;
+                let mut bad = lines.clone();
+                bad[target] = text.clone();
                 let err = verify_lines(&bad.join("\n")).unwrap_err();
                 assert_eq!(err.n, target as u64 + 1, "flip at byte {pos} of entry {}: {err}", target + 1);
+                let inside = spans.iter().position(|(a, b)| (*a + 1..*b - 1).contains(&pos));
+                if let Some(i) = inside
+                    && serde_json::from_str::<Value>(&text).is_ok()
+                {
+                    assert_eq!(err.record.as_ref().map(|r| r.index), Some(i + 1), "flip at byte {pos}: {err}");
+                }
             }
         }
     }
 
     #[test]
     fn a_removed_or_reordered_entry_is_named() {
-        let mut lines = chain(4);
-        lines.remove(2);
-        assert_eq!(verify_lines(&lines.join("\n")).unwrap_err().n, 3);
-        let mut lines = chain(4);
-        lines.swap(1, 2);
-        assert_eq!(verify_lines(&lines.join("\n")).unwrap_err().n, 2);
+        let mut l = lines(&chain(4, 2));
+        l.remove(2);
+        assert_eq!(verify_lines(&l.join("\n")).unwrap_err().n, 3);
+        let mut l = lines(&chain(4, 2));
+        l.swap(1, 2);
+        assert_eq!(verify_lines(&l.join("\n")).unwrap_err().n, 2);
+    }
+
+    #[test]
+    fn a_legacy_chain_and_batched_entries_after_it_verify_together() {
+        // Entries as written before batching: one source each, hashed over every field.
+        let mut prev = GENESIS.to_string();
+        let mut lines = Vec::new();
+        for n in 1..=3u64 {
+            let r = record(n, "XJ-1", &format!("M{n}"));
+            let mut v = serde_json::to_value(&r).unwrap();
+            v["n"] = json!(n);
+            v["at"] = json!("2026-11-20T01:00:00.000Z");
+            v["prev"] = json!(prev);
+            let hash = sha256_hex(&canonical(&v));
+            v["hash"] = json!(hash);
+            prev = hash;
+            lines.push(serde_json::to_string(&v).unwrap());
+        }
+        let e = Entry::new(4, "2026-11-21T01:00:00.000Z".into(), prev, vec![Leaf::of(record(4, "XJ-1", "M4"))]);
+        lines.push(serde_json::to_string(&e).unwrap());
+        let s = verify_lines(&lines.join("\n")).unwrap();
+        assert_eq!((s.entries, s.records), (4, 4));
+        let mut bad = lines.clone();
+        bad[1] = bad[1].replacen("\"attempt\":1", "\"attempt\":2", 1);
+        let err = verify_lines(&bad.join("\n")).unwrap_err();
+        assert_eq!((err.n, err.record.clone()), (2, None), "{err}");
+        assert!(err.reason.starts_with("its content does not match its hash"), "{err}");
     }
 }

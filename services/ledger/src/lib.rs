@@ -3,22 +3,28 @@
 //! its buses is appended, in order, to an append-only hash chain kept in
 //! the JetStream stream `XJ_LEDGER` (subject `xj.ledger`).
 //!
-//! - Each entry carries the previous entry's hash, a timestamp and its own
-//!   hash over all of it ([`chain`]); `xj audit verify` walks the chain and
-//!   names the first entry that does not match.
+//! - Each entry records many source messages, each with its leaf hash, and
+//!   carries the previous entry's hash, a timestamp and its own hash over
+//!   those and the leaf hashes ([`chain`]); `xj audit verify` walks the
+//!   chain and names the first entry, and record in it, that does not match.
 //! - The stream refuses deletes and purges, and every append is published
 //!   with `Nats-Expected-Last-Sequence`: two ledger instances cannot fork
 //!   the chain, and a restarted one continues from the last entry stored.
-//! - `xj audit export --case` writes a case's entries, the chain links
+//! - `xj audit export --case` writes the entries holding a case's records
+//!   (other cases' records reduced to their leaf hashes), the chain links
 //!   between them and the accepted messages themselves as an evidence
 //!   bundle signed by the hub, which verifies offline ([`bundle`]).
 
 pub mod bundle;
 pub mod chain;
+mod recorded;
 mod service;
 mod store;
 
-pub use chain::{Break, Entry, GENESIS, SourceRef, Walker, canonical, hash_of, verify_lines};
+pub use chain::{
+    Break, Checked, Entry, GENESIS, Leaf, Record, RecordAt, SourceRef, Summary, Walker, canonical, check_entry,
+    hash_of, leaf_of, records_of, verify_lines,
+};
 pub use service::run;
 pub use store::{STREAM_LEDGER, SUBJECT_LEDGER, declare, dump, verify_live};
 

@@ -7,7 +7,7 @@ use async_nats::jetstream::{self, stream};
 use futures::StreamExt;
 
 use crate::LedgerError;
-use crate::chain::{Break, Walker};
+use crate::chain::{Break, Summary, Walker};
 
 pub const STREAM_LEDGER: &str = "XJ_LEDGER";
 pub const SUBJECT_LEDGER: &str = "xj.ledger";
@@ -37,7 +37,16 @@ pub async fn declare(js: &jetstream::Context, replicas: usize) -> Result<stream:
 
 /// Reads every stored entry in order and gives each (sequence, raw bytes)
 /// to `f`; stops early when `f` returns false.
-pub async fn read_all<F>(js: &jetstream::Context, mut f: F) -> Result<u64, LedgerError>
+pub async fn read_all<F>(js: &jetstream::Context, f: F) -> Result<u64, LedgerError>
+where
+    F: FnMut(u64, &[u8]) -> bool,
+{
+    read_from(js, DeliverPolicy::All, f).await
+}
+
+/// Reads the stored entries from `start` to the last one stored when the
+/// read began, in order; gives back that last sequence (0: the ledger is empty).
+pub async fn read_from<F>(js: &jetstream::Context, start: DeliverPolicy, mut f: F) -> Result<u64, LedgerError>
 where
     F: FnMut(u64, &[u8]) -> bool,
 {
@@ -47,7 +56,7 @@ where
         return Ok(0);
     }
     let consumer = s
-        .create_consumer(OrderedConfig { deliver_policy: DeliverPolicy::All, ..Default::default() })
+        .create_consumer(OrderedConfig { deliver_policy: start, ..Default::default() })
         .await
         .map_err(LedgerError::bus)?;
     let mut msgs = consumer.messages().await.map_err(LedgerError::bus)?;
@@ -64,8 +73,8 @@ where
     }
 }
 
-/// Walks the live chain: `Ok(Ok((entries, head)))`, or the first break.
-pub async fn verify_live(js: &jetstream::Context) -> Result<Result<(u64, String), Break>, LedgerError> {
+/// Walks the live chain: `Ok(Ok(summary))`, or the first break.
+pub async fn verify_live(js: &jetstream::Context) -> Result<Result<Summary, Break>, LedgerError> {
     let mut w = Walker::default();
     let mut broken = None;
     let last = read_all(js, |seq, raw| match w.step(seq, raw) {
@@ -80,9 +89,9 @@ pub async fn verify_live(js: &jetstream::Context) -> Result<Result<(u64, String)
         return Ok(Err(b));
     }
     if w.count() != last {
-        return Ok(Err(Break { n: w.count() + 1, reason: format!("is missing (the ledger ends at {last})") }));
+        return Ok(Err(Break::entry(w.count() + 1, format!("is missing (the ledger ends at {last})"))));
     }
-    Ok(Ok((w.count(), w.head().to_string())))
+    Ok(Ok(w.summary()))
 }
 
 /// Every entry as one JSON line, for an offline copy (`xj audit dump`).

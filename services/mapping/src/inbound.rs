@@ -101,15 +101,45 @@ pub fn translate(fmt: &Format, raw: &[u8], org: &str) -> Result<Translated, Inbo
     }
 }
 
+/// Reads a document the hub *delivered* in this format (what a
+/// departmental system does with a delivery): the message types the format
+/// receives, including those only the hub writes (a supervision alert),
+/// which [`translate`] refuses as submissions.
+pub fn received(fmt: &Format, raw: &[u8], org: &str) -> Result<Translated, InboundError> {
+    let docs = parse(fmt, raw)?;
+    let mapping_err = |problems| InboundError::Mapping { format: fmt.name.clone(), problems };
+    match docs.as_slice() {
+        [one] => read(fmt, one, org, Side::Receives).map_err(mapping_err),
+        _ => translate(fmt, raw, org),
+    }
+}
+
+/// Which of a format's message rules a document may match.
+#[derive(Clone, Copy, PartialEq)]
+enum Side {
+    /// What the department sends (a submission).
+    Sends,
+    /// What the department receives (a delivery).
+    Receives,
+}
+
 /// Translates one parsed document.
 pub fn document(fmt: &Format, doc: &Node, org: &str) -> Result<Translated, Vec<Located>> {
+    read(fmt, doc, org, Side::Sends)
+}
+
+fn read(fmt: &Format, doc: &Node, org: &str, side: Side) -> Result<Translated, Vec<Located>> {
     let disc = match doc.lookup(&fmt.discriminator) {
         Ok(n) if !n.is_blank() => n,
         Ok(n) => return Err(vec![Located::new(n.loc().clone(), which(fmt, "is empty"))]),
         Err(loc) => return Err(vec![Located::new(loc, which(fmt, "is missing"))]),
     };
     let native = transform::text(&scalar(disc).unwrap_or(Value::Null));
-    let Some(msg) = fmt.inbound_message(&native) else {
+    let found = match side {
+        Side::Sends => fmt.inbound_message(&native),
+        Side::Receives => fmt.messages.iter().find(|m| m.direction.outbound() && m.native == native),
+    };
+    let Some(msg) = found else {
         return Err(vec![Located::new(
             disc.loc().clone(),
             format!(

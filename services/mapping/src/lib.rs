@@ -45,6 +45,8 @@ pub const CANONICAL: &str = "canonical";
 #[derive(Debug, Clone, Default)]
 pub struct Formats {
     formats: BTreeMap<String, Arc<Format>>,
+    /// The folder and the mapping files read from it, to watch for changes.
+    sources: Vec<std::path::PathBuf>,
 }
 
 impl Formats {
@@ -55,7 +57,7 @@ impl Formats {
             let f = Format::parse(text, &format!("schemas/formats/{name}/mapping.toml"))?;
             formats.insert(f.name.clone(), Arc::new(f));
         }
-        Ok(Self { formats })
+        Ok(Self { formats, sources: Vec::new() })
     }
 
     /// The built-in formats plus every `<dir>/<name>/mapping.toml` (a format
@@ -63,6 +65,8 @@ impl Formats {
     pub fn load(dir: Option<&Path>) -> Result<Self, LoadError> {
         let mut all = Self::builtin()?;
         let Some(dir) = dir else { return Ok(all) };
+        // The folder itself: its time changes when a format is added.
+        all.sources.push(dir.to_path_buf());
         let read_err = |file: &Path, e: std::io::Error| LoadError::Read {
             file: file.display().to_string(),
             message: e.to_string(),
@@ -85,8 +89,15 @@ impl Formats {
                 });
             }
             all.formats.insert(f.name.clone(), Arc::new(f));
+            all.sources.push(file);
         }
         Ok(all)
+    }
+
+    /// The files this set was read from (beyond the built-in formats): a
+    /// change to any of them is a reason to load it again.
+    pub fn sources(&self) -> &[std::path::PathBuf] {
+        &self.sources
     }
 
     pub fn get(&self, name: &str) -> Result<&Arc<Format>, UnknownFormat> {

@@ -188,6 +188,12 @@ fn hub_alerts_reach_every_format_that_sends_referrals() {
         let text = String::from_utf8_lossy(&native);
         assert!(text.contains("应当移送公安机关") && text.contains("SJ-XS-2026-0031"), "{name}: {text}");
         assert!(text.contains("2026") && text.contains("09:00:00"), "{name}: the clock's due time: {text}");
+        // The department's system reads the alert it received; it cannot
+        // submit one (only the hub writes alerts).
+        let read = inbound::received(f, &native, "hub").unwrap_or_else(|e| panic!("{name} reading the alert: {e}"));
+        assert_eq!(read.kind, MessageType::SupervisionAlert, "{name}");
+        assert_eq!(read.message["body"]["about"], "SJ-XS-2026-0031", "{name}: {}", read.message);
+        assert!(inbound::translate(f, &native, "qh-market").is_err(), "{name}: an alert is not a submission");
     }
 }
 

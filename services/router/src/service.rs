@@ -60,7 +60,10 @@ async fn handle(rules: &RulesHandle, bus: &Bus, m: Message) {
         let rs = rules.current();
         match route(&rs, bus, &m, &env, &case).await {
             Ok(()) => {
-                if let Err(e) = m.double_ack().await {
+                // A plain ack, not a confirmed one: an ack that is lost only
+                // routes the message again, which changes nothing (the event,
+                // the copies and the route carry deduplication ids).
+                if let Err(e) = m.ack().await {
                     tracing::warn!(error = %e, "ack failed; the message will be routed again (idempotent)");
                 }
             }
@@ -74,13 +77,18 @@ async fn handle(rules: &RulesHandle, bus: &Bus, m: Message) {
     .await
 }
 
-fn route_entry(env: &Envelope, case: &str) -> RouteEntry {
+/// How many times a designation or transfer is tried again (a second
+/// apart) while the case record does not show the message to send on.
+const RECORD_WAITS: u64 = 30;
+
+fn route_entry(env: &Envelope, case: &str, seq: Option<u64>) -> RouteEntry {
     RouteEntry {
         sender: env.sender.clone(),
         case: case.to_string(),
         msg_type: env.kind.as_str().into(),
         matter: env.matter().map(str::to_owned),
         party: env.body.get("party").and_then(party_key),
+        seq,
     }
 }
 
@@ -93,11 +101,22 @@ async fn route(rs: &RuleSet, bus: &Bus, m: &Message, env: &Envelope, case: &str)
         .attr("xj.case", case.to_string())
         .attr("xj.type", env.kind.as_str())
         .attr("xj.sender", env.sender.clone());
-    let seq = m.info().map(|i| i.stream_sequence).ok();
+    let info = m.info().ok();
+    let seq = info.as_ref().map(|i| i.stream_sequence);
+    let attempt = info.as_ref().map_or(1, |i| i.delivered as u64);
     let reply_sender = h::get(hd, h::REPLY_SENDER).map(str::to_owned);
     let k = knowledge::gather(rs, bus, env, reply_sender).await?;
     let mut decision = decide(rs, env, &k);
     let decided_at = Utc::now();
+    if h::get(hd, h::REPEAT).is_some() && routed_before(bus, env, &decision, seq).await? {
+        // A sender's repeat published again after the intake stream's
+        // duplicate window: its first copy went out already.
+        tracing::info!("a repeat of a message routed before; not sent again");
+        metrics::counter!("xj_messages_total", "type" => env.kind.as_str(), "outcome" => "repeat_dropped").increment(1);
+        hop.attr("xj.repeat_dropped", true);
+        hop.finish();
+        return Ok(());
+    }
     if env.kind == MessageType::JurisdictionDesignation {
         let designated = env.body.get("designated").and_then(|v| v.as_str()).unwrap_or_default().to_string();
         reroute(
@@ -110,6 +129,7 @@ async fn route(rs: &RuleSet, bus: &Bus, m: &Message, env: &Envelope, case: &str)
             &designated,
             &["clue_referral", "case_referral"],
             "designation",
+            attempt,
         )
         .await?;
     }
@@ -119,7 +139,7 @@ async fn route(rs: &RuleSet, bus: &Bus, m: &Message, env: &Envelope, case: &str)
         && let Some(to) = env.body.get("transferred_to").and_then(|v| v.as_str())
     {
         let to = to.to_string();
-        reroute(rs, bus, env, case, &trace, &mut decision, &to, &["criminal_handoff"], "transfer").await?;
+        reroute(rs, bus, env, case, &trace, &mut decision, &to, &["criminal_handoff"], "transfer", attempt).await?;
     }
     metrics::counter!("xj_routing_decisions_total", "rule" => rule_family(&decision.rule)).increment(1);
     if decision.targets.is_empty() && !matches!(env.kind, MessageType::InfoShare) {
@@ -156,10 +176,19 @@ async fn route(rs: &RuleSet, bus: &Bus, m: &Message, env: &Envelope, case: &str)
     };
     // The decision is recorded before any copy leaves, so every delivery
     // event comes after it in the stream.
-    events::publish_once(&bus.js, &ev, &format!("evt:routed:{}:{}", env.sender, env.id)).await?;
+    // The routes (which a reply is threaded by) are stored before any copy
+    // leaves too; the two writes do not depend on each other.
+    let dedup = format!("evt:routed:{}:{}", env.sender, env.id);
+    let routes =
+        futures::future::try_join_all(decision.targets.iter().map(|t| async {
+            remember(&bus.routes, &subjects::key(&t.org, &env.id), route_entry(env, case, seq)).await
+        }));
+    let (recorded, remembered) = tokio::join!(events::publish_once(&bus.js, &ev, &dedup), routes);
+    recorded?;
+    remembered?;
+    let accepted_at = h::get(hd, h::ACCEPTED_AT);
     for t in &decision.targets {
-        remember(&bus.routes, &subjects::key(&t.org, &env.id), route_entry(env, case)).await?;
-        publish_copy(bus, &m.payload, env, case, &t.org, &decision, &trace, h::get(hd, h::ACCEPTED_AT), None).await?;
+        publish_copy(bus, &m.payload, env, case, &t.org, &decision, &trace, (accepted_at, seq), None).await?;
     }
     side_effects(rs, bus, env, case, &decision, &trace).await?;
     hop.attr("xj.rule", decision.rule.clone())
@@ -174,6 +203,25 @@ async fn route(rs: &RuleSet, bus: &Bus, m: &Message, env: &Envelope, case: &str)
     Ok(())
 }
 
+/// Whether this message (same sender, same id) was routed to any of the
+/// decision's recipients from another place in the intake stream.
+async fn routed_before(bus: &Bus, env: &Envelope, decision: &Decision, seq: Option<u64>) -> anyhow::Result<bool> {
+    for t in &decision.targets {
+        let entries = route_record(bus, &t.org, &env.id).await?;
+        if entries.iter().any(|e| e.sender == env.sender && (e.seq.is_none() || e.seq != seq)) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// What `xj_routes` holds for message `msg_id` routed to `org` (empty when
+/// nothing was).
+async fn route_record(bus: &Bus, org: &str, msg_id: &str) -> anyhow::Result<Vec<RouteEntry>> {
+    let bytes = bus.routes.get(subjects::key(org, msg_id)).await?;
+    Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default())
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn publish_copy(
     bus: &Bus,
@@ -183,7 +231,7 @@ async fn publish_copy(
     org: &str,
     decision: &Decision,
     trace: &TraceParent,
-    accepted_at: Option<&str>,
+    (accepted_at, accepted_seq): (Option<&str>, Option<u64>),
     suffix: Option<&str>,
 ) -> anyhow::Result<()> {
     let mut out = HeaderMap::new();
@@ -198,6 +246,9 @@ async fn publish_copy(
     out.insert(h::RULE_VERSION, decision.version.as_str());
     if let Some(at) = accepted_at {
         out.insert(h::ACCEPTED_AT, at);
+    }
+    if let Some(seq) = accepted_seq {
+        out.insert(h::ACCEPTED_SEQ, seq.to_string().as_str());
     }
     bus.js.publish_with_headers(subjects::routed(org), out, payload.clone()).await?.await?;
     Ok(())
@@ -264,9 +315,8 @@ async fn side_effects(
     if env.kind == MessageType::ReferralReply
         && env.body.get("decision").and_then(|v| v.as_str()) == Some("accepted")
         && let Some(reply_to) = &env.reply_to
-        && let Some(bytes) = bus.routes.get(subjects::key(&env.sender, reply_to)).await?
     {
-        let entries: Vec<RouteEntry> = serde_json::from_slice(&bytes).unwrap_or_default();
+        let entries = route_record(bus, &env.sender, reply_to).await?;
         if let Some(e) = entries.iter().find(|e| e.case == case)
             && let (Some(party), Some(matter)) = (&e.party, &e.matter)
         {
@@ -291,6 +341,22 @@ fn procuratorates(s: &Settings, env: &Envelope) -> Vec<String> {
         .collect()
 }
 
+/// Where the message `env` answers is in `XJ_ACCEPTED`, if it is one of
+/// `types` on `case` (from the route record the router wrote for it).
+async fn answered_seq(bus: &Bus, env: &Envelope, case: &str, types: &[&str]) -> anyhow::Result<Option<u64>> {
+    let Some(reply_to) = &env.reply_to else { return Ok(None) };
+    let entries = route_record(bus, &env.sender, reply_to).await?;
+    Ok(entries.into_iter().filter(|e| e.case == case && types.contains(&e.msg_type.as_str())).find_map(|e| e.seq))
+}
+
+/// Where the case's first message of one of `types` is in `XJ_ACCEPTED`, as
+/// far as the tracker's case record shows yet.
+async fn recorded_seq(bus: &Bus, case: &str, types: &[&str]) -> anyhow::Result<Option<u64>> {
+    let Some(b) = bus.cases.get(case).await? else { return Ok(None) };
+    let record: Option<CaseRecord> = serde_json::from_slice(&b).ok();
+    Ok(record.and_then(|r| r.messages.iter().filter(|m| types.contains(&m.msg_type.as_str())).find_map(|m| m.seq)))
+}
+
 /// 指定管辖 and 移送主管机关: the organisation named receives the case's
 /// original referral or hand-off, becomes its holder, and the message that
 /// named it reaches it too.
@@ -305,6 +371,7 @@ async fn reroute(
     designated: &str,
     types: &[&str],
     why: &str,
+    attempt: u64,
 ) -> anyhow::Result<()> {
     if designated.is_empty() || rs.settings.org(designated).is_none() {
         return Ok(());
@@ -312,19 +379,23 @@ async fn reroute(
     if !decision.targets.iter().any(|t| t.org == designated) {
         decision.targets.push(Target { org: designated.to_string(), role: "to" });
     }
-    let record: Option<CaseRecord> = match bus.cases.get(case).await? {
-        Some(b) => serde_json::from_slice(&b).ok(),
-        None => None,
+    // A transfer answers the hand-off it sends on: the router's own route
+    // record finds it at once. Otherwise the case record, which the tracker
+    // writes from the events and so may not show a message routed a moment
+    // ago: then this message waits (redelivered) until it does.
+    let seq = match answered_seq(bus, env, case, types).await? {
+        Some(seq) => Some(seq),
+        None => recorded_seq(bus, case, types).await?,
     };
-    let Some(original) = record
-        .as_ref()
-        .and_then(|r| r.messages.iter().find(|m| types.contains(&m.msg_type.as_str()) && m.seq.is_some()))
-    else {
-        tracing::warn!(case, why, "nothing on record to re-route");
+    let Some(seq) = seq else {
+        if attempt < RECORD_WAITS {
+            anyhow::bail!("case {case} does not show a {} to re-route yet (attempt {attempt})", types.join(" or "));
+        }
+        tracing::warn!(case, why, attempt, "nothing on record to re-route");
         return Ok(());
     };
     let stream = bus.js.get_stream(subjects::STREAM_ACCEPTED).await?;
-    let raw = stream.get_raw_message(original.seq.unwrap_or_default()).await?;
+    let raw = stream.get_raw_message(seq).await?;
     let orig: Envelope = serde_json::from_slice(&raw.payload)?;
     let rule = format!("{why}:{}", env.sender);
     let d = Decision {
@@ -338,8 +409,8 @@ async fn reroute(
         rule_errors: Vec::new(),
         filing: None,
     };
-    remember(&bus.routes, &subjects::key(designated, &orig.id), route_entry(&orig, case)).await?;
-    publish_copy(bus, &raw.payload, &orig, case, designated, &d, trace, None, Some(why)).await?;
+    remember(&bus.routes, &subjects::key(designated, &orig.id), route_entry(&orig, case, Some(seq))).await?;
+    publish_copy(bus, &raw.payload, &orig, case, designated, &d, trace, (None, Some(seq)), Some(why)).await?;
     if why == "designation"
         && let (Some(party), Some(matter)) = (orig.body.get("party").and_then(party_key), orig.matter())
     {

@@ -1,4 +1,5 @@
-//! Rule sets reload without a restart: when a rule file changes, or on an
+//! Rule sets (and the format mappings, read with the configuration) reload
+//! without a restart: when a rule or mapping file changes, or on an
 //! operator's request on `xj.ctl.reload`. The swap is atomic: a message is
 //! decided wholly by the version it read at the start.
 
@@ -57,17 +58,17 @@ impl RulesHandle {
                     None
                 }
             };
-            let mut seen = stamps(&handle.current().settings.files);
+            let mut seen = stamps(&watched(&handle.current()));
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = tick.tick() => {
-                        let now = stamps(&handle.current().settings.files);
+                        let now = stamps(&watched(&handle.current()));
                         if now != seen {
                             seen = now;
                             if let Err(e) = handle.reload() {
-                                tracing::error!(error = %e, "rule files changed but do not load; keeping the old version");
+                                tracing::error!(error = %e, "rule or mapping files changed but do not load; keeping the old version");
                             }
                         }
                     }
@@ -84,6 +85,11 @@ impl RulesHandle {
             }
         });
     }
+}
+
+/// The configuration files and the mapping files (with their folder).
+fn watched(rs: &RuleSet) -> Vec<PathBuf> {
+    rs.settings.files.iter().chain(rs.settings.mappings.sources()).cloned().collect()
 }
 
 fn stamps(files: &[PathBuf]) -> Vec<Option<SystemTime>> {

@@ -32,5 +32,5 @@ pub fn read(formats: &Formats, org: &Org, body: &[u8]) -> anyhow::Result<Value> 
         return Ok(serde_json::from_slice(body)?);
     }
     let f = formats.get(&org.format)?;
-    Ok(inbound::translate(f, body, "hub")?.message)
+    Ok(inbound::received(f, body, "hub")?.message)
 }

@@ -114,6 +114,12 @@ fn routed(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
         seq: ev.detail["seq"].as_u64(),
         summary: summary.clone(),
         delivered: Vec::new(),
+        copies: ev.detail["targets"]
+            .as_array()
+            .map(|a| {
+                a.iter().filter(|t| t["role"] == "copy").filter_map(|t| t["org"].as_str().map(str::to_owned)).collect()
+            })
+            .unwrap_or_default(),
     });
     if !ev.detail["crime"].is_null() {
         rec.crime_met = true;
@@ -364,7 +370,14 @@ fn delivered(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
     let kind = kind_of(ctx.settings, &org);
     let about = (m.id.as_str(), m.sender.as_str());
     let mut out = Vec::new();
+    // A clock is the addressee's: whichever copy happens to arrive first,
+    // a copy for information starts none (the procuratorate's copy of a
+    // refusal does not open the bureau's reconsideration window).
+    let addressee = !m.copies.contains(&org);
     let start = |rec: &mut CaseRecord, name: &str| {
+        if !addressee {
+            return;
+        }
         if let Some(mut c) = clocks::start(ctx.settings, ctx.cal, name, about, &org, now) {
             c.id = format!("{name}:{}:{org}", m.id);
             if !rec.clocks.iter().any(|x| x.id == c.id) {
@@ -392,7 +405,8 @@ fn delivered(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
         ("reconsideration_request", Some(OrgKind::PublicSecurity)) => start(rec, "reconsideration_answer"),
         ("reconsideration_decision", _) if decision == "not_filed" => start(rec, "procuratorate_request"),
         ("assistance_request", _) if s(&m.summary, "due_basis") == "joint_inspection" => {
-            if let Some(on) = date(&m.summary, "inspection_on")
+            if addressee
+                && let Some(on) = date(&m.summary, "inspection_on")
                 && let Some(mut c) =
                     clocks::start(ctx.settings, ctx.cal, "joint_inspection_notice", about, &m.sender, now)
             {
@@ -576,4 +590,53 @@ pub fn next_wake(rec: &CaseRecord) -> Option<DateTime<Utc>> {
 /// The clock as alerts carry it.
 pub fn clock_json(c: &Clock) -> Value {
     json!({ "name": c.name, "due": c.due.to_rfc3339(), "basis": c.basis, "owner": c.owner, "status": c.status })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(step: &str, msg: &str, sender: &str, detail: serde_json::Value) -> Event {
+        Event {
+            step: step.into(),
+            service: "test".into(),
+            msg_id: msg.into(),
+            sender: sender.into(),
+            case: Some("XJ-1".into()),
+            msg_type: Some("police_decision".into()),
+            at: Utc::now(),
+            trace_id: String::new(),
+            span_id: String::new(),
+            detail,
+        }
+    }
+
+    /// The procuratorate's copy of a refusal may arrive before the bureau's
+    /// own: the reconsideration window is the bureau's either way.
+    #[test]
+    fn a_copy_arriving_first_starts_no_clock_for_its_reader() {
+        let settings = xj_config::load_str(include_str!("../../../deploy/sandbox.toml"), "sandbox").expect("sandbox");
+        let cal = Calendar::load(None).expect("calendar");
+        let ctx = Ctx { settings: &settings, cal: &cal, now: Utc::now() };
+        let mut rec = CaseRecord::default();
+        let routed = event(
+            "routed",
+            "PD-1",
+            "qh-police-econ",
+            json!({
+                "recipients": ["qh-market", "qh-procuratorate"],
+                "targets": [{ "org": "qh-market", "role": "to" }, { "org": "qh-procuratorate", "role": "copy" }],
+                "reply_to": "HO-1",
+                "summary": { "decision": "not_filed" },
+            }),
+        );
+        apply(&mut rec, &routed, &ctx);
+        for org in ["qh-procuratorate", "qh-market"] {
+            apply(&mut rec, &event("delivered", "PD-1", "qh-police-econ", json!({ "recipient": org })), &ctx);
+            let owners: Vec<&str> =
+                rec.clocks.iter().filter(|c| c.name == "reconsideration_window").map(|c| c.owner.as_str()).collect();
+            let want: &[&str] = if org == "qh-market" { &["qh-market"] } else { &[] };
+            assert_eq!(owners, want, "after the delivery to {org}");
+        }
+    }
 }

@@ -24,15 +24,14 @@
 //! 256), `XJ_LOAD_RAW_N` (default 100000), `XJ_LOAD_SOAK_N` (default 0),
 //! `XJ_LOAD_SOAK_RATE` (default 2000), `XJ_LOAD_ONLY` (`raw`, `hub`, `soak`).
 
-use std::collections::HashMap;
-use std::future::IntoFuture;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use async_nats::jetstream::{self, consumer, stream};
+use async_nats::jetstream;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
@@ -40,7 +39,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use hdrhistogram::Histogram;
-use xj_testkit::procs::{ServiceProc, cpu_secs, memory};
+use xj_testkit::procs::{ServiceProc, cpu_secs, machine, memory, nats_pid};
 use xj_testkit::{TestNats, county_config, sample_clue};
 
 const SENDER: &str = "qh-market";
@@ -171,108 +170,13 @@ fn ms(us: u64) -> String {
     format!("{:.1}ms", us as f64 / 1000.0)
 }
 
-fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split(':').nth(1))
-        .map(str::trim)
-        .unwrap_or("unknown CPU")
-        .to_string();
-    let mem_kb: u64 = std::fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("MemTotal:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0);
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    format!(
-        "machine: {} cores ({model}), {:.1} GiB RAM, nats-server {}, load average at start {}",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        mem_kb as f64 / 1048576.0,
-        xj_bus::embedded::NATS_SERVER_VERSION,
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-    )
-}
-
 // -------------------------------------------------------------------- raw --
 
 async fn raw(n: usize) -> anyhow::Result<f64> {
-    let nats = TestNats::start()?;
-    let url = nats.url();
-    let producer = jetstream::new(async_nats::connect(&url).await?);
-    let relay = jetstream::new(async_nats::connect(&url).await?);
-    let sink = jetstream::new(async_nats::connect(&url).await?);
-    let cfg = |name: &str, subject: &str| stream::Config {
-        name: name.into(),
-        subjects: vec![subject.into()],
-        storage: stream::StorageType::File,
-        ..Default::default()
-    };
-    let durable = |name: &str| consumer::pull::Config {
-        durable_name: Some(name.into()),
-        ack_policy: consumer::AckPolicy::Explicit,
-        max_ack_pending: 4096,
-        ..Default::default()
-    };
-    producer.create_stream(cfg("RAW_1", "raw.one.>")).await?;
-    producer.create_stream(cfg("RAW_2", "raw.two.>")).await?;
-    let hop = relay.get_stream("RAW_1").await?.create_consumer(durable("relay")).await?;
-    let fin = sink.get_stream("RAW_2").await?.create_consumer(durable("sink")).await?;
-    let relay_task = tokio::spawn(async move {
-        let messages = hop.messages().await?;
-        messages
-            .for_each_concurrent(128, |m| {
-                let relay = relay.clone();
-                async move {
-                    let Ok(m) = m else { return };
-                    let subject = m.subject.replacen("raw.one.", "raw.two.", 1);
-                    if async { relay.publish(subject, m.payload.clone()).await?.into_future().await }.await.is_ok() {
-                        let _ = m.ack().await;
-                    }
-                }
-            })
-            .await;
-        anyhow::Ok(())
-    });
-    let done = Arc::new(AtomicUsize::new(0));
-    let counted = done.clone();
-    let sink_task = tokio::spawn(async move {
-        let mut messages = fin.messages().await?;
-        while let Some(m) = messages.next().await {
-            let m = m.map_err(|e| anyhow::anyhow!(e))?;
-            let _ = m.ack().await;
-            counted.fetch_add(1, Ordering::Relaxed);
-        }
-        anyhow::Ok(())
-    });
-    let payload = Bytes::from(vec![b'x'; 1024]);
-    let t0 = Instant::now();
-    let mut acks = FuturesUnordered::new();
-    for i in 0..n {
-        acks.push(producer.publish(format!("raw.one.{}", i % 16), payload.clone()).await?.into_future());
-        while acks.len() >= 256 {
-            acks.next().await.context("ack")??;
-        }
-    }
-    while let Some(a) = acks.next().await {
-        a?;
-    }
-    let published = t0.elapsed();
-    while done.load(Ordering::Relaxed) < n {
-        if t0.elapsed() > Duration::from_secs(300) {
-            anyhow::bail!("raw: only {} of {n} after 300 s", done.load(Ordering::Relaxed));
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let total = t0.elapsed();
-    relay_task.abort();
-    sink_task.abort();
-    let rate = n as f64 / total.as_secs_f64();
-    println!("published (acked)    {:>9.0} msg/s", n as f64 / published.as_secs_f64());
-    println!("through both hops    {rate:>9.0} msg/s");
-    Ok(rate)
+    let run = xj_testkit::raw::run(n).await?;
+    println!("published (acked)    {:>9.0} msg/s", run.publish_rate);
+    println!("through both hops    {:>9.0} msg/s", run.rate);
+    Ok(run.rate)
 }
 
 // ---------------------------------------------------------------- the hub --
@@ -318,7 +222,8 @@ struct Phase {
     label: String,
     offered: Option<u64>,
     n: usize,
-    refused: usize,
+    /// Submissions not accepted, by HTTP status (0: no answer).
+    refused: BTreeMap<u16, usize>,
     accept_rate: f64,
     delivered_rate: f64,
     ledgered_rate: f64,
@@ -333,9 +238,18 @@ struct Phase {
 }
 
 impl Phase {
+    fn refused_total(&self) -> usize {
+        self.refused.values().sum()
+    }
+
+    fn refused_by_status(&self) -> String {
+        let name = |s: u16| if s == 0 { "no answer".to_string() } else { format!("HTTP {s}") };
+        self.refused.iter().map(|(s, k)| format!("{}: {k}", name(*s))).collect::<Vec<_>>().join(", ")
+    }
+
     fn print(&self) {
-        if self.refused > 0 {
-            println!("!! {} submissions not accepted", self.refused);
+        if self.refused_total() > 0 {
+            println!("!! {} submissions not accepted ({})", self.refused_total(), self.refused_by_status());
         }
         println!("accepted (HTTP 202)          {:>9.0}/s", self.accept_rate);
         println!("delivered (webhook)          {:>9.0}/s  ({} referrals)", self.delivered_rate, self.n);
@@ -471,20 +385,21 @@ impl Hub {
         (start, now_ns(), status)
     }
 
+    /// Peak resident memory (`VmHWM`) of every process.
     fn peaks(&self) -> Vec<(String, u64)> {
-        let mut out: Vec<(String, u64)> =
-            self.procs.iter().map(|p| (p.name().to_string(), p.memory().map(|m| m.1).unwrap_or(0))).collect();
-        if let Some(pid) = nats_pid() {
-            out.push(("nats-server".into(), memory(pid).map(|m| m.1).unwrap_or(0)));
-        }
-        out
+        self.memory(|(_, peak)| peak)
     }
 
+    /// Resident memory now (`VmRSS`) of every process.
     fn rss(&self) -> Vec<(String, u64)> {
+        self.memory(|(now, _)| now)
+    }
+
+    fn memory(&self, pick: fn((u64, u64)) -> u64) -> Vec<(String, u64)> {
         let mut out: Vec<(String, u64)> =
-            self.procs.iter().map(|p| (p.name().to_string(), p.memory().map(|m| m.0).unwrap_or(0))).collect();
+            self.procs.iter().map(|p| (p.name().to_string(), p.memory().map(pick).unwrap_or(0))).collect();
         if let Some(pid) = nats_pid() {
-            out.push(("nats-server".into(), memory(pid).map(|m| m.0).unwrap_or(0)));
+            out.push(("nats-server".into(), memory(pid).map(pick).unwrap_or(0)));
         }
         out
     }
@@ -623,7 +538,11 @@ impl Hub {
         }
         let results = self.results.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default();
         let n = sched.len();
-        let refused = results.iter().filter(|r| r.2 != 202).count();
+        let mut refused_by = BTreeMap::new();
+        for r in results.iter().filter(|r| r.2 != 202) {
+            *refused_by.entry(r.2).or_insert(0) += 1;
+        }
+        let refused: usize = refused_by.values().sum();
         let mut accept = hist();
         let mut last_accept = t0_ns;
         for (s, e, status) in &results {
@@ -657,7 +576,7 @@ impl Hub {
             label: prefix.to_string(),
             offered,
             n: n - refused,
-            refused,
+            refused: refused_by,
             accept_rate: rate(last_accept),
             delivered_rate: rate(last_arrival),
             ledgered_rate: rate(ledgered_at),
@@ -706,9 +625,10 @@ impl Hub {
             let k = chunk.min(n - sent);
             let p = self.open_loop(&format!("S{}", sent / chunk), rate, k).await?;
             println!(
-                "  soak {:>8} / {n}: delivered {:>6.0}/s p99 {} resident MiB {}",
+                "  soak {:>8} / {n}: delivered {:>6.0}/s ({} refused) p99 {} resident MiB {}",
                 sent + k,
                 p.delivered_rate,
+                p.refused_total(),
                 ms(p.e2e.value_at_quantile(0.99)),
                 p.rss.iter().map(|(n, b)| format!("{n} {}", b / 1048576)).collect::<Vec<_>>().join(", ")
             );
@@ -725,6 +645,9 @@ impl Hub {
             total.e2e.add(&p.e2e).ok();
             total.accept.add(&p.accept).ok();
             total.n += p.n;
+            for (status, k) in &p.refused {
+                *total.refused.entry(*status).or_insert(0) += k;
+            }
         }
         total.label = "SOAK".into();
         total.offered = Some(rate);
@@ -739,24 +662,4 @@ impl Hub {
         let _ = &self.nats_url;
         Ok(total)
     }
-}
-
-/// The nats-server started by this process (TestNats), if running.
-fn nats_pid() -> Option<u32> {
-    let me = std::process::id().to_string();
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let comm = s.get(s.find('(')? + 1..s.rfind(')')?)?.to_string();
-                    let ppid = s[s.rfind(')')? + 2..].split_whitespace().nth(1)?.to_string();
-                    Some(comm == "nats-server" && ppid == me)
-                })
-                .unwrap_or(false)
-        })
-        .max()
 }

@@ -11,8 +11,9 @@ use xj_config::Settings;
 
 #[derive(Subcommand)]
 pub enum AuditCmd {
-    /// Walk the ledger's hash chain and name the first entry that does not
-    /// match; with --file, check a dump or an evidence bundle offline.
+    /// Walk the ledger's hash chain and name the first entry (and record in
+    /// it) that does not match; with --file, check a dump or an evidence
+    /// bundle offline.
     Verify {
         #[arg(long, default_value = "xianjie.toml")]
         config: PathBuf,
@@ -23,8 +24,9 @@ pub enum AuditCmd {
         #[arg(long)]
         file: Option<PathBuf>,
     },
-    /// Write one case's entries, chain links and messages as a signed
-    /// evidence bundle that verifies offline.
+    /// Write the entries holding one case's records (other cases' records by
+    /// their leaf hashes only), the chain links and the case's messages as a
+    /// signed evidence bundle that verifies offline.
     Export {
         #[arg(long, default_value = "xianjie.toml")]
         config: PathBuf,
@@ -62,7 +64,9 @@ fn settings(config: &Path) -> anyhow::Result<Settings> {
 }
 
 /// Connects as the services' user: `[nats]`, or what `xj up` generated.
-async fn connect(s: &Settings, nats: Option<String>) -> anyhow::Result<async_nats::jetstream::Context> {
+/// Fails within seconds when NATS does not answer (a command, not a
+/// service that waits for it).
+pub(crate) async fn connect(s: &Settings, nats: Option<String>) -> anyhow::Result<async_nats::jetstream::Context> {
     let s = if s.nats.password.is_none() && crate_nats::services_password_file(s).exists() {
         crate_nats::with_service_credentials(s)?
     } else {
@@ -76,7 +80,9 @@ async fn connect(s: &Settings, nats: Option<String>) -> anyhow::Result<async_nat
     let client = tokio::time::timeout(std::time::Duration::from_secs(10), opts.connect(&url))
         .await
         .with_context(|| format!("timed out connecting to {url}"))?
-        .with_context(|| format!("cannot connect to {url}"))?;
+        // The client's error already says its cause; as a chain it would
+        // print it twice.
+        .map_err(|e| anyhow::anyhow!("cannot connect to {url}: {e}"))?;
     Ok(async_nats::jetstream::new(client))
 }
 
@@ -89,8 +95,8 @@ pub async fn audit(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
             let s = settings(&config)?;
             let js = connect(&s, nats).await?;
             match xj_ledger::verify_live(&js).await? {
-                Ok((n, head)) => {
-                    println!("ledger ok: {n} entries, chain head {head}");
+                Ok(s) => {
+                    println!("ledger ok: {}", summary(&s));
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(b) => {
@@ -105,7 +111,10 @@ pub async fn audit(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
             let key = HubKey::load_or_create(&xj::hub::key_path(&s))?.with_previous(&s.hub.previous_public_keys)?;
             let bundle = xj_ledger::bundle::export_case(&js, &case, &key).await?;
             write_out(out.as_deref(), &serde_json::to_string_pretty(&bundle)?)?;
-            eprintln!("case {case}: {} entries exported", bundle["entries"].as_array().map_or(0, Vec::len));
+            let entries = bundle["entries"].as_array().map(Vec::as_slice).unwrap_or_default();
+            let records: usize =
+                entries.iter().flat_map(xj_ledger::records_of).filter(|r| r["case"] == case.as_str()).count();
+            eprintln!("case {case}: {records} records in {} entries exported", entries.len());
             Ok(ExitCode::SUCCESS)
         }
         AuditCmd::Dump { config, nats, out } => {
@@ -134,8 +143,8 @@ fn verify_file(file: &Path) -> anyhow::Result<ExitCode> {
         return Ok(match xj_ledger::bundle::verify_bundle(&b) {
             Ok(v) => {
                 println!(
-                    "bundle ok: case {}, {} entries, {} messages, signed by hub key {}",
-                    v.case, v.entries, v.messages, v.kid
+                    "bundle ok: case {}, {} records in {} entries ({} records of other cases by their leaf hashes only), {} messages, signed by hub key {}",
+                    v.case, v.records, v.entries, v.others, v.messages, v.kid
                 );
                 ExitCode::SUCCESS
             }
@@ -146,8 +155,8 @@ fn verify_file(file: &Path) -> anyhow::Result<ExitCode> {
         });
     }
     Ok(match xj_ledger::verify_lines(&text) {
-        Ok((n, head)) => {
-            println!("ledger ok: {n} entries, chain head {head}");
+        Ok(s) => {
+            println!("ledger ok: {}", summary(&s));
             ExitCode::SUCCESS
         }
         Err(b) => {
@@ -155,6 +164,10 @@ fn verify_file(file: &Path) -> anyhow::Result<ExitCode> {
             ExitCode::FAILURE
         }
     })
+}
+
+fn summary(s: &xj_ledger::Summary) -> String {
+    format!("{} entries, {} records, chain head {}", s.entries, s.records, s.head)
 }
 
 pub fn nats_config(config: &Path, cost: u32) -> anyhow::Result<ExitCode> {

@@ -118,8 +118,7 @@ pub async fn start(
         } else {
             let l = match listener.take() {
                 Some(l) => l,
-                None => TcpListener::bind(settings.http.listen)
-                    .await
+                None => listen(settings.http.listen)
                     .with_context(|| format!("cannot listen on {} ([http] listen)", settings.http.listen))?,
             };
             http_addr = Some(l.local_addr()?);
@@ -139,8 +138,7 @@ pub async fn start(
             Service::Gateway => {
                 let l = match listener.take() {
                     Some(l) => l,
-                    None => TcpListener::bind(settings.http.listen)
-                        .await
+                    None => listen(settings.http.listen)
                         .with_context(|| format!("cannot listen on {} ([http] listen)", settings.http.listen))?,
                 };
                 http_addr = Some(l.local_addr()?);
@@ -207,3 +205,19 @@ pub async fn start(
     }
     Ok(Hub { shutdown, http_addr, tasks })
 }
+
+/// The API's listening socket, with a deep accept queue: departmental
+/// systems that open a connection per request arrive in bursts, and a
+/// connection refused by a full queue is retried by the client's kernel
+/// after one, three, seven seconds — an overload turned into idle waiting
+/// (seen in the load bench: 200,000 listen-queue overflows, the hub idle and
+/// latencies of seconds). The kernel caps it at `net.core.somaxconn`.
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+/// Connections waiting to be accepted, at most.
+pub const BACKLOG: u32 = 4096;

@@ -5,9 +5,6 @@ use std::path::Path;
 
 pub async fn stats(config: &Path, month: Option<String>, csv: bool) -> anyhow::Result<std::process::ExitCode> {
     let settings = xj_config::load_file(config)?;
-    let Some(url) = settings.nats.url.clone() else {
-        anyhow::bail!("`xj stats` reads a running hub: set [nats] url (or XJ_NATS__URL)");
-    };
     let month = match month {
         Some(m) => {
             anyhow::ensure!(
@@ -18,8 +15,12 @@ pub async fn stats(config: &Path, month: Option<String>, csv: bool) -> anyhow::R
         }
         None => chrono::Local::now().format("%Y-%m").to_string(),
     };
-    let bus = xj_bus::Bus::connect(&settings, &url).await?;
-    let table = xj_bus::stats::month(&bus.stats, &month).await?;
+    // A reader: it declares nothing, and says at once when there is no hub.
+    let js = crate::audit::connect(&settings, None).await?;
+    let store = js.get_key_value(xj_bus::subjects::KV_STATS).await.map_err(|e| {
+        anyhow::anyhow!("no statistics bucket on this NATS ({e}): is it the hub's? (`[nats] url` or XJ_NATS__URL)")
+    })?;
+    let table = xj_bus::stats::month(&store, &month).await?;
     if csv {
         print!("{}", xj_bus::stats::csv(&month, &table));
         return Ok(std::process::ExitCode::SUCCESS);

@@ -1,57 +1,96 @@
 //! The operator's trust commands as a person runs them: `xj audit verify
-//! --file` on a ledger copy with one flipped byte, `xj nats-config`, `xj keys
-//! rotate`.
+//! --file` on a ledger copy with one flipped byte and on an evidence bundle,
+//! `xj nats-config`, `xj keys rotate`.
 
 use std::process::Command;
 
 use serde_json::json;
-use xj_ledger::{Entry, GENESIS, SourceRef};
+use xj_ledger::{Entry, GENESIS, Leaf, Record, SourceRef};
 
 fn xj() -> Command {
     Command::new(env!("CARGO_BIN_EXE_xj"))
 }
 
+/// `k` entries of 4 records each; cases XJ-1 and XJ-2 share every entry.
 fn chain(k: u64) -> Vec<String> {
     let mut prev = GENESIS.to_string();
     (1..=k)
         .map(|n| {
-            let e = Entry {
-                n,
-                at: "2026-11-21T01:00:00.000Z".into(),
-                prev: prev.clone(),
-                kind: "event:delivered".into(),
-                source: SourceRef { stream: "XJ_EVENTS".into(), seq: n, subject: format!("xj.evt.a.M{n}.delivered") },
-                case: Some("XJ-1".into()),
-                msg_id: Some(format!("M{n}")),
-                sender: Some("qh-market".into()),
-                record: json!({ "step": "delivered", "detail": { "attempt": 1 } }),
-                hash: String::new(),
-            }
-            .seal();
+            let records = (1..=4)
+                .map(|i| {
+                    let seq = (n - 1) * 4 + i;
+                    Leaf::of(Record {
+                        kind: "event:delivered".into(),
+                        source: SourceRef {
+                            stream: "XJ_EVENTS".into(),
+                            seq,
+                            subject: format!("xj.evt.a.M{seq}.delivered"),
+                        },
+                        case: Some(format!("XJ-{}", 1 + seq % 2)),
+                        msg_id: Some(format!("M{seq}")),
+                        sender: Some("qh-market".into()),
+                        record: json!({ "step": "delivered", "detail": { "attempt": seq } }),
+                    })
+                })
+                .collect();
+            let e = Entry::new(n, "2026-11-21T01:00:00.000Z".into(), prev.clone(), records);
             prev = e.hash.clone();
             serde_json::to_string(&e).unwrap()
         })
         .collect()
 }
 
+fn verify(path: &std::path::Path) -> (bool, String) {
+    let out = xj().args(["audit", "verify", "--file"]).arg(path).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 #[test]
-fn audit_verify_names_the_entry_with_a_flipped_byte() {
+fn audit_verify_names_the_entry_and_record_with_a_flipped_byte() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.jsonl");
     let lines = chain(5);
     std::fs::write(&path, lines.join("\n")).unwrap();
-    let out = xj().args(["audit", "verify", "--file"]).arg(&path).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains("ledger ok: 5 entries"), "{text}");
+    let (ok, text) = verify(&path);
+    assert!(ok, "{text}");
+    assert!(text.contains("ledger ok: 5 entries, 20 records"), "{text}");
 
+    // Entry 4 holds sources 13..=16: its third record is XJ_EVENTS seq 15.
     let mut bad = lines.clone();
-    bad[3] = bad[3].replacen("\"attempt\":1", "\"attempt\":2", 1);
+    bad[3] = bad[3].replacen("\"attempt\":15", "\"attempt\":14", 1);
+    assert_ne!(bad[3], lines[3]);
     std::fs::write(&path, bad.join("\n")).unwrap();
-    let out = xj().args(["audit", "verify", "--file"]).arg(&path).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success());
-    assert!(text.contains("entry 4:"), "{text}");
+    let (ok, text) = verify(&path);
+    assert!(!ok);
+    assert!(text.contains("ledger broken: entry 4, record 3 (XJ_EVENTS seq 15): leaf hash does not match"), "{text}");
+}
+
+#[test]
+fn audit_verify_checks_a_bundle_offline_that_shows_only_its_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = xj_bus::signing::HubKey::load_or_create(&dir.path().join("hub.key")).unwrap();
+    let bundle = xj_ledger::bundle::export_from_dump(&chain(3).join("\n"), "XJ-1", &|_| None, &key).unwrap();
+    let text = bundle.to_string();
+    assert!(!text.contains("XJ-2") && !text.contains("\"M1\""), "another case's records show: {text}");
+    let path = dir.path().join("XJ-1.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&bundle).unwrap()).unwrap();
+    let (ok, out) = verify(&path);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(
+            "bundle ok: case XJ-1, 6 records in 3 entries (6 records of other cases by their leaf hashes only)"
+        ),
+        "{out}"
+    );
+
+    // One changed byte in a record: the signature no longer verifies.
+    let original = std::fs::read_to_string(&path).unwrap();
+    let changed = original.replacen("\"attempt\": 4", "\"attempt\": 5", 1);
+    assert_ne!(changed, original);
+    std::fs::write(&path, changed).unwrap();
+    let (ok, out) = verify(&path);
+    assert!(!ok);
+    assert!(out.contains("bundle broken: bundle: the hub's signature does not verify"), "{out}");
 }
 
 const CONFIG: &str = r#"

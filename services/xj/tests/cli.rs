@@ -21,6 +21,16 @@ fn check_accepts_the_sandbox_county() {
 }
 
 #[test]
+fn check_of_a_missing_file_says_so_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("absent.toml");
+    let out = xj().args(["check", "--config"]).arg(&path).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert_eq!(stdout.trim(), format!("cannot read {}: No such file or directory (os error 2)", path.display()));
+}
+
+#[test]
 fn check_names_file_line_and_key_of_every_problem() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.toml");
@@ -235,4 +245,48 @@ fn stats_reads_a_running_hubs_counters() {
     assert!(text.contains("2026-11,qh-market,2,"), "{text}");
     let out = xj().args(["stats", "--month", "2026-13", "--config"]).arg(&path).output().unwrap();
     assert!(!out.status.success());
+}
+
+#[test]
+fn stats_says_plainly_when_there_is_no_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = std::fs::read_to_string(repo().join("deploy/sandbox.toml")).unwrap();
+    let path = dir.path().join("xianjie.toml");
+    // Nothing listens there.
+    let (_held, addr) = xj_testkit::refusing_address().unwrap();
+    std::fs::write(&path, sandbox.replace("[http]", &format!("[nats]\nurl = \"nats://{addr}\"\n\n[http]"))).unwrap();
+    let out = xj().args(["stats", "--config"]).arg(&path).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains(&format!("cannot connect to nats://{addr}")), "{err}");
+    // A NATS that is not the hub's.
+    let server = xj_bus::embedded::NatsServer::start(xj_bus::embedded::ServerOptions {
+        store_dir: dir.path().join("js"),
+        ..Default::default()
+    })
+    .unwrap();
+    std::fs::write(&path, sandbox.replace("[http]", &format!("[nats]\nurl = \"{}\"\n\n[http]", server.url()))).unwrap();
+    let out = xj().args(["stats", "--config"]).arg(&path).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("no statistics bucket on this NATS"), "{err}");
+}
+
+/// The API's socket keeps a deep accept queue (`ss` shows the listen
+/// backlog as Send-Q), so a burst of new connections waits to be accepted
+/// instead of being dropped and retried by the clients' kernels seconds
+/// later.
+#[tokio::test]
+async fn the_api_listens_with_a_deep_accept_queue() -> anyhow::Result<()> {
+    let l = xj::hub::listen("127.0.0.1:0".parse()?)?;
+    let port = l.local_addr()?.port();
+    let out = std::process::Command::new("ss").args(["-ltnH", &format!("sport = :{port}")]).output()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let send_q: u32 = text.split_whitespace().nth(2).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")?.trim().parse()?;
+    assert_eq!(send_q, xj::hub::BACKLOG.min(somaxconn), "{text}");
+    if somaxconn > 1024 {
+        assert!(send_q > 1024, "deeper than tokio's default of 1024: {text}");
+    }
+    Ok(())
 }

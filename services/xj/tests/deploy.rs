@@ -117,7 +117,13 @@ async fn the_shipped_cluster_configuration_runs_and_survives_a_node() -> anyhow:
     // …then started with `replicas = 3`: everything is scaled to three.
     let settings = xj_config::load_str(&text, "deploy cluster test")?;
     let bus = xj_bus::Bus::connect(&settings, &url).await?;
-    xj_ledger::declare(&bus.js, 3).await?;
+    // As the hub's own declaration does, ask again while a cluster that
+    // has just formed has no room for three copies yet ("no suitable peers").
+    let start = Instant::now();
+    while let Err(e) = xj_ledger::declare(&bus.js, 3).await {
+        anyhow::ensure!(start.elapsed() < Duration::from_secs(30), "the ledger never scaled to three: {e}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     for name in ["XJ_ACCEPTED", "XJ_ROUTED", "XJ_EVENTS", "XJ_LEDGER", "KV_xj_receipts", "OBJ_xj_evidence"] {
         let mut s = bus.js.get_stream(name).await?;
         assert_eq!(s.info().await?.config.num_replicas, 3, "{name}");
@@ -130,6 +136,19 @@ async fn the_shipped_cluster_configuration_runs_and_survives_a_node() -> anyhow:
             .is_err()
     );
     bus.js.publish("xj.accepted.qh-market", "one".into()).await?.await?;
+    // A node can be lost once the two other copies are current: scaling a
+    // stream from one copy to three takes a moment, and a node killed
+    // before its followers caught up may take the only full copy with it.
+    let start = Instant::now();
+    loop {
+        let info = bus.js.get_stream("XJ_ACCEPTED").await?.info().await?.clone();
+        let peers = info.cluster.map(|c| c.replicas).unwrap_or_default();
+        if peers.len() == 2 && peers.iter().all(|p| p.current && !p.offline) {
+            break;
+        }
+        anyhow::ensure!(start.elapsed() < Duration::from_secs(30), "the replicas never caught up: {peers:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     nodes[0].kill();
     // Within an election, publishing goes on on the two nodes left.
     let start = Instant::now();

@@ -15,19 +15,27 @@
 //!   `XJ_ROUTED` splits each referral's latency by stage; the consumers off
 //!   the delivery path (tracker, ledger) are timed until they catch up; and
 //!   CPU is counted for nats-server, this process and everything else.
+//! * Part C, the hub's skeleton (`pipeline/skeleton.rs`): the hub's
+//!   JetStream traffic per referral — its streams, buckets, consumers,
+//!   publishes, acks — with none of its work: the ceiling of the flow on
+//!   this machine.
 //!
 //! Environment: `XJ_BENCH_N` (both parts), `XJ_BENCH_RAW_N` (default 50000),
 //! `XJ_BENCH_HUB_N` (default 10000), `XJ_BENCH_INFLIGHT` (HTTP requests in
 //! flight, default 64), `XJ_BENCH_COURIER` (courier concurrency, default
-//! 256), `XJ_BENCH_ONLY` (`raw` or `hub`), `XJ_BENCH_SERVICES` (e.g.
+//! 256), `XJ_BENCH_SKELETON_N` (default 30000), `XJ_BENCH_ONLY` (`raw`,
+//! `skeleton` or `hub`), `XJ_BENCH_SERVICES` (e.g.
 //! `gateway,router,courier`; default all). Nothing here asserts on timing.
 //! Figures and their reading: docs/performance.md.
 
+/// The hub runs in this process: same allocator as the `xj` binary.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::HashMap;
-use std::future::IntoFuture;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use async_nats::jetstream::{self, consumer, stream};
@@ -39,13 +47,15 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use hdrhistogram::Histogram;
 use xj_bus::headers as h;
+use xj_testkit::procs::{clock_ticks, cpu_secs, machine, nats_pid};
+use xj_testkit::raw::{histogram, now_ns, rate};
 use xj_testkit::{TestHub, TestNats, county_config, sample_clue};
+
+#[path = "pipeline/skeleton.rs"]
+mod skeleton;
 
 const SENDER: &str = "qh-market";
 const RECIPIENT: &str = "qh-town-dg";
-const RAW_PAYLOAD: usize = 1024;
-const RAW_PUB_INFLIGHT: usize = 1024;
-const RAW_RELAY_CONCURRENCY: usize = 128;
 const WARMUP: usize = 200;
 
 fn main() -> anyhow::Result<()> {
@@ -68,6 +78,7 @@ struct Opts {
     hub_n: usize,
     inflight: usize,
     courier: usize,
+    skeleton_n: usize,
     only: Option<String>,
     services: Vec<xj::hub::Service>,
 }
@@ -97,6 +108,7 @@ impl Opts {
         Self {
             raw_n: env_usize("XJ_BENCH_RAW_N").or(both).unwrap_or(50_000).max(1),
             hub_n: env_usize("XJ_BENCH_HUB_N").or(both).unwrap_or(10_000).max(1),
+            skeleton_n: env_usize("XJ_BENCH_SKELETON_N").or(both).unwrap_or(30_000).max(1),
             inflight: env_usize("XJ_BENCH_INFLIGHT").unwrap_or(64).max(1),
             courier: env_usize("XJ_BENCH_COURIER").unwrap_or(256).max(1),
             only: std::env::var("XJ_BENCH_ONLY").ok().filter(|s| !s.is_empty()),
@@ -110,14 +122,32 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
     println!("{}", machine());
     let raw = if want("raw") {
         println!(
-            "\n== A. raw JetStream: publish -> consume -> republish -> consume, {} x {RAW_PAYLOAD} B ==",
-            opts.raw_n
+            "\n== A. raw JetStream: publish -> consume -> republish -> consume, {} x {} B ==",
+            opts.raw_n,
+            xj_testkit::raw::PAYLOAD
         );
         let r = raw(opts.raw_n).await?;
         r.print();
         Some(r)
     } else {
         None
+    };
+    let (skel, lean) = if want("skeleton") {
+        println!(
+            "\n== C. the hub's skeleton: its JetStream traffic per referral, none of its work, {} referrals ==",
+            opts.skeleton_n
+        );
+        let r = skeleton::skeleton(opts.skeleton_n, false).await?;
+        r.print();
+        println!(
+            "\n== C'. the lean skeleton: the same flow with the claim in the subject and the route in the copy, {} referrals ==",
+            opts.skeleton_n
+        );
+        let l = skeleton::skeleton(opts.skeleton_n, true).await?;
+        l.print();
+        (Some(r), Some(l))
+    } else {
+        (None, None)
     };
     let hub = if want("hub") {
         println!(
@@ -131,21 +161,11 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
     } else {
         None
     };
-    summary(raw.as_ref(), hub.as_ref());
+    summary(raw.as_ref(), skel.as_ref(), lean.as_ref(), hub.as_ref());
     Ok(())
 }
 
 // ---------------------------------------------------------------- clocks --
-
-/// Wall-clock nanoseconds: comparable with the server's stored times.
-fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or_default()
-}
-
-fn hist() -> Histogram<u64> {
-    // Microseconds, 1 µs .. 10 min, 3 significant figures.
-    Histogram::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds")
-}
 
 fn rec(h: &mut Histogram<u64>, from_ns: u64, to_ns: u64) {
     let us = (to_ns.saturating_sub(from_ns) / 1_000).max(1);
@@ -168,54 +188,7 @@ fn pct(h: &Histogram<u64>) -> String {
     )
 }
 
-fn rate(n: usize, from_ns: u64, to_ns: u64) -> f64 {
-    let secs = (to_ns.saturating_sub(from_ns)) as f64 / 1e9;
-    if secs > 0.0 { n as f64 / secs } else { 0.0 }
-}
-
 // ---------------------------------------------------- CPU accounting ----
-
-/// CPU seconds used so far by a process (user + system, all threads).
-fn cpu_secs(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // After the command: state(0) ppid(1) ... utime(11) stime(12).
-    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / clock_ticks())
-}
-
-fn clock_ticks() -> f64 {
-    static TCK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TCK.get_or_init(|| {
-        std::process::Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .unwrap_or(100.0)
-    })
-}
-
-/// The nats-server this process started (the one still running).
-fn nats_pid() -> Option<u32> {
-    let me = std::process::id().to_string();
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let comm = s.get(s.find('(')? + 1..s.rfind(')')?)?.to_string();
-                    let ppid = s[s.rfind(')')? + 2..].split_whitespace().nth(1)?.to_string();
-                    Some(comm == "nats-server" && ppid == me)
-                })
-                .unwrap_or(false)
-        })
-        .max()
-}
 
 /// Busy CPU seconds of the whole machine (every process, every core).
 fn machine_busy_secs() -> f64 {
@@ -225,6 +198,37 @@ fn machine_busy_secs() -> f64 {
     // user nice system idle iowait irq softirq steal (guest is in user).
     let busy: f64 = ticks.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, t)| t).sum();
     busy / clock_ticks()
+}
+
+/// Messages into and out of a nats-server, read from its monitoring port.
+fn server_msgs(monitor: u16) -> Option<(u64, u64)> {
+    let v: serde_json::Value = serde_json::from_str(&xj_testkit::http_get(monitor, "/varz")?).ok()?;
+    Some((v["in_msgs"].as_u64()?, v["out_msgs"].as_u64()?))
+}
+
+/// NATS protocol messages per referral (publishes, acks, deliveries, KV
+/// requests and replies) over a measured window.
+struct MsgMeter {
+    monitor: u16,
+    start: Option<(u64, u64)>,
+}
+
+impl MsgMeter {
+    fn start(monitor: u16) -> Self {
+        Self { monitor, start: server_msgs(monitor) }
+    }
+
+    fn per(&self, items: usize) -> Option<(f64, f64)> {
+        let ((i0, o0), (i1, o1)) = (self.start?, server_msgs(self.monitor)?);
+        let per = |a: u64, b: u64| b.saturating_sub(a) as f64 / items.max(1) as f64;
+        Some((per(i0, i1), per(o0, o1)))
+    }
+}
+
+fn print_msgs(msgs: Option<(f64, f64)>) {
+    if let Some((i, o)) = msgs {
+        println!("NATS messages per referral: {i:.1} into nats-server, {o:.1} out of it");
+    }
 }
 
 /// CPU used over a measured window by this process (hub, load generator
@@ -291,29 +295,6 @@ impl CpuUse {
     }
 }
 
-fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split(':').nth(1))
-        .map(str::trim)
-        .unwrap_or("unknown CPU")
-        .to_string();
-    let mem_kb: u64 = std::fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("MemTotal:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0);
-    format!(
-        "machine: {} cores ({model}), {:.1} GiB RAM, nats-server {}",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        mem_kb as f64 / 1024.0 / 1024.0,
-        xj_bus::embedded::NATS_SERVER_VERSION
-    )
-}
-
 // ------------------------------------------------------------ A. raw ----
 
 struct RawResult {
@@ -333,105 +314,9 @@ impl RawResult {
     }
 }
 
-fn raw_stream(name: &str, subject: &str) -> stream::Config {
-    stream::Config {
-        name: name.into(),
-        subjects: vec![subject.into()],
-        storage: stream::StorageType::File,
-        ..Default::default()
-    }
-}
-
-fn raw_consumer(name: &str) -> consumer::pull::Config {
-    consumer::pull::Config {
-        durable_name: Some(name.into()),
-        ack_policy: consumer::AckPolicy::Explicit,
-        ack_wait: Duration::from_secs(30),
-        max_ack_pending: 4096,
-        ..Default::default()
-    }
-}
-
 async fn raw(n: usize) -> anyhow::Result<RawResult> {
-    let nats = TestNats::start()?;
-    let url = nats.url();
-    // One connection per role, as the hub's services have.
-    let producer = jetstream::new(async_nats::connect(&url).await?);
-    let relay = jetstream::new(async_nats::connect(&url).await?);
-    let sink = jetstream::new(async_nats::connect(&url).await?);
-    producer.create_stream(raw_stream("BENCH_FIRST", "bench.first.>")).await?;
-    producer.create_stream(raw_stream("BENCH_SECOND", "bench.second.>")).await?;
-    let hop = relay.get_stream("BENCH_FIRST").await?.create_consumer(raw_consumer("relay")).await?;
-    let fin = sink.get_stream("BENCH_SECOND").await?.create_consumer(raw_consumer("sink")).await?;
-
-    // Relay: consume, republish (publish ack awaited), then ack.
-    let relay_task = tokio::spawn(async move {
-        let messages = hop.messages().await?;
-        messages
-            .for_each_concurrent(RAW_RELAY_CONCURRENCY, |m| {
-                let relay = relay.clone();
-                async move {
-                    let Ok(m) = m else { return };
-                    let subject = m.subject.replacen("bench.first.", "bench.second.", 1);
-                    let stored = async { relay.publish(subject, m.payload.clone()).await?.into_future().await }.await;
-                    if stored.is_ok() {
-                        let _ = m.ack().await;
-                    }
-                }
-            })
-            .await;
-        anyhow::Ok(())
-    });
-
-    // Sink: consume and ack; record the latency and the last arrival.
-    let total = Arc::new(AtomicUsize::new(0));
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<(Histogram<u64>, u64)>();
-    let counted = total.clone();
-    let sink_task = tokio::spawn(async move {
-        let mut messages = fin.messages().await?;
-        let mut lat = hist();
-        let mut done = Some(done_tx);
-        while let Some(m) = messages.next().await {
-            let m = m.map_err(|e| anyhow::anyhow!(e))?;
-            let at = now_ns();
-            let sent = m.payload.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default())).unwrap_or(at);
-            rec(&mut lat, sent, at);
-            let _ = m.ack().await;
-            if counted.fetch_add(1, Ordering::Relaxed) + 1 == n
-                && let Some(tx) = done.take()
-            {
-                let _ = tx.send((std::mem::replace(&mut lat, hist()), at));
-            }
-        }
-        anyhow::Ok(())
-    });
-
-    let cpu = CpuMeter::start();
-    let t0 = now_ns();
-    let mut acks = FuturesUnordered::new();
-    let filler = vec![b'x'; RAW_PAYLOAD - 8];
-    for i in 0..n {
-        let mut payload = Vec::with_capacity(RAW_PAYLOAD);
-        payload.extend_from_slice(&now_ns().to_le_bytes());
-        payload.extend_from_slice(&filler);
-        let ack = producer.publish(format!("bench.first.{}", i % 16), payload.into()).await?;
-        acks.push(ack.into_future());
-        while acks.len() >= RAW_PUB_INFLIGHT {
-            acks.next().await.context("publish ack")??;
-        }
-    }
-    while let Some(a) = acks.next().await {
-        a?;
-    }
-    let published = now_ns();
-    let (latency, last) = tokio::time::timeout(Duration::from_secs(120), done_rx)
-        .await
-        .with_context(|| format!("raw pipeline: only {} of {n} arrived in 120 s", total.load(Ordering::Relaxed)))??;
-    let cpu = cpu.stop();
-    relay_task.abort();
-    sink_task.abort();
-    drop(nats);
-    Ok(RawResult { n, publish_rate: rate(n, t0, published), rate: rate(n, t0, last), latency, cpu })
+    let (run, cpu) = xj_testkit::raw::run_metered(n, CpuMeter::start, |m| m.stop()).await?;
+    Ok(RawResult { n, publish_rate: run.publish_rate, rate: run.rate, latency: run.latency, cpu })
 }
 
 // ------------------------------------------------------------ B. hub ----
@@ -495,6 +380,9 @@ struct HubResult {
     side: Vec<SideConsumer>,
     /// messages each stream holds after the run (warm-up included)
     stored: Vec<(String, u64)>,
+    /// NATS messages into and out of the server per referral, until the
+    /// consumers off the delivery path caught up
+    msgs: Option<(f64, f64)>,
     cpu: CpuUse,
 }
 
@@ -518,6 +406,7 @@ impl HubResult {
         let by: Vec<String> =
             self.stored.iter().filter(|(_, n)| *n > 0).map(|(s, n)| format!("{s} {:.1}", per(*n))).collect();
         println!("JetStream messages stored per referral: {:.1} ({})", per(total), by.join(", "));
+        print_msgs(self.msgs);
         for c in &self.side {
             match c.caught_up {
                 Some(t) => println!(
@@ -609,6 +498,7 @@ async fn hub(n: usize, inflight: usize, courier: usize, services: &[xj::hub::Ser
     let ids: Vec<String> = (0..n).map(|i| format!("BENCH-{i:06}")).collect();
     let bodies: Vec<Bytes> = ids.iter().map(|id| body(id)).collect::<anyhow::Result<_>>()?;
     let cpu = CpuMeter::start();
+    let msgs = MsgMeter::start(hub.nats.server.monitor_port);
     let t0 = now_ns();
     let results: Vec<(usize, (u64, u64, u16))> = futures::stream::iter(bodies.into_iter().enumerate())
         .map(|(i, b)| {
@@ -628,11 +518,12 @@ async fn hub(n: usize, inflight: usize, courier: usize, services: &[xj::hub::Ser
     wait_for(&inbox, WARMUP + accepted_n, limit).await?;
     let cpu = cpu.stop();
     let side = side_consumers(&hub.nats.url(), t0).await?;
+    let msgs = msgs.per(accepted_n);
     let stored = stored_per_stream(&hub.nats.url()).await?;
 
     let arrivals = inbox.arrivals();
     let mut submitted = vec![(0u64, 0u64); n];
-    let mut accept = hist();
+    let mut accept = histogram();
     let mut last_accept = t0;
     for (i, (s, e, status)) in &results {
         submitted[*i] = (*s, *e);
@@ -652,7 +543,7 @@ async fn hub(n: usize, inflight: usize, courier: usize, services: &[xj::hub::Ser
     })
     .await?;
 
-    let (mut e2e, mut gateway, mut router, mut courier) = (hist(), hist(), hist(), hist());
+    let (mut e2e, mut gateway, mut router, mut courier) = (histogram(), histogram(), histogram(), histogram());
     let (mut last_arrival, mut last_acc, mut last_routed) = (t0, t0, t0);
     for (i, id) in ids.iter().enumerate() {
         let (start, _) = submitted[i];
@@ -692,6 +583,7 @@ async fn hub(n: usize, inflight: usize, courier: usize, services: &[xj::hub::Ser
         duplicates,
         side,
         stored,
+        msgs,
         cpu,
     })
 }
@@ -798,7 +690,12 @@ async fn stored_times(
 
 // -------------------------------------------------------------- summary --
 
-fn summary(raw: Option<&RawResult>, hub: Option<&HubResult>) {
+fn summary(
+    raw: Option<&RawResult>,
+    skel: Option<&skeleton::SkeletonResult>,
+    lean: Option<&skeleton::SkeletonResult>,
+    hub: Option<&HubResult>,
+) {
     println!("\n== summary ==");
     println!("{:<44} {:>14}", "measure", "value");
     if let Some(r) = raw {
@@ -813,6 +710,14 @@ fn summary(raw: Option<&RawResult>, hub: Option<&HubResult>) {
             )
         );
     }
+    if let Some(k) = skel {
+        println!("{:<44} {:>10.0} /s", "skeleton (the hub's traffic, no work)", k.rate);
+        println!("{:<44} {:>10.0} /s", "skeleton, tracker and ledger caught up", k.caught_up);
+    }
+    if let Some(k) = lean {
+        println!("{:<44} {:>10.0} /s", "lean skeleton (the flow redesigned)", k.rate);
+        println!("{:<44} {:>10.0} /s", "lean skeleton, tracker and ledger caught up", k.caught_up);
+    }
     if let Some(h) = hub {
         println!("{:<44} {:>10.0} /s", "hub end to end (HTTP in -> webhook out)", h.rate);
         println!("{:<44} {:>10.0} /s", "hub HTTP accept", h.accept_rate);
@@ -822,9 +727,16 @@ fn summary(raw: Option<&RawResult>, hub: Option<&HubResult>) {
         println!("{:<44} {:>14}", "hub end-to-end latency p50 / p99", p(&h.e2e));
         println!("{:<44} {:>14}", "hub HTTP accept latency p50 / p99", p(&h.accept));
     }
-    if let (Some(r), Some(h)) = (raw, hub)
-        && r.rate > 0.0
-    {
-        println!("{:<44} {:>13.1}%", "ratio hub / raw", 100.0 * h.rate / r.rate);
-    }
+    let ratio = |label: &str, part: Option<f64>, whole: Option<f64>| {
+        if let (Some(p), Some(w)) = (part, whole)
+            && w > 0.0
+        {
+            println!("{label:<44} {:>13.1}%", 100.0 * p / w);
+        }
+    };
+    let (raw, skel, lean, hub) = (raw.map(|r| r.rate), skel.map(|k| k.rate), lean.map(|k| k.rate), hub.map(|h| h.rate));
+    ratio("ratio hub / raw", hub, raw);
+    ratio("ratio skeleton / raw (the flow's ceiling)", skel, raw);
+    ratio("ratio lean skeleton / raw", lean, raw);
+    ratio("ratio hub / skeleton (the hub's own work)", hub, skel);
 }

@@ -58,7 +58,10 @@ async fn county_with(edit: impl Fn(String, &HashMap<String, String>) -> String) 
         "\n[data]\ndir = \"{}\"\n\n[courier]\nmax_attempts = 3\nbackoff_initial_ms = 100\n",
         nats.dir.path().join("data").display()
     ));
-    let settings = Arc::new(xj_config::load_str(&text, "translation.toml")?);
+    // From a file, as a deployment reads it (and reads it again on a reload).
+    let file = nats.dir.path().join("translation.toml");
+    std::fs::write(&file, &text)?;
+    let settings = Arc::new(xj_config::load_file(&file)?);
     TestHub::start_with(nats, settings, receivers).await
 }
 
@@ -545,11 +548,6 @@ async fn a_nats_native_police_system_speaks_its_xml_on_nats() -> anyhow::Result<
     Ok(())
 }
 
-/// A free local port for a sandbox department.
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// What a sandbox department received: `(type, native document)` pairs.
 async fn received(hub: &TestHub, port: u16) -> Vec<(String, String)> {
     let Ok(r) = hub.http.get(format!("http://127.0.0.1:{port}/")).send().await else { return Vec::new() };
@@ -578,9 +576,9 @@ async fn the_sandbox_departments_answer_in_their_own_formats() -> anyhow::Result
     let nats = TestNats::start()?;
     let mut ports: HashMap<String, u16> = HashMap::new();
     for (id, ..) in ORGS {
-        ports.insert(id.to_string(), free_port()?);
+        ports.insert(id.to_string(), xj_bus::embedded::free_port());
     }
-    ports.insert("qh-court".into(), free_port()?);
+    ports.insert("qh-court".into(), xj_bus::embedded::free_port());
     let urls: HashMap<String, String> =
         ports.iter().map(|(k, p)| (k.clone(), format!("http://127.0.0.1:{p}/inbox"))).collect();
     let mut text = county_config(&urls);
@@ -611,6 +609,8 @@ async fn the_sandbox_departments_answer_in_their_own_formats() -> anyhow::Result
     wait_received(&hub, port("qh-police-econ"), "criminal_handoff", "<BWLX>YSS</BWLX>").await?;
     wait_received(&hub, port("qh-market"), "handoff_receipt", "\"xxlx\":\"GAHZ\"").await?;
     wait_received(&hub, port("qh-market"), "police_decision", "\"jd\":\"LA\"").await?;
+    // The hub's alert on the hand-off (facts past the threshold) is read too.
+    wait_received(&hub, port("qh-market"), "supervision_alert", "\"xxlx\":\"JDTS\"").await?;
     wait_received(&hub, port("qh-procuratorate"), "police_decision", "").await?;
 
     // The court's system rules on the environment bureau's XML application
@@ -628,5 +628,64 @@ async fn the_sandbox_departments_answer_in_their_own_formats() -> anyhow::Result
 
     shutdown.cancel();
     let _ = sandbox.await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_mapping_is_used_without_a_restart() -> anyhow::Result<()> {
+    // 东关镇's mapping from the hub's formats folder, then renamed a column.
+    let formats = tempfile::tempdir()?;
+    let town = formats.path().join("town-csv-v1");
+    std::fs::create_dir_all(&town)?;
+    let builtin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/formats/town-csv-v1/mapping.toml");
+    let mapping = std::fs::read_to_string(&builtin)?;
+    let mapping_file = town.join("mapping.toml");
+    std::fs::write(&mapping_file, &mapping)?;
+    let dir = formats.path().display().to_string();
+    let hub = county_with(move |text, _| format!("{text}\n[formats]\ndir = \"{dir}\"\n")).await?;
+
+    let renamed = mapping.replace("from = \"编号\"", "from = \"文书编号\"");
+    assert_ne!(renamed, mapping);
+    let row = example("town-csv-v1", "case_referral.csv");
+    let new_row = row.replacen(",编号,", ",文书编号,", 1);
+    assert_ne!(new_row, row);
+    // Before the change the town's new header is refused…
+    let (status, b) = native(&hub, "qh-town-dg", new_row.clone()).await?;
+    assert_eq!(status, 422, "{b}");
+
+    // …after it (no restart, no request: the gateway notices the file) it is accepted.
+    std::fs::write(&mapping_file, &renamed)?;
+    let (status, receipt) = eventually(WAIT, "the gateway to read the changed mapping", || async {
+        native(&hub, "qh-town-dg", new_row.clone()).await.ok().filter(|(s, _)| *s == 202)
+    })
+    .await?;
+    assert_eq!(status, 202, "{receipt}");
+    assert_eq!(receipt["id"], "DG-AJ-2026-0011");
+
+    // An operator's reload is answered by the courier too, and what it
+    // delivers to the town uses the new column.
+    let r =
+        hub.http.post(format!("{}/v1/admin/rules/reload", hub.base)).bearer_auth(hub.operator_token()).send().await?;
+    let answer: Value = r.json().await?;
+    let services: Vec<&str> =
+        answer["answers"].as_array().into_iter().flatten().filter_map(|a| a["service"].as_str()).collect();
+    assert!(services.contains(&"courier") && services.contains(&"gateway"), "{answer}");
+    let doc = example("samr-json-v1", "clue_referral.json").replace("SJ-XS-2026-0031", "SJ-XS-2026-0032");
+    let (status, b) = native(&hub, "qh-market", doc).await?;
+    assert_eq!(status, 202, "{b}");
+    let d = delivered(&hub, "qh-town-dg", "SJ-XS-2026-0032").await?;
+    assert_eq!(csv_cell(&d, "文书编号"), "SJ-XS-2026-0032");
+
+    // A mapping that does not load is refused, naming the file; the one in
+    // use stays.
+    std::fs::write(&mapping_file, renamed.replace("syntax = \"csv\"", "syntax = \"xlsx\""))?;
+    let r =
+        hub.http.post(format!("{}/v1/admin/rules/reload", hub.base)).bearer_auth(hub.operator_token()).send().await?;
+    assert_eq!(r.status().as_u16(), 422);
+    let answer: Value = r.json().await?;
+    assert!(answer["details"].to_string().contains("mapping.toml"), "{answer}");
+    let again = new_row.replace("DG-AJ-2026-0011", "DG-AJ-2026-0012");
+    let (status, b) = native(&hub, "qh-town-dg", again).await?;
+    assert_eq!(status, 202, "{b}");
     Ok(())
 }

@@ -252,75 +252,155 @@ async fn signed_submissions_signed_deliveries_and_rotated_keys() -> anyhow::Resu
     Ok(())
 }
 
+/// Where in `text` the body (`"record":{…}`) of the `k`-th record (from 1)
+/// after `from` has its first digit: a byte to flip that keeps the JSON valid.
+fn digit_in_record(text: &[u8], from: usize, k: usize) -> Option<usize> {
+    let find = |needle: &[u8], at: usize| text[at..].windows(needle.len()).position(|w| w == needle).map(|p| at + p);
+    let mut at = from;
+    for _ in 0..k {
+        at = find(b"\"leaf\":\"", at)? + 1;
+    }
+    let body = find(b"\"record\":{", at)?;
+    text[body..].iter().position(u8::is_ascii_digit).map(|p| body + p)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ledger_chains_everything_and_names_a_flipped_byte() -> anyhow::Result<()> {
-    let mut hub = TestHub::start("").await?;
-    let (status, receipt) = hub.submit("qh-eco", &sample_clue("LG-1", "qh-eco", "FOOD-STALL", "990101101")).await?;
-    assert_eq!(status, 202, "{receipt}");
-    let case = receipt["case"].as_str().unwrap().to_string();
-    hub.receiver("qh-town-dg").wait_for(1, WAIT).await?;
+    use xj::hub::Service;
+    // The ledger starts after eight referrals went through: it finds them
+    // waiting and records many, of several cases, in each entry.
+    let mut hub = TestHub::start_services("", &[Service::Gateway, Service::Router, Service::Courier]).await?;
+    let mut cases = Vec::new();
+    for i in 1..=8 {
+        let (status, receipt) =
+            hub.submit("qh-eco", &sample_clue(&format!("LG-{i}"), "qh-eco", "FOOD-STALL", "990101101")).await?;
+        assert_eq!(status, 202, "{receipt}");
+        cases.push(receipt["case"].as_str().unwrap().to_string());
+    }
+    hub.receiver("qh-town-dg").wait_for(8, WAIT).await?;
+    let case = cases[3].clone();
     let services = async_nats::connect(hub.nats.url()).await?;
     let js = async_nats::jetstream::new(services);
+    let ledger = hub.service(Service::Ledger).await?;
+    // Two more while it runs: the last entries are small ones, after the
+    // large ones (nats-server drops a damaged last message on restart,
+    // which the flip on disk below must not hit).
+    for i in 9..=10 {
+        let (status, receipt) =
+            hub.submit("qh-eco", &sample_clue(&format!("LG-{i}"), "qh-eco", "FOOD-STALL", "990101101")).await?;
+        assert_eq!(status, 202, "{receipt}");
+        hub.receiver("qh-town-dg").wait_for(i, WAIT).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 
-    // The accepted message, its routing and its delivery are all chained.
-    let dump = eventually(WAIT, "ledger entries of LG-1", || async {
+    // Every accepted message and step event is recorded, each once, in
+    // fewer entries than records.
+    let (dump, sources) = eventually(WAIT, "ledger records of LG-1..LG-10", || async {
+        let mut sources = 0;
+        for s in [xj_bus::subjects::STREAM_ACCEPTED, xj_bus::subjects::STREAM_EVENTS] {
+            sources += js.get_stream(s).await.ok()?.info().await.ok()?.state.messages;
+        }
         let text = xj_ledger::dump(&js).await.ok()?;
-        let kinds: Vec<String> = text
+        let records = text
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|e| e["msg_id"] == "LG-1")
-            .filter_map(|e| e["kind"].as_str().map(str::to_owned))
-            .collect();
-        ["message", "event:accepted", "event:routed", "event:delivered"]
-            .iter()
-            .all(|k| kinds.iter().any(|x| x == k))
-            .then_some(text)
+            .map(|e| e["records"].as_array().map_or(0, Vec::len) as u64)
+            .sum::<u64>();
+        // 10 messages, each accepted, routed and delivered.
+        (sources >= 40 && records >= sources).then_some((text, sources))
     })
     .await?;
-    let (n, _) = xj_ledger::verify_live(&js).await?.map_err(anyhow::Error::msg)?;
-    assert!(n >= 4);
+    let chain = xj_ledger::verify_live(&js).await?.map_err(anyhow::Error::msg)?;
+    assert_eq!(chain.records, sources, "one record per accepted message and step event");
+    assert!(chain.entries < chain.records, "{chain:?}");
     assert!(!dump.contains("11010519491231002X"));
-
-    // The message's entry holds its exact digest.
-    let message: Value =
-        dump.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|e| e["kind"] == "message").unwrap();
+    let entries: Vec<Value> = dump.lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
+    let records: Vec<&Value> = entries.iter().flat_map(|e| e["records"].as_array().unwrap()).collect();
+    let kinds: Vec<&str> =
+        records.iter().filter(|r| r["msg_id"] == "LG-4").filter_map(|r| r["kind"].as_str()).collect();
+    for k in ["message", "event:accepted", "event:routed", "event:delivered"] {
+        assert!(kinds.contains(&k), "LG-4 has no {k} record: {kinds:?}");
+    }
+    // The message's record holds its exact digest.
+    let message = records.iter().find(|r| r["kind"] == "message").unwrap();
     assert_eq!(message["record"]["sha256"].as_str().unwrap().len(), 64);
 
-    // Evidence bundle: verifies offline; one changed byte names its entry.
+    // Evidence bundle: verifies offline, holds LG-4's records whole and of
+    // the other cases in its entries only their leaf hashes.
     let key = HubKey::load_or_create(&xj::hub::key_path(&hub.settings))?;
     let bundle = xj_ledger::bundle::export_case(&js, &case, &key).await?;
     let ok = xj_ledger::bundle::verify_bundle(&bundle).map_err(anyhow::Error::msg)?;
     assert_eq!(ok.case, case);
-    assert!(ok.entries >= 4 && ok.messages == 1, "{ok:?}");
+    assert!(ok.records >= 4 && ok.messages == 1, "{ok:?}");
+    assert!(ok.others >= 1, "LG-4's entries hold other cases' records too: {ok:?}");
+    let text = bundle.to_string();
+    for (i, other) in cases.iter().enumerate().filter(|(_, c)| **c != case) {
+        assert!(!text.contains(other.as_str()), "case {other} shows in {case}'s bundle");
+        assert!(!text.contains(&format!("\"LG-{}\"", i + 1)), "LG-{} shows in {case}'s bundle", i + 1);
+    }
     let mut forged = bundle.clone();
-    forged["entries"][1]["record"]["step"] = json!("forged");
+    let shown = forged["entries"][0]["records"].as_array_mut().unwrap().iter_mut().find(|r| r.get("record").is_some());
+    shown.unwrap()["record"]["step"] = json!("forged");
     assert!(xj_ledger::bundle::verify_bundle(&forged).is_err(), "the hub's signature covers the bundle");
 
-    // A dump with one flipped byte: verify names that entry.
+    // A dump with one flipped byte in one record: verify names the entry
+    // and the record.
+    let size = |i: usize| entries[i]["records"].as_array().unwrap().len();
+    let target = (0..entries.len()).max_by_key(|&i| (size(i), std::cmp::Reverse(i))).unwrap();
+    assert!(size(target) >= 2);
+    assert!(target + 1 < entries.len(), "the largest entry is not the last");
     let lines: Vec<&str> = dump.lines().collect();
-    let target = lines.len() / 2;
-    let mut bad: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
-    let mut bytes = bad[target].clone().into_bytes();
-    let pos = bad[target].find("\"at\":\"").unwrap() + 8;
+    let mut bytes = lines[target].as_bytes().to_vec();
+    let pos = digit_in_record(&bytes, 0, 2).unwrap();
     bytes[pos] ^= 1;
+    let mut bad: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
     bad[target] = String::from_utf8(bytes)?;
     let err = xj_ledger::verify_lines(&bad.join("\n")).unwrap_err();
     assert_eq!(err.n, target as u64 + 1, "{err}");
+    let at = err.record.as_ref().expect("a record named");
+    assert_eq!((at.index, at.seq), (2, entries[target]["records"][1]["source"]["seq"].as_u64()), "{err}");
+    assert!(err.to_string().ends_with("leaf hash does not match the record"), "{err}");
 
     // The stream itself refuses deletes and purges…
-    let mut stream = js.get_stream(xj_ledger::STREAM_LEDGER).await?;
+    let stream = js.get_stream(xj_ledger::STREAM_LEDGER).await?;
     assert!(stream.delete_message(1).await.is_err());
     assert!(stream.purge().await.is_err());
-    // …and one flipped byte on disk is named too.
-    let last = stream.info().await?.state.last_sequence;
+    // …but whoever may publish on it could append an entry that chains
+    // correctly and holds a record that is not what its leaf hash says.
+    ledger.stop().await?;
     hub.stop().await?;
-    let flip_n = last / 2;
+    let head = xj_ledger::verify_live(&js).await?.map_err(anyhow::Error::msg)?;
+    let mut forged = entries[target].clone();
+    forged["n"] = json!(head.entries + 1);
+    forged["prev"] = json!(head.head);
+    forged["records"][1]["record"]["forged"] = json!(true);
+    forged["hash"] = json!(xj_ledger::hash_of(&forged));
+    let mut h = async_nats::HeaderMap::new();
+    h.insert("Nats-Expected-Last-Sequence", head.entries.to_string().as_str());
+    js.publish_with_headers(xj_ledger::SUBJECT_LEDGER, h, serde_json::to_vec(&forged)?.into()).await?.await?;
+    let broken = xj_ledger::verify_live(&js).await?.expect_err("the chain is broken");
+    let source = &forged["records"][1]["source"];
+    assert_eq!(
+        broken.to_string(),
+        format!(
+            "entry {}, record 2 ({} seq {}): leaf hash does not match the record",
+            head.entries + 1,
+            source["stream"].as_str().unwrap(),
+            source["seq"]
+        )
+    );
+
+    // One flipped byte on disk, in a record of an earlier entry: named
+    // too (nats-server's own checksum finds it first and leaves the entry
+    // out, so the walk finds it missing).
+    let flip_n = target as u64 + 1;
     hub.nats.server.stop();
     let dir = hub.nats.dir.path().join("js");
     let blk = find_block(&dir, "XJ_LEDGER").expect("ledger block file");
     let mut raw = std::fs::read(&blk)?;
     let needle = format!("{{\"n\":{flip_n},\"at\":\"");
-    let at = raw.windows(needle.len()).position(|w| w == needle.as_bytes()).expect("entry on disk") + needle.len() + 3;
+    let entry = raw.windows(needle.len()).position(|w| w == needle.as_bytes()).expect("entry on disk");
+    let at = digit_in_record(&raw, entry, 2).expect("a record on disk");
     raw[at] ^= 1;
     std::fs::write(&blk, raw)?;
     hub.nats.server.restart()?;

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use xj_bus::embedded::{NatsServer, ServerOptions, free_port};
+use xj_bus::embedded::{EmbeddedError, NatsServer, ServerOptions, free_port};
 
 /// The nodes of a cluster named `xj`; node `i` is `n<i+1>`.
 pub struct TestCluster {
@@ -24,6 +24,22 @@ impl TestCluster {
     /// Like [`start`](Self::start), with `extra` nats-server configuration
     /// on every node (an `authorization` block, limits…).
     pub fn start_with(n: usize, extra: &str) -> anyhow::Result<Self> {
+        // The route ports are written into every node's configuration, so
+        // when another process takes one first the whole cluster is started
+        // again on other ports.
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(n, extra) {
+                Err(e) if attempt < 5 && matches!(e.downcast_ref(), Some(EmbeddedError::PortTaken(_))) => {
+                    eprintln!("cluster start, attempt {attempt}: {e}; trying other ports");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn start_once(n: usize, extra: &str) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let mut nodes = Vec::with_capacity(n);

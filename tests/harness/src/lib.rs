@@ -6,6 +6,7 @@
 mod cluster;
 mod county;
 pub mod procs;
+pub mod raw;
 mod receiver;
 mod secure;
 
@@ -22,6 +23,17 @@ pub use cluster::{TestCluster, http_get};
 pub use county::{ORGS, county_config, sample_clue, sample_uscc};
 pub use receiver::{Delivery, Receiver};
 pub use secure::{SERVICE_PASSWORD, SERVICE_USER};
+
+/// A receiver (a departmental system's webhook) for every organisation of
+/// the test county, and the webhook URL of each.
+pub async fn county_receivers() -> anyhow::Result<(HashMap<String, Receiver>, HashMap<String, String>)> {
+    let mut receivers = HashMap::new();
+    for (id, ..) in ORGS {
+        receivers.insert(id.to_string(), Receiver::start().await?);
+    }
+    let urls = receivers.iter().map(|(k, r): (&String, &Receiver)| (k.clone(), r.url())).collect();
+    Ok((receivers, urls))
+}
 
 /// A nats-server in a temporary directory.
 pub struct TestNats {
@@ -63,11 +75,7 @@ impl TestHub {
     pub async fn start_services(extra: &str, services: &[xj::hub::Service]) -> anyhow::Result<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let nats = TestNats::start()?;
-        let mut receivers = HashMap::new();
-        for (id, ..) in ORGS {
-            receivers.insert(id.to_string(), Receiver::start().await?);
-        }
-        let urls: HashMap<String, String> = receivers.iter().map(|(k, r)| (k.clone(), r.url())).collect();
+        let (receivers, urls) = crate::county_receivers().await?;
         let text = format!(
             "{}\n[data]\ndir = \"{}\"\n{}",
             county_config(&urls),
@@ -168,6 +176,17 @@ impl Drop for TestHub {
             hub.shutdown.cancel();
         }
     }
+}
+
+/// A loopback address where connections are refused for as long as the
+/// returned socket lives: it holds the port without listening. (A port
+/// bound and closed again can be taken by another test's server meanwhile,
+/// which then answers in its place.)
+pub fn refusing_address() -> anyhow::Result<(tokio::net::TcpSocket, std::net::SocketAddr)> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind("127.0.0.1:0".parse()?)?;
+    let addr = socket.local_addr()?;
+    Ok((socket, addr))
 }
 
 /// Polls `f` until it returns `Some`, or fails after `limit`.

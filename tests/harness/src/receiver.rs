@@ -38,6 +38,8 @@ struct Inner {
     duplicates: usize,
     fail_next: usize,
     failing: bool,
+    /// Message ids answered 400 (this message, not the receiver, is the problem).
+    refused: HashSet<String>,
     delay: Duration,
     down: bool,
 }
@@ -52,7 +54,20 @@ pub struct Receiver {
 impl Receiver {
     pub async fn start() -> anyhow::Result<Self> {
         let inner = Arc::new(Mutex::new(Inner::default()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        // A port from below the ephemeral range: while the receiver is
+        // down, no outgoing connection can be given it as its local port,
+        // and no other server of this process is given it either.
+        let mut listener = None;
+        for _ in 0..20 {
+            if let Ok(l) = tokio::net::TcpListener::bind(("127.0.0.1", xj_bus::embedded::free_port())).await {
+                listener = Some(l);
+                break;
+            }
+        }
+        let listener = match listener {
+            Some(l) => l,
+            None => tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+        };
         let addr = listener.local_addr()?;
         let r = Self { addr, inner, server: Arc::default() };
         r.serve(listener);
@@ -104,6 +119,16 @@ impl Receiver {
     /// Answer 503 to the next `n` requests.
     pub fn fail_next(&self, n: usize) {
         self.lock().fail_next = n;
+    }
+
+    /// Answer 400 to deliveries of message `id` (`false`: accept it again).
+    pub fn refuse(&self, id: &str, refuse: bool) {
+        let mut g = self.lock();
+        if refuse {
+            g.refused.insert(id.to_string());
+        } else {
+            g.refused.remove(id);
+        }
     }
 
     /// Answer 503 to every request until set back.
@@ -166,6 +191,9 @@ async fn record(inner: &Arc<Mutex<Inner>>, headers: HeaderMap, body: Bytes) -> S
         .map(|(k, v)| (k.as_str().to_ascii_lowercase(), v.to_str().unwrap_or_default().to_string()))
         .collect();
     let id = headers.get("xj-message-id").cloned().unwrap_or_default();
+    if g.refused.contains(&id) {
+        return StatusCode::BAD_REQUEST;
+    }
     if !g.seen.insert(id) {
         g.duplicates += 1;
         return StatusCode::OK;

@@ -1,12 +1,11 @@
 //! The hub behind the NATS authorization `xj nats-config` generates: the
 //! services connect as their own user, NATS-native organisations as theirs.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use xj_bus::embedded::{NatsServer, ServerOptions};
 
-use crate::{ORGS, Receiver, TestHub, TestNats, county_config};
+use crate::{TestHub, TestNats, county_config};
 
 /// The services' NATS credentials in [`TestHub::start_secured`].
 pub const SERVICE_USER: &str = "xj-services";
@@ -39,11 +38,7 @@ impl TestHub {
     pub async fn start_custom(edit: impl FnOnce(String) -> String, secured: bool) -> anyhow::Result<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir()?;
-        let mut receivers = HashMap::new();
-        for (id, ..) in ORGS {
-            receivers.insert(id.to_string(), Receiver::start().await?);
-        }
-        let urls: HashMap<String, String> = receivers.iter().map(|(k, r)| (k.clone(), r.url())).collect();
+        let (receivers, urls) = crate::county_receivers().await?;
         let nats_table = if secured {
             format!("[nats]\nuser = \"{SERVICE_USER}\"\npassword = \"{SERVICE_PASSWORD}\"\n\n")
         } else {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use xj_testkit::procs::ServiceProc;
-use xj_testkit::{ORGS, Receiver, county_config, sample_clue};
+use xj_testkit::{Receiver, county_config, sample_clue};
 
 pub const SENDER: &str = "qh-market";
 pub const TOWN_DG: &str = "qh-town-dg";
@@ -90,11 +90,7 @@ impl ProcHub {
     pub async fn start(nats_url: &str, opts: Options, services: &[(&str, &str)]) -> anyhow::Result<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir()?;
-        let mut receivers = HashMap::new();
-        for (id, ..) in ORGS {
-            receivers.insert(id.to_string(), Receiver::start().await?);
-        }
-        let urls: HashMap<String, String> = receivers.iter().map(|(k, r)| (k.clone(), r.url())).collect();
+        let (receivers, urls) = xj_testkit::county_receivers().await?;
         let port = xj_bus::embedded::free_port();
         let text = format!(
             "{}\n[nats]\nurl = \"{nats_url}\"\n{}\n[data]\ndir = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n\n[http.rate_limit]\nper_second = 1000000.0\nburst = 1000000\n\n[courier]\n{}\n{}",

@@ -13,3 +13,28 @@ async fn devolved_matter_reaches_the_town() -> anyhow::Result<()> {
     assert_eq!(got[0].json["case"], receipt["case"]);
     Ok(())
 }
+
+/// Receipts and routes are kept as long as the messages they point to (an
+/// age limit, so the servers' memory does not grow with every referral
+/// ever accepted); case records are kept for good. A bucket made by an
+/// earlier version without the limit takes it when the hub starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_and_routes_expire_with_the_messages_cases_stay() -> anyhow::Result<()> {
+    use async_nats::jetstream::{self, kv};
+    use xj_bus::streams::{RETENTION, declare};
+    let nats = xj_testkit::TestNats::start()?;
+    let js = jetstream::new(async_nats::connect(nats.url()).await?);
+    js.create_key_value(kv::Config { bucket: "xj_receipts".into(), history: 1, ..Default::default() }).await?;
+    declare(&js, 1).await?;
+    for (stream, want) in [
+        ("KV_xj_receipts", RETENTION),
+        ("KV_xj_routes", RETENTION),
+        ("KV_xj_cases", Duration::ZERO),
+        ("XJ_ACCEPTED", RETENTION),
+    ] {
+        let info = js.get_stream(stream).await?.info().await?.config.clone();
+        assert_eq!(info.max_age, want, "{stream}");
+    }
+    assert_eq!(RETENTION, Duration::from_secs(90 * 24 * 3600));
+    Ok(())
+}

@@ -168,9 +168,8 @@ async fn an_unreachable_webhook_ends_as_a_dead_letter() -> anyhow::Result<()> {
         }
     }
     let mut urls: HashMap<String, String> = receivers.iter().map(|(k, r)| (k.clone(), r.url())).collect();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")?;
-    urls.insert("qh-town-xs".into(), format!("http://{}/inbox", closed.local_addr()?));
-    drop(closed);
+    let (_refusing, addr) = xj_testkit::refusing_address()?;
+    urls.insert("qh-town-xs".into(), format!("http://{addr}/inbox"));
     let text = format!(
         "{}\n[data]\ndir = \"{}\"\n{}",
         county_config(&urls),
@@ -187,5 +186,81 @@ async fn an_unreachable_webhook_ends_as_a_dead_letter() -> anyhow::Result<()> {
     assert_eq!(list[0]["org"], "qh-town-xs");
     assert_eq!(list[0]["attempts"], 2);
     assert!(list[0]["reason"].as_str().is_some_and(|r| r.contains("connection")), "{}", list[0]);
+    Ok(())
+}
+
+/// A receiver that answers but refuses one message (400: the message, not
+/// the receiver, is the problem) does not hold up the ones after it: they
+/// arrive at once, while the refused one is retried on its own and arrives
+/// when the receiver takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_message_does_not_hold_up_the_next() -> anyhow::Result<()> {
+    let hub = TestHub::start(&courier(1000)).await?;
+    let town = hub.receiver("qh-town-dg");
+    town.refuse("RF-1", true);
+    for id in ["RF-1", "RF-2", "RF-3"] {
+        let (s, b) = hub.submit("qh-market", &sample_clue(id, "qh-market", "FOOD-STALL", "990101101")).await?;
+        assert_eq!(s, 202, "{b}");
+    }
+    let got = town.wait_for(2, WAIT).await?;
+    let mut ids: Vec<&str> = got.iter().filter_map(|d| d.header("xj-message-id")).collect();
+    ids.sort();
+    assert_eq!(ids, ["RF-2", "RF-3"], "the two after the refused one arrive without waiting for it");
+    let t = wait_for_step(&hub, "RF-1", "attempt").await?;
+    assert!(steps(&t).iter().all(|s| s != "waiting"), "nothing waited behind a refusal: {:?}", steps(&t));
+    town.refuse("RF-1", false);
+    let got = town.wait_for(3, WAIT).await?;
+    assert_eq!(got[2].header("xj-message-id"), Some("RF-1"));
+    assert!(got[2].header("xj-delivery-attempt").and_then(|a| a.parse::<u32>().ok()).is_some_and(|a| a > 1));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_goes_out_in_the_order_the_messages_were_accepted() -> anyhow::Result<()> {
+    // The router routes many messages at once, so on a busy hub copies can
+    // be stored in another order than their messages were accepted. Here
+    // three copies for a town that is down are stored in the order 30, 10,
+    // 20 of acceptance; when the town is back they arrive as 10, 20, 30.
+    let hub = TestHub::start(&courier(1000)).await?;
+    let town = hub.receiver("qh-town-dg");
+    town.go_down();
+    let js = async_nats::jetstream::new(async_nats::connect(hub.nats.url()).await?);
+    for accepted in [30u64, 10, 20] {
+        let id = format!("D-ORDER-{accepted}");
+        let mut msg = sample_clue(&id, "qh-market", "FOOD-STALL", "990101101");
+        msg["case"] = format!("XJ-20261121-ORDER{accepted}").into();
+        let mut hd = async_nats::HeaderMap::new();
+        hd.insert("Nats-Msg-Id", format!("qh-market:{id}:qh-town-dg").as_str());
+        hd.insert("Xj-Message-Id", id.as_str());
+        hd.insert("Xj-Sender", "qh-market");
+        hd.insert("Xj-Case", msg["case"].as_str().unwrap_or_default());
+        hd.insert("Xj-Recipient", "qh-town-dg");
+        hd.insert("Xj-Rule", "test");
+        hd.insert("Xj-Rule-Version", "test");
+        hd.insert("Xj-Accepted-Seq", accepted.to_string().as_str());
+        js.publish_with_headers("xj.routed.qh-town-dg", hd, serde_json::to_vec(&msg)?.into()).await?.await?;
+    }
+    // All three reached the courier and wait (none acknowledged).
+    eventually(WAIT, "three copies waiting at the courier", || {
+        let js = js.clone();
+        async move {
+            let i = js.get_stream("XJ_ROUTED").await.ok()?.consumer_info("courier").await.ok()?;
+            (i.num_pending == 0 && i.num_ack_pending == 3).then_some(())
+        }
+    })
+    .await?;
+    town.come_back().await?;
+    let got = town.wait_for(3, WAIT).await?;
+    let order: Vec<&str> = got.iter().filter_map(|d| d.header("xj-message-id")).collect();
+    assert_eq!(order, ["D-ORDER-10", "D-ORDER-20", "D-ORDER-30"]);
+
+    // The router writes the header on the copies it makes.
+    let (s, b) = hub.submit("qh-market", &sample_clue("D-ORDER-R", "qh-market", "FOOD-STALL", "990101101")).await?;
+    assert_eq!(s, 202, "{b}");
+    delivered(&hub, "qh-town-dg", "D-ORDER-R").await?;
+    let accepted = js.get_stream("XJ_ACCEPTED").await?.get_last_raw_message_by_subject("xj.accepted.qh-market").await?;
+    let copy = js.get_stream("XJ_ROUTED").await?.get_last_raw_message_by_subject("xj.routed.qh-town-dg").await?;
+    let header = copy.headers.get("Xj-Accepted-Seq").map(|v| v.as_str().to_string());
+    assert_eq!(header, Some(accepted.sequence.to_string()));
     Ok(())
 }

@@ -151,3 +151,52 @@ async fn a_repeat_while_the_first_is_in_flight_is_not_delivered_twice() -> anyho
     assert_eq!(hub.receiver("qh-town-dg").hits(), 2);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeat_after_the_duplicate_window_is_not_delivered_again() -> anyhow::Result<()> {
+    // An exact repeat is published again (in case the first publish was
+    // lost in a crash). The streams drop it and its copies within their
+    // duplicate windows (10 minutes); shrunk here to one second to get
+    // past them.
+    let hub = TestHub::start("").await?;
+    let js = async_nats::jetstream::new(async_nats::connect(hub.nats.url()).await?);
+    for name in ["XJ_ACCEPTED", "XJ_ROUTED", "XJ_EVENTS"] {
+        let mut stream = js.get_stream(name).await?;
+        let mut cfg = stream.info().await?.config.clone();
+        cfg.duplicate_window = std::time::Duration::from_secs(1);
+        js.update_stream(&cfg).await?;
+    }
+    let mut accepted = js.get_stream("XJ_ACCEPTED").await?;
+
+    let msg = sample_clue("I-L-1", "qh-market", "FOOD-STALL", "990101101");
+    let (s, first) = hub.submit("qh-market", &msg).await?;
+    assert_eq!(s, 202, "{first}");
+    delivered(&hub, "qh-town-dg", "I-L-1").await?;
+    let stored = accepted.info().await?.state.messages;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+
+    let (s, again) = hub.submit("qh-market", &msg).await?;
+    assert_eq!((s, &again), (200, &first));
+    // The premise: past the window, the stream took the repeat again.
+    assert_eq!(accepted.info().await?.state.messages, stored + 1, "the repeat is in the intake stream");
+
+    let (s, b) = hub.submit("qh-market", &sample_clue("I-L-2", "qh-market", "FOOD-STALL", "990101101")).await?;
+    assert_eq!(s, 202, "{b}");
+    delivered(&hub, "qh-town-dg", "I-L-2").await?;
+    // Wait until the router has dealt with everything in the intake stream.
+    xj_testkit::eventually(WAIT, "the router to finish the intake stream", || {
+        let js = js.clone();
+        async move {
+            let stream = js.get_stream("XJ_ACCEPTED").await.ok()?;
+            let i = stream.consumer_info("router").await.ok()?;
+            (i.num_pending == 0 && i.num_ack_pending == 0).then_some(())
+        }
+    })
+    .await?;
+    // Let a copy routed by mistake reach the town before counting.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let town = hub.receiver("qh-town-dg");
+    assert_eq!(town.duplicates(), 0, "the first message was delivered again");
+    assert_eq!(town.hits(), 2);
+    Ok(())
+}

@@ -160,6 +160,12 @@ async fn keys_health_and_metrics_are_served() -> anyhow::Result<()> {
     for name in ["xj_messages_accepted_total", "xj_routing_decisions_total", "xj_delivery_attempts_total"] {
         assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
     }
+    assert!(
+        text.lines().any(|l| l.starts_with("xj_gateway_submit_seconds")
+            && l.contains("format=\"canonical\"")
+            && l.contains("status=\"202\"")),
+        "submission latency by status and format missing from /metrics:\n{text}"
+    );
     // The receipt itself is signed by the same key.
     let r = hub
         .http
