@@ -4,8 +4,13 @@
     python3 deploy/validate.py --xj target/debug/xj [--nats-server PATH]
 
 - cluster/: each node's configuration passes `nats-server -t` (with the
-  generated auth.conf beside it); the hub's configuration passes `xj check`.
-  (A test starts a real three-node cluster from these files:
+  generated auth.conf and routes.conf beside it), binds monitoring to
+  127.0.0.1 only, and takes its routes and route authorization from
+  routes.conf, whose three route URLs carry exactly its user and password;
+  auth.conf is the accounts form `xj nats-config` prints (the hub's account
+  XJ_HUB with JetStream); the hub's configuration passes `xj check`. (A
+  test starts a real three-node cluster from these files and checks that a
+  server without the route credentials cannot join:
   services/xj/tests/deploy.rs.)
 - k8s/xianjie.yaml: every object validates against the Kubernetes JSON
   schemas (PyPI kubernetes-validate, strict: unknown fields are errors),
@@ -14,11 +19,16 @@
   PodDisruptionBudget selecting exactly its pods when it runs more than one;
   the ConfigMap's configuration passes `xj check`.
 - k8s/nats-values.yaml: only keys of NATS's official chart (1.x) that this
-  file means to set, with the right types (a typo is an error).
+  file means to set, with the right types (a typo is an error); route
+  credentials set; the hub's account XJ_HUB with the services' user and
+  JetStream; the nats.conf the chart renders from them (approximated here
+  for the parts this file sets) passes `nats-server -t`.
 - compose/docker-compose.yml: parses; every file it mounts exists; every
-  named volume is declared; depends_on names services; each hub service
-  runs `xj run <a service>` with a configuration the image contains; every
-  environment variable the configuration reads is given.
+  named volume is declared; depends_on names services; every file a NATS
+  node's configuration includes is mounted beside it; healthchecks reach
+  monitoring on loopback; each hub service runs `xj run <a service>` with
+  a configuration the image contains; every environment variable the
+  configuration reads is given.
 - systemd/: `systemd-analyze verify` on each unit (paths to the binaries
   pointed at the ones here), or a structural check when systemd-analyze is
   missing.
@@ -111,26 +121,107 @@ def xj_check(xj, config_text, where, extra_files=()):
 
 # ------------------------------------------------------------ cluster/ --
 
+NODES = ("nats-1", "nats-2", "nats-3")
+# What may appear in a password that is also part of a route URL unescaped.
+URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def strip_comments(text):
+    return "\n".join(l.split("#", 1)[0] for l in text.splitlines())
+
+
+def block(text, name):
+    """The body of the first top-level `name { … }` block of a nats-server
+    configuration (comments removed), or None."""
+    text = strip_comments(text)
+    m = re.search(rf"^\s*{re.escape(name)}\s*[:=]?\s*{{", text, re.M)
+    if not m:
+        return None
+    depth, start = 1, m.end()
+    for k in range(start, len(text)):
+        if text[k] == "{":
+            depth += 1
+        elif text[k] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start:k]
+    return None
+
+
+def check_routes(cluster):
+    """routes.conf: the route authorization, and routes to the three nodes
+    that carry exactly its credentials."""
+    path = os.path.join(cluster, "routes.conf")
+    where = "cluster/routes.conf"
+    if not os.path.exists(path):
+        problem(where, "missing (the route user and password, included by every node)")
+        return
+    text = strip_comments(open(path, encoding="utf-8").read())
+    auth = block(text, "authorization") or ""
+    user = re.search(r"\buser\s*[:=]\s*\"?([^\s\"]+)\"?", auth)
+    password = re.search(r"\bpassword\s*[:=]\s*\"?([^\s\"]+)\"?", auth)
+    if not user or not password:
+        problem(where, "no authorization { user, password }: any server could join the cluster")
+        return
+    user, password = user.group(1), password.group(1)
+    for what, value in (("user", user), ("password", password)):
+        if not URL_SAFE.match(value):
+            problem(where, f"the route {what} is part of the route URLs: use only letters, digits, - and _")
+    urls = re.findall(r"nats-route://(\S+)", text)
+    hosts = []
+    for url in urls:
+        m = re.match(r"^([^:@/]+):([^@/]+)@([\w.-]+):6222$", url)
+        if not m:
+            problem(where, f"route {url} carries no credentials (user:password@host:6222)")
+            continue
+        if (m.group(1), m.group(2)) != (user, password):
+            problem(where, f"route to {m.group(3)} carries other credentials than the authorization")
+        hosts.append(m.group(3))
+    if sorted(hosts) != list(NODES):
+        problem(where, f"routes should name the three nodes, found {hosts}")
+
+
 def check_cluster(xj, nats_server):
     cluster = os.path.join(HERE, "cluster")
+    check_routes(cluster)
     for i in (1, 2, 3):
         conf = os.path.join(cluster, f"nats-{i}.conf")
+        where = f"cluster/nats-{i}.conf"
         if not os.path.exists(conf):
-            problem(conf, "missing")
+            problem(where, "missing")
             continue
-        text = open(conf, encoding="utf-8").read()
-        for want in (f"server_name: nats-{i}", "jetstream", "cluster", "include ./auth.conf"):
+        raw = open(conf, encoding="utf-8").read()
+        text = strip_comments(raw)
+        for want in (f"server_name: nats-{i}", "jetstream", "include ./auth.conf"):
             if want not in text:
-                problem(conf, f"does not contain {want!r}")
-        routes = re.findall(r"nats-route://([\w.-]+):6222", text)
-        if sorted(routes) != ["nats-1", "nats-2", "nats-3"]:
-            problem(conf, f"routes should name the three nodes, found {routes}")
+                problem(where, f"does not contain {want!r}")
+        body = block(text, "cluster")
+        if body is None:
+            problem(where, "no cluster block")
+        else:
+            if "include ./routes.conf" not in body:
+                problem(where, "the cluster block does not include ./routes.conf (route authorization and routes)")
+            if re.search(r"\broutes\s*[:=]", body) or re.search(r"\bauthorization\b", body):
+                problem(where, "routes and route authorization belong in routes.conf, the one place of the secret")
+        # Monitoring (/healthz, /varz, /connz, …) answers anyone who reaches
+        # it: loopback only, for checks run on the node.
+        http = re.findall(r"^\s*(?:http|http_port|monitor_port)\s*[:=]\s*(\S+)", text, re.M)
+        if http != ["127.0.0.1:8222"]:
+            problem(where, f"monitoring should listen on 127.0.0.1:8222 only, found {http}")
         if nats_server:
             code, out = run([nats_server, "-t", "-c", conf], cwd=cluster)
             if code != 0:
-                problem(conf, f"nats-server -t: {out}")
-    if not os.path.exists(os.path.join(cluster, "auth.conf")):
+                problem(where, f"nats-server -t: {out}")
+    auth = os.path.join(cluster, "auth.conf")
+    if not os.path.exists(auth):
         problem("cluster/auth.conf", "missing (xj nats-config writes it)")
+    else:
+        text = open(auth, encoding="utf-8").read()
+        accounts = block(text, "accounts")
+        if accounts is None or block(text, "authorization") is not None:
+            problem("cluster/auth.conf", "not the accounts form `xj nats-config` prints: regenerate it")
+        elif '"XJ_HUB"' not in accounts or "jetstream: enabled" not in accounts:
+            problem("cluster/auth.conf", "no hub account XJ_HUB with JetStream")
     if xj:
         out = xj_check(xj, open(os.path.join(cluster, "xianjie.toml"), encoding="utf-8").read(), "cluster/xianjie.toml")
         if "ok" not in out:
@@ -139,7 +230,7 @@ def check_cluster(xj, nats_server):
 
 # ---------------------------------------------------------------- k8s/ --
 
-def check_k8s(xj):
+def check_k8s(xj, nats_server=None):
     ensure_kubernetes_validate()
     import kubernetes_validate
     from kubernetes_validate import utils as kv
@@ -193,7 +284,7 @@ def check_k8s(xj):
         out = xj_check(xj, configmaps["xianjie-config"]["data"]["xianjie.toml"], "k8s ConfigMap xianjie-config")
         if "ok" not in out:
             problem("k8s ConfigMap xianjie-config", out)
-    check_nats_values()
+    check_nats_values(nats_server)
 
 
 # The part of NATS's official chart (1.x) values this project sets: a typo
@@ -210,8 +301,37 @@ NATS_VALUES_SCHEMA = {
                 "cluster": {
                     "type": "object",
                     "additionalProperties": False,
-                    "properties": {"enabled": {"type": "boolean"}, "replicas": {"type": "integer", "minimum": 3}},
-                    "required": ["enabled", "replicas"],
+                    "properties": {
+                        "enabled": {"type": "boolean"},
+                        "replicas": {"type": "integer", "minimum": 3},
+                        # The chart writes user and password into the
+                        # cluster's authorization and every route URL.
+                        "routeURLs": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {
+                                "user": {"type": "string", "minLength": 1},
+                                "password": {"type": "string", "minLength": 1},
+                                "useFQDN": {"type": "boolean"},
+                                "k8sClusterDomain": {"type": "string"},
+                            },
+                            "required": ["user", "password"],
+                        },
+                        "tls": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {
+                                "enabled": {"type": "boolean"},
+                                "secretName": {"type": "string"},
+                                "dir": {"type": "string"},
+                                "cert": {"type": "string"},
+                                "key": {"type": "string"},
+                                "merge": {"type": "object"},
+                            },
+                        },
+                        "merge": {"type": "object"},
+                    },
+                    "required": ["enabled", "replicas", "routeURLs"],
                 },
                 "jetstream": {
                     "type": "object",
@@ -276,20 +396,85 @@ NATS_VALUES_SCHEMA = {
 }
 
 
-def check_nats_values():
+def chart_value(v):
+    """A value as the chart writes it into nats.conf: JSON, except that a
+    string "<< x >>" is written as x (how sizes and variables are given)."""
+    import json
+
+    return re.sub(r'"<<\s+(.*?)\s+>>"', r"\1", json.dumps(v, indent=2))
+
+
+def render_nats_values(values, store_dir):
+    """nats.conf as chart 1.x renders it from these values, for the parts
+    this file sets (files/config/{config,cluster,jetstream}.yaml): the
+    chart's defaults, then each `merge` over them."""
+    import copy
+
+    cfg = values.get("config", {})
+    conf = {"server_name": "nats-0", "port": 4222, "lame_duck_duration": "30s"}
+    mon = cfg.get("monitor", {"enabled": True, "port": 8222})
+    if mon.get("enabled", True):
+        conf["http_port"] = mon.get("port", 8222)
+    c = cfg.get("cluster", {})
+    if c.get("enabled"):
+        ru = c.get("routeURLs", {})
+        auth = ""
+        if ru.get("user") and ru.get("password"):
+            from urllib.parse import quote_plus
+
+            auth = f"{quote_plus(ru['user'])}:{quote_plus(ru['password'])}@"
+        cluster = {
+            "name": "nats",
+            "port": 6222,
+            "no_advertise": True,
+            "routes": [f"nats://{auth}nats-{i}.nats-headless:6222" for i in range(int(c.get("replicas", 3)))],
+        }
+        if auth:
+            cluster["authorization"] = {"user": ru["user"], "password": ru["password"]}
+        cluster.update(copy.deepcopy(c.get("merge", {})))
+        conf["cluster"] = cluster
+    js = cfg.get("jetstream", {})
+    if js.get("enabled"):
+        fs = js.get("fileStore", {})
+        jetstream = {"store_dir": store_dir}
+        if fs.get("pvc", {}).get("enabled", True):
+            jetstream["max_file_store"] = f"<< {fs.get('pvc', {}).get('size', '10Gi')} >>"
+        jetstream.update(copy.deepcopy(js.get("merge", {})))
+        conf["jetstream"] = jetstream
+    conf.update(copy.deepcopy(cfg.get("merge", {})))
+    return chart_value(conf)
+
+
+def check_nats_values(nats_server):
     import jsonschema
 
     path = os.path.join(HERE, "k8s", "nats-values.yaml")
+    where = "k8s/nats-values.yaml"
     (values,) = load_yaml_all(path)
     v = jsonschema.Draft202012Validator(NATS_VALUES_SCHEMA)
     for e in v.iter_errors(values):
-        problem("k8s/nats-values.yaml", f"/{'/'.join(str(p) for p in e.path)}: {e.message}")
-    users = values.get("config", {}).get("merge", {}).get("authorization", {}).get("users", [])
-    if not any(u.get("user") == "xj-services" for u in users):
-        problem("k8s/nats-values.yaml", "config.merge.authorization has no xj-services user")
+        problem(where, f"/{'/'.join(str(p) for p in e.path)}: {e.message}")
+    merge = values.get("config", {}).get("merge", {})
+    if "authorization" in merge:
+        problem(where, "config.merge.authorization: the hub's users live in accounts now (`xj nats-config`)")
+    hub = merge.get("accounts", {}).get("XJ_HUB", {})
+    if not any(u.get("user") == "xj-services" for u in hub.get("users", [])):
+        problem(where, "config.merge.accounts.XJ_HUB has no xj-services user")
+    if str(hub.get("jetstream", "")).lower() not in ("enabled", "true"):
+        problem(where, "config.merge.accounts.XJ_HUB does not enable JetStream")
     tag = values.get("container", {}).get("image", {}).get("tag", "")
     if not tag.startswith("2.15.1"):
-        problem("k8s/nats-values.yaml", f"image tag {tag!r} is not the pinned nats-server 2.15.1")
+        problem(where, f"image tag {tag!r} is not the pinned nats-server 2.15.1")
+    if nats_server:
+        # The server configuration these values make must load: a size
+        # given as a plain string ("8MB"), for one, stops nats-server.
+        with tempfile.TemporaryDirectory() as d:
+            conf = os.path.join(d, "nats.conf")
+            with open(conf, "w", encoding="utf-8") as f:
+                f.write(render_nats_values(values, os.path.join(d, "data")))
+            code, out = run([nats_server, "-t", "-c", conf], cwd=d)
+            if code != 0:
+                problem(where, f"nats-server -t on the nats.conf the chart would render: {out}")
 
 
 # ------------------------------------------------------------ compose/ --
@@ -330,9 +515,22 @@ def check_compose():
         cmd = svc.get("command", [])
         if name.startswith("nats-"):
             conf = cmd[-1] if cmd else ""
-            mounted = [v.split(":")[1] for v in svc.get("volumes", []) if len(v.split(":")) > 1]
-            if conf not in mounted:
+            mounts = {v.split(":")[1]: v.split(":")[0] for v in svc.get("volumes", []) if len(v.split(":")) > 1}
+            if conf not in mounts:
                 problem(w, f"runs {conf}, which is not mounted")
+                continue
+            # Every file the node's configuration includes (auth.conf,
+            # routes.conf) is mounted beside it.
+            src = os.path.normpath(os.path.join(compose_dir, mounts[conf]))
+            if os.path.exists(src):
+                for inc in re.findall(r"^\s*include\s+(\S+)", strip_comments(open(src, encoding="utf-8").read()), re.M):
+                    dest = os.path.normpath(os.path.join(os.path.dirname(conf), inc.strip("\"'")))
+                    if dest not in mounts:
+                        problem(w, f"{conf} includes {inc}, which is not mounted at {dest}")
+            # Monitoring listens on the container's loopback only.
+            test = " ".join(map(str, (svc.get("healthcheck") or {}).get("test", [])))
+            if ":8222" in test and not re.search(r"//(127\.0\.0\.1|localhost):8222", test):
+                problem(w, f"the healthcheck reaches monitoring other than on loopback: {test}")
             continue
         if len(cmd) < 4 or cmd[0] != "run" or cmd[1] not in SERVICES or cmd[2] != "--config":
             problem(w, f"command should be `run <service> --config F`, got {cmd}")
@@ -405,7 +603,7 @@ def main():
     if nats:
         nats = os.path.abspath(nats)
     check_cluster(args.xj, nats)
-    check_k8s(args.xj)
+    check_k8s(args.xj, nats)
     check_compose()
     check_systemd(args.xj, nats)
     for p in problems:

@@ -1,8 +1,10 @@
 //! deploy/ as shipped: every file checked by deploy/validate.py (Kubernetes
 //! schemas, chart values, compose references, systemd-analyze, nats-server
 //! -t, xj check), and the three-node cluster configuration run for real on
-//! loopback: the hub declares every stream and bucket on three replicas with
-//! the generated authorization, and keeps publishing when a node dies.
+//! loopback: the nodes route to each other with the credentials of
+//! routes.conf and a server without them cannot join; the hub declares
+//! every stream and bucket on three replicas in the accounts of the
+//! generated auth.conf, and keeps publishing when a node dies.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -52,21 +54,44 @@ impl Drop for Node {
 }
 
 /// deploy/cluster/nats-<i>.conf with its hosts and ports moved to loopback
-/// and its store to `dir`; everything else as shipped.
+/// and its store to `dir`; everything else as shipped (monitoring already
+/// on loopback, the routes and their credentials in routes.conf).
 fn localise(i: usize, ports: &[(u16, u16, u16)], dir: &Path) -> String {
     let text = std::fs::read_to_string(deploy_dir().join(format!("cluster/nats-{i}.conf"))).expect("node config");
     let (client, route, monitor) = ports[i - 1];
-    let mut t = text
+    assert!(text.contains("\nhttp: 127.0.0.1:8222\n"), "monitoring is bound to loopback:\n{text}");
+    assert!(text.contains("  include ./routes.conf\n"), "the cluster block includes routes.conf:\n{text}");
+    let t = text
         .replace("listen: 0.0.0.0:4222", &format!("listen: 127.0.0.1:{client}"))
-        .replace("http: 0.0.0.0:8222", &format!("http: 127.0.0.1:{monitor}"))
+        .replace("http: 127.0.0.1:8222", &format!("http: 127.0.0.1:{monitor}"))
         .replace("listen: 0.0.0.0:6222", &format!("listen: 127.0.0.1:{route}"))
         .replace("store_dir: /var/lib/nats", &format!("store_dir: \"{}\"", dir.join(format!("n{i}")).display()))
         .replace("max_file_store: 200GB", "max_file_store: 1GB");
-    for (j, (_, r, _)) in ports.iter().enumerate() {
-        t = t.replace(&format!("nats-route://nats-{}:6222", j + 1), &format!("nats-route://127.0.0.1:{r}"));
-    }
-    assert!(!t.contains("0.0.0.0") && !t.contains("nats-route://nats-"), "every host and port was moved:\n{t}");
+    assert!(
+        !t.contains("0.0.0.0") && !t.contains(":8222") && !t.contains("nats-route://"),
+        "every host and port was moved:\n{t}"
+    );
     t
+}
+
+/// deploy/cluster/routes.conf with the nodes' route ports on loopback; the
+/// route user and password as shipped.
+fn localise_routes(ports: &[(u16, u16, u16)]) -> String {
+    let mut t = std::fs::read_to_string(deploy_dir().join("cluster/routes.conf")).expect("routes.conf");
+    assert!(t.contains("authorization {"), "routes.conf has the route authorization:\n{t}");
+    for (j, (_, r, _)) in ports.iter().enumerate() {
+        let shipped = format!("@nats-{}:6222", j + 1);
+        assert!(t.contains(&shipped), "the route to nats-{} carries credentials:\n{t}", j + 1);
+        t = t.replace(&shipped, &format!("@127.0.0.1:{r}"));
+    }
+    assert!(!t.contains(":6222"), "every route was moved:\n{t}");
+    t
+}
+
+/// The server names a node has routes to (/routez).
+fn routed_to(monitor: u16) -> Option<std::collections::BTreeSet<String>> {
+    let v: serde_json::Value = serde_json::from_str(&xj_testkit::http_get(monitor, "/routez")?).ok()?;
+    Some(v["routes"].as_array()?.iter().filter_map(|r| r["remote_name"].as_str().map(str::to_owned)).collect())
 }
 
 fn healthy(port: u16) -> bool {
@@ -79,6 +104,7 @@ async fn the_shipped_cluster_configuration_runs_and_survives_a_node() -> anyhow:
     let dir = tempfile::tempdir()?;
     std::fs::copy(deploy_dir().join("cluster/auth.conf"), dir.path().join("auth.conf"))?;
     let ports: Vec<(u16, u16, u16)> = (0..3).map(|_| (free_port(), free_port(), free_port())).collect();
+    std::fs::write(dir.path().join("routes.conf"), localise_routes(&ports))?;
     let mut nodes = Vec::new();
     for i in 1..=3 {
         let conf = dir.path().join(format!("nats-{i}.conf"));
@@ -92,6 +118,58 @@ async fn the_shipped_cluster_configuration_runs_and_survives_a_node() -> anyhow:
         anyhow::ensure!(start.elapsed() < Duration::from_secs(60), "the cluster did not become healthy");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // With the credentials of routes.conf, every node routes to the two others.
+    let names = |skip: usize| -> std::collections::BTreeSet<String> {
+        (1..=3).filter(|&j| j != skip).map(|j| format!("nats-{j}")).collect()
+    };
+    let start = Instant::now();
+    while !nodes.iter().enumerate().all(|(k, n)| routed_to(n.monitor) == Some(names(k + 1))) {
+        let seen: Vec<_> = nodes.iter().map(|n| routed_to(n.monitor)).collect();
+        anyhow::ensure!(start.elapsed() < Duration::from_secs(60), "the nodes did not route to each other: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A server that knows the cluster's name and a node's route port but not
+    // the route credentials is refused: its log shows node 1 answering its
+    // route "Authorization Violation", and no node has a route to it.
+    let (rogue_client, rogue_route, rogue_monitor) = (free_port(), free_port(), free_port());
+    let rogue_conf = dir.path().join("rogue.conf");
+    std::fs::write(
+        &rogue_conf,
+        format!(
+            "server_name: rogue\nlisten: 127.0.0.1:{rogue_client}\nhttp: 127.0.0.1:{rogue_monitor}\n\
+             cluster {{\n  name: xianjie\n  listen: 127.0.0.1:{rogue_route}\n  routes: [ nats-route://127.0.0.1:{} ]\n}}\n",
+            ports[0].1
+        ),
+    )?;
+    let rogue_log = dir.path().join("rogue.log");
+    let child = Command::new(&bin)
+        .arg("-c")
+        .arg(&rogue_conf)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&rogue_log)?)
+        .spawn()?;
+    let mut rogue = Node { child: Some(child), client: rogue_client, monitor: rogue_monitor };
+    let refused = format!("127.0.0.1:{} - rid:", ports[0].1);
+    let start = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(&rogue_log).unwrap_or_default();
+        if log.lines().any(|l| l.contains(&refused) && l.contains("Authorization Violation")) {
+            break;
+        }
+        let joined = routed_to(rogue.monitor).unwrap_or_default();
+        anyhow::ensure!(joined.is_empty(), "a server without the route credentials joined, routes to {joined:?}");
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(60),
+            "the server without route credentials was never refused by node 1:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let rogue_routes = routed_to(rogue.monitor).ok_or_else(|| anyhow::anyhow!("no /routez from the rogue server"))?;
+    assert!(rogue_routes.is_empty(), "the server without credentials has routes: {rogue_routes:?}");
+    for (k, n) in nodes.iter().enumerate() {
+        assert_eq!(routed_to(n.monitor), Some(names(k + 1)), "nats-{} routes only to the cluster's nodes", k + 1);
+    }
+    rogue.kill();
     // The services' user and password of the example auth.conf; three replicas.
     let url: Vec<String> = nodes.iter().map(|n| format!("nats://127.0.0.1:{}", n.client)).collect();
     let text = format!(
