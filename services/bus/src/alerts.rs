@@ -1,6 +1,7 @@
 //! Supervision alerts the hub raises (CONTRACT §2 `supervision_alert`,
 //! sender `"hub"`): delivered like any message, on the case they concern.
 
+use crate::headers::Put;
 use crate::records::{RouteEntry, remember_route};
 use crate::{Bus, TraceParent, events, headers as h, subjects};
 use async_nats::HeaderMap;
@@ -123,14 +124,14 @@ pub async fn raise(bus: &Bus, a: Alert<'_>, trace: &TraceParent) -> anyhow::Resu
         )
         .await?;
         let mut hd = HeaderMap::new();
-        hd.insert(h::NATS_MSG_ID, format!("hub:{id}:{org}").as_str());
-        hd.insert(h::TRACEPARENT, own.header().as_str());
-        hd.insert(h::MESSAGE_ID, id.as_str());
-        hd.insert(h::SENDER, "hub");
-        hd.insert(h::CASE, a.case);
-        hd.insert(h::RECIPIENT, org.as_str());
-        hd.insert(h::RULE, rule.as_str());
-        hd.insert(h::RULE_VERSION, version.as_str());
+        hd.put(h::NATS_MSG_ID, format!("hub:{id}:{org}").as_str());
+        hd.put(h::TRACEPARENT, own.header().as_str());
+        hd.put(h::MESSAGE_ID, id.as_str());
+        hd.put(h::SENDER, "hub");
+        hd.put(h::CASE, a.case);
+        hd.put(h::RECIPIENT, org.as_str());
+        hd.put(h::RULE, rule.as_str());
+        hd.put(h::RULE_VERSION, version.as_str());
         bus.js.publish_with_headers(subjects::routed(org), hd, payload.clone()).await?.await?;
     }
     hop.finish();

@@ -72,19 +72,44 @@ impl Durable {
 
 /// Handles every message of `messages` (at most `concurrency` at once; 1
 /// keeps stream order) until `shutdown`.
+///
+/// A handler that panics does not take the consumer down with it: the panic
+/// is caught, the message is answered (`nak` with a delay while it has been
+/// delivered fewer than [`POISON_AFTER`] times, then `term` with the panic's
+/// text as the reason, so one poisonous message cannot loop for ever) and
+/// the next message is handled. While this loop runs, `label` counts as a
+/// running consumer in [`health`].
 pub async fn run<S, F, Fut>(messages: S, concurrency: usize, shutdown: Shutdown, label: &'static str, handle: F)
 where
     S: futures::Stream<Item = Result<Message, async_nats::error::Error<jetstream::consumer::pull::MessagesErrorKind>>>,
     F: Fn(Message) -> Fut,
     Fut: Future<Output = ()>,
 {
+    use futures::FutureExt;
+    let _running = health::running(label);
     messages
         .take_until(shutdown.cancelled_owned())
         .for_each_concurrent(concurrency.max(1), |m| {
+            let answer = m.as_ref().ok().map(|m| (m.context.client(), m.reply.clone(), m.info().map(|i| i.delivered).ok()));
             let fut = m.map(&handle);
             async move {
                 match fut {
-                    Ok(f) => f.await,
+                    Ok(f) => {
+                        if let Err(panic) = std::panic::AssertUnwindSafe(f).catch_unwind().await {
+                            let text = panic_text(&panic);
+                            metrics::counter!("xj_handler_panics_total", "service" => label).increment(1);
+                            if let Some((client, Some(reply), delivered)) = answer {
+                                let poison = delivered.unwrap_or(i64::MAX) >= POISON_AFTER;
+                                tracing::error!(service = label, panic = %text, poison, "handler panicked; message answered, consuming on");
+                                let body = if poison {
+                                    format!("+TERM handler panicked: {text}")
+                                } else {
+                                    "+NAK {\"delay\": 5000000000}".to_string()
+                                };
+                                let _ = client.publish(reply, body.into()).await;
+                            }
+                        }
+                    }
                     Err(e) => {
                         tracing::warn!(service = label, error = %e, "pull failed");
                         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -93,6 +118,64 @@ where
             }
         })
         .await;
+}
+
+/// Deliveries of one message that may end in a panic before it is
+/// terminated as poison.
+pub const POISON_AFTER: i64 = 3;
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into());
+    text.chars().filter(|c| !c.is_control()).take(300).collect()
+}
+
+/// Which consumer loops of this process are running: `/healthz` answers
+/// 503 while one that was started is not.
+pub mod health {
+    use std::collections::BTreeMap;
+    use std::sync::{Mutex, OnceLock};
+
+    fn table() -> &'static Mutex<BTreeMap<&'static str, (usize, usize)>> {
+        static T: OnceLock<Mutex<BTreeMap<&'static str, (usize, usize)>>> = OnceLock::new();
+        T.get_or_init(Default::default)
+    }
+
+    /// Marks `label` running until the guard is dropped.
+    pub fn running(label: &'static str) -> Running {
+        if let Ok(mut t) = table().lock() {
+            t.entry(label).or_default().0 += 1;
+        }
+        Running(label)
+    }
+
+    /// Marks `label` as expected: it counts as down until a loop for it runs.
+    pub fn expect(label: &'static str) {
+        if let Ok(mut t) = table().lock() {
+            t.entry(label).or_default().1 = 1;
+        }
+    }
+
+    pub struct Running(&'static str);
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            if let Ok(mut t) = table().lock() {
+                if let Some(e) = t.get_mut(self.0) {
+                    e.0 = e.0.saturating_sub(1);
+                    e.1 = 1;
+                }
+            }
+        }
+    }
+
+    /// The consumers expected (started once) that are not running now.
+    pub fn stopped() -> Vec<&'static str> {
+        table().lock().map(|t| t.iter().filter(|(_, (n, want))| *n == 0 && *want > 0).map(|(k, _)| *k).collect()).unwrap_or_default()
+    }
 }
 
 /// Reads `stream` from `start` and then follows it until `shutdown`, calling
@@ -148,4 +231,17 @@ pub async fn follow<F>(
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
+}
+
+/// What `/healthz` answers for a process: ready while it is connected to
+/// NATS and every consumer loop it started is running.
+pub fn readiness(client: &async_nats::Client) -> (bool, serde_json::Value) {
+    let nats = client.connection_state();
+    let stopped = health::stopped();
+    let ok = matches!(nats, async_nats::connection::State::Connected) && stopped.is_empty();
+    let mut body = serde_json::json!({ "status": if ok { "ok" } else { "degraded" }, "nats": format!("{nats:?}") });
+    if !stopped.is_empty() {
+        body["stopped"] = serde_json::json!(stopped);
+    }
+    (ok, body)
 }

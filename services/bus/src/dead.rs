@@ -11,6 +11,7 @@ use chrono::Utc;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+use crate::headers::Put;
 use crate::otel::{Hop, SpanKind};
 use crate::{TraceParent, events, headers as h, subjects};
 
@@ -95,13 +96,16 @@ pub async fn replay(js: &async_nats::jetstream::Context, seq: u64, by: &str) -> 
     let mut out = HeaderMap::new();
     for name in [h::MESSAGE_ID, h::SENDER, h::CASE, h::RECIPIENT, h::RULE, h::RULE_VERSION, h::ACCEPTED_AT] {
         if let Some(v) = get(name) {
-            out.insert(name, v.as_str());
+            out.put(name, v.as_str());
         }
     }
-    // The re-delivery continues the trace from the replay.
-    out.insert(h::TRACEPARENT, trace.header().as_str());
-    out.insert(h::NATS_MSG_ID, format!("{sender}:{id}:{org}:replay:{seq}").as_str());
-    out.insert(h::REPLAYED_BY, by);
+    // The re-delivery continues the trace from the replay. Its identity
+    // names the recipient and the dead letter: a copy of its own, so the
+    // routed stream and a NATS-native recipient's outbox store it even
+    // inside the duplicate window of the copy that died.
+    out.put(h::TRACEPARENT, trace.header().as_str());
+    out.put(h::NATS_MSG_ID, format!("{sender}:{id}:{org}:replay:{seq}").as_str());
+    out.put(h::REPLAYED_BY, by);
     let published = async { js.publish_with_headers(subjects::routed(&org), out, msg.payload.clone()).await?.await };
     if let Err(e) = published.await {
         hop.fail(e.to_string());

@@ -31,3 +31,60 @@ pub const REPLAYED_BY: &str = "Xj-Replayed-By";
 pub fn get<'a>(h: Option<&'a async_nats::HeaderMap>, name: &str) -> Option<&'a str> {
     h?.get(name).map(|v| v.as_str())
 }
+
+/// Makes any text a header value that cannot break a NATS or HTTP header:
+/// a receiver's error page, an id from a departmental system or a reason
+/// from anywhere may carry CR, LF or other control characters, which
+/// async-nats refuses with a panic. Control characters become `\u{XX}`
+/// escapes (so nothing is silently lost from a reason), and the value is cut
+/// at [`MAX_VALUE`] bytes on a character boundary.
+pub fn value(text: &str) -> async_nats::HeaderValue {
+    let mut out = String::with_capacity(text.len().min(MAX_VALUE));
+    for c in text.chars() {
+        let piece = if c.is_control() { format!("\\u{{{:02X}}}", c as u32) } else { c.to_string() };
+        if out.len() + piece.len() > MAX_VALUE {
+            break;
+        }
+        out.push_str(&piece);
+    }
+    // `value` only ever returns text without CR or LF, so this cannot fail.
+    out.parse().unwrap_or_default()
+}
+
+/// Longest header value the hub writes (a reason, an id); NATS headers
+/// travel with every message and its redeliveries.
+pub const MAX_VALUE: usize = 1024;
+
+/// The one way the hub sets a NATS header: names are the constants of this
+/// module, values go through [`value`].
+pub trait Put {
+    fn put(&mut self, name: &'static str, text: &str);
+}
+
+impl Put for async_nats::HeaderMap {
+    #[allow(clippy::disallowed_methods)]
+    fn put(&mut self, name: &'static str, text: &str) {
+        self.insert(name, value(text));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_not_kept() {
+        let v = value("<html>\r\n<h1>502 Bad Gateway</h1>\r\n\0\t");
+        assert_eq!(v.as_str(), "<html>\\u{0D}\\u{0A}<h1>502 Bad Gateway</h1>\\u{0D}\\u{0A}\\u{00}\\u{09}");
+        let mut h = async_nats::HeaderMap::new();
+        h.put(MESSAGE_ID, "id\nwith\rbreaks");
+        assert_eq!(get(Some(&h), MESSAGE_ID), Some("id\\u{0A}with\\u{0D}breaks"));
+    }
+
+    #[test]
+    fn long_values_are_cut_on_a_character_boundary() {
+        let v = value(&"断".repeat(2000));
+        assert!(v.as_str().len() <= MAX_VALUE);
+        assert!(v.as_str().chars().all(|c| c == '断'));
+    }
+}

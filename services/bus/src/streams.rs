@@ -71,6 +71,8 @@ impl Bus {
             }
             return Err(e);
         }
+        let orgs: Vec<&str> = settings.org.iter().filter(|o| o.deliver.nats).map(|o| o.id.as_str()).collect();
+        patiently("the organisations' outbox consumers", None, || org_consumers(&js, &orgs)).await?;
         let bucket = |name: &'static str| {
             let js = js.clone();
             async move {
@@ -91,6 +93,36 @@ impl Bus {
             js,
         })))
     }
+}
+
+/// Creates each NATS-native organisation's durable pull consumer `<org>` on
+/// `XJ_OUT`, filtered to `xj.out.<org>`. The hub makes them because an
+/// organisation's account may only pull from and acknowledge this one
+/// consumer (docs/security.md): it cannot create or change any.
+pub async fn org_consumers(js: &jetstream::Context, orgs: &[&str]) -> Result<(), BusError> {
+    if orgs.is_empty() {
+        return Ok(());
+    }
+    let err = |e: &dyn std::fmt::Display| BusError::Declare { what: "outbox consumers".into(), message: e.to_string() };
+    let stream = js.get_stream(STREAM_OUT).await.map_err(|e| err(&e))?;
+    for org in orgs {
+        let config = jetstream::consumer::pull::Config {
+            durable_name: Some(org.to_string()),
+            filter_subject: outbox(org),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: 10_000,
+            ..Default::default()
+        };
+        let consumer: jetstream::consumer::PullConsumer =
+            stream.get_or_create_consumer(org, config.clone()).await.map_err(|e| err(&e))?;
+        // One made by an organisation itself under an earlier version may
+        // filter elsewhere; the hub's definition wins.
+        if consumer.cached_info().config.filter_subject != config.filter_subject {
+            stream.update_consumer(config).await.map_err(|e| err(&e))?;
+        }
+    }
+    Ok(())
 }
 
 /// What a deployment sets about the streams: replicas everywhere, and the

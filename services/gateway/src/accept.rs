@@ -7,6 +7,7 @@
 //! having had no 202, retries, finds the claim with the same digest and the
 //! message is published again (the stream drops it if it was already there).
 
+use xj_bus::headers::Put;
 use async_nats::HeaderMap;
 use async_nats::jetstream::kv::CreateErrorKind;
 use axum::http::StatusCode;
@@ -75,7 +76,7 @@ async fn accept_inner(
     traceparent: Option<&str>,
 ) -> Result<(StatusCode, Receipt), ApiError> {
     let started = std::time::SystemTime::now();
-    let doc: Value = serde_json::from_slice(raw).map_err(|e| ApiError::Malformed(format!("body is not JSON: {e}")))?;
+    let doc: Value = serde_json::from_slice(raw).map_err(|e| ApiError::syntax(&e))?;
     if !doc.is_object() {
         return Err(ApiError::Malformed("body must be a JSON object (the canonical envelope)".into()));
     }
@@ -105,7 +106,7 @@ async fn accept_inner(
         }
     };
     edge_checks(state, &rules, &env)?;
-    crate::attachments::check_references(state, &env).await?;
+    let attachments = crate::attachments::check_references(state, &env).await?;
 
     let digest = content_digest(&doc);
     let key = subjects::key(org, &env.id);
@@ -117,7 +118,7 @@ async fn accept_inner(
         // A repeat (or a reuse of its id) is answered as such, whatever
         // has happened to its thread since.
         Err(e) => match existing_claim(state, &key).await? {
-            Some(claim) => return repeat(state, &doc, &env, claim, &digest).await,
+            Some(claim) => return repeat(state, &doc, &env, claim, &digest, &attachments).await,
             None => return Err(e),
         },
     };
@@ -138,9 +139,8 @@ async fn accept_inner(
         Ok(_) => {}
         Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
             // A repeat, or another request with the same id won the race.
-            let claim =
-                existing_claim(state, &key).await?.ok_or_else(|| ApiError::Internal("claim vanished".into()))?;
-            return repeat(state, &doc, &env, claim, &digest).await;
+            let claim = claim_from_leader(state, &key).await?;
+            return repeat(state, &doc, &env, claim, &digest, &attachments).await;
         }
         Err(e) => return Err(unavailable(e)),
     }
@@ -154,6 +154,7 @@ async fn accept_inner(
         hop.fail(e.to_string());
         return Err(e);
     }
+    crate::attachments::record_references(state, &env.sender, &env.id, &attachments).await?;
     hop.finish();
     metrics::counter!("xj_messages_accepted_total", "type" => env.kind.as_str()).increment(1);
     metrics::counter!("xj_messages_total", "type" => env.kind.as_str(), "outcome" => "accepted").increment(1);
@@ -167,12 +168,31 @@ async fn existing_claim(state: &GatewayState, key: &str) -> Result<Option<Claim>
     }
 }
 
+/// The claim that made a create fail, read from the bucket's stream leader.
+/// A plain get may be answered by any replica (direct get), and one that has
+/// not caught up yet says "no such key" for a claim the leader just refused
+/// to overwrite: seen as a `500` while a cluster re-elected its leaders.
+async fn claim_from_leader(state: &GatewayState, key: &str) -> Result<Claim, ApiError> {
+    let store = &state.bus.receipts;
+    let subject = format!("{}{key}", store.prefix);
+    let mut last = String::new();
+    for pause in [0u64, 50, 200, 500] {
+        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+        match store.stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(m) => return serde_json::from_slice(&m.payload).map_err(|e| ApiError::Internal(e.to_string())),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(ApiError::unavailable(format!("claim {key} exists but cannot be read: {last}")))
+}
+
 async fn repeat(
     state: &GatewayState,
     doc: &Value,
     env: &Envelope,
     claim: Claim,
     digest: &str,
+    attachments: &[String],
 ) -> Result<(StatusCode, Receipt), ApiError> {
     if claim.digest != digest {
         return Err(ApiError::Conflict(format!(
@@ -184,6 +204,7 @@ async fn repeat(
     // stream's duplicate window drops it when the first copy got through,
     // and after the window the router does (it is marked as a repeat).
     publish(state, doc, env, &claim, true).await?;
+    crate::attachments::record_references(state, &env.sender, &env.id, attachments).await?;
     metrics::counter!("xj_messages_total", "type" => env.kind.as_str(), "outcome" => "repeat").increment(1);
     Ok((StatusCode::OK, claim.receipt))
 }
@@ -347,14 +368,14 @@ async fn publish(
     msg["case"] = Value::String(claim.receipt.case.clone());
     let payload = serde_json::to_vec(&msg).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut hdr = HeaderMap::new();
-    hdr.insert(h::NATS_MSG_ID, format!("{}:{}", env.sender, env.id).as_str());
-    hdr.insert(h::TRACEPARENT, claim.traceparent.as_str());
-    hdr.insert(h::ACCEPTED_AT, claim.receipt.accepted_at.as_str());
+    hdr.put(h::NATS_MSG_ID, format!("{}:{}", env.sender, env.id).as_str());
+    hdr.put(h::TRACEPARENT, claim.traceparent.as_str());
+    hdr.put(h::ACCEPTED_AT, claim.receipt.accepted_at.as_str());
     if let Some(rs) = &claim.reply_sender {
-        hdr.insert(h::REPLY_SENDER, rs.as_str());
+        hdr.put(h::REPLY_SENDER, rs.as_str());
     }
     if repeat {
-        hdr.insert(h::REPEAT, "1");
+        hdr.put(h::REPEAT, "1");
     }
     let trace = TraceParent::parse(&claim.traceparent).unwrap_or_else(TraceParent::new_root);
     let ev = events::Event {
@@ -372,7 +393,7 @@ async fn publish(
     // A repeat publishes again (see above); the event carries the same kind
     // of deduplication id as the message, so the trace shows one acceptance.
     let mut ev_hdr = HeaderMap::new();
-    ev_hdr.insert(h::NATS_MSG_ID, format!("evt:{}:{}:accepted", env.sender, env.id).as_str());
+    ev_hdr.put(h::NATS_MSG_ID, format!("evt:{}:{}:accepted", env.sender, env.id).as_str());
     let ev_payload = serde_json::to_vec(&ev).map_err(|e| ApiError::Internal(e.to_string()))?;
     let js = &state.bus.js;
     let (main, event) = tokio::join!(

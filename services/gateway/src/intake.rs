@@ -4,6 +4,7 @@
 //! same JSON as the HTTP body — is published on the org's own `xj.out.<org>`
 //! with header `Xj-Answer` = the HTTP status it would have had.
 
+use xj_bus::headers::Put;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -14,7 +15,7 @@ use xj_bus::{Shutdown, headers as h, subjects};
 use crate::accept::accept;
 use crate::error::ApiError;
 use crate::native::{NativeError, accept_native};
-use crate::state::GatewayState;
+use crate::state::{Caller, GatewayState};
 
 const CONSUMER: &str = "intake";
 
@@ -41,12 +42,24 @@ async fn handle(state: &GatewayState, m: Message) {
     let native = state.settings.org(&org).is_some_and(|o| o.format != xj_mapping::CANONICAL);
     // An organisation with a registered key signs what it publishes too.
     let signature = h::get(m.headers.as_ref(), h::SIGNATURE);
-    let result = if let Err(e) = crate::trust::verify_submission(state, &org, signature, &m.payload) {
+    // The limits of `POST /v1/messages` hold here too, in the same order:
+    // the organisation's rate (one bucket for both ways in), then its size.
+    let who = Caller::Org(org.clone());
+    let max = crate::trust::body_limit(state, Some(&who), "/v1/messages");
+    let result = if let Err(e) = crate::trust::spend(state, &who) {
+        Err(NativeError::Api(e))
+    } else if m.payload.len() > max {
+        Err(NativeError::Api(ApiError::TooLarge(max)))
+    } else if let Err(e) = crate::trust::verify_submission(state, &org, signature, &m.payload) {
         Err(NativeError::Api(e))
     } else if native {
         accept_native(state, &org, &m.payload, tp).await
     } else {
         accept(state, &org, &m.payload, tp).await.map_err(NativeError::Api)
+    };
+    let retry_after = match &result {
+        Err(NativeError::Api(e)) => e.retry_after(),
+        _ => None,
     };
     let (status, body, id) = match result {
         Ok((status, receipt)) => (status.as_u16(), serde_json::to_vec(&receipt).unwrap_or_default(), receipt.id),
@@ -65,11 +78,14 @@ async fn handle(state: &GatewayState, m: Message) {
         }
     };
     let mut hdr = HeaderMap::new();
-    hdr.insert("Xj-Answer", status.to_string().as_str());
-    hdr.insert(h::MESSAGE_ID, id.as_str());
-    hdr.insert(h::SIGNATURE, state.key.sign_header(&body).as_str());
+    hdr.put("Xj-Answer", status.to_string().as_str());
+    hdr.put(h::MESSAGE_ID, id.as_str());
+    hdr.put(h::SIGNATURE, state.key.sign_header(&body).as_str());
+    if let Some(seconds) = retry_after {
+        hdr.put("Retry-After", seconds.to_string().as_str());
+    }
     let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
-    hdr.insert(h::NATS_MSG_ID, format!("answer:{org}:{seq}").as_str());
+    hdr.put(h::NATS_MSG_ID, format!("answer:{org}:{seq}").as_str());
     let res = async { state.bus.js.publish_with_headers(subjects::outbox(&org), hdr, body.into()).await?.await }.await;
     match res {
         Ok(_) => {

@@ -83,9 +83,7 @@ pub async fn get_keys(State(state): State<GatewayState>) -> Json<serde_json::Val
 }
 
 pub async fn healthz(State(state): State<GatewayState>) -> Response {
-    let nats = state.bus.client.connection_state();
-    let ok = matches!(nats, async_nats::connection::State::Connected);
-    let body = serde_json::json!({ "status": if ok { "ok" } else { "degraded" }, "nats": format!("{nats:?}") });
+    let (ok, body) = xj_bus::consume::readiness(&state.bus.client);
     let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(body)).into_response()
 }

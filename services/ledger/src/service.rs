@@ -7,6 +7,7 @@
 //! the previous append is in flight makes the batches as large as the load
 //! needs: one record per entry when idle, hundreds under load.
 
+use xj_bus::headers::Put;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
@@ -178,6 +179,9 @@ pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> Resul
     let mut w = Writer::start(bus.js.clone(), ledger, sources, ack_wait).await?;
     tracing::info!(entries = w.tail.n, recorded_runs = w.recorded.runs(), "ledger running");
 
+    // Its own loop (it batches across two streams), counted like the
+    // others for readiness.
+    let _running = xj_bus::consume::health::running("ledger");
     let messages = futures::stream::select_all(consumers);
     let mut messages = std::pin::pin!(messages.take_until(shutdown.cancelled_owned()));
     let mut floors = tokio::time::interval(FLOOR_EVERY);
@@ -404,7 +408,7 @@ impl Writer {
         let payload = entry_json(n, &at, &self.tail.hash, &hash, &records, bytes);
         let mut hd = HeaderMap::new();
         // Stored only right after the entry it names: two writers never fork the chain.
-        hd.insert("Nats-Expected-Last-Sequence", self.tail.n.to_string().as_str());
+        hd.put("Nats-Expected-Last-Sequence", self.tail.n.to_string().as_str());
         let js = self.js.clone();
         let ack: Append =
             Box::pin(async move { js.publish_with_headers(SUBJECT_LEDGER, hd, payload.into()).await?.await });

@@ -4,6 +4,7 @@
 //! another writer while this one was running — and two writers keep one
 //! chain with every source once.
 
+use xj_bus::headers::Put;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,7 +81,7 @@ async fn append(
         .collect();
     let e = Entry::new(n, "2026-11-21T01:00:00.000Z".into(), prev.into(), records);
     let mut h = HeaderMap::new();
-    h.insert("Nats-Expected-Last-Sequence", (n - 1).to_string().as_str());
+    h.put("Nats-Expected-Last-Sequence", (n - 1).to_string().as_str());
     js.publish_with_headers(xj_ledger::SUBJECT_LEDGER, h, serde_json::to_vec(&e)?.into()).await?.await?;
     Ok(e.hash)
 }

@@ -1,5 +1,6 @@
 //! The router's consumer loop: durable, explicit acks, bounded concurrency.
 
+use xj_bus::headers::Put;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -236,19 +237,19 @@ async fn publish_copy(
 ) -> anyhow::Result<()> {
     let mut out = HeaderMap::new();
     let dedup = format!("{}:{}:{org}{}", env.sender, env.id, suffix.map(|s| format!(":{s}")).unwrap_or_default());
-    out.insert(h::NATS_MSG_ID, dedup.as_str());
-    out.insert(h::TRACEPARENT, trace.header().as_str());
-    out.insert(h::MESSAGE_ID, env.id.as_str());
-    out.insert(h::SENDER, env.sender.as_str());
-    out.insert(h::CASE, case);
-    out.insert(h::RECIPIENT, org);
-    out.insert(h::RULE, decision.rule.as_str());
-    out.insert(h::RULE_VERSION, decision.version.as_str());
+    out.put(h::NATS_MSG_ID, dedup.as_str());
+    out.put(h::TRACEPARENT, trace.header().as_str());
+    out.put(h::MESSAGE_ID, env.id.as_str());
+    out.put(h::SENDER, env.sender.as_str());
+    out.put(h::CASE, case);
+    out.put(h::RECIPIENT, org);
+    out.put(h::RULE, decision.rule.as_str());
+    out.put(h::RULE_VERSION, decision.version.as_str());
     if let Some(at) = accepted_at {
-        out.insert(h::ACCEPTED_AT, at);
+        out.put(h::ACCEPTED_AT, at);
     }
     if let Some(seq) = accepted_seq {
-        out.insert(h::ACCEPTED_SEQ, seq.to_string().as_str());
+        out.put(h::ACCEPTED_SEQ, seq.to_string().as_str());
     }
     bus.js.publish_with_headers(subjects::routed(org), out, payload.clone()).await?.await?;
     Ok(())

@@ -57,6 +57,7 @@ pub struct Hub {
     pub shutdown: Shutdown,
     pub http_addr: Option<std::net::SocketAddr>,
     tasks: JoinSet<(Service, anyhow::Result<()>)>,
+    names: std::collections::HashMap<tokio::task::Id, Service>,
 }
 
 impl Hub {
@@ -68,11 +69,10 @@ impl Hub {
     }
 
     /// Waits for the services; the first failure is returned (and stops the
-    /// others).
+    /// others). A service that panicked is a failure too.
     pub async fn join(&mut self) -> anyhow::Result<()> {
         let mut first_err = None;
-        while let Some(res) = self.tasks.join_next().await {
-            let (svc, res) = res.context("service task panicked")?;
+        while let Some((svc, res)) = self.any_ended().await {
             if let Err(e) = res {
                 tracing::error!(service = ?svc, error = %e, "service failed");
                 self.shutdown.cancel();
@@ -82,9 +82,28 @@ impl Hub {
         first_err.map_or(Ok(()), Err)
     }
 
-    /// Resolves when any service ends (normally only at shutdown).
+    /// Resolves when any service ends (normally only at shutdown), with the
+    /// service and how it ended; a panic is an `Err` naming the panic.
     pub async fn any_ended(&mut self) -> Option<(Service, anyhow::Result<()>)> {
-        self.tasks.join_next().await.map(|r| r.unwrap_or((Service::Gateway, Err(anyhow::anyhow!("task panicked")))))
+        let ended = self.tasks.join_next_with_id().await?;
+        Some(match ended {
+            Ok((id, (svc, res))) => {
+                self.names.remove(&id);
+                (svc, res)
+            }
+            Err(e) => {
+                let svc = self.names.remove(&e.id()).unwrap_or(Service::Gateway);
+                (svc, Err(anyhow::anyhow!("{svc:?} task ended abnormally: {e}")))
+            }
+        })
+    }
+
+    fn spawn<F>(&mut self, svc: Service, fut: F)
+    where
+        F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let handle = self.tasks.spawn(async move { (svc, fut.await) });
+        self.names.insert(handle.id(), svc);
     }
 }
 
@@ -103,7 +122,7 @@ pub async fn start(
     let _ = xj_bus::metrics::handle();
     xj_bus::otel::init(settings.telemetry.otlp_endpoint.as_deref());
     let key = HubKey::load_or_create(&key_path(&settings))?.with_previous(&settings.hub.previous_public_keys)?;
-    let mut tasks = JoinSet::new();
+    let mut hub = Hub { shutdown: shutdown.clone(), http_addr: None, tasks: JoinSet::new(), names: Default::default() };
     let mut http_addr = None;
     let mut listener = listener;
     // The console first: with the gateway in this process it is served on
@@ -123,7 +142,7 @@ pub async fn start(
             };
             http_addr = Some(l.local_addr()?);
             let sd = shutdown.clone();
-            tasks.spawn(async move { (Service::Console, xj_console::run(state, l, sd).await) });
+            hub.spawn(Service::Console, xj_console::run(state, l, sd));
         }
     }
     let mut lag = Vec::new();
@@ -151,19 +170,19 @@ pub async fn start(
                         .await?;
                 let state = xj_gateway::GatewayState::new(settings, bus, schemas, key, rules, clock);
                 let extra = console.take().unwrap_or_default();
-                tasks.spawn(async move { (svc, xj_gateway::run_with(state, l, extra, shutdown).await) });
+                hub.spawn(svc, xj_gateway::run_with(state, l, extra, shutdown));
             }
             Service::Router => {
-                tasks.spawn(async move { (svc, xj_router::run(settings, bus, shutdown).await) });
+                hub.spawn(svc, xj_router::run(settings, bus, shutdown));
             }
             Service::Courier => {
-                tasks.spawn(async move { (svc, xj_courier::run(settings, bus, key, shutdown).await) });
+                hub.spawn(svc, xj_courier::run(settings, bus, key, shutdown));
             }
             Service::Tracker => {
-                tasks.spawn(async move { (svc, xj_tracker::run(settings, bus, shutdown).await) });
+                hub.spawn(svc, xj_tracker::run(settings, bus, shutdown));
             }
             Service::Ledger => {
-                tasks.spawn(async move { (svc, xj_ledger::run(settings, bus, shutdown).await.map_err(Into::into)) });
+                hub.spawn(svc, async move { xj_ledger::run(settings, bus, shutdown).await.map_err(Into::into) });
             }
             Service::Console => {}
         }
@@ -180,17 +199,11 @@ pub async fn start(
         let client = Bus::connect(&settings, nats_url).await?.client.clone();
         tokio::spawn(async move {
             let health = move || {
-                let state = client.connection_state();
+                let (ok, body) = xj_bus::consume::readiness(&client);
                 async move {
-                    let ok = matches!(state, async_nats::connection::State::Connected);
                     let code =
                         if ok { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
-                    (
-                        code,
-                        axum::Json(
-                            serde_json::json!({ "status": if ok { "ok" } else { "degraded" }, "nats": format!("{state:?}") }),
-                        ),
-                    )
+                    (code, axum::Json(body))
                 }
             };
             let app = axum::Router::new()
@@ -203,7 +216,8 @@ pub async fn start(
         let bus = Bus::connect(&settings, nats_url).await?;
         xj_bus::metrics::spawn_lag_sampler(bus.js.clone(), lag, std::time::Duration::from_secs(5), shutdown.clone());
     }
-    Ok(Hub { shutdown, http_addr, tasks })
+    hub.http_addr = http_addr;
+    Ok(hub)
 }
 
 /// The API's listening socket, with a deep accept queue: departmental

@@ -264,9 +264,20 @@ async fn run_one(service: Service, config: &Path) -> anyhow::Result<std::process
     };
     let shutdown = Shutdown::new();
     let mut hub = hub::start(settings, &url, &[service], None, shutdown.clone()).await?;
-    wait_for_signal(&shutdown).await;
     // SIGTERM drains: no new work is taken, work in flight finishes and is
-    // acknowledged, then the process exits.
+    // acknowledged, then the process exits. A service that ends by itself
+    // has failed; the process exits non-zero so a supervisor restarts it.
+    tokio::select! {
+        _ = wait_for_signal(&shutdown) => {}
+        ended = hub.any_ended() => {
+            if let Some((svc, res)) = ended {
+                shutdown.cancel();
+                let e = res.err().unwrap_or_else(|| anyhow::anyhow!("ended unexpectedly"));
+                hub.join().await.ok();
+                return Err(e.context(format!("{svc:?}")));
+            }
+        }
+    }
     shutdown.cancel();
     hub.join().await?;
     Ok(std::process::ExitCode::SUCCESS)
@@ -320,16 +331,21 @@ async fn up(config: Option<PathBuf>, no_sandbox: bool, demo_every: u64) -> anyho
         Some(tokio::spawn(async move { xj_sandbox::run(s, opts, sd).await }))
     };
     println!("Ctrl-C stops the hub; accepted messages stay in {}.", settings.data.dir.display());
+    // Services end only when told to: one that ends before a signal has
+    // failed (an error or a panic), and `xj up` says so with its exit status.
+    let mut early: Option<anyhow::Error> = None;
     tokio::select! {
         _ = wait_for_signal(&shutdown) => {}
         ended = hub.any_ended() => {
-            if let Some((svc, Err(e))) = ended {
+            if let Some((svc, res)) = ended {
+                let e = res.err().unwrap_or_else(|| anyhow::anyhow!("ended unexpectedly"));
                 eprintln!("xj: {svc:?} failed: {e:#}");
+                early = Some(e.context(format!("{svc:?}")));
             }
         }
     }
     shutdown.cancel();
-    let result = hub.join().await;
+    let result = hub.join().await.and(early.map_or(Ok(()), Err));
     if let Some(s) = sandbox
         && let Ok(Err(e)) = s.await
     {

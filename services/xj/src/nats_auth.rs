@@ -1,16 +1,27 @@
-//! `xj nats-config`: the nats-server authorization block of a deployment
-//! (CONTRACT §4, docs/security.md). The services share one user with every
-//! subject; each NATS-native organisation gets its own user (its token as
-//! password, stored as a bcrypt hash, or its nkey) that may only
+//! `xj nats-config`: the nats-server accounts of a deployment
+//! (docs/security.md, "NATS tenancy").
 //!
-//! - publish its own submissions on `xj.in.<org>`,
-//! - create, inspect and pull its own durable consumer `<org>` on `XJ_OUT`,
-//!   filtered to `xj.out.<org>` (the filter is part of the permitted API
-//!   subject, so it cannot be pointed at another organisation's outbox),
-//! - acknowledge that consumer's messages,
-//! - receive replies on its own inbox prefix `_INBOX.<org>.>` (set the
-//!   client's inbox prefix to `_INBOX.<org>`): not on `_INBOX.>`, where it
-//!   could read other clients' pulled messages.
+//! The services' user lives in the hub's account, [`HUB_ACCOUNT`], the only
+//! account with JetStream. Each NATS-native organisation is an account of
+//! its own with one user (its token as password, stored as a bcrypt hash,
+//! or its nkey). The hub's account exports to that account, and to no
+//! other, exactly:
+//!
+//! - its intake subject `xj.in.<org>` (a JetStream publish; the stream's
+//!   acknowledgement comes back as the answer),
+//! - its outbox consumer: `$JS.API.CONSUMER.MSG.NEXT.XJ_OUT.<org>` (pull),
+//!   `$JS.API.CONSUMER.INFO.XJ_OUT.<org>` (what a client library asks
+//!   first), both seen in the organisation's account under the API prefix
+//!   [`ORG_API_PREFIX`], and `$JS.ACK.XJ_OUT.<org>.>` (acknowledgements).
+//!
+//! These are service exports: every request crosses with its reply subject
+//! rewritten to one the server maps back into the organisation's own
+//! account. So no reply subject, consumer configuration or `$JS` request an
+//! organisation sends can make the server write into the hub's streams or
+//! buckets, or read another organisation's: its account has no JetStream of
+//! its own and sees no hub subject but these four. The durable consumer
+//! `<org>` on `XJ_OUT`, filtered to `xj.out.<org>`, is created by the hub
+//! (`xj_bus::streams`), never by the organisation.
 //!
 //! Organisations delivered by webhook have no NATS user at all.
 
@@ -28,30 +39,41 @@ pub enum NatsConfigError {
 /// The services' NATS user: `[nats] user`, default `xj-services`.
 pub const DEFAULT_SERVICE_USER: &str = "xj-services";
 
-/// The subjects an organisation's NATS user may publish to.
-pub fn org_publish(org: &str) -> Vec<String> {
+/// The account the hub's services and its JetStream live in.
+pub const HUB_ACCOUNT: &str = "XJ_HUB";
+
+/// The JetStream API prefix an organisation's client uses
+/// (`async_nats::jetstream::with_prefix(client, ORG_API_PREFIX)`): the
+/// hub's consumer API is imported under it, because in an account without
+/// JetStream the server itself answers every `$JS.API` request with "not
+/// enabled".
+pub const ORG_API_PREFIX: &str = "JS.xj.API";
+
+/// What an organisation's account imports from [`HUB_ACCOUNT`]: the hub's
+/// subject, the organisation's local name for it, and whether one request
+/// has many answers (a pull).
+pub fn org_imports(org: &str) -> Vec<(String, String, bool)> {
+    let api = |rest: String| (format!("$JS.API.{rest}"), format!("{ORG_API_PREFIX}.{rest}"));
+    let (next, next_local) = api(format!("CONSUMER.MSG.NEXT.{STREAM_OUT}.{org}"));
+    let (info, info_local) = api(format!("CONSUMER.INFO.{STREAM_OUT}.{org}"));
+    let intake = format!("xj.in.{org}");
+    let acks = format!("$JS.ACK.{STREAM_OUT}.{org}.>");
     vec![
-        format!("xj.in.{org}"),
-        "$JS.API.INFO".to_string(),
-        format!("$JS.API.CONSUMER.CREATE.{STREAM_OUT}.{org}.xj.out.{org}"),
-        format!("$JS.API.CONSUMER.INFO.{STREAM_OUT}.{org}"),
-        format!("$JS.API.CONSUMER.MSG.NEXT.{STREAM_OUT}.{org}"),
-        format!("$JS.ACK.{STREAM_OUT}.{org}.>"),
+        (intake.clone(), intake, false),
+        (next, next_local, true),
+        (info, info_local, false),
+        (acks.clone(), acks, false),
     ]
 }
 
-/// The inbox prefix an organisation's client must use.
-pub fn org_inbox_prefix(org: &str) -> String {
-    format!("_INBOX.{org}")
+/// The name of an organisation's account.
+pub fn org_account(org: &str) -> String {
+    format!("org-{org}")
 }
 
-/// Organisations that get a NATS user.
+/// Organisations that get a NATS account.
 pub fn nats_orgs(settings: &Settings) -> impl Iterator<Item = &Org> {
     settings.org.iter().filter(|o| o.deliver.nats || o.nkey.is_some())
-}
-
-fn list(items: &[String]) -> String {
-    items.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")
 }
 
 fn hash(password: &str, cost: u32) -> Result<String, NatsConfigError> {
@@ -60,34 +82,48 @@ fn hash(password: &str, cost: u32) -> Result<String, NatsConfigError> {
         .map_err(|e| NatsConfigError::Hash(e.to_string()))
 }
 
-/// The `authorization { … }` block. `cost` is the bcrypt cost (10 or more
-/// for a deployment; tests use the minimum, 4).
+/// The `accounts { … }` block. `cost` is the bcrypt cost (10 or more for a
+/// deployment; tests use the minimum, 4).
 pub fn authorization(settings: &Settings, cost: u32) -> Result<String, NatsConfigError> {
     let user = settings.nats.user.as_deref().unwrap_or(DEFAULT_SERVICE_USER);
     let password = settings.nats.password.as_deref().ok_or(NatsConfigError::NoServiceUser)?;
-    let mut out = String::from(
-        "# Generated by `xj nats-config` from the hub's configuration: one user for the\n\
-         # services, one per NATS-native organisation, each allowed only its own subjects.\n\
-         authorization {\n  users = [\n",
-    );
-    out.push_str(&format!(
-        "    # the hub's services\n    {{ user: \"{user}\", password: \"{}\",\n      permissions: {{ publish: {{ allow: [\">\"] }}, subscribe: {{ allow: [\">\"] }} }} }}\n",
-        hash(password, cost)?
-    ));
+    let mut exports = String::new();
+    let mut org_accounts = String::new();
     for org in nats_orgs(settings) {
+        let account = org_account(&org.id);
         let who = match &org.nkey {
             Some(nkey) => format!("nkey: \"{nkey}\""),
             None => format!("user: \"{}\", password: \"{}\"", org.id, hash(&org.secret, cost)?),
         };
-        out.push_str(&format!(
-            "    # {} ({})\n    {{ {who},\n      permissions: {{\n        publish: {{ allow: [{}] }}\n        subscribe: {{ allow: [\"{}.>\"] }}\n      }} }}\n",
-            org.name,
-            org.id,
-            list(&org_publish(&org.id)),
-            org_inbox_prefix(&org.id)
+        let mut imports = String::new();
+        for (subject, local, stream) in org_imports(&org.id) {
+            let response = if stream { ", response_type: stream" } else { "" };
+            exports.push_str(&format!(
+                "      {{ service: \"{subject}\", accounts: [\"{account}\"]{response} }}\n"
+            ));
+            imports.push_str(&format!(
+                "      {{ service: {{ account: \"{HUB_ACCOUNT}\", subject: \"{subject}\" }}, to: \"{local}\" }}\n"
+            ));
+        }
+        org_accounts.push_str(&format!(
+            "  # {} ({}): no JetStream, nothing but its own intake and outbox consumer\n  \"{account}\": {{\n    users: [ {{ {who} }} ]\n    imports: [\n{imports}    ]\n  }}\n",
+            org.name.replace(['\n', '\r'], " "),
+            org.id
         ));
     }
-    out.push_str("  ]\n}\n");
+    let mut out = String::from(
+        "# Generated by `xj nats-config` from the hub's configuration: the hub's\n\
+         # account (the services' user, JetStream), and an account of its own for\n\
+         # each NATS-native organisation, importing only its intake subject and\n\
+         # its outbox consumer (docs/security.md).\n\
+         accounts {\n",
+    );
+    out.push_str(&format!(
+        "  \"{HUB_ACCOUNT}\": {{\n    jetstream: enabled\n    users: [ {{ user: \"{user}\", password: \"{}\" }} ]\n    exports: [\n{exports}    ]\n  }}\n",
+        hash(password, cost)?
+    ));
+    out.push_str(&org_accounts);
+    out.push_str("}\n");
     Ok(out)
 }
 
@@ -178,10 +214,10 @@ deliver = { webhook = "http://127.0.0.1:9/inbox" }
         assert!(block.contains("user: \"qh-agri\""), "{block}");
         assert!(!block.contains("qh-web"), "webhook orgs have no NATS user: {block}");
         assert!(!block.contains("token-qh-agri"), "no clear-text credential: {block}");
-        assert!(block.contains("\"xj.in.qh-agri\""));
-        assert!(block.contains("\"$JS.API.CONSUMER.CREATE.XJ_OUT.qh-agri.xj.out.qh-agri\""));
-        assert!(block.contains("\"_INBOX.qh-agri.>\""));
-        assert!(!block.contains("\"_INBOX.>\""));
+        assert!(block.contains("{ service: \"xj.in.qh-agri\", accounts: [\"org-qh-agri\"] }"), "{block}");
+        assert!(block.contains("\"$JS.API.CONSUMER.MSG.NEXT.XJ_OUT.qh-agri\", accounts: [\"org-qh-agri\"], response_type: stream"));
+        assert!(!block.contains("CONSUMER.CREATE"), "organisations create no consumers: {block}");
+        assert_eq!(block.matches("jetstream: enabled").count(), 1, "only the hub's account has JetStream");
         assert!(block.contains("$2a$04$"));
     }
 }

@@ -7,6 +7,7 @@
 //! correct field by field; problems are located in the native document;
 //! a message a receiver's format cannot express is dead-lettered.
 
+use xj_bus::headers::Put;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -524,7 +525,7 @@ async fn a_nats_native_police_system_speaks_its_xml_on_nats() -> anyhow::Result<
         .replace("SJ-SX-2026-0003", "SJ-SX-2026-0004")
         .replace("JZ-HZ-2026-0017", "FDE-HZ-1");
     let mut h = async_nats::HeaderMap::new();
-    h.insert("Nats-Msg-Id", "FDE-HZ-1");
+    h.put("Nats-Msg-Id", "FDE-HZ-1");
     js.publish_with_headers("xj.in.qh-police-fde", h, hz.into_bytes().into()).await?.await?;
     let answer = next().await?;
     assert_eq!(answer.headers.as_ref().and_then(|h| h.get("Xj-Answer")).map(|v| v.as_str()), Some("202"));
@@ -536,7 +537,7 @@ async fn a_nats_native_police_system_speaks_its_xml_on_nats() -> anyhow::Result<
 
     // Broken XML on NATS: the same located answer as over HTTP.
     let mut h = async_nats::HeaderMap::new();
-    h.insert("Nats-Msg-Id", "FDE-BAD-1");
+    h.put("Nats-Msg-Id", "FDE-BAD-1");
     js.publish_with_headers("xj.in.qh-police-fde", h, "<GAXX>\n<BWT>\n</GAXX>".as_bytes().to_vec().into())
         .await?
         .await?;

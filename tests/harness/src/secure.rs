@@ -62,8 +62,8 @@ impl TestHub {
     }
 
     /// Connects to the hub's NATS as an organisation's NATS user (its token
-    /// as password, its own inbox prefix), recording server errors such as
-    /// permission violations in the returned list.
+    /// as password; it lands in the organisation's own account), recording
+    /// server errors such as permission violations in the returned list.
     pub async fn connect_as(
         &self,
         org: &str,
@@ -71,7 +71,6 @@ impl TestHub {
         let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = errors.clone();
         let client = async_nats::ConnectOptions::with_user_and_password(org.to_string(), self.token(org))
-            .custom_inbox_prefix(xj::nats_auth::org_inbox_prefix(org))
             .event_callback(move |ev| {
                 let seen = seen.clone();
                 async move {

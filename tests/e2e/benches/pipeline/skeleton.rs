@@ -35,6 +35,7 @@
 //! copies in `XJ_ROUTED` instead. What is left per referral: the message,
 //! its copy, the `delivered` event, two case-record writes, and the ledger.
 
+use xj_bus::headers::Put;
 use super::*;
 
 use async_nats::jetstream::kv;
@@ -270,7 +271,7 @@ pub async fn skeleton(n: usize, lean: bool) -> anyhow::Result<SkeletonResult> {
             while let Some(batch) = both.next().await {
                 let batch: Vec<_> = batch.into_iter().filter_map(Result::ok).collect();
                 let mut headers = async_nats::HeaderMap::new();
-                headers.insert("Nats-Expected-Last-Sequence", last_seq.to_string().as_str());
+                headers.put("Nats-Expected-Last-Sequence", last_seq.to_string().as_str());
                 let entry = pad(b"", 64 + 96 * batch.len());
                 let ack = js.publish_with_headers("sk.ledger", headers, entry).await?.await?;
                 last_seq = ack.sequence;
@@ -298,14 +299,14 @@ pub async fn skeleton(n: usize, lean: bool) -> anyhow::Result<SkeletonResult> {
             let sent = now_ns();
             if lean {
                 let mut headers = async_nats::HeaderMap::new();
-                headers.insert("Nats-Msg-Id", id.as_str());
+                headers.put("Nats-Msg-Id", id.as_str());
                 let subject = format!("sk.accepted.qh-market.{id}");
                 js.publish_with_headers(subject, headers, stamp(sent, MESSAGE)).await?.await?;
                 return anyhow::Ok(());
             }
             receipts.create(format!("qh-market.{id}"), pad(b"", ROUTE)).await?;
             let mut headers = async_nats::HeaderMap::new();
-            headers.insert("Nats-Msg-Id", id.as_str());
+            headers.put("Nats-Msg-Id", id.as_str());
             let message = async {
                 js.publish_with_headers(format!("sk.accepted.qh-market.{id}"), headers, stamp(sent, MESSAGE))
                     .await?

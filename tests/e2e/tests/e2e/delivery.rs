@@ -2,6 +2,7 @@
 //! exponential backoff until it answers 2xx; after the configured attempts
 //! the delivery is a dead letter an operator lists and replays.
 
+use xj_bus::headers::Put;
 use std::collections::HashMap;
 
 use serde_json::Value;
@@ -230,14 +231,14 @@ async fn a_backlog_goes_out_in_the_order_the_messages_were_accepted() -> anyhow:
         let mut msg = sample_clue(&id, "qh-market", "FOOD-STALL", "990101101");
         msg["case"] = format!("XJ-20261121-ORDER{accepted}").into();
         let mut hd = async_nats::HeaderMap::new();
-        hd.insert("Nats-Msg-Id", format!("qh-market:{id}:qh-town-dg").as_str());
-        hd.insert("Xj-Message-Id", id.as_str());
-        hd.insert("Xj-Sender", "qh-market");
-        hd.insert("Xj-Case", msg["case"].as_str().unwrap_or_default());
-        hd.insert("Xj-Recipient", "qh-town-dg");
-        hd.insert("Xj-Rule", "test");
-        hd.insert("Xj-Rule-Version", "test");
-        hd.insert("Xj-Accepted-Seq", accepted.to_string().as_str());
+        hd.put("Nats-Msg-Id", format!("qh-market:{id}:qh-town-dg").as_str());
+        hd.put("Xj-Message-Id", id.as_str());
+        hd.put("Xj-Sender", "qh-market");
+        hd.put("Xj-Case", msg["case"].as_str().unwrap_or_default());
+        hd.put("Xj-Recipient", "qh-town-dg");
+        hd.put("Xj-Rule", "test");
+        hd.put("Xj-Rule-Version", "test");
+        hd.put("Xj-Accepted-Seq", accepted.to_string().as_str());
         js.publish_with_headers("xj.routed.qh-town-dg", hd, serde_json::to_vec(&msg)?.into()).await?.await?;
     }
     // All three reached the courier and wait (none acknowledged).

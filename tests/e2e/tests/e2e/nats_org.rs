@@ -1,6 +1,7 @@
 //! An organisation that speaks NATS natively (CONTRACT §4): it publishes on
 //! `xj.in.<org>`, reads its answers and deliveries on `xj.out.<org>`.
 
+use xj_bus::headers::Put;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, pull};
@@ -37,7 +38,7 @@ async fn nats_org_submits_on_its_inbound_subject_and_receives_on_its_outbox() ->
     // A referral published on NATS is accepted, answered with a receipt…
     let clue = sample_clue("AG-1", "qh-agri", "FOOD-STALL", "990101101");
     let mut h = async_nats::HeaderMap::new();
-    h.insert("Nats-Msg-Id", "AG-1");
+    h.put("Nats-Msg-Id", "AG-1");
     js.publish_with_headers("xj.in.qh-agri", h, serde_json::to_vec(&clue)?.into()).await?.await?;
     let answer = next(&mut out).await?;
     let hd = answer.headers.clone().unwrap_or_default();
