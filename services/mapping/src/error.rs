@@ -32,6 +32,34 @@ fn list(p: &[Located]) -> String {
     p.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
 }
 
+/// A document that asks more of the reader than any real submission needs
+/// ([`crate::syntax::Limits`]). Refused before the work or memory it would
+/// cost is spent, so one hostile sender cannot stall a worker for everyone.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Exceeded {
+    #[error("the document is {size} bytes; at most {max} are read")]
+    Size { size: usize, max: usize },
+    #[error("nested deeper than {max} levels")]
+    Depth { max: usize },
+    #[error("more than {max} {what} in one document")]
+    Nodes { max: usize, what: &'static str },
+    #[error("the path to {name:?} is {len} bytes long; at most {max} are read")]
+    Path { name: String, len: usize, max: usize },
+}
+
+impl Exceeded {
+    /// A path refusal that quotes only the start of a name: echoing a
+    /// megabyte-long name back would be the same problem again.
+    pub fn path(name: &str, len: usize, max: usize) -> Self {
+        const SHOWN: usize = 40;
+        let name = match name.char_indices().nth(SHOWN) {
+            Some((cut, _)) => format!("{}…", &name[..cut]),
+            None => name.to_string(),
+        };
+        Self::Path { name, len, max }
+    }
+}
+
 /// Native → canonical.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InboundError {

@@ -3,14 +3,17 @@
 //! the native place it came from ([`Provenance`]), so a problem the
 //! canonical schema finds later can be shown where the sender can fix it.
 
+use std::collections::BTreeMap;
+use std::ops::Bound::{Excluded, Included};
+
 use serde_json::{Map, Value};
 use xj_model::MessageType;
 
-use crate::error::{InboundError, Located};
+use crate::error::{Exceeded, InboundError, Located};
 use crate::format::{Field, Format, List, Message};
 use crate::node::{Loc, Node, segments};
 use crate::spec::Syntax;
-use crate::syntax;
+use crate::syntax::{self, Limits};
 use crate::transform;
 
 /// One native document made canonical.
@@ -28,47 +31,61 @@ pub struct Translated {
 #[derive(Debug, Clone, Default)]
 pub struct Provenance {
     root: Loc,
-    entries: Vec<Origin>,
-}
-
-#[derive(Debug, Clone)]
-struct Origin {
-    /// Canonical JSON pointer, e.g. `/body/party/uscc`.
-    canonical: String,
-    loc: Loc,
+    /// Native places in the order they were recorded.
+    places: Vec<Loc>,
+    /// Canonical pointer (`/body/party/uscc`) → its first and last index in
+    /// `places`. A message with a long list has problems and origins by the
+    /// thousand; scanning every origin for every problem would be quadratic.
+    index: BTreeMap<String, (usize, usize)>,
 }
 
 impl Provenance {
     /// The native place of a canonical pointer: the field it came from, or
     /// the field that would have given it, or the nearest enclosing one.
     pub fn locate(&self, pointer: &str) -> Loc {
-        if let Some(o) = self.entries.iter().find(|o| o.canonical == pointer) {
-            return o.loc.clone();
+        if let Some((first, _)) = self.index.get(pointer) {
+            return self.places[*first].clone();
         }
-        let inside = |outer: &str, inner: &str| inner.strip_prefix(outer).is_some_and(|r| r.starts_with('/'));
-        if let Some(o) = self.entries.iter().find(|o| inside(pointer, &o.canonical)) {
-            return o.loc.clone();
+        // The earliest origin inside `pointer`: its keys are exactly those
+        // from `pointer/` up to (not including) `pointer0`, as '0' follows '/'.
+        let (lo, hi) = (format!("{pointer}/"), format!("{pointer}0"));
+        if let Some(first) =
+            self.index.range::<str, _>((Included(lo.as_str()), Excluded(hi.as_str()))).map(|(_, i)| i.0).min()
+        {
+            return self.places[first].clone();
         }
-        self.entries
-            .iter()
-            .filter(|o| inside(&o.canonical, pointer))
-            .max_by_key(|o| o.canonical.len())
-            .map_or_else(|| self.root.clone(), |o| o.loc.clone())
+        // The nearest origin enclosing it, the one recorded last if several.
+        let mut outer = pointer;
+        while let Some(cut) = outer.rfind('/') {
+            outer = &outer[..cut];
+            if let Some((_, last)) = self.index.get(outer) {
+                return self.places[*last].clone();
+            }
+        }
+        self.root.clone()
     }
 
     fn record(&mut self, canonical: String, loc: &Loc) {
-        self.entries.push(Origin { canonical, loc: loc.clone() });
+        let i = self.places.len();
+        self.index.entry(canonical).and_modify(|e| e.1 = i).or_insert((i, i));
+        self.places.push(loc.clone());
     }
 }
 
 /// The native documents in `raw` (one, except a CSV export with several rows).
 pub fn parse(fmt: &Format, raw: &[u8]) -> Result<Vec<Node>, InboundError> {
+    parse_with(fmt, raw, &Limits::default())
+}
+
+/// [`parse`] within other limits than the defaults (an offline reader of a
+/// large export, a test).
+pub fn parse_with(fmt: &Format, raw: &[u8], limits: &Limits) -> Result<Vec<Node>, InboundError> {
     let syntax_err = |problem: Located| InboundError::Syntax { syntax: fmt.syntax.as_str(), problem };
     match fmt.syntax {
-        Syntax::Json => Ok(vec![syntax::parse_json(raw).map_err(syntax_err)?]),
-        Syntax::Csv => syntax::parse_csv(raw, fmt.delimiter).map_err(syntax_err),
+        Syntax::Json => Ok(vec![syntax::parse_json_with(raw, limits).map_err(syntax_err)?]),
+        Syntax::Csv => syntax::parse_csv_with(raw, fmt.delimiter, limits).map_err(syntax_err),
         Syntax::Xml => {
-            let (name, node) = syntax::parse_xml(raw).map_err(syntax_err)?;
+            let (name, node) = syntax::parse_xml_with(raw, limits).map_err(syntax_err)?;
             let root = fmt.root.as_deref().unwrap_or_default();
             if name != root {
                 return Err(InboundError::Mapping {
@@ -154,7 +171,8 @@ fn read(fmt: &Format, doc: &Node, org: &str, side: Side) -> Result<Translated, V
             ),
         )]);
     };
-    let mut run = Run { fmt, problems: Vec::new(), prov: Provenance { root: doc.loc().clone(), entries: Vec::new() } };
+    let prov = Provenance { root: doc.loc().clone(), ..Provenance::default() };
+    let mut run = Run { fmt, problems: Vec::new(), prov, limits: Limits::default() };
     let mut message = Value::Object(Map::new());
     run.message(msg, doc, &mut message);
     if message.get("sender").is_none_or(Value::is_null) {
@@ -179,6 +197,8 @@ struct Run<'a> {
     fmt: &'a Format,
     problems: Vec<Located>,
     prov: Provenance,
+    /// Items split out of one cell are nodes the parser never counted.
+    limits: Limits,
 }
 
 impl Run<'_> {
@@ -260,7 +280,14 @@ impl Run<'_> {
             Some(sep) => match doc.lookup(&l.from) {
                 Ok(cell) if !cell.is_blank() => match scalar(cell) {
                     Some(v) => {
-                        split = split_items(&transform::text(&v), sep, l.parts.as_deref(), cell.loc());
+                        let text = transform::text(&v);
+                        match split_items(&text, sep, l.parts.as_deref(), cell.loc(), self.limits.max_nodes) {
+                            Ok(items) => split = items,
+                            Err(e) => {
+                                self.problems.push(Located::new(cell.loc().clone(), format!("{}: {e}", l.from)));
+                                return;
+                            }
+                        }
                         split.iter().collect()
                     }
                     None => {
@@ -301,23 +328,31 @@ impl Run<'_> {
 
 /// Items of a list held in one string: `张三:990101;李四:990102` with
 /// `split = ";"`, `parts = ":"` gives maps `{"1": "张三", "2": "990101"}`.
-fn split_items(s: &str, sep: &str, parts: Option<&str>, loc: &Loc) -> Vec<Node> {
-    s.split(sep)
-        .map(str::trim)
-        .filter(|i| !i.is_empty())
-        .map(|item| match parts {
-            Some(p) => Node::Map(
-                item.split(p)
-                    .enumerate()
-                    .map(|(k, part)| {
-                        ((k + 1).to_string(), Node::Scalar(Value::String(part.trim().into()), loc.clone()))
-                    })
-                    .collect(),
-                loc.clone(),
-            ),
+/// Every item and part copies the cell's place, so a cell of separators
+/// alone could cost far more memory than it is long: at most `max_nodes`.
+fn split_items(s: &str, sep: &str, parts: Option<&str>, loc: &Loc, max_nodes: usize) -> Result<Vec<Node>, Exceeded> {
+    let mut made = 0usize;
+    let mut count = |n: usize| {
+        made += n;
+        if made > max_nodes { Err(Exceeded::Nodes { max: max_nodes, what: "items and parts" }) } else { Ok(()) }
+    };
+    let mut out = Vec::new();
+    for item in s.split(sep).map(str::trim).filter(|i| !i.is_empty()) {
+        count(1)?;
+        let node = match parts {
+            Some(p) => {
+                let mut entries = Vec::new();
+                for (k, part) in item.split(p).enumerate() {
+                    count(1)?;
+                    entries.push(((k + 1).to_string(), Node::Scalar(Value::String(part.trim().into()), loc.clone())));
+                }
+                Node::Map(entries, loc.clone())
+            }
             None => Node::Scalar(Value::String(item.into()), loc.clone()),
-        })
-        .collect()
+        };
+        out.push(node);
+    }
+    Ok(out)
 }
 
 /// Canonical pointer of a mapping path under `prefix`.
@@ -364,4 +399,36 @@ pub(crate) fn get<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
         cur = cur.get(seg)?;
     }
     (!cur.is_null()).then_some(cur)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(line: u64) -> Loc {
+        Loc { pointer: format!("/l{line}"), line: Some(line), ..Loc::default() }
+    }
+
+    #[test]
+    fn a_pointer_is_placed_where_it_came_from_or_nearest() {
+        let mut p = Provenance { root: at(1), ..Provenance::default() };
+        p.record("/body/party".into(), &at(2));
+        p.record("/body/officers/0/name".into(), &at(3));
+        p.record("/body/officers/0/cert_no".into(), &at(4));
+        p.record("/body/officers/1/name".into(), &at(5));
+        p.record("/body/party".into(), &at(6));
+        // Recorded twice: the first place.
+        assert_eq!(p.locate("/body/party").line, Some(2));
+        // Holding recorded fields: the earliest of them.
+        assert_eq!(p.locate("/body/officers").line, Some(3));
+        assert_eq!(p.locate("/body/officers/1").line, Some(5));
+        // Inside a recorded field: the field, its last place if recorded twice.
+        assert_eq!(p.locate("/body/party/uscc").line, Some(6));
+        assert_eq!(p.locate("/body/officers/0/cert_no/x").line, Some(4));
+        // A sibling whose name only starts like a recorded one is not inside it.
+        assert_eq!(p.locate("/body/officers/0/cert").line, Some(1));
+        assert_eq!(p.locate("/body/partyx").line, Some(1));
+        // Nowhere near: the document.
+        assert_eq!(p.locate("/sent_at").line, Some(1));
+    }
 }

@@ -23,11 +23,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use error::{InboundError, LoadError, Located, OutboundError, UnknownFormat};
+pub use error::{Exceeded, InboundError, LoadError, Located, OutboundError, UnknownFormat};
 pub use format::Format;
 pub use inbound::{Provenance, Translated};
 pub use node::Loc;
 pub use report::{Detail, Source};
+pub use syntax::Limits;
 
 /// The formats every hub knows, embedded at build time.
 const BUILTIN: &[(&str, &str)] = &[

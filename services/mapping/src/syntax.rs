@@ -2,24 +2,57 @@
 //! trees back, with real parsers: serde_json, quick-xml and csv.
 
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use serde_json::Value;
 
-use crate::error::Located;
+use crate::error::{Exceeded, Located};
 use crate::node::{Loc, Node, escape_token};
+
+/// What one native document may make the reader do. Real submissions are a
+/// few kilobytes with a few hundred fields; the defaults leave two orders of
+/// magnitude of room and still bound the time and memory a hostile document
+/// can cost (a tree holds about `max_nodes × max_path` bytes of places at
+/// worst).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of the whole document.
+    pub max_bytes: usize,
+    /// Levels of nesting: elements (XML), values (JSON, where `{"a": 1}`
+    /// is two deep like `<d><a>1</a></d>`).
+    pub max_depth: usize,
+    /// Elements and attributes (XML), values (JSON), cells (CSV) and items
+    /// split out of one cell.
+    pub max_nodes: usize,
+    /// Bytes of one place's path (`/GAXX/YSS/ZFRY/RY[2]/ZJH`, a JSON
+    /// pointer, `/` and a CSV header): every node keeps its own copy.
+    pub max_path: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_bytes: 4 << 20, max_depth: 64, max_nodes: 100_000, max_path: 512 }
+    }
+}
 
 /// Strips a UTF-8 byte-order mark (spreadsheet exports start with one).
 fn strip_bom(raw: &[u8]) -> &[u8] {
     raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw)
 }
 
+/// Line and column (1-based, column in bytes) of byte `pos`.
+fn line_col(raw: &[u8], pos: usize) -> (u64, u64) {
+    let before = &raw[..pos.min(raw.len())];
+    let line = before.iter().filter(|b| **b == b'\n').count() as u64 + 1;
+    let column = before.rsplit(|b| *b == b'\n').next().map_or(0, |l| l.len()) as u64 + 1;
+    (line, column)
+}
+
 /// The text of a document, or where it stops being UTF-8.
 fn utf8(raw: &[u8]) -> Result<&str, Located> {
     std::str::from_utf8(raw).map_err(|e| {
-        let before = &raw[..e.valid_up_to()];
-        let line = before.iter().filter(|b| **b == b'\n').count() as u64 + 1;
-        let column = before.rsplit(|b| *b == b'\n').next().map_or(0, |l| l.len()) as u64 + 1;
+        let (line, column) = line_col(raw, e.valid_up_to());
         Located::new(
             Loc { line: Some(line), column: Some(column), ..Loc::default() },
             "not UTF-8 text (the hub reads native documents in UTF-8)",
@@ -27,9 +60,25 @@ fn utf8(raw: &[u8]) -> Result<&str, Located> {
     })
 }
 
+/// Refuses a document over `max_bytes` before reading any of it, placed at
+/// the line where the limit falls.
+fn check_size(raw: &[u8], limits: &Limits) -> Result<(), Located> {
+    if raw.len() <= limits.max_bytes {
+        return Ok(());
+    }
+    let (line, _) = line_col(raw, limits.max_bytes);
+    let e = Exceeded::Size { size: raw.len(), max: limits.max_bytes };
+    Err(Located::new(Loc { line: Some(line), ..Loc::default() }, e.to_string()))
+}
+
 // ---- JSON -------------------------------------------------------------
 
 pub fn parse_json(raw: &[u8]) -> Result<Node, Located> {
+    parse_json_with(raw, &Limits::default())
+}
+
+pub fn parse_json_with(raw: &[u8], limits: &Limits) -> Result<Node, Located> {
+    check_size(raw, limits)?;
     let value: Value = serde_json::from_slice(strip_bom(raw)).map_err(|e| {
         Located::new(
             Loc { line: Some(e.line() as u64), column: Some(e.column() as u64), ..Loc::default() },
@@ -40,26 +89,59 @@ pub fn parse_json(raw: &[u8]) -> Result<Node, Located> {
         let start = Loc { line: Some(1), column: Some(1), ..Loc::default() };
         return Err(Located::new(start, "the document must be a JSON object"));
     }
-    Ok(json_node(value, String::new()))
+    let mut tree = JsonTree { limits, nodes: 0 };
+    tree.node(value, String::new(), 1)
 }
 
-fn json_node(v: Value, pointer: String) -> Node {
-    match v {
-        Value::Object(map) => {
-            let entries = map
-                .into_iter()
-                .map(|(k, v)| {
-                    let p = format!("{pointer}/{}", escape_token(&k));
-                    (k, json_node(v, p))
-                })
-                .collect();
-            Node::Map(entries, Loc::at(pointer))
+/// Counts what a JSON document becomes while it becomes it.
+struct JsonTree<'a> {
+    limits: &'a Limits,
+    nodes: usize,
+}
+
+impl JsonTree<'_> {
+    fn node(&mut self, v: Value, pointer: String, depth: usize) -> Result<Node, Located> {
+        self.nodes += 1;
+        if self.nodes > self.limits.max_nodes {
+            let e = Exceeded::Nodes { max: self.limits.max_nodes, what: "values" };
+            return Err(Located::new(Loc::at(pointer), e.to_string()));
         }
-        Value::Array(items) => {
-            let items = items.into_iter().enumerate().map(|(i, v)| json_node(v, format!("{pointer}/{i}"))).collect();
-            Node::List(items, Loc::at(pointer))
+        if depth > self.limits.max_depth {
+            let e = Exceeded::Depth { max: self.limits.max_depth };
+            return Err(Located::new(Loc::at(pointer), e.to_string()));
         }
-        scalar => Node::Scalar(scalar, Loc::at(pointer)),
+        match v {
+            Value::Object(map) => {
+                let mut entries = Vec::with_capacity(map.len());
+                for (k, v) in map {
+                    let p = self.child_pointer(&pointer, &escape_token(&k), &k)?;
+                    let child = self.node(v, p, depth + 1)?;
+                    entries.push((k, child));
+                }
+                Ok(Node::Map(entries, Loc::at(pointer)))
+            }
+            Value::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, v) in items.into_iter().enumerate() {
+                    let token = i.to_string();
+                    let p = self.child_pointer(&pointer, &token, &token)?;
+                    out.push(self.node(v, p, depth + 1)?);
+                }
+                Ok(Node::List(out, Loc::at(pointer)))
+            }
+            scalar => Ok(Node::Scalar(scalar, Loc::at(pointer))),
+        }
+    }
+
+    /// The pointer of a member, or a refusal placed at its parent (whose
+    /// pointer is still short enough to show).
+    fn child_pointer(&self, parent: &str, token: &str, name: &str) -> Result<String, Located> {
+        let len = parent.len() + 1 + token.len();
+        if len > self.limits.max_path {
+            let e = Exceeded::path(name, len, self.limits.max_path);
+            return Err(Located::new(Loc::at(parent), e.to_string()));
+        }
+        Ok(format!("{parent}/{token}"))
     }
 }
 
@@ -69,12 +151,12 @@ pub fn write_json(node: &Node) -> Vec<u8> {
 
 // ---- XML --------------------------------------------------------------
 
-/// Deepest XML nesting accepted (JSON's parser stops at 128 by itself).
-const MAX_DEPTH: usize = 64;
-
 struct Frame {
     name: String,
     entries: Vec<(String, Node)>,
+    /// Children opened so far, by name: the `[n]` of the next one. Counting
+    /// earlier siblings instead is quadratic in a flat document.
+    seen: HashMap<String, usize>,
     text: String,
     loc: Loc,
 }
@@ -99,12 +181,18 @@ impl Lines<'_> {
 
 /// Parses an XML document; returns its document element's name and node.
 pub fn parse_xml(raw: &[u8]) -> Result<(String, Node), Located> {
+    parse_xml_with(raw, &Limits::default())
+}
+
+pub fn parse_xml_with(raw: &[u8], limits: &Limits) -> Result<(String, Node), Located> {
+    check_size(raw, limits)?;
     let text = utf8(strip_bom(raw))?;
     let mut reader = quick_xml::Reader::from_str(text);
     reader.config_mut().check_end_names = true;
     let mut lines = Lines { text: text.as_bytes(), pos: 0, line: 1 };
     let mut stack: Vec<Frame> = Vec::new();
     let mut root: Option<(String, Node)> = None;
+    let mut nodes = 0usize;
     let err = |line: u64, message: String| Located::new(Loc { line: Some(line), ..Loc::default() }, message);
     loop {
         let start = reader.buffer_position() as usize;
@@ -118,21 +206,20 @@ pub fn parse_xml(raw: &[u8]) -> Result<(String, Node), Located> {
         // The event itself may begin after whitespace the reader skipped.
         let line = lines.at(start + leading_ws(&text.as_bytes()[start.min(text.len())..]));
         match event {
-            Event::Start(e) | Event::Empty(e) if root.is_some() => {
-                let _ = e;
+            Event::Start(_) | Event::Empty(_) if root.is_some() => {
                 return Err(err(line, "content after the document element".into()));
             }
-            Event::Start(e) => {
+            Event::Start(_) | Event::Empty(_) if stack.len() >= limits.max_depth => {
                 // Trees are dropped and walked recursively: a hostile
                 // document must not get deep enough to exhaust the stack.
-                if stack.len() >= MAX_DEPTH {
-                    return Err(err(line, format!("elements nested deeper than {MAX_DEPTH} levels")));
-                }
-                let frame = open(&e, &stack, line).map_err(|m| err(line, m))?;
+                return Err(err(line, Exceeded::Depth { max: limits.max_depth }.to_string()));
+            }
+            Event::Start(e) => {
+                let frame = open(&e, &mut stack, line, limits, &mut nodes).map_err(|m| err(line, m))?;
                 stack.push(frame);
             }
             Event::Empty(e) => {
-                let frame = open(&e, &stack, line).map_err(|m| err(line, m))?;
+                let frame = open(&e, &mut stack, line, limits, &mut nodes).map_err(|m| err(line, m))?;
                 close(frame, &mut stack, &mut root);
             }
             Event::End(_) => {
@@ -186,29 +273,64 @@ fn leading_ws(b: &[u8]) -> usize {
     b.iter().take_while(|c| c.is_ascii_whitespace()).count()
 }
 
-fn open(e: &BytesStart<'_>, stack: &[Frame], line: u64) -> Result<Frame, String> {
-    let name = std::str::from_utf8(e.name().as_ref()).map_err(|_| "element name is not UTF-8".to_string())?.to_string();
-    let pointer = match stack.last() {
-        None => format!("/{name}"),
+/// The frame of an element just opened below the top of `stack`; counts it
+/// and its attributes against the limits.
+fn open(
+    e: &BytesStart<'_>,
+    stack: &mut [Frame],
+    line: u64,
+    limits: &Limits,
+    nodes: &mut usize,
+) -> Result<Frame, String> {
+    let too_many = || Exceeded::Nodes { max: limits.max_nodes, what: "elements and attributes" }.to_string();
+    *nodes += 1;
+    if *nodes > limits.max_nodes {
+        return Err(too_many());
+    }
+    let name = std::str::from_utf8(e.name().into_inner()).map_err(|_| "element name is not UTF-8".to_string())?;
+    let pointer = match stack.last_mut() {
+        None => path(String::new(), name, None, limits)?,
         Some(parent) => {
-            let n = parent.entries.iter().filter(|(k, _)| k == &name).count();
-            if n == 0 {
-                format!("{}/{name}", parent.loc.pointer)
-            } else {
-                format!("{}/{name}[{}]", parent.loc.pointer, n + 1)
-            }
+            let n = parent.seen.entry(name.to_string()).or_insert(0);
+            *n += 1;
+            let index = (*n > 1).then_some(*n);
+            path(parent.loc.pointer.clone(), name, index, limits)?
         }
     };
     let loc = Loc { pointer, line: Some(line), ..Loc::default() };
     let mut entries = Vec::new();
-    for a in e.attributes() {
+    let mut keys = HashSet::new();
+    // quick-xml's own duplicate check compares each attribute with every
+    // earlier one: quadratic in a tag with many of them.
+    for a in e.attributes().with_checks(false) {
         let a = a.map_err(|e| e.to_string())?;
-        let key = std::str::from_utf8(a.key.as_ref()).map_err(|_| "attribute name is not UTF-8".to_string())?;
+        *nodes += 1;
+        if *nodes > limits.max_nodes {
+            return Err(too_many());
+        }
+        let key = std::str::from_utf8(a.key.into_inner()).map_err(|_| "attribute name is not UTF-8".to_string())?;
+        if !keys.insert(key) {
+            return Err(format!("attribute {key:?} appears twice in <{name}>"));
+        }
         let value = a.unescape_value().map_err(|e| e.to_string())?;
-        let aloc = Loc { pointer: format!("{}/@{key}", loc.pointer), line: Some(line), ..Loc::default() };
+        let apointer = path(loc.pointer.clone(), &format!("@{key}"), None, limits)?;
+        let aloc = Loc { pointer: apointer, line: Some(line), ..Loc::default() };
         entries.push((format!("@{key}"), Node::Scalar(Value::String(value.into_owned()), aloc)));
     }
-    Ok(Frame { name, entries, text: String::new(), loc })
+    Ok(Frame { name: name.to_string(), entries, seen: HashMap::new(), text: String::new(), loc })
+}
+
+/// `parent/name` or `parent/name[index]`, within `max_path`.
+fn path(mut parent: String, name: &str, index: Option<usize>, limits: &Limits) -> Result<String, String> {
+    let suffix = index.map(|i| format!("[{i}]")).unwrap_or_default();
+    let len = parent.len() + 1 + name.len() + suffix.len();
+    if len > limits.max_path {
+        return Err(Exceeded::path(name, len, limits.max_path).to_string());
+    }
+    parent.push('/');
+    parent.push_str(name);
+    parent.push_str(&suffix);
+    Ok(parent)
 }
 
 fn close(frame: Frame, stack: &mut [Frame], root: &mut Option<(String, Node)>) {
@@ -294,6 +416,15 @@ fn write_element(w: &mut quick_xml::Writer<Vec<u8>>, name: &str, node: &Node) {
 /// Every data row of a CSV document (a header line, then rows), each as a
 /// map from column name to cell.
 pub fn parse_csv(raw: &[u8], delimiter: u8) -> Result<Vec<Node>, Located> {
+    parse_csv_with(raw, delimiter, &Limits::default())
+}
+
+pub fn parse_csv_with(raw: &[u8], delimiter: u8, limits: &Limits) -> Result<Vec<Node>, Located> {
+    if let Err(mut e) = check_size(raw, limits) {
+        // CSV places are rows; the reader's rows are its line numbers.
+        e.loc.row = e.loc.line.take();
+        return Err(e);
+    }
     let text = utf8(strip_bom(raw))?;
     let mut reader =
         csv::ReaderBuilder::new().delimiter(delimiter).has_headers(true).flexible(false).from_reader(text.as_bytes());
@@ -314,29 +445,37 @@ pub fn parse_csv(raw: &[u8], delimiter: u8) -> Result<Vec<Node>, Located> {
     if headers.iter().all(String::is_empty) {
         return Err(Located::new(Loc { row: Some(1), ..Loc::default() }, "no header line"));
     }
+    let header_loc = |i: usize, pointer: String| Loc { pointer, row: Some(1), column: Some(i as u64 + 1), line: None };
+    let mut pointers = Vec::with_capacity(headers.len());
+    let mut seen = HashSet::with_capacity(headers.len());
     for (i, h) in headers.iter().enumerate() {
-        if headers[..i].contains(h) {
-            return Err(Located::new(
-                Loc { pointer: format!("/{}", escape_token(h)), row: Some(1), column: Some(i as u64 + 1), line: None },
-                format!("column {h:?} appears twice in the header"),
-            ));
+        let pointer = format!("/{}", escape_token(h));
+        if pointer.len() > limits.max_path {
+            let e = Exceeded::path(h, pointer.len(), limits.max_path);
+            return Err(Located::new(header_loc(i, String::new()), e.to_string()));
         }
+        if !seen.insert(h.as_str()) {
+            return Err(Located::new(header_loc(i, pointer), format!("column {h:?} appears twice in the header")));
+        }
+        pointers.push(pointer);
     }
     let mut rows = Vec::new();
+    let mut cells = 0usize;
     for record in reader.records() {
         let record = record.map_err(csv_err)?;
         let row = record.position().map_or(0, |p| p.line());
+        cells += headers.len();
+        if cells > limits.max_nodes {
+            let e = Exceeded::Nodes { max: limits.max_nodes, what: "cells" };
+            return Err(Located::new(Loc { row: Some(row), ..Loc::default() }, e.to_string()));
+        }
         let entries = headers
             .iter()
+            .zip(&pointers)
             .zip(record.iter())
             .enumerate()
-            .map(|(i, (h, cell))| {
-                let loc = Loc {
-                    pointer: format!("/{}", escape_token(h)),
-                    row: Some(row),
-                    column: Some(i as u64 + 1),
-                    line: None,
-                };
+            .map(|(i, ((h, pointer), cell))| {
+                let loc = Loc { pointer: pointer.clone(), row: Some(row), column: Some(i as u64 + 1), line: None };
                 (h.clone(), Node::Scalar(Value::String(cell.to_string()), loc))
             })
             .collect();
