@@ -275,3 +275,20 @@ fn http_ok(port: u16, path: &str) -> bool {
     let _ = s.read_to_string(&mut buf);
     buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200")
 }
+
+/// Moves what an earlier version stored in the server's global account (no
+/// accounts configured: `$G`) to `account`, before the server starts with
+/// accounts. The hub's streams and buckets were in `$G` until each
+/// organisation became an account of its own; without this, a hub upgraded
+/// in place would start with empty streams beside its old data. Returns
+/// whether anything was moved. The server must not be running.
+pub fn adopt_global_account(store_dir: &Path, account: &str) -> std::io::Result<bool> {
+    let js = store_dir.join("jetstream");
+    let global = js.join("$G");
+    let target = js.join(account);
+    if global.join("streams").is_dir() && !target.exists() {
+        std::fs::rename(&global, &target)?;
+        return Ok(true);
+    }
+    Ok(false)
+}
