@@ -47,8 +47,9 @@ enum Cmd {
         #[command(subcommand)]
         cmd: audit::AuditCmd,
     },
-    /// Print the nats-server authorization block: one user per NATS-native
-    /// organisation, allowed only its own subjects, and the services' user.
+    /// Print the nats-server accounts: the hub's account (the services'
+    /// user, JetStream) and one account per NATS-native organisation that
+    /// imports only its intake subject and its outbox consumer.
     NatsConfig {
         #[arg(long, default_value = "xianjie.toml")]
         config: PathBuf,

@@ -1,4 +1,4 @@
-//! The hub behind the NATS authorization `xj nats-config` generates: the
+//! The hub behind the NATS accounts `xj nats-config` generates: the
 //! services connect as their own user, NATS-native organisations as theirs.
 
 use std::sync::Arc;
