@@ -163,18 +163,21 @@ pub mod health {
 
     impl Drop for Running {
         fn drop(&mut self) {
-            if let Ok(mut t) = table().lock() {
-                if let Some(e) = t.get_mut(self.0) {
-                    e.0 = e.0.saturating_sub(1);
-                    e.1 = 1;
-                }
+            if let Ok(mut t) = table().lock()
+                && let Some(e) = t.get_mut(self.0)
+            {
+                e.0 = e.0.saturating_sub(1);
+                e.1 = 1;
             }
         }
     }
 
     /// The consumers expected (started once) that are not running now.
     pub fn stopped() -> Vec<&'static str> {
-        table().lock().map(|t| t.iter().filter(|(_, (n, want))| *n == 0 && *want > 0).map(|(k, _)| *k).collect()).unwrap_or_default()
+        table()
+            .lock()
+            .map(|t| t.iter().filter(|(_, (n, want))| *n == 0 && *want > 0).map(|(k, _)| *k).collect())
+            .unwrap_or_default()
     }
 }
 

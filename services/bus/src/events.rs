@@ -43,7 +43,7 @@ pub async fn publish(js: &async_nats::jetstream::Context, ev: &Event) -> anyhow:
 pub async fn publish_once(js: &async_nats::jetstream::Context, ev: &Event, dedup: &str) -> anyhow::Result<()> {
     let payload = serde_json::to_vec(ev)?;
     let mut h = async_nats::HeaderMap::new();
-    h.insert(crate::headers::NATS_MSG_ID, dedup);
+    crate::headers::Put::put(&mut h, crate::headers::NATS_MSG_ID, dedup);
     js.publish_with_headers(ev.subject(), h, payload.into()).await?.await?;
     Ok(())
 }

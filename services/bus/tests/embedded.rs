@@ -51,7 +51,8 @@ fn a_server_on_picked_ports_starts() {
 async fn streams_of_the_global_account_move_into_the_hub_account() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("js");
-    let mut before = NatsServer::start(ServerOptions { store_dir: store.clone(), ..Default::default() }).expect("start");
+    let mut before =
+        NatsServer::start(ServerOptions { store_dir: store.clone(), ..Default::default() }).expect("start");
     let js = async_nats::jetstream::new(async_nats::connect(before.url()).await.expect("connect"));
     js.create_stream(async_nats::jetstream::stream::Config {
         name: "XJ_ACCEPTED".into(),
@@ -66,9 +67,14 @@ async fn streams_of_the_global_account_move_into_the_hub_account() {
     before.stop();
     assert!(xj_bus::embedded::adopt_global_account(&store, "XJ_HUB").expect("move"));
     assert!(!xj_bus::embedded::adopt_global_account(&store, "XJ_HUB").expect("idempotent"), "moved once only");
-    let accounts = "accounts {\n  XJ_HUB: { jetstream: enabled, users: [ { user: \"svc\", password: \"pw-0123456789\" } ] }\n}\n";
-    let after = NatsServer::start(ServerOptions { store_dir: store, extra_config: Some(accounts.into()), ..Default::default() })
-        .expect("restart with accounts");
+    let accounts =
+        "accounts {\n  XJ_HUB: { jetstream: enabled, users: [ { user: \"svc\", password: \"pw-0123456789\" } ] }\n}\n";
+    let after = NatsServer::start(ServerOptions {
+        store_dir: store,
+        extra_config: Some(accounts.into()),
+        ..Default::default()
+    })
+    .expect("restart with accounts");
     let client = async_nats::ConnectOptions::with_user_and_password("svc".into(), "pw-0123456789".into())
         .connect(after.url())
         .await

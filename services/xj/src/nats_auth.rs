@@ -98,9 +98,7 @@ pub fn authorization(settings: &Settings, cost: u32) -> Result<String, NatsConfi
         let mut imports = String::new();
         for (subject, local, stream) in org_imports(&org.id) {
             let response = if stream { ", response_type: stream" } else { "" };
-            exports.push_str(&format!(
-                "      {{ service: \"{subject}\", accounts: [\"{account}\"]{response} }}\n"
-            ));
+            exports.push_str(&format!("      {{ service: \"{subject}\", accounts: [\"{account}\"]{response} }}\n"));
             imports.push_str(&format!(
                 "      {{ service: {{ account: \"{HUB_ACCOUNT}\", subject: \"{subject}\" }}, to: \"{local}\" }}\n"
             ));
@@ -215,7 +213,9 @@ deliver = { webhook = "http://127.0.0.1:9/inbox" }
         assert!(!block.contains("qh-web"), "webhook orgs have no NATS user: {block}");
         assert!(!block.contains("token-qh-agri"), "no clear-text credential: {block}");
         assert!(block.contains("{ service: \"xj.in.qh-agri\", accounts: [\"org-qh-agri\"] }"), "{block}");
-        assert!(block.contains("\"$JS.API.CONSUMER.MSG.NEXT.XJ_OUT.qh-agri\", accounts: [\"org-qh-agri\"], response_type: stream"));
+        assert!(block.contains(
+            "\"$JS.API.CONSUMER.MSG.NEXT.XJ_OUT.qh-agri\", accounts: [\"org-qh-agri\"], response_type: stream"
+        ));
         assert!(!block.contains("CONSUMER.CREATE"), "organisations create no consumers: {block}");
         assert_eq!(block.matches("jetstream: enabled").count(), 1, "only the hub's account has JetStream");
         assert!(block.contains("$2a$04$"));

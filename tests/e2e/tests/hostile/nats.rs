@@ -106,7 +106,9 @@ async fn own_outbox(
     Ok(consumer.messages().await?)
 }
 
-async fn next(out: &mut async_nats::jetstream::consumer::pull::Stream) -> anyhow::Result<async_nats::jetstream::Message> {
+async fn next(
+    out: &mut async_nats::jetstream::consumer::pull::Stream,
+) -> anyhow::Result<async_nats::jetstream::Message> {
     let m = tokio::time::timeout(WAIT, out.next()).await?.ok_or_else(|| anyhow::anyhow!("outbox closed"))?;
     let m = m.map_err(anyhow::Error::msg)?;
     m.ack().await.map_err(anyhow::Error::msg)?;
@@ -131,21 +133,29 @@ async fn an_org_account_reaches_only_its_intake_and_its_own_consumer() -> anyhow
     let hub = TestHub::start_secured(NATS_ORGS).await?;
     let (transport, _) = hub.connect_as("qh-transport").await?;
     let tjs = org_js(&transport);
-    tjs.publish("xj.in.qh-transport", serde_json::to_vec(&sample_clue("TR-1", "qh-transport", "FOOD-STALL", "990101101"))?.into())
-        .await?
-        .await?;
+    tjs.publish(
+        "xj.in.qh-transport",
+        serde_json::to_vec(&sample_clue("TR-1", "qh-transport", "FOOD-STALL", "990101101"))?.into(),
+    )
+    .await?
+    .await?;
 
     let (agri, _) = hub.connect_as("qh-agri").await?;
     let js = org_js(&agri);
     let mut out = own_outbox(&js, "qh-agri").await?;
-    let (status, receipt) = submit(&js, &mut out, "qh-agri", &sample_clue("AG-1", "qh-agri", "FOOD-STALL", "990101101")).await?;
+    let (status, receipt) =
+        submit(&js, &mut out, "qh-agri", &sample_clue("AG-1", "qh-agri", "FOOD-STALL", "990101101")).await?;
     assert_eq!((status.as_str(), receipt["id"].as_str()), ("202", Some("AG-1")), "{receipt}");
 
     let svc = hub.connect_services().await?;
     let before = hub_state(&svc).await?;
     // Another organisation's consumer, any consumer of its own making, the
     // streams themselves: none of it exists for this account.
-    assert!(js.get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>("qh-transport", "XJ_OUT").await.is_err());
+    assert!(
+        js.get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>("qh-transport", "XJ_OUT")
+            .await
+            .is_err()
+    );
     assert!(js.get_stream("XJ_OUT").await.is_err());
     assert!(
         js.create_consumer_on_stream(
@@ -162,11 +172,14 @@ async fn an_org_account_reaches_only_its_intake_and_its_own_consumer() -> anyhow
     // Subscriptions see nothing of the hub's traffic, not even with `>`.
     let mut everything = agri.subscribe(">").await?;
     agri.flush().await?;
-    tjs.publish("xj.in.qh-transport", serde_json::to_vec(&sample_clue("TR-2", "qh-transport", "FOOD-STALL", "990101101"))?.into())
-        .await?
-        .await?;
+    tjs.publish(
+        "xj.in.qh-transport",
+        serde_json::to_vec(&sample_clue("TR-2", "qh-transport", "FOOD-STALL", "990101101"))?.into(),
+    )
+    .await?
+    .await?;
     hub.receiver("qh-town-dg").wait_for(3, WAIT).await?;
-    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(300), everything.next()).await {
+    if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(300), everything.next()).await {
         panic!("qh-agri's account saw {} ({} bytes)", m.subject, m.payload.len());
     }
     // Publishing as another organisation, or into an outbox, reaches nothing.
@@ -208,9 +221,12 @@ async fn a_pull_request_cannot_aim_its_reply_into_the_hub() -> anyhow::Result<()
     let js = org_js(&agri);
     // Three answers wait in qh-agri's outbox.
     for i in 1..=3 {
-        js.publish("xj.in.qh-agri", serde_json::to_vec(&sample_clue(&format!("AG-{i}"), "qh-agri", "FOOD-STALL", "990101101"))?.into())
-            .await?
-            .await?;
+        js.publish(
+            "xj.in.qh-agri",
+            serde_json::to_vec(&sample_clue(&format!("AG-{i}"), "qh-agri", "FOOD-STALL", "990101101"))?.into(),
+        )
+        .await?
+        .await?;
     }
     let svc = hub.connect_services().await?;
     hub.receiver("qh-town-dg").wait_for(3, WAIT).await?;
@@ -312,8 +328,14 @@ async fn no_js_request_from_an_org_changes_the_hub() -> anyhow::Result<()> {
         ("$JS.API.CONSUMER.DELETE.XJ_OUT.qh-agri", json!({})),
         ("$JS.API.CONSUMER.MSG.NEXT.XJ_OUT.qh-transport", json!({ "batch": 10 })),
         ("$JS.API.CONSUMER.MSG.NEXT.XJ_ROUTED.courier", json!({ "batch": 10 })),
-        ("$JS.API.CONSUMER.CREATE.XJ_OUT.qh-agri", json!({ "stream_name": "XJ_OUT", "config": { "durable_name": "qh-agri", "filter_subject": "xj.out.>" } })),
-        ("$JS.API.CONSUMER.CREATE.XJ_OUT.qh-agri.xj.out.qh-agri", json!({ "stream_name": "XJ_OUT", "config": { "durable_name": "qh-agri", "filter_subject": "xj.out.qh-agri", "deliver_subject": "xj.ledger" } })),
+        (
+            "$JS.API.CONSUMER.CREATE.XJ_OUT.qh-agri",
+            json!({ "stream_name": "XJ_OUT", "config": { "durable_name": "qh-agri", "filter_subject": "xj.out.>" } }),
+        ),
+        (
+            "$JS.API.CONSUMER.CREATE.XJ_OUT.qh-agri.xj.out.qh-agri",
+            json!({ "stream_name": "XJ_OUT", "config": { "durable_name": "qh-agri", "filter_subject": "xj.out.qh-agri", "deliver_subject": "xj.ledger" } }),
+        ),
         ("$JS.API.CONSUMER.LEADER.STEPDOWN.XJ_OUT.qh-agri", json!({})),
         ("$JS.API.ACCOUNT.PURGE.XJ_HUB", json!({})),
         ("$JS.API.META.LEADER.STEPDOWN", json!({})),
@@ -322,7 +344,10 @@ async fn no_js_request_from_an_org_changes_the_hub() -> anyhow::Result<()> {
         ("$O.xj_evidence.C.x", json!({})),
         ("$JS.ACK.XJ_OUT.qh-transport.1.1.1.0.0", json!("+ACK")),
         ("$JS.ACK.XJ_ROUTED.courier.1.1.1.0.0", json!("+TERM")),
-        ("JS.xj.API.CONSUMER.CREATE.XJ_OUT.qh-agri", json!({ "stream_name": "XJ_OUT", "config": { "durable_name": "qh-agri", "deliver_subject": "xj.ledger" } })),
+        (
+            "JS.xj.API.CONSUMER.CREATE.XJ_OUT.qh-agri",
+            json!({ "stream_name": "XJ_OUT", "config": { "durable_name": "qh-agri", "deliver_subject": "xj.ledger" } }),
+        ),
         ("JS.xj.API.CONSUMER.MSG.NEXT.XJ_OUT.qh-transport", json!({ "batch": 10 })),
         ("JS.xj.API.CONSUMER.DELETE.XJ_OUT.qh-agri", json!({})),
         ("JS.xj.API.STREAM.INFO.XJ_OUT", json!({})),
@@ -338,14 +363,16 @@ async fn no_js_request_from_an_org_changes_the_hub() -> anyhow::Result<()> {
             // An empty answer is a status (no responders); the one import
             // that answers with data: its own consumer's info.
             let harmless = answer.is_empty()
-                || v.get("error").is_some() || v.get("type").and_then(Value::as_str) == Some("io.nats.jetstream.api.v1.consumer_info_response");
+                || v.get("error").is_some()
+                || v.get("type").and_then(Value::as_str) == Some("io.nats.jetstream.api.v1.consumer_info_response");
             assert!(harmless, "{subject} answered {v}");
         }
     }
     assert_eq!(before, settled(&svc).await?, "the hub's account changed");
     ledger_intact(&svc).await?;
     // And the organisation still gets its answers.
-    let (status, _) = submit(&ajs, &mut out, "qh-agri", &sample_clue("AG-2", "qh-agri", "FOOD-STALL", "990101101")).await?;
+    let (status, _) =
+        submit(&ajs, &mut out, "qh-agri", &sample_clue("AG-2", "qh-agri", "FOOD-STALL", "990101101")).await?;
     assert_eq!(status, "202");
     Ok(())
 }
@@ -379,7 +406,8 @@ async fn poison_on_nats_intake_is_answered_and_stops_nobody() -> anyhow::Result<
         h.put("Nats-Msg-Id", &format!("poison-{i}"));
         js.publish_with_headers("xj.in.qh-agri", h, p.clone().into()).await?.await?;
         let answer = next(&mut out).await?;
-        let status = answer.headers.as_ref().and_then(|h| h.get("Xj-Answer")).map(|v| v.to_string()).unwrap_or_default();
+        let status =
+            answer.headers.as_ref().and_then(|h| h.get("Xj-Answer")).map(|v| v.to_string()).unwrap_or_default();
         assert!(matches!(status.as_str(), "400" | "413" | "422"), "poison {i}: answered {status}");
         let err: Value = serde_json::from_slice(&answer.payload)?;
         assert!(err["message"].is_string(), "poison {i}: {err}");
@@ -389,7 +417,9 @@ async fn poison_on_nats_intake_is_answered_and_stops_nobody() -> anyhow::Result<
     let (transport, _) = hub.connect_as("qh-transport").await?;
     let tjs = org_js(&transport);
     let mut tout = own_outbox(&tjs, "qh-transport").await?;
-    let (status, _) = submit(&tjs, &mut tout, "qh-transport", &sample_clue("TR-1", "qh-transport", "FOOD-STALL", "990101101")).await?;
+    let (status, _) =
+        submit(&tjs, &mut tout, "qh-transport", &sample_clue("TR-1", "qh-transport", "FOOD-STALL", "990101101"))
+            .await?;
     assert_eq!(status, "202");
     hub.receiver("qh-town-dg").wait_for(2, WAIT).await?;
     Ok(())
