@@ -55,3 +55,10 @@ faults:
 validate-deploy:
     cargo build --bin xj
     python3 deploy/validate.py --xj target/debug/xj
+
+# RustSec advisories against Cargo.lock. The advisory database is a Git
+# repository on GitHub: this needs a machine that reaches github.com (the
+# project's CI machines do not; see docs/security.md).
+audit:
+    cargo install cargo-audit --locked --quiet
+    cargo audit --deny warnings
