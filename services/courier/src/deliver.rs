@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
+use xj_bus::headers::Put;
 use xj_bus::signing::HubKey;
 use xj_bus::{Bus, TraceParent, headers as h, subjects};
 use xj_config::Org;
@@ -13,13 +14,43 @@ use xj_mapping::Formats;
 pub struct Parcel<'a> {
     pub org: &'a Org,
     pub msg_id: &'a str,
-    pub sender: &'a str,
     pub case: &'a str,
+    /// This copy's identity ([`delivery_id`]): its `Nats-Msg-Id` in the
+    /// outbox.
+    pub delivery: &'a str,
     pub attempt: u64,
     pub trace: TraceParent,
     pub body: Bytes,
     /// `application/json` for canonical, the native format's otherwise.
     pub content_type: &'static str,
+}
+
+/// Bytes of a failed answer's body the courier reads for the reason; the
+/// rest is left unread and the connection dropped, so a receiver's huge or
+/// endless error page costs no more than this.
+pub const ERROR_BODY_MAX: usize = 2048;
+
+/// Characters of a receiver's text (error page, `Location`) kept in a
+/// reason: enough to recognise it, small enough for a header and a trace.
+const REASON_TEXT_MAX: usize = 200;
+
+/// The identity of one copy of a message for one recipient, which the
+/// outbox and the dead letters store it under (`Nats-Msg-Id`). It names the
+/// recipient: the streams drop a repeated `Nats-Msg-Id` for 10 minutes
+/// (docs/architecture.md), and copies of one message to several NATS-native
+/// organisations must not pass for repeats of each other. A redelivery of
+/// the same routed copy gets the same identity and is dropped, as it should
+/// be. A routed copy whose own identity extends this one (an operator's
+/// replay, a designation or transfer sending the original on) keeps its
+/// own, so that second copy is stored although the first one was.
+pub fn delivery_id(routed: Option<&str>, sender: &str, msg_id: &str, org: &str) -> String {
+    let base = format!("{sender}:{msg_id}:{org}");
+    match routed {
+        Some(r) if r.strip_prefix(base.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with(':')) => {
+            r.to_string()
+        }
+        _ => base,
+    }
 }
 
 /// The body an organisation receives: the canonical JSON, or its native
@@ -35,8 +66,18 @@ pub fn native_form(mappings: &Formats, org: &Org, canonical: &Bytes) -> Result<(
 }
 
 pub enum Outcome {
-    Delivered { status: Option<u16>, elapsed: Duration },
-    Failed { reason: String, status: Option<u16>, elapsed: Duration },
+    /// `status`: the webhook's answer; `stored`: the copy's sequence in
+    /// `XJ_OUT` for a NATS-native organisation.
+    Delivered {
+        status: Option<u16>,
+        stored: Option<u64>,
+        elapsed: Duration,
+    },
+    Failed {
+        reason: String,
+        status: Option<u16>,
+        elapsed: Duration,
+    },
 }
 
 pub async fn attempt(http: &reqwest::Client, bus: &Bus, key: &HubKey, p: &Parcel<'_>) -> Outcome {
@@ -54,40 +95,154 @@ pub async fn attempt(http: &reqwest::Client, bus: &Bus, key: &HubKey, p: &Parcel
             .body(p.body.clone())
             .send()
             .await;
-        let elapsed = started.elapsed();
-        return match resp {
-            Ok(r) if r.status().is_success() => Outcome::Delivered { status: Some(r.status().as_u16()), elapsed },
+        let outcome = match resp {
+            Ok(r) if r.status().is_success() => {
+                Outcome::Delivered { status: Some(r.status().as_u16()), stored: None, elapsed: started.elapsed() }
+            }
             Ok(r) => {
                 let status = r.status().as_u16();
-                let text: String = r.text().await.unwrap_or_default().chars().take(200).collect();
-                Outcome::Failed { reason: format!("HTTP {status}: {text}"), status: Some(status), elapsed }
+                let reason = refusal(r).await;
+                Outcome::Failed { reason, status: Some(status), elapsed: started.elapsed() }
             }
-            Err(e) => Outcome::Failed { reason: describe(&e), status: None, elapsed },
+            Err(e) => Outcome::Failed { reason: describe(&e), status: None, elapsed: started.elapsed() },
         };
+        return outcome;
     }
     let mut hdr = HeaderMap::new();
-    hdr.insert(h::NATS_MSG_ID, format!("{}:{}", p.sender, p.msg_id).as_str());
-    hdr.insert(h::MESSAGE_ID, p.msg_id);
-    hdr.insert(h::CASE, p.case);
-    hdr.insert(h::ATTEMPT, p.attempt.to_string().as_str());
-    hdr.insert(h::TRACEPARENT, p.trace.header().as_str());
-    hdr.insert(h::SIGNATURE, signature.as_str());
-    let res =
-        async { bus.js.publish_with_headers(subjects::outbox(&p.org.id), hdr, p.body.clone()).await?.await }.await;
+    hdr.put(h::NATS_MSG_ID, p.delivery);
+    hdr.put(h::MESSAGE_ID, p.msg_id);
+    hdr.put(h::CASE, p.case);
+    hdr.put(h::ATTEMPT, p.attempt.to_string().as_str());
+    hdr.put(h::TRACEPARENT, p.trace.header().as_str());
+    hdr.put(h::SIGNATURE, signature.as_str());
+    let outbox = subjects::outbox(&p.org.id);
+    let res = async { bus.js.publish_with_headers(outbox.clone(), hdr, p.body.clone()).await?.await }.await;
+    let stored = match res {
+        // A repeat of this copy's identity: an earlier attempt stored it
+        // (its acknowledgement was lost). Said "delivered" only once the
+        // stored message is seen to be this copy for this organisation.
+        Ok(ack) if ack.duplicate => stored_copy(bus, ack.sequence, &outbox, p.msg_id).await.map(|()| ack.sequence),
+        Ok(ack) => Ok(ack.sequence),
+        Err(e) => Err(format!("NATS outbox: {e}")),
+    };
     let elapsed = started.elapsed();
-    match res {
-        Ok(_) => Outcome::Delivered { status: None, elapsed },
-        Err(e) => Outcome::Failed { reason: format!("NATS outbox: {e}"), status: None, elapsed },
+    match stored {
+        Ok(seq) => Outcome::Delivered { status: None, stored: Some(seq), elapsed },
+        Err(reason) => Outcome::Failed { reason, status: None, elapsed },
     }
 }
 
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "connection refused or unreachable".into()
+/// Checks that `XJ_OUT` holds message `msg_id` for `outbox` at `seq`.
+async fn stored_copy(bus: &Bus, seq: u64, outbox: &str, msg_id: &str) -> Result<(), String> {
+    let unseen = |e: &dyn std::fmt::Display| {
+        format!("NATS outbox: a repeat of this copy, but its original is not readable: {e}")
+    };
+    let stream = bus.js.get_stream(subjects::STREAM_OUT).await.map_err(|e| unseen(&e))?;
+    let m = stream.get_raw_message(seq).await.map_err(|e| unseen(&e))?;
+    let id = m.headers.get(h::MESSAGE_ID).map(|v| v.as_str());
+    if m.subject.as_str() == outbox && id == Some(msg_id) {
+        Ok(())
     } else {
-        format!("request failed: {e}")
+        Err(format!(
+            "NATS outbox: this copy's identity is already taken by {:?} on {} (sequence {seq}); not stored",
+            id.unwrap_or_default(),
+            m.subject
+        ))
+    }
+}
+
+/// Why a receiver's answer other than 2xx failed the attempt: the status,
+/// and where a redirect points (redirects are not followed: a `301` would
+/// turn the signed POST into a GET without body, a `307` send the signed
+/// body wherever the receiver says), or the start of its error page.
+async fn refusal(r: reqwest::Response) -> String {
+    let status = r.status();
+    let head = match status.canonical_reason() {
+        Some(text) => format!("HTTP {} {text}", status.as_u16()),
+        None => format!("HTTP {}", status.as_u16()),
+    };
+    if status.is_redirection() {
+        let location = r
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .map(|v| readable(&String::from_utf8_lossy(v.as_bytes()), REASON_TEXT_MAX));
+        return match location {
+            Some(to) => format!("{head}: redirects are not followed (Location: {to})"),
+            None => format!("{head}: redirects are not followed (no Location)"),
+        };
+    }
+    let (body, broken) = body_prefix(r, ERROR_BODY_MAX).await;
+    let text = readable(&String::from_utf8_lossy(&body), REASON_TEXT_MAX);
+    let mut reason = if text.is_empty() { head } else { format!("{head}: {text}") };
+    if let Some(why) = broken {
+        reason.push_str(&format!(" (answer broke off: {why})"));
+    }
+    reason
+}
+
+/// At most `max` bytes of an answer's body, read chunk by chunk; the rest
+/// stays unread and goes with the connection when the response is dropped.
+/// A read that fails says why beside what arrived.
+async fn body_prefix(mut r: reqwest::Response, max: usize) -> (Vec<u8>, Option<String>) {
+    let mut out = Vec::new();
+    while out.len() < max {
+        match r.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = max - out.len();
+                out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok(None) => break,
+            Err(e) => return (out, Some(describe(&e))),
+        }
+    }
+    (out, None)
+}
+
+/// A receiver's text as one readable line of at most `max` characters:
+/// runs of white space (the CR LF of an error page) become one space,
+/// other control characters (NUL…) `\u{XX}` escapes; bytes that were not
+/// UTF-8 arrive here as U+FFFD.
+pub fn readable(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut count = 0;
+    let mut space = false;
+    for c in text.trim().chars() {
+        if c.is_whitespace() {
+            space = true;
+            continue;
+        }
+        let piece = if c.is_control() { format!("\\u{{{:02X}}}", c as u32) } else { c.to_string() };
+        let width = piece.chars().count() + usize::from(space);
+        if count + width > max {
+            out.push('…');
+            return out;
+        }
+        if space {
+            out.push(' ');
+            space = false;
+        }
+        out.push_str(&piece);
+        count += width;
+    }
+    out
+}
+
+/// Why a request got no answer, with the innermost cause (a reset
+/// connection, a closed one) and never the URL, which may carry a secret.
+fn describe(e: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    let cause = readable(&cause.to_string(), REASON_TEXT_MAX);
+    if e.is_timeout() {
+        "timed out: no complete answer within [courier] timeout_ms".into()
+    } else if e.is_connect() {
+        format!("connection refused or unreachable: {cause}")
+    } else if e.is_body() || e.is_decode() {
+        format!("the answer broke off: {cause}")
+    } else {
+        format!("request failed: {cause}")
     }
 }
 
@@ -99,8 +254,34 @@ pub fn backoff(initial_ms: u64, max_ms: u64, attempt: u64) -> Duration {
 
 #[cfg(test)]
 mod tests {
-    use super::backoff;
+    use super::{backoff, delivery_id, readable};
     use std::time::Duration;
+
+    #[test]
+    fn every_copy_is_stored_under_its_recipient() {
+        let id = |routed| delivery_id(routed, "qh-market", "M-1", "qh-agri");
+        assert_eq!(id(None), "qh-market:M-1:qh-agri");
+        assert_eq!(id(Some("qh-market:M-1:qh-agri")), "qh-market:M-1:qh-agri");
+        // A replay or a re-route is a copy of its own.
+        assert_eq!(id(Some("qh-market:M-1:qh-agri:replay:17")), "qh-market:M-1:qh-agri:replay:17");
+        assert_eq!(id(Some("qh-market:M-1:qh-agri:designation")), "qh-market:M-1:qh-agri:designation");
+        // Anything else (an older copy without the recipient, another
+        // organisation whose id merely starts alike) gets the recipient.
+        assert_eq!(id(Some("qh-market:M-1")), "qh-market:M-1:qh-agri");
+        assert_eq!(id(Some("qh-market:M-1:qh-agri2")), "qh-market:M-1:qh-agri");
+        assert_ne!(delivery_id(None, "qh-market", "M-1", "qh-transport"), id(None));
+    }
+
+    #[test]
+    fn a_receivers_text_becomes_one_short_readable_line() {
+        let nginx = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n</body>\r\n</html>\r\n";
+        assert_eq!(readable(nginx, 200), "<html> <head><title>502 Bad Gateway</title></head> <body> </body> </html>");
+        assert_eq!(readable("a\0b\x07c", 200), "a\\u{00}b\\u{07}c");
+        assert_eq!(readable(&String::from_utf8_lossy(b"ok \xff\xfe end"), 200), "ok \u{FFFD}\u{FFFD} end");
+        let long = readable(&"断".repeat(500), 10);
+        assert_eq!(long, format!("{}…", "断".repeat(10)));
+        assert!(!readable("x\ny\rz\0", 200).contains(['\r', '\n', '\0']));
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {

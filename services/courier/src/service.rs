@@ -22,12 +22,13 @@ use async_nats::jetstream::{AckKind, Message};
 use chrono::Utc;
 use tracing::Instrument;
 use xj_bus::consume::{self, Durable};
+use xj_bus::headers::Put;
 use xj_bus::otel::{Hop, SpanKind};
 use xj_bus::signing::HubKey;
 use xj_bus::{Bus, Shutdown, TraceParent, events, headers as h, subjects};
 use xj_config::Settings;
 
-use crate::deliver::{Outcome, Parcel, attempt, backoff, native_form};
+use crate::deliver::{Outcome, Parcel, attempt, backoff, delivery_id, native_form};
 
 const CONSUMER: &str = "courier";
 
@@ -46,6 +47,12 @@ pub async fn run(settings: Arc<Settings>, bus: Bus, key: HubKey, shutdown: Shutd
     let c = &settings.courier;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_millis(c.timeout_ms))
+        // A redirect is the receiver's answer, not a delivery: following a
+        // 301/302/303 re-sends the signed POST as a GET without its body
+        // (and a 2xx on that would count as delivered), a 307/308 sends
+        // the signed body wherever the receiver points. It fails the
+        // attempt with the status and `Location` in the reason.
+        .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(c.concurrency)
         .build()
         .context("HTTP client")?;
@@ -130,6 +137,8 @@ struct Copy {
     msg_id: String,
     sender: String,
     case: String,
+    /// Its identity in the outbox and the dead letters ([`delivery_id`]).
+    delivery: String,
     order: Order,
     delivered: u64,
     replayed_by: Option<String>,
@@ -139,10 +148,14 @@ impl Copy {
     fn of(m: &Message) -> Self {
         let hd = m.headers.as_ref();
         let info = m.info().ok();
+        let recipient = h::get(hd, h::RECIPIENT).unwrap_or_default().to_string();
+        let msg_id = h::get(hd, h::MESSAGE_ID).unwrap_or_default().to_string();
+        let sender = h::get(hd, h::SENDER).unwrap_or_default().to_string();
         Copy {
-            recipient: h::get(hd, h::RECIPIENT).unwrap_or_default().to_string(),
-            msg_id: h::get(hd, h::MESSAGE_ID).unwrap_or_default().to_string(),
-            sender: h::get(hd, h::SENDER).unwrap_or_default().to_string(),
+            delivery: delivery_id(h::get(hd, h::NATS_MSG_ID), &sender, &msg_id, &recipient),
+            recipient,
+            msg_id,
+            sender,
             case: h::get(hd, h::CASE).unwrap_or_default().to_string(),
             order: (
                 h::get(hd, h::ACCEPTED_SEQ).and_then(|v| v.parse().ok()).unwrap_or(0),
@@ -393,8 +406,8 @@ impl Courier {
                 let parcel = Parcel {
                     org,
                     msg_id: &copy.msg_id,
-                    sender: &copy.sender,
                     case: &copy.case,
+                    delivery: &copy.delivery,
                     attempt: attempt_no,
                     trace,
                     body,
@@ -406,13 +419,16 @@ impl Courier {
         };
         let c = &settings.courier;
         let (step, detail, result) = match &outcome {
-            Outcome::Delivered { status, elapsed } => {
+            Outcome::Delivered { status, stored, elapsed } => {
                 metrics::histogram!("xj_delivery_seconds", "outcome" => "delivered").record(elapsed.as_secs_f64());
-                (
-                    "delivered",
-                    serde_json::json!({ "status": status, "ms": elapsed.as_millis() as u64 }),
-                    Step::Delivered,
-                )
+                let mut detail = serde_json::json!({ "status": status, "ms": elapsed.as_millis() as u64 });
+                // Where the copy of a NATS-native organisation is: the
+                // trace says delivered only for a copy the outbox holds.
+                if let Some(seq) = stored {
+                    detail["outbox_seq"] = (*seq).into();
+                    detail["delivery"] = copy.delivery.clone().into();
+                }
+                ("delivered", detail, Step::Delivered)
             }
             Outcome::Failed { reason, status, elapsed } => {
                 metrics::histogram!("xj_delivery_seconds", "outcome" => "failed").record(elapsed.as_secs_f64());
@@ -496,7 +512,7 @@ impl Courier {
     /// Parks a copy on `xj.dead.<org>` (retried until stored, so it is never
     /// acknowledged away unrecorded), records the step, acknowledges.
     async fn bury(&self, m: &Message, copy: &Copy, reason: &str, attempts: u64) {
-        dead(&self.bus, m, &copy.recipient, reason, attempts).await;
+        dead(&self.bus, m, copy, reason, attempts).await;
         let detail = serde_json::json!({ "error": reason });
         let trace = TraceParent::received(m.headers.as_ref()).unwrap_or_else(TraceParent::new_root);
         self.event(copy, "dead", detail, attempts, trace).await;
@@ -535,26 +551,39 @@ fn m_id(m: &Message) -> String {
     h::get(m.headers.as_ref(), h::MESSAGE_ID).unwrap_or_default().to_string()
 }
 
-/// Parks a message on `xj.dead.<org>`; retried until stored, so it is
-/// never acked away unrecorded.
-async fn dead(bus: &Bus, m: &Message, org: &str, reason: &str, attempts: u64) {
+/// Headers of a routed copy that its dead letter keeps (for the list and
+/// a replay); the copy's own `Nats-Msg-Id` is replaced.
+const KEPT: [&str; 10] = [
+    h::TRACEPARENT,
+    h::MESSAGE_ID,
+    h::SENDER,
+    h::CASE,
+    h::RECIPIENT,
+    h::RULE,
+    h::RULE_VERSION,
+    h::ACCEPTED_AT,
+    h::ACCEPTED_SEQ,
+    h::REPLAYED_BY,
+];
+
+/// Parks a copy on `xj.dead.<org>`; retried until stored, so it is never
+/// acked away unrecorded. Stored under the copy's identity (recipient
+/// included) and its place in `XJ_ROUTED`: a courier that dies before
+/// acknowledging parks the same copy again and the stream drops the repeat,
+/// while a replayed copy that dies again is a dead letter of its own.
+async fn dead(bus: &Bus, m: &Message, copy: &Copy, reason: &str, attempts: u64) {
+    let org = copy.recipient.as_str();
     let mut out = HeaderMap::new();
-    if let Some(src) = m.headers.as_ref() {
-        for (name, values) in src.iter() {
-            let name: &str = name.as_ref();
-            if name == h::NATS_MSG_ID {
-                continue;
-            }
-            for v in values {
-                out.append(name, v.as_str());
-            }
+    for name in KEPT {
+        if let Some(v) = h::get(m.headers.as_ref(), name) {
+            out.put(name, v);
         }
     }
     let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
-    out.insert(h::NATS_MSG_ID, format!("dead:{org}:{seq}").as_str());
-    out.insert(h::DEAD_REASON, reason);
-    out.insert(h::DEAD_AT, Utc::now().to_rfc3339().as_str());
-    out.insert(h::ATTEMPT, attempts.to_string().as_str());
+    out.put(h::NATS_MSG_ID, format!("dead:{}:{seq}", copy.delivery).as_str());
+    out.put(h::DEAD_REASON, reason);
+    out.put(h::DEAD_AT, Utc::now().to_rfc3339().as_str());
+    out.put(h::ATTEMPT, attempts.to_string().as_str());
     loop {
         let res =
             async { bus.js.publish_with_headers(subjects::dead(org), out.clone(), m.payload.clone()).await?.await }
