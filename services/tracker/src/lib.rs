@@ -9,5 +9,6 @@ pub mod calendar;
 pub mod clocks;
 pub mod machine;
 mod service;
+pub mod summary;
 
 pub use service::run;

@@ -112,7 +112,9 @@ fn routed(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
         rule_version: ev.detail["rule_version"].as_str().map(str::to_owned),
         reply_to: reply_to.clone(),
         seq: ev.detail["seq"].as_u64(),
-        summary: summary.clone(),
+        // The state machine reads the whole summary below; the record
+        // keeps a bounded copy, so no sender can outgrow a case.
+        summary: crate::summary::bounded(&summary),
         delivered: Vec::new(),
         copies: ev.detail["targets"]
             .as_array()

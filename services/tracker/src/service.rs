@@ -15,7 +15,8 @@ use tracing::Instrument;
 use xj_bus::alerts::{Alert, raise};
 use xj_bus::clock::HubClock;
 use xj_bus::consume::{self, Durable};
-use xj_bus::events::Event;
+use xj_bus::events::{self, Event};
+use xj_bus::headers::Put;
 use xj_bus::otel::{Hop, SpanKind};
 use xj_bus::records::CaseRecord;
 use xj_bus::{Bus, Shutdown, TraceParent, headers as h, subjects};
@@ -26,6 +27,21 @@ use crate::machine::{Action, Ctx, apply, clock_json, fire, next_wake};
 use xj_bus::stats;
 
 const CONSUMER: &str = "tracker";
+
+/// Room kept below the server's `max_payload` for what travels with a
+/// stored record (its subject and headers).
+const RECORD_HEADROOM: usize = 4096;
+
+/// A case record that no longer fits in one NATS message. Retrying cannot
+/// help (the same events make the same record), so the event is terminated
+/// with this as its reason instead of being redelivered for ever.
+#[derive(Debug, thiserror::Error)]
+#[error("case {case}: its record would be {bytes} bytes, over the {max} bytes one NATS message may hold")]
+pub struct RecordFull {
+    pub case: String,
+    pub bytes: usize,
+    pub max: usize,
+}
 
 type Schedule = Arc<Mutex<BTreeSet<(DateTime<Utc>, String)>>>;
 
@@ -129,6 +145,10 @@ impl Tracker {
                 hop.finish();
                 let _ = m.ack().await;
             }
+            Err(e) if e.downcast_ref::<RecordFull>().is_some() => {
+                hop.fail(e.to_string());
+                self.record_full(&m, &ev, &e.to_string()).await;
+            }
             Err(e) => {
                 hop.fail(e.to_string());
                 tracing::warn!(error = %e, "case update failed; will retry");
@@ -158,6 +178,12 @@ impl Tracker {
             let after = serde_json::to_vec(&rec)?;
             if before == after && actions.is_empty() {
                 return Ok(());
+            }
+            // Checked before acting: nothing is raised for a change that
+            // cannot be stored.
+            let max = (self.bus.client.server_info().max_payload).saturating_sub(RECORD_HEADROOM);
+            if after.len() > max {
+                return Err(RecordFull { case: case.to_string(), bytes: after.len(), max }.into());
             }
             let mut counts = Vec::new();
             for a in actions {
@@ -189,6 +215,35 @@ impl Tracker {
             return Ok(());
         }
         anyhow::bail!("case {case} kept changing under us")
+    }
+
+    /// An event that cannot be folded into its case because the record
+    /// would not fit: said once, loudly — a metric, an error, a
+    /// `case_record_full` step in the message's trace — and the event is
+    /// terminated with the reason rather than redelivered for ever.
+    async fn record_full(&self, m: &Message, ev: &Event, reason: &str) {
+        metrics::counter!("xj_case_records_full_total").increment(1);
+        tracing::error!(msg_id = %ev.msg_id, step = %ev.step, reason, "event not folded into its case");
+        let own =
+            TraceParent::from_hex(&ev.trace_id, &ev.span_id).map(|t| t.child()).unwrap_or_else(TraceParent::new_root);
+        let note = Event {
+            step: "case_record_full".into(),
+            service: "tracker".into(),
+            msg_id: ev.msg_id.clone(),
+            sender: ev.sender.clone(),
+            case: ev.case.clone(),
+            msg_type: ev.msg_type.clone(),
+            at: self.clock.now(),
+            trace_id: own.trace_id_hex(),
+            span_id: own.span_id_hex(),
+            detail: json!({ "error": reason, "event": ev.step, "recipient": ev.detail["recipient"] }),
+        };
+        let recipient = ev.detail["recipient"].as_str().unwrap_or_default();
+        let dedup = format!("evt:case_record_full:{}:{}:{}:{recipient}", ev.sender, ev.msg_id, ev.step);
+        if let Err(e) = events::publish_once(&self.bus.js, &note, &dedup).await {
+            tracing::warn!(error = %e, "case_record_full step not recorded");
+        }
+        terminate(m, reason).await;
     }
 
     async fn act(&self, case: &str, action: Action, now: DateTime<Utc>) -> anyhow::Result<()> {
@@ -223,10 +278,10 @@ impl Tracker {
                     "body": { "received_at": now.to_rfc3339(), "auto": true }
                 });
                 let mut hd = HeaderMap::new();
-                hd.insert(h::NATS_MSG_ID, format!("{police}:{id}").as_str());
-                hd.insert(h::TRACEPARENT, TraceParent::new_root().header().as_str());
-                hd.insert(h::ACCEPTED_AT, now.to_rfc3339().as_str());
-                hd.insert(h::REPLY_SENDER, handoff_sender.as_str());
+                hd.put(h::NATS_MSG_ID, format!("{police}:{id}").as_str());
+                hd.put(h::TRACEPARENT, TraceParent::new_root().header().as_str());
+                hd.put(h::ACCEPTED_AT, now.to_rfc3339().as_str());
+                hd.put(h::REPLY_SENDER, handoff_sender.as_str());
                 self.bus
                     .js
                     .publish_with_headers(subjects::accepted(&police), hd, serde_json::to_vec(&msg)?.into())
@@ -312,12 +367,33 @@ impl Tracker {
                 due
             };
             for case in due {
-                if let Err(e) = self.update(&case, fire).await {
-                    tracing::warn!(%case, error = %e, "clock firing failed; will retry");
-                    self.schedule.lock().unwrap_or_else(|p| p.into_inner()).insert((now, case));
+                match self.update(&case, fire).await {
+                    Ok(()) => {}
+                    // Firing again would fail again; the case's next event
+                    // tells its story (see `record_full`).
+                    Err(e) if e.downcast_ref::<RecordFull>().is_some() => {
+                        metrics::counter!("xj_case_records_full_total").increment(1);
+                        tracing::error!(%case, error = %e, "clock firing cannot be stored: the case record is full");
+                    }
+                    Err(e) => {
+                        tracing::warn!(%case, error = %e, "clock firing failed; will retry");
+                        self.schedule.lock().unwrap_or_else(|p| p.into_inner()).insert((now, case));
+                    }
                 }
             }
         }
+    }
+}
+
+/// Tells the server not to deliver `m` again, and why (the reason shows in
+/// the server's advisory). One line: the reason is the hub's own text.
+async fn terminate(m: &Message, reason: &str) {
+    let Some(reply) = m.reply.clone() else {
+        return;
+    };
+    let line: String = reason.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if let Err(e) = m.context.client().publish(reply, format!("+TERM {line}").into()).await {
+        tracing::warn!(error = %e, "cannot terminate the event; it will be delivered again");
     }
 }
 
