@@ -89,7 +89,9 @@ pub fn parse_json_with(raw: &[u8], limits: &Limits) -> Result<Node, Located> {
         let start = Loc { line: Some(1), column: Some(1), ..Loc::default() };
         return Err(Located::new(start, "the document must be a JSON object"));
     }
-    let mut tree = JsonTree { limits, nodes: 0 };
+    let body = strip_bom(raw);
+    let (line, column) = line_col(body, leading_ws(body));
+    let mut tree = JsonTree { limits, nodes: 0, start: (line, column) };
     tree.node(value, String::new(), 1)
 }
 
@@ -97,6 +99,9 @@ pub fn parse_json_with(raw: &[u8], limits: &Limits) -> Result<Node, Located> {
 struct JsonTree<'a> {
     limits: &'a Limits,
     nodes: usize,
+    /// Where the document object begins: the place of a problem with the
+    /// object itself, whose pointer is empty.
+    start: (u64, u64),
 }
 
 impl JsonTree<'_> {
@@ -104,11 +109,11 @@ impl JsonTree<'_> {
         self.nodes += 1;
         if self.nodes > self.limits.max_nodes {
             let e = Exceeded::Nodes { max: self.limits.max_nodes, what: "values" };
-            return Err(Located::new(Loc::at(pointer), e.to_string()));
+            return Err(Located::new(self.at(&pointer), e.to_string()));
         }
         if depth > self.limits.max_depth {
             let e = Exceeded::Depth { max: self.limits.max_depth };
-            return Err(Located::new(Loc::at(pointer), e.to_string()));
+            return Err(Located::new(self.at(&pointer), e.to_string()));
         }
         match v {
             Value::Object(map) => {
@@ -139,9 +144,18 @@ impl JsonTree<'_> {
         let len = parent.len() + 1 + token.len();
         if len > self.limits.max_path {
             let e = Exceeded::path(name, len, self.limits.max_path);
-            return Err(Located::new(Loc::at(parent), e.to_string()));
+            return Err(Located::new(self.at(parent), e.to_string()));
         }
         Ok(format!("{parent}/{token}"))
+    }
+
+    fn at(&self, pointer: &str) -> Loc {
+        if pointer.is_empty() {
+            let (line, column) = self.start;
+            Loc { line: Some(line), column: Some(column), ..Loc::default() }
+        } else {
+            Loc::at(pointer)
+        }
     }
 }
 

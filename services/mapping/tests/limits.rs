@@ -139,6 +139,10 @@ fn long_names_are_refused_without_being_echoed() {
     assert_eq!(e.loc.pointer, "/a", "{e}");
     assert!(e.message.contains("is 100003 bytes long; at most 512 are read"), "{e}");
     assert!(e.message.len() < 200, "the name is not echoed whole: {} bytes", e.message.len());
+    // A member of the document object itself: placed where the object begins.
+    let json = format!("\n\n  {{\"{name}\": 1}}");
+    let e = syntax::parse_json(json.as_bytes()).expect_err("a path too long");
+    assert_eq!((e.loc.pointer.as_str(), e.loc.line, e.loc.column), ("", Some(3), Some(3)), "{e}");
 
     let xml = format!("<r>\n<{name}>\n{}</{name}>\n</r>", "<c/>".repeat(1000));
     let e = syntax::parse_xml(xml.as_bytes()).expect_err("a path too long");
