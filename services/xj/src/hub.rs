@@ -235,3 +235,28 @@ pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Connections waiting to be accepted, at most.
 pub const BACKLOG: u32 = 4096;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty_hub() -> Hub {
+        Hub { shutdown: Shutdown::new(), http_addr: None, tasks: JoinSet::new(), names: Default::default() }
+    }
+
+    /// A panic in a service is a failure of that service (`xj up` exits
+    /// non-zero on it), not a quiet end.
+    #[tokio::test]
+    async fn a_service_that_panics_is_reported_as_failed() {
+        let mut hub = empty_hub();
+        hub.spawn(Service::Courier, async { panic!("invalid header value") });
+        let (svc, res) = hub.any_ended().await.expect("it ended");
+        assert_eq!(svc, Service::Courier);
+        let e = res.expect_err("a panic is a failure");
+        assert!(e.to_string().contains("Courier"), "{e}");
+        let mut hub = empty_hub();
+        hub.spawn(Service::Router, async { anyhow::bail!("consumer gone") });
+        hub.spawn(Service::Tracker, async { Ok(()) });
+        assert!(hub.join().await.is_err(), "join reports the first failure");
+    }
+}
