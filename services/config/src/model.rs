@@ -29,6 +29,8 @@ pub struct Settings {
     #[serde(default)]
     pub telemetry: TelemetrySettings,
     #[serde(default)]
+    pub console: ConsoleSettings,
+    #[serde(default)]
     pub org: Vec<Org>,
     #[serde(default)]
     pub matter: Vec<Matter>,
@@ -136,6 +138,31 @@ pub struct HttpSettings {
     /// callers, not in the gateway's memory. Health and metrics are exempt.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
+    /// How long a client may take to send a request's headers (measured
+    /// from the first byte it may send: an idle keep-alive connection is
+    /// closed after it too); then the connection is closed without answer.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_ms: u64,
+    /// Longest pause while a request body is being sent; then 408 (or the
+    /// connection closed) and nothing accepted.
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout_ms: u64,
+    /// Longest time for a whole request, body and answer included; then 408.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_ms: u64,
+    /// Open connections from one client address; a connection beyond it is
+    /// closed at once (behind a reverse proxy every connection comes from
+    /// the proxy: raise it, or let the proxy limit per client).
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
+    /// Largest request header block the hub reads (431 beyond it).
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Addresses of reverse proxies whose `X-Forwarded-Proto` and
+    /// `X-Forwarded-For` are believed (the console's Secure cookie, its
+    /// origin, the client address of sign-in limits). Nobody else's are.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for HttpSettings {
@@ -146,12 +173,65 @@ impl Default for HttpSettings {
             max_attachment_bytes: default_attachment_limit(),
             rate_limit: RateLimit::default(),
             max_in_flight: default_max_in_flight(),
+            header_read_timeout_ms: default_header_read_timeout(),
+            body_read_timeout_ms: default_body_read_timeout(),
+            request_timeout_ms: default_request_timeout(),
+            max_connections_per_client: default_max_connections_per_client(),
+            max_header_bytes: default_max_header_bytes(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
 
 fn default_max_in_flight() -> usize {
     1024
+}
+
+fn default_header_read_timeout() -> u64 {
+    10_000
+}
+
+fn default_body_read_timeout() -> u64 {
+    15_000
+}
+
+fn default_request_timeout() -> u64 {
+    120_000
+}
+
+fn default_max_connections_per_client() -> usize {
+    256
+}
+
+fn default_max_header_bytes() -> usize {
+    32 * 1024
+}
+
+/// The operator console (docs/operations-console.md, docs/security.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// The console's own origin as browsers see it (`https://hub.example`);
+    /// a state-changing request from a page of any other origin is refused.
+    /// Absent: the scheme and `Host` of each request.
+    pub origin: Option<String>,
+    /// `Secure` on the session cookie. Absent: when the console is reached
+    /// over https (its `origin`, or a trusted proxy's `X-Forwarded-Proto`).
+    pub secure_cookie: Option<bool>,
+    /// Failed sign-ins per client address: a token bucket; beyond it 429
+    /// with `Retry-After`.
+    #[serde(default = "default_sign_in_failures")]
+    pub sign_in_failures: RateLimit,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        Self { origin: None, secure_cookie: None, sign_in_failures: default_sign_in_failures() }
+    }
+}
+
+fn default_sign_in_failures() -> RateLimit {
+    RateLimit { per_second: 0.05, burst: 5 }
 }
 
 /// A token bucket: `burst` requests at once, refilled at `per_second`.

@@ -76,6 +76,30 @@ pub(crate) fn validate(s: &mut Settings, base: &Path) -> Vec<Unlocated> {
     if s.http.max_in_flight == 0 {
         out.push(bad("http.max_in_flight", "must be at least 1"));
     }
+    for (key, ms) in [
+        ("http.header_read_timeout_ms", s.http.header_read_timeout_ms),
+        ("http.body_read_timeout_ms", s.http.body_read_timeout_ms),
+        ("http.request_timeout_ms", s.http.request_timeout_ms),
+    ] {
+        if !(100..=3_600_000).contains(&ms) {
+            out.push(bad(key, "must be between 100 and 3600000 (an hour)"));
+        }
+    }
+    if s.http.max_connections_per_client == 0 {
+        out.push(bad("http.max_connections_per_client", "must be at least 1"));
+    }
+    if !(1024..=262_144).contains(&s.http.max_header_bytes) {
+        out.push(bad("http.max_header_bytes", "must be between 1024 and 262144"));
+    }
+    if let Some(origin) = &s.console.origin
+        && !origin_ok(origin)
+    {
+        out.push(bad(
+            "console.origin",
+            format!("{origin:?} is not an origin: scheme and host (and port), e.g. \"https://hub.example.gov.cn\""),
+        ));
+    }
+    rate_ok(&s.console.sign_in_failures, "console.sign_in_failures", &mut out);
     if s.nats.ack_wait_ms < 1000 {
         out.push(bad("nats.ack_wait_ms", "must be at least 1000"));
     }
@@ -258,6 +282,14 @@ fn trust_checks(org: &crate::Org, k: &dyn Fn(&str) -> String, out: &mut Vec<Unlo
             ));
         }
     }
+}
+
+/// `http(s)://host[:port]`, nothing after: what a browser sends as `Origin`.
+fn origin_ok(origin: &str) -> bool {
+    let Some(rest) = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://")) else {
+        return false;
+    };
+    !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
 }
 
 fn rate_ok(r: &crate::RateLimit, key: &str, out: &mut Vec<Unlocated>) {
