@@ -7,7 +7,6 @@
 //! having had no 202, retries, finds the claim with the same digest and the
 //! message is published again (the stream drops it if it was already there).
 
-use xj_bus::headers::Put;
 use async_nats::HeaderMap;
 use async_nats::jetstream::kv::CreateErrorKind;
 use axum::http::StatusCode;
@@ -15,6 +14,7 @@ use chrono::{SecondsFormat, Utc};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use xj_bus::headers::Put;
 use xj_bus::otel::{Hop, SpanKind};
 use xj_bus::records::{CaseRecord, RouteEntry};
 use xj_bus::{TraceParent, events, headers as h, subjects};
@@ -78,7 +78,11 @@ async fn accept_inner(
     let started = std::time::SystemTime::now();
     let doc: Value = serde_json::from_slice(raw).map_err(|e| ApiError::syntax(&e))?;
     if !doc.is_object() {
-        return Err(ApiError::Malformed("body must be a JSON object (the canonical envelope)".into()));
+        return Err(ApiError::Syntax {
+            message: "body must be a JSON object (the canonical envelope)".into(),
+            line: 1,
+            column: 1,
+        });
     }
     if let Some(sender) = doc.get("sender").and_then(Value::as_str)
         && sender != org

@@ -5,12 +5,14 @@
 //!
 //! - `POST /v1/attachments` (org token; raw bytes; optional header
 //!   `Xj-Content-Sha256`: a body whose digest differs is refused, 422) →
-//!   `201 {"sha256","size"}` (`200` when already stored).
+//!   `201 {"sha256","size"}` (`200` when this organisation uploaded it before).
 //! - `GET /v1/attachments/{sha256}`: the bytes, for the uploader, any
 //!   organisation a message referencing it was routed to, and operators;
 //!   signed by the hub (`Xj-Signature`) and checked against the digest
 //!   before they leave.
-//! - At submission every referenced attachment must exist with that size.
+//! - At submission every referenced attachment must be one the sender may
+//!   read, with that size; the message is recorded as referencing it only
+//!   once it is accepted.
 
 use async_nats::jetstream::kv::{self, CreateErrorKind};
 use async_nats::jetstream::object_store::{self, ObjectStore};
@@ -80,7 +82,7 @@ async fn refs_bucket(state: &GatewayState) -> Result<kv::Store, ApiError> {
 }
 
 /// Adds to the refs of `sha` (compare-and-set).
-async fn add_ref(state: &GatewayState, sha: &str, change: impl Fn(&mut Refs) -> bool) -> Result<(), ApiError> {
+async fn add_ref(state: &GatewayState, sha: &str, mut change: impl FnMut(&mut Refs) -> bool) -> Result<(), ApiError> {
     let kv = refs_bucket(state).await?;
     for _ in 0..20 {
         let entry = kv.entry(sha).await.map_err(unavailable)?;
@@ -124,15 +126,18 @@ async fn upload_inner(state: &GatewayState, headers: &HeaderMap, body: Bytes) ->
         Caller::Operator => return Err(ApiError::Forbidden("attachments are uploaded by organisations".into())),
     };
     let sha = hex::encode(Sha256::digest(&body));
-    if let Some(claimed) = headers.get(CONTENT_SHA256).and_then(|v| v.to_str().ok())
+    let claimed = headers.get(CONTENT_SHA256).map(|v| v.to_str().unwrap_or("(not text)"));
+    if let Some(claimed) = claimed
         && claimed.to_ascii_lowercase() != sha
     {
-        return Err(ApiError::Invalid(vec![Problem::new(
-            "",
-            format!(
+        return Err(ApiError::Header {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid",
+            header: CONTENT_SHA256,
+            message: format!(
                 "digest mismatch: the body's SHA-256 is {sha}, {CONTENT_SHA256} says {claimed}; nothing was stored"
             ),
-        )]));
+        });
     }
     let store = store(state).await?;
     let existing = store.info(&sha).await.ok().filter(|i| i.size == body.len());
@@ -140,8 +145,10 @@ async fn upload_inner(state: &GatewayState, headers: &HeaderMap, body: Bytes) ->
         let mut reader: &[u8] = &body;
         store.put(sha.as_str(), &mut reader).await.map_err(unavailable)?;
     }
+    let mut again = false;
     add_ref(state, &sha, |r| {
-        if r.uploaders.contains(&org) {
+        again = r.uploaders.contains(&org);
+        if again {
             return false;
         }
         r.uploaders.push(org.clone());
@@ -150,7 +157,9 @@ async fn upload_inner(state: &GatewayState, headers: &HeaderMap, body: Bytes) ->
     .await?;
     metrics::counter!("xj_attachments_total", "outcome" => if existing.is_some() { "known" } else { "stored" })
         .increment(1);
-    let status = if existing.is_some() { StatusCode::OK } else { StatusCode::CREATED };
+    // 200 only to an organisation that uploaded these bytes before: that
+    // someone else did is not the uploader's to learn.
+    let status = if again { StatusCode::OK } else { StatusCode::CREATED };
     Ok((status, json!({ "sha256": sha, "size": body.len() })))
 }
 
@@ -240,38 +249,64 @@ fn references(v: &Value, at: String, out: &mut Vec<(String, Value)>) {
     }
 }
 
-/// At submission: every referenced attachment is stored with that digest
-/// and size (422 otherwise); the message is then recorded as referencing
-/// it, so its recipients may fetch it.
-pub async fn check_references(state: &GatewayState, env: &Envelope) -> Result<(), ApiError> {
+/// At submission: every attachment the message references must be one its
+/// sender may read (it uploaded it, or received it with a message) and
+/// have the size named; 422 otherwise. An attachment the sender may not
+/// read is refused exactly as one that does not exist — same pointer, same
+/// words, and no store lookup to time — so a digest alone reveals nothing.
+/// Returns the digests, to be recorded by [`record_references`] once the
+/// message is accepted.
+pub async fn check_references(state: &GatewayState, env: &Envelope) -> Result<Vec<String>, ApiError> {
     let mut refs = Vec::new();
     references(&env.body, "/body".into(), &mut refs);
     if refs.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let store = store(state).await?;
     let mut problems = Vec::new();
     let mut digests = Vec::new();
     for (at, a) in &refs {
         let Some(sha) = a["sha256"].as_str().filter(|s| is_digest(s)) else { continue };
+        let unknown = || {
+            Problem::new(
+                format!("{at}/sha256"),
+                "no attachment with this digest that you uploaded or received (POST /v1/attachments first)",
+            )
+        };
+        if !may_read(state, &env.sender, sha).await? {
+            problems.push(unknown());
+            continue;
+        }
         match store.info(sha).await {
             Ok(info) if a["size"].as_u64() == Some(info.size as u64) => digests.push(sha.to_string()),
-            Ok(info) => problems.push(Problem::new(
-                format!("{at}/size"),
-                format!("the attachment with this digest has {} bytes, not {}", info.size, a["size"]),
-            )),
-            Err(_) => problems.push(Problem::new(
-                format!("{at}/sha256"),
-                "no attachment with this digest was uploaded (POST /v1/attachments first)",
-            )),
+            // The sender may read it, so the size is no secret to it; the
+            // answer still does not carry it (it may be quoted onwards).
+            Ok(_) => problems
+                .push(Problem::new(format!("{at}/size"), "does not match the size of the attachment with this digest")),
+            Err(_) => problems.push(unknown()),
         }
     }
     if !problems.is_empty() {
         return Err(ApiError::Invalid(problems));
     }
+    digests.sort();
+    digests.dedup();
+    Ok(digests)
+}
+
+/// After a message is accepted (and again for each repeat, so a failure
+/// here is mended by the sender's retry): the message is recorded as
+/// referencing each digest, so its recipients may fetch them. Never before:
+/// a message refused at the edge gives nobody a right to read anything.
+pub async fn record_references(
+    state: &GatewayState,
+    sender: &str,
+    id: &str,
+    digests: &[String],
+) -> Result<(), ApiError> {
     for sha in digests {
-        let key = (env.sender.clone(), env.id.clone());
-        add_ref(state, &sha, |r| {
+        let key = (sender.to_string(), id.to_string());
+        add_ref(state, sha, |r| {
             if r.messages.contains(&key) {
                 return false;
             }

@@ -5,24 +5,34 @@ use axum::http::HeaderMap;
 use crate::error::ApiError;
 use crate::state::{Caller, GatewayState, digest};
 
+const AUTHORIZATION: &str = "Authorization";
+
 pub fn caller(state: &GatewayState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let token = bearer(headers)?;
-    find(state.callers.iter(), &digest(token)).ok_or_else(|| ApiError::Unauthorized("unknown token".into()))
+    find(state.callers.iter(), &digest(token)).ok_or_else(|| ApiError::unauthorized_by(AUTHORIZATION, "unknown token"))
 }
 
 /// The token of `Authorization: Bearer <token>`. The scheme is
-/// case-insensitive (RFC 9110 §11.1), so "bearer" works too.
+/// case-insensitive (as HTTP's authentication schemes are), so "bearer"
+/// works too.
 fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let value = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer <token>".into()))?;
+    let mut values = headers.get_all(axum::http::header::AUTHORIZATION).iter();
+    let value = values
+        .next()
+        .ok_or_else(|| ApiError::unauthorized_by(AUTHORIZATION, "missing Authorization: Bearer <token>"))?;
+    // Two credentials are one too many: which one would be meant?
+    if values.next().is_some() {
+        return Err(ApiError::unauthorized_by(AUTHORIZATION, "Authorization is given more than once"));
+    }
     value
         .to_str()
         .ok()
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
-        .ok_or_else(|| ApiError::Unauthorized("Authorization must be \"Bearer <token>\"".into()))
+        .ok_or_else(|| {
+            ApiError::unauthorized_by(AUTHORIZATION, "Authorization must be \"Bearer <token>\" in visible ASCII")
+        })
 }
 
 /// Looks a token's digest up in constant time: every known digest is

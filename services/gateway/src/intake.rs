@@ -4,8 +4,8 @@
 //! same JSON as the HTTP body — is published on the org's own `xj.out.<org>`
 //! with header `Xj-Answer` = the HTTP status it would have had.
 
-use xj_bus::headers::Put;
 use std::time::Duration;
+use xj_bus::headers::Put;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{AckKind, Message};

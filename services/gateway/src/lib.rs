@@ -14,34 +14,47 @@ mod error;
 mod hash;
 mod intake;
 mod native;
+pub mod serve;
 mod state;
 mod submit;
 mod trace;
 pub mod trust;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
 pub use accept::{Receipt, accept};
-pub use error::ApiError;
+pub use error::{ApiError, clip};
 pub use state::GatewayState;
 
-/// The routes, so most HTTP tests can run in-process.
-pub fn app(state: GatewayState) -> Router {
-    let limit = state.settings.http.max_body_bytes;
-    let guard = trust::Guard { state: state.clone(), limiter: Default::default() };
-    let attachment_limit = DefaultBodyLimit::max(state.settings.http.max_attachment_bytes);
-    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(state.settings.http.max_in_flight.max(1)));
-    Router::new()
+/// The API's routes without the server's layers (see [`app`]).
+///
+/// Order of work for a request that needs a caller (docs/security.md): who
+/// it is and its rate, then 401 for nobody, then a permit of `[http]
+/// max_in_flight` (503 beyond it), then its body. Public pages — keys,
+/// health, metrics, unknown paths — take no permit.
+pub fn routes(state: GatewayState) -> Router {
+    let http = &state.settings.http;
+    let attachment_limit = DefaultBodyLimit::max(http.max_attachment_bytes);
+    let request_timeout = std::time::Duration::from_millis(http.request_timeout_ms);
+    // One semaphore for every route: axum layers each route on its own, and
+    // a plain concurrency limit would count each endpoint separately.
+    let permits = Arc::new(tokio::sync::Semaphore::new(http.max_in_flight.max(1)));
+    let shed = tower::ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(move |e: tower::BoxError| async move { serve::layer_error(e, request_timeout) }))
+        .load_shed()
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(permits));
+    let private = Router::new()
         .route("/v1/messages", post(submit::post_message))
         .route("/v1/native", post(native::post_native))
         .route("/v1/messages/{id}/trace", get(trace::get_trace))
         .route("/v1/cases/{case}", get(cases::get_case))
-        .route("/v1/keys", get(submit::get_keys))
         .route("/v1/attachments", post(attachments::upload).layer(attachment_limit))
         .route("/v1/attachments/{sha256}", get(attachments::fetch))
         .route("/v1/admin/dead-letters", get(admin::list_dead))
@@ -49,43 +62,23 @@ pub fn app(state: GatewayState) -> Router {
         .route("/v1/admin/rules/reload", post(admin::reload_rules))
         .route("/v1/admin/clock/advance", post(clock_stats::advance))
         .route("/v1/stats", get(clock_stats::stats))
+        .layer(DefaultBodyLimit::max(http.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), trust::body))
+        .layer(shed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), trust::require));
+    let public = Router::new()
+        .route("/v1/keys", get(submit::get_keys))
         .route("/healthz", get(submit::healthz))
         .route("/metrics", get(submit::metrics))
-        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn_with_state(guard, trust::guard))
-        .layer(axum::middleware::from_fn_with_state(gate, shed))
-        .with_state(state)
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) });
+    private.merge(public).layer(axum::middleware::from_fn_with_state(state.clone(), trust::identify)).with_state(state)
 }
 
-/// Beyond `[http] max_in_flight` requests at once: 503 at once (nothing
-/// accepted, retry), rather than a queue that grows in memory.
-async fn shed(
-    axum::extract::State(gate): axum::extract::State<std::sync::Arc<tokio::sync::Semaphore>>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    if matches!(req.uri().path(), "/healthz" | "/metrics") {
-        return next.run(req).await;
-    }
-    match gate.try_acquire_owned() {
-        Ok(permit) => {
-            let answer = next.run(req).await;
-            drop(permit);
-            answer
-        }
-        Err(_) => {
-            // Counted, not logged: an overload would drown the log.
-            metrics::counter!("xj_gateway_errors_total", "code" => "overloaded").increment(1);
-            let body = serde_json::json!({
-                "error": "unavailable",
-                "message": "the hub is at capacity; nothing was accepted, retry shortly",
-                "details": [],
-            });
-            (axum::http::StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")], axum::Json(body)).into_response()
-        }
-    }
+/// The routes with the layers of the server (timeouts, panics, JSON
+/// refusals), so most HTTP tests can run in-process.
+pub fn app(state: GatewayState) -> Router {
+    let http = state.settings.http.clone();
+    serve::harden(routes(state), &http)
 }
 
 /// Serves `app` on `listener` until `shutdown` is cancelled; requests in
@@ -96,7 +89,7 @@ pub async fn run(state: GatewayState, listener: TcpListener, shutdown: xj_bus::S
 
 /// Like [`run`], with more routes on the same listener (in `xj up`, the
 /// operator console at `/`); they are outside the gateway's guard and
-/// authenticate themselves.
+/// authenticate themselves, but share the server's limits and timeouts.
 pub async fn run_with(
     state: GatewayState,
     listener: TcpListener,
@@ -106,8 +99,9 @@ pub async fn run_with(
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, "gateway listening");
     let intake = tokio::spawn(intake::run(state.clone(), shutdown.clone()));
-    let routes = app(state).merge(extra);
-    axum::serve(listener, routes).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
+    let http = state.settings.http.clone();
+    let app = serve::harden(routes(state).merge(extra), &http);
+    serve::serve(listener, app, &http, shutdown).await?;
     intake.await??;
     Ok(())
 }

@@ -29,6 +29,8 @@ pub struct GatewayState {
     /// SHA-256 of each credential → caller: the lookup never compares the
     /// secret itself byte by byte.
     pub(crate) callers: Arc<HashMap<[u8; 32], Caller>>,
+    /// Requests per caller: HTTP and NATS submissions spend the same bucket.
+    pub(crate) limiter: Arc<crate::trust::Limiter>,
 }
 
 impl GatewayState {
@@ -47,7 +49,7 @@ impl GatewayState {
         if let Some(t) = settings.operator_token() {
             callers.insert(digest(t), Caller::Operator);
         }
-        Self { settings, bus, schemas, key, rules, clock, callers: Arc::new(callers) }
+        Self { settings, bus, schemas, key, rules, clock, callers: Arc::new(callers), limiter: Arc::default() }
     }
 }
 
