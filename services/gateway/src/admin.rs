@@ -19,7 +19,12 @@ fn unavailable(e: impl std::fmt::Display) -> ApiError {
 
 pub async fn list_dead(State(state): State<GatewayState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     operator(&state, &headers)?;
-    let items = dead::list(&state.bus.js, 1000).await.map_err(unavailable)?;
+    let mut items = dead::list(&state.bus.js, 1000).await.map_err(unavailable)?;
+    // Reasons are receivers' words (error pages, echoed requests): masked
+    // like everything else an operator's screen shows.
+    for item in &mut items {
+        crate::redact::value(item);
+    }
     Ok(Json(json!({ "dead_letters": items })))
 }
 
@@ -28,10 +33,20 @@ pub async fn list_dead(State(state): State<GatewayState>, headers: HeaderMap) ->
 pub async fn replay_dead(
     State(state): State<GatewayState>,
     headers: HeaderMap,
-    Path(seq): Path<u64>,
+    Path(seq): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     operator(&state, &headers)?;
-    let by = headers.get("x-operator").and_then(|v| v.to_str().ok()).unwrap_or("operator").to_string();
+    // Not a sequence number: no such dead letter, as for one long replayed.
+    let seq: u64 = seq
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("no dead letter with sequence {:?}", crate::error::clip(&seq))))?;
+    // The name is recorded in the trace and a NATS header: short and plain.
+    let by: String = headers
+        .get("x-operator")
+        .and_then(|v| v.to_str().ok())
+        .map(|n| n.chars().filter(|c| !c.is_control()).take(40).collect())
+        .filter(|n: &String| !n.trim().is_empty())
+        .unwrap_or_else(|| "operator".into());
     match dead::replay(&state.bus.js, seq, &by).await {
         Ok(r) => Ok(Json(json!(r))),
         Err(e @ dead::DeadError::NotFound(_)) => Err(ApiError::NotFound(e.to_string())),

@@ -14,6 +14,7 @@ mod error;
 mod hash;
 mod intake;
 mod native;
+pub mod redact;
 pub mod serve;
 mod state;
 mod submit;

@@ -53,29 +53,27 @@ pub async fn get_trace(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let who = caller(&state, &headers)?;
+    let not_found = || ApiError::NotFound(format!("no message {:?} visible to you", crate::error::clip(&id)));
+    // A message id as the envelope schema has it; nothing else names one.
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b)) {
+        return Err(not_found());
+    }
     let events = read_events(&state, subjects::events_of(&id)).await?;
-    // An org sees the trace of messages it sent or that were routed to it.
-    let mut visible: Vec<&Event> = match &who {
-        Caller::Operator => events.iter().collect(),
+    let mut visible: Vec<Event> = match &who {
+        Caller::Operator => events,
         Caller::Org(org) => {
-            let senders: Vec<&str> = events
-                .iter()
-                .filter(|e| {
-                    e.sender == *org || e.detail["recipients"].as_array().is_some_and(|r| r.iter().any(|x| x == org))
-                })
-                .map(|e| e.sender.as_str())
-                .collect();
-            events.iter().filter(|e| senders.contains(&e.sender.as_str())).collect()
+            let others: Vec<&str> = state.settings.org.iter().map(|o| o.id.as_str()).filter(|o| o != org).collect();
+            visible_to(org, &events, &others)
         }
     };
     if visible.is_empty() {
-        return Err(ApiError::NotFound(format!("no message {id:?} visible to you")));
+        return Err(not_found());
     }
     // The stream holds events in the order they were written, which is not
     // always the order things happened (the courier can report an attempt
     // before the router has written its decision); each event's time is.
     visible.sort_by_key(|e| e.at);
-    let first = visible[0];
+    let first = &visible[0];
     let mut trace = json!({
         "id": id,
         "sender": first.sender,
@@ -84,7 +82,127 @@ pub async fn get_trace(
         "trace_id": first.trace_id,
         "hops": visible,
     });
-    // Personal ID numbers never reach a screen (DOMAIN §5).
-    xj_model::mask_id_numbers_in(&mut trace);
+    // Personal ID numbers never reach a screen, nor the credentials or
+    // control characters a receiver's error may carry (docs/security.md).
+    crate::redact::value(&mut trace);
     Ok(Json(trace))
+}
+
+/// What `org` may see of the events of one message id (each sender's
+/// message with that id is a message of its own): all of a message it
+/// sent; of a message it received, the acceptance, the routing to it (with
+/// itself as the only recipient) and its own delivery attempts — never
+/// whom else the message reached, nor how their deliveries went. `others`
+/// are the ids of every other organisation.
+fn visible_to(org: &str, events: &[Event], others: &[&str]) -> Vec<Event> {
+    let about = |e: &Event| {
+        e.detail["recipient"].as_str() == Some(org)
+            || e.detail["recipients"].as_array().is_some_and(|r| r.iter().any(|x| x == org))
+    };
+    let mut senders: Vec<&str> = events.iter().map(|e| e.sender.as_str()).collect();
+    senders.sort();
+    senders.dedup();
+    let mut out = Vec::new();
+    for sender in senders {
+        let of_message = events.iter().filter(|e| e.sender == sender);
+        if sender == org {
+            out.extend(of_message.cloned());
+            continue;
+        }
+        if !events.iter().any(|e| e.sender == sender && about(e)) {
+            continue;
+        }
+        for e in of_message {
+            match e.step.as_str() {
+                "accepted" => out.push(e.clone()),
+                "routed" | "unplaced" if about(e) => out.push(routing_for(org, e, others)),
+                _ if e.detail["recipient"].as_str() == Some(org) => out.push(e.clone()),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// A routing hop as one of its recipients sees it: the rule that sent the
+/// message to it, itself as the recipient, and the reasons that name no
+/// other organisation. The rules consulted, crime finding and filings
+/// concern the others.
+fn routing_for(org: &str, e: &Event, others: &[&str]) -> Event {
+    let d = &e.detail;
+    let targets: Vec<&Value> = d["targets"]
+        .as_array()
+        .map(|t| t.iter().filter(|t| t["org"].as_str() == Some(org)).collect())
+        .unwrap_or_default();
+    let reasons: Vec<&Value> = d["reasons"]
+        .as_array()
+        .map(|r| r.iter().filter(|r| r.as_str().is_some_and(|r| !others.iter().any(|o| mentions(r, o)))).collect())
+        .unwrap_or_default();
+    let mut detail = json!({ "recipients": [org], "targets": targets, "reasons": reasons });
+    for key in ["rule", "rule_version", "reply_to", "alert", "about", "rerouted_by"] {
+        if let Some(v) = d.get(key) {
+            detail[key] = v.clone();
+        }
+    }
+    Event { detail, ..e.clone() }
+}
+
+/// Whether `text` names the organisation `id` (as a whole id: `qh-town`
+/// is not named by `qh-town-dg`).
+fn mentions(text: &str, id: &str) -> bool {
+    let part_of_id = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    text.match_indices(id)
+        .any(|(at, _)| !part_of_id(text[..at].chars().next_back()) && !part_of_id(text[at + id.len()..].chars().next()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(step: &str, sender: &str, detail: Value) -> Event {
+        Event {
+            step: step.into(),
+            service: "test".into(),
+            msg_id: "M-1".into(),
+            sender: sender.into(),
+            case: Some("XJ-1".into()),
+            msg_type: Some("info_share".into()),
+            at: chrono::Utc::now(),
+            trace_id: String::new(),
+            span_id: String::new(),
+            detail,
+        }
+    }
+
+    #[test]
+    fn a_recipient_sees_its_own_hops_only() {
+        let events = vec![
+            ev("accepted", "qh-a", json!({})),
+            ev(
+                "routed",
+                "qh-a",
+                json!({ "recipients": ["qh-b", "qh-c"], "targets": [{"org": "qh-b"}, {"org": "qh-c"}], "rule": "r",
+                        "reasons": ["narrowed to qh-b, qh-c", "devolved to the town qh-b"], "consulted": [1] }),
+            ),
+            ev("attempt", "qh-a", json!({ "recipient": "qh-c", "recipients": ["qh-c"], "error": "qh-c is down" })),
+            ev("delivered", "qh-a", json!({ "recipient": "qh-b", "recipients": ["qh-b"] })),
+            ev("delivered", "qh-a", json!({ "recipient": "qh-c", "recipients": ["qh-c"] })),
+        ];
+        let b = visible_to("qh-b", &events, &["qh-a", "qh-c", "qh-d"]);
+        let steps: Vec<&str> = b.iter().map(|e| e.step.as_str()).collect();
+        assert_eq!(steps, ["accepted", "routed", "delivered"]);
+        let text = serde_json::to_string(&b).unwrap_or_default();
+        assert!(!text.contains("qh-c"), "{text}");
+        assert_eq!(b[1].detail["rule"], "r");
+        assert_eq!(b[1].detail["reasons"], json!(["devolved to the town qh-b"]));
+        assert_eq!(visible_to("qh-a", &events, &["qh-b", "qh-c", "qh-d"]).len(), 5, "the sender sees every hop");
+        assert!(visible_to("qh-d", &events, &["qh-a", "qh-b", "qh-c"]).is_empty(), "an outsider sees nothing");
+    }
+
+    #[test]
+    fn an_id_is_named_only_whole() {
+        assert!(mentions("narrowed to qh-c, qh-d", "qh-c"));
+        assert!(!mentions("narrowed to qh-cc", "qh-c"));
+        assert!(!mentions("filed with qh-b-x", "qh-b"));
+    }
 }
