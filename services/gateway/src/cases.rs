@@ -16,8 +16,8 @@ pub async fn get_case(
     Path(case): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let who = caller(&state, &headers)?;
-    let not_found = || ApiError::NotFound(format!("no case {case:?} visible to you"));
-    if !case.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+    let not_found = || ApiError::NotFound(format!("no case {:?} visible to you", crate::error::clip(&case)));
+    if case.is_empty() || case.len() > 40 || !case.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return Err(not_found());
     }
     let raw = state.bus.cases.get(&case).await.map_err(ApiError::unavailable)?;

@@ -22,20 +22,64 @@ pub struct Advance {
 pub async fn advance(
     State(state): State<GatewayState>,
     headers: HeaderMap,
-    body: Result<Json<Advance>, axum::extract::rejection::JsonRejection>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     // Outside manual mode the endpoint does not exist.
     if state.clock.mode() != ClockMode::Manual {
         return Err(ApiError::NotFound("no such endpoint (the clock is not in manual mode)".into()));
     }
     operator(&state, &headers)?;
-    let Json(Advance { by }) = body.map_err(|e| ApiError::Malformed(e.body_text()))?;
-    let d = xj_bus::clock::parse_iso_duration(&by).map_err(|m| ApiError::Invalid(vec![Problem::new("/by", m)]))?;
+    let Advance { by } = serde_json::from_slice(&body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::Invalid(vec![Problem::new("/by", e.to_string())]),
+        _ => ApiError::syntax(&e),
+    })?;
+    let invalid = |m: String| ApiError::Invalid(vec![Problem::new("/by", m)]);
+    within_bounds(&by).map_err(invalid)?;
+    let d = xj_bus::clock::parse_iso_duration(&by).map_err(invalid)?;
     if d <= chrono::Duration::zero() {
-        return Err(ApiError::Invalid(vec![Problem::new("/by", "time only moves forward")]));
+        return Err(invalid("time only moves forward".into()));
+    }
+    if state.clock.now().checked_add_signed(d).is_none() {
+        return Err(invalid(format!("{by:?} would move the clock past the end of the calendar")));
     }
     let now = state.clock.advance(d).await.map_err(ApiError::unavailable)?;
     Ok(Json(json!({ "now": now.to_rfc3339(), "advanced_by": by })))
+}
+
+/// The longest advance at once: ten years, more than any drill needs.
+const MAX_ADVANCE_SECONDS: u64 = 3660 * 86_400;
+
+/// Refuses a duration too long to be meant before it is turned into time
+/// (where numbers of that size overflow): every number of `by` times its
+/// unit, summed without overflowing, at most [`MAX_ADVANCE_SECONDS`].
+fn within_bounds(by: &str) -> Result<(), String> {
+    let too_long = || format!("{:?} is longer than the clock moves at once (at most P3660D)", crate::error::clip(by));
+    if by.len() > 40 {
+        return Err(too_long());
+    }
+    let mut total: u64 = 0;
+    let mut number: u64 = 0;
+    let mut in_time = false;
+    for c in by.chars() {
+        if let Some(d) = c.to_digit(10) {
+            number = number.checked_mul(10).and_then(|n| n.checked_add(u64::from(d))).ok_or_else(too_long)?;
+            continue;
+        }
+        let unit: u64 = match (c, in_time) {
+            ('T', _) => {
+                in_time = true;
+                0
+            }
+            ('W', false) => 7 * 86_400,
+            ('D', false) => 86_400,
+            ('H', true) => 3_600,
+            ('M', true) => 60,
+            _ => 1,
+        };
+        total = number.checked_mul(unit).and_then(|n| total.checked_add(n)).ok_or_else(too_long)?;
+        number = 0;
+    }
+    if total > MAX_ADVANCE_SECONDS { Err(too_long()) } else { Ok(()) }
 }
 
 #[derive(Deserialize)]
@@ -75,4 +119,20 @@ pub async fn stats(
         return Ok(([("content-type", "text/csv; charset=utf-8")], xj_bus::stats::csv(&month, &table)).into_response());
     }
     Ok(Json(json!({ "month": month, "fields": xj_bus::stats::FIELDS, "orgs": table })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absurd_durations_are_refused_before_they_overflow() {
+        assert!(within_bounds("P3D").is_ok());
+        assert!(within_bounds("P1WT12H30M").is_ok());
+        assert!(within_bounds("P3660D").is_ok());
+        assert!(within_bounds("P3661D").is_err());
+        assert!(within_bounds("P9999999999999999D").is_err());
+        assert!(within_bounds("PT99999999999999999999999S").is_err());
+        assert!(within_bounds(&format!("P{}D", "1".repeat(100))).is_err());
+    }
 }
