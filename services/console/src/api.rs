@@ -159,7 +159,10 @@ pub async fn dead(_op: Operator, State(state): State<ConsoleState>) -> Result<Js
 
 /// Re-delivers a dead letter; the signed-in operator is recorded as the one
 /// who replayed it.
-pub async fn replay(op: Operator, State(state): State<ConsoleState>, Path(seq): Path<u64>) -> Result<Json<Value>> {
+pub async fn replay(op: Operator, State(state): State<ConsoleState>, Path(seq): Path<String>) -> Result<Json<Value>> {
+    let Ok(seq) = seq.parse::<u64>() else {
+        return Err(ConsoleError::NotFound(format!("no dead letter with sequence {:?}", xj_gateway::clip(&seq))));
+    };
     match dead::replay(&state.bus.js, seq, &op.name).await {
         Ok(r) => {
             tracing::info!(seq, id = %r.id, org = %r.org, by = %op.name, "dead letter replayed from the console");

@@ -1,7 +1,7 @@
 //! The console's JSON errors, in the API's shape.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -11,6 +11,18 @@ pub enum ConsoleError {
     NotFound(String),
     Invalid(String),
     Unavailable(String),
+    /// A request that is not JSON, or not the JSON expected.
+    Malformed(String),
+    /// A state-changing request from a page of another origin.
+    CrossOrigin {
+        header: &'static str,
+        message: String,
+    },
+    /// Too many failed sign-ins from one address.
+    RateLimited {
+        message: String,
+        retry_after: u64,
+    },
 }
 
 impl ConsoleError {
@@ -22,6 +34,8 @@ impl ConsoleError {
 
 impl IntoResponse for ConsoleError {
     fn into_response(self) -> Response {
+        let mut details = json!([]);
+        let mut retry = None;
         let (status, code, message) = match self {
             Self::Unauthorized => {
                 (StatusCode::UNAUTHORIZED, "unauthorized", "sign in with the operator token".to_string())
@@ -29,8 +43,22 @@ impl IntoResponse for ConsoleError {
             Self::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
             Self::Invalid(m) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
             Self::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
+            Self::Malformed(m) => (StatusCode::BAD_REQUEST, "malformed", m),
+            Self::CrossOrigin { header, message } => {
+                details = json!([{ "header": header, "message": message }]);
+                (StatusCode::FORBIDDEN, "cross_origin", message)
+            }
+            Self::RateLimited { message, retry_after } => {
+                retry = Some(retry_after);
+                (StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+            }
         };
-        (status, Json(json!({ "error": code, "message": message, "details": [] }))).into_response()
+        let message = xj_gateway::clip(&message);
+        let mut r = (status, Json(json!({ "error": code, "message": message, "details": details }))).into_response();
+        if let Some(s) = retry {
+            r.headers_mut().insert(header::RETRY_AFTER, s.into());
+        }
+        r
     }
 }
 

@@ -16,6 +16,7 @@ mod auth;
 mod cases;
 mod error;
 mod feed;
+mod guard;
 mod index;
 mod mask;
 mod state;
@@ -60,12 +61,16 @@ pub fn app(state: ConsoleState) -> Router {
         .route("/console/api/health", get(api::health))
         .route("/console/api/stats", get(api::stats))
         .route("/console/api/search", get(api::search))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::same_origin))
         .with_state(state)
 }
 
-/// Serves the console alone on `listener` (`xj run console`).
+/// Serves the console alone on `listener` (`xj run console`), on the same
+/// hardened server as the API (timeouts, connections per client).
 pub async fn run(state: ConsoleState, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "console listening");
-    axum::serve(listener, app(state)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
+    let http = state.settings.http.clone();
+    let routes = xj_gateway::serve::harden(app(state), &http);
+    xj_gateway::serve::serve(listener, routes, &http, shutdown).await?;
     Ok(())
 }

@@ -3,12 +3,14 @@
 //! only their last four digits, and a natural person's name (a party with
 //! an ID number) keeps only its first character. Businesses' names and
 //! credit codes are public registration data and stay as they are.
+//! Receivers' words (why a delivery failed) lose any credential they carry
+//! and their control characters (`xj_gateway::redact`).
 
 use serde_json::Value;
 
 /// Masks `v` in place.
 pub fn personal(v: &mut Value) {
-    xj_model::mask_id_numbers_in(v);
+    xj_gateway::redact::value(v);
     walk(v);
 }
 

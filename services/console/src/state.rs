@@ -29,6 +29,8 @@ pub struct ConsoleState {
     pub sessions: Arc<Mutex<HashMap<String, Session>>>,
     /// Live streams end when the process stops.
     pub shutdown: Shutdown,
+    /// Failed sign-ins per client address.
+    pub sign_ins: Arc<crate::guard::SignInLimiter>,
 }
 
 impl ConsoleState {
@@ -41,6 +43,7 @@ impl ConsoleState {
             index: Arc::new(PartyIndex::default()),
             sessions: Arc::default(),
             shutdown,
+            sign_ins: Arc::default(),
         }
     }
 
