@@ -5,6 +5,7 @@
 
 mod cluster;
 mod county;
+pub mod hostile_http;
 pub mod procs;
 pub mod raw;
 mod receiver;
