@@ -6,6 +6,7 @@
 mod cluster;
 mod county;
 pub mod hostile_http;
+pub mod hostile_receiver;
 pub mod procs;
 pub mod raw;
 mod receiver;
