@@ -1,8 +1,8 @@
 //! An organisation that speaks NATS natively (CONTRACT §4): it publishes on
 //! `xj.in.<org>`, reads its answers and deliveries on `xj.out.<org>`.
 
-use xj_bus::headers::Put;
 use std::time::Duration;
+use xj_bus::headers::Put;
 
 use async_nats::jetstream::consumer::{AckPolicy, pull};
 use futures::StreamExt;
@@ -86,4 +86,170 @@ async fn next(
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     m.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(m)
+}
+
+/// Three NATS-native organisations that subscribe to inspection results.
+const THREE_SUBSCRIBERS: &str = r#"
+[[org]]
+id = "qh-agri"
+name = "清河县农业农村局"
+kind = "agriculture"
+region = "990101"
+token = "token-qh-agri-0123456789"
+deliver = { nats = true }
+subscribe = [{ kind = "inspection" }]
+
+[[org]]
+id = "qh-transport"
+name = "清河县交通运输局"
+kind = "transport"
+region = "990101"
+token = "token-qh-transport-0123456789"
+deliver = { nats = true }
+subscribe = [{ kind = "inspection" }]
+
+[[org]]
+id = "qh-health"
+name = "清河县卫生健康委员会"
+kind = "health"
+region = "990101"
+token = "token-qh-health-0123456789"
+deliver = { nats = true }
+subscribe = [{ kind = "inspection" }]
+"#;
+
+/// Every copy of message `id` in `org`'s outbox, read (and acknowledged)
+/// through the consumer the hub made for it.
+async fn outbox_copies(
+    js: &async_nats::jetstream::Context,
+    org: &str,
+    id: &str,
+) -> anyhow::Result<Vec<async_nats::jetstream::Message>> {
+    let consumer: async_nats::jetstream::consumer::PullConsumer =
+        js.get_consumer_from_stream(org, "XJ_OUT").await.map_err(anyhow::Error::msg)?;
+    let mut batch = consumer
+        .fetch()
+        .max_messages(100)
+        .expires(Duration::from_secs(1))
+        .messages()
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let mut copies = Vec::new();
+    while let Some(m) = batch.next().await {
+        let m = m.map_err(anyhow::Error::msg)?;
+        m.ack().await.map_err(anyhow::Error::msg)?;
+        if m.headers.as_ref().and_then(|h| h.get("Xj-Message-Id")).map(|v| v.as_str()) == Some(id) {
+            copies.push(m);
+        }
+    }
+    Ok(copies)
+}
+
+/// Waits until the operator's trace of `id` says delivered to each of
+/// `orgs`; returns those hops by recipient.
+async fn delivered_hops(hub: &TestHub, id: &str, orgs: &[&str]) -> anyhow::Result<Vec<(String, Value)>> {
+    let op = hub.operator_token();
+    xj_testkit::eventually(Duration::from_secs(20), &format!("{id} delivered to {orgs:?}"), || async {
+        let (s, t) = hub.get(&format!("/v1/messages/{id}/trace"), &op).await.ok()?;
+        let hops: Vec<(String, Value)> = t["hops"]
+            .as_array()?
+            .iter()
+            .filter(|h| h["step"] == "delivered")
+            .map(|h| (h["detail"]["recipient"].as_str().unwrap_or_default().to_string(), h.clone()))
+            .collect();
+        (s == 200 && orgs.iter().all(|o| hops.iter().any(|(r, _)| r == o))).then_some(hops)
+    })
+    .await
+}
+
+/// Each of `orgs` holds exactly one copy of `id`, stored under an identity
+/// naming it, and the trace's `delivered` hop for it points at that copy.
+async fn one_copy_each(hub: &TestHub, id: &str, sender: &str, orgs: &[&str]) -> anyhow::Result<()> {
+    let hops = delivered_hops(hub, id, orgs).await?;
+    let client = async_nats::connect(hub.nats.url()).await?;
+    let js = async_nats::jetstream::new(client);
+    let stream = js.get_stream("XJ_OUT").await?;
+    for org in orgs {
+        let mine: Vec<&Value> = hops.iter().filter(|(r, _)| r == org).map(|(_, h)| h).collect();
+        assert_eq!(mine.len(), 1, "{org}: one delivered hop: {hops:?}");
+        // The trace says delivered for a copy the outbox really holds.
+        let seq = mine[0]["detail"]["outbox_seq"].as_u64().expect("the delivered hop names the stored copy");
+        let stored = stream.get_raw_message(seq).await?;
+        assert_eq!(stored.subject.as_str(), format!("xj.out.{org}"));
+        assert_eq!(stored.headers.get("Xj-Message-Id").map(|v| v.as_str()), Some(id));
+        let copies = outbox_copies(&js, org, id).await?;
+        assert_eq!(copies.len(), 1, "{org} got {} copies of {id}", copies.len());
+        let hd = copies[0].headers.clone().unwrap_or_default();
+        assert_eq!(hd.get("Nats-Msg-Id").map(|v| v.to_string()), Some(format!("{sender}:{id}:{org}")));
+        assert!(hd.get("Xj-Signature").is_some(), "{org}: signed");
+        let body: Value = serde_json::from_slice(&copies[0].payload)?;
+        assert_eq!(body["id"], id);
+    }
+    Ok(())
+}
+
+/// One information share reaches three NATS-native subscribers: each gets
+/// its copy. (Copies stored as `<sender>:<id>` alone were repeats of each
+/// other to the outbox stream: the second and third were dropped inside
+/// the 10-minute duplicate window while the trace said delivered.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_message_reaches_three_nats_native_recipients_once_each() -> anyhow::Result<()> {
+    let hub = TestHub::start(THREE_SUBSCRIBERS).await?;
+    let share = json!({
+        "id": "INSP-3", "type": "info_share", "sender": "qh-market", "sent_at": "2026-11-20T09:00:00+08:00",
+        "classification": "internal",
+        "body": { "kind": "inspection", "title": "2026年第四季度双随机抽查结果", "region": "990101" }
+    });
+    let (status, receipt) = hub.submit("qh-market", &share).await?;
+    assert_eq!(status, 202, "{receipt}");
+    one_copy_each(&hub, "INSP-3", "qh-market", &["qh-agri", "qh-transport", "qh-health"]).await?;
+    // The stream holds those three and no other copy of the message.
+    let client = async_nats::connect(hub.nats.url()).await?;
+    let mut out = async_nats::jetstream::new(client).get_stream("XJ_OUT").await?;
+    assert_eq!(out.info().await?.state.messages, 3, "three copies in the outbox stream");
+    Ok(())
+}
+
+/// The issue's own case: a criminal hand-off to a NATS-native police unit
+/// with the procuratorate, NATS-native too, copied. Both get it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handoff_reaches_a_nats_native_police_unit_and_procuratorate() -> anyhow::Result<()> {
+    let native = ["qh-police-econ", "qh-procuratorate"];
+    let hub = TestHub::start_custom(
+        |county| {
+            let mut org = String::new();
+            let mut out = String::new();
+            for line in county.lines() {
+                if let Some(id) = line.strip_prefix("id = ") {
+                    org = id.trim_matches('"').to_string();
+                }
+                if line.starts_with("deliver = ") && native.contains(&org.as_str()) {
+                    out.push_str("deliver = { nats = true }\n");
+                } else {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+            out
+        },
+        false,
+    )
+    .await?;
+    let mut handoff = sample_clue("HO-NATS-1", "qh-market", "PRODUCT-FAKE", "990101101");
+    handoff["type"] = "criminal_handoff".into();
+    let b = &mut handoff["body"];
+    b["cause"] = "销售伪劣白酒".into();
+    b["filed_on"] = "2026-09-10".into();
+    b["found_on"] = "2026-09-10".into();
+    b["facts"] = json!({ "sales_amount": 86000 });
+    b["offence"] = "生产、销售伪劣产品罪".into();
+    b["reported_on"] = "2026-09-21".into();
+    b["approved_on"] = "2026-09-22".into();
+    b["approved_by"] = json!({ "name": "刘局长", "title": "局长" });
+    b["reports"] = json!([{ "title": "案件调查报告", "kind": "investigation" }]);
+    b["seized_items"] = json!([{ "name": "白酒", "quantity": 300, "unit": "瓶", "disposed": false }]);
+    let (status, receipt) = hub.submit("qh-market", &handoff).await?;
+    assert_eq!(status, 202, "{receipt}");
+    one_copy_each(&hub, "HO-NATS-1", "qh-market", &native).await?;
+    Ok(())
 }
