@@ -103,7 +103,7 @@ async fn unauthenticated_floods_never_take_a_permit() -> anyhow::Result<()> {
     let hub =
         TestHub::start_custom(|t| with_http(t, "max_in_flight = 2\nmax_connections_per_client = 5000"), false).await?;
     let addr = address(&hub.base)?;
-    let stop = tokio_util_cancel();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut flood = Vec::new();
     for n in 0..200usize {
         let stop = stop.clone();
@@ -140,10 +140,6 @@ async fn unauthenticated_floods_never_take_a_permit() -> anyhow::Result<()> {
     assert!(answered > 0, "the flood was answered (401)");
     hub.receiver("qh-town-dg").wait_for(ids.len(), WAIT).await?;
     Ok(())
-}
-
-fn tokio_util_cancel() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
-    std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false))
 }
 
 /// Writes `bytes` one at a time, `pause` apart, until the server closes the
@@ -534,9 +530,24 @@ async fn a_recipient_sees_only_its_own_hops_of_a_trace() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A receiver that refuses every delivery with an error page quoting
+/// credentials back, as some gateways' error pages do.
+async fn tattling_receiver() -> anyhow::Result<std::net::SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let page = "invalid credentials: Authorization: Bearer s3cret-token; \
+                sign in at https://hook:s3cret-pw@idp.example/login?session=s3cret-session \
+                for 11010519491231002X\u{1b}[2J";
+    let app = axum::Router::new().fallback(move || async move { (axum::http::StatusCode::UNAUTHORIZED, page) });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(addr)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letter_reasons_show_no_credentials() -> anyhow::Result<()> {
-    let (_hold, refusing) = xj_testkit::refusing_address()?;
+    let tattler = tattling_receiver().await?;
     let hub = TestHub::start_custom(
         |t| {
             let mut out = String::new();
@@ -547,7 +558,7 @@ async fn dead_letter_reasons_show_no_credentials() -> anyhow::Result<()> {
                 }
                 if in_town && line.starts_with("deliver = ") {
                     out.push_str(&format!(
-                        "deliver = {{ webhook = \"http://hook:s3cret-pw@{refusing}/inbox?token=t0p-s3cret\" }}\n"
+                        "deliver = {{ webhook = \"http://hook:s3cret-pw@{tattler}/inbox?token=s3cret-query\" }}\n"
                     ));
                     continue;
                 }
@@ -566,9 +577,16 @@ async fn dead_letter_reasons_show_no_credentials() -> anyhow::Result<()> {
         (l["dead_letters"].as_array().is_some_and(|d| !d.is_empty())).then_some(l)
     })
     .await?;
+    let reason = list["dead_letters"][0]["reason"].as_str().unwrap_or_default().to_string();
+    assert!(reason.contains("401"), "the receiver's answer is kept: {reason}");
+    assert!(reason.contains("Bearer ***") && reason.contains("https://***@idp.example/login?***"), "{reason}");
     let text = list.to_string();
     assert!(!text.contains("s3cret"), "{text}");
-    assert!(list["dead_letters"][0]["reason"].as_str().is_some_and(|r| !r.is_empty()), "{text}");
+    assert!(!text.contains("19491231"), "{text}");
+    assert!(!reason.chars().any(char::is_control), "{reason:?}");
+    // The sender's view of the trace masks the same way.
+    let (_, trace) = hub.get("/v1/messages/DL-1/trace", &hub.token("qh-eco")).await?;
+    assert!(!trace.to_string().contains("s3cret"), "{trace}");
     Ok(())
 }
 
@@ -862,14 +880,24 @@ async fn mutated_requests_get_located_json_refusals_and_deliver_nothing() -> any
     // closed): never a 5xx, never a hang.
     let addr = address(&hub.base)?;
     let auth = bearer(&hub, "qh-enforce");
-    let raw: Vec<Vec<u8>> = vec![
+    let mut raw: Vec<Vec<u8>> = vec![
         request("GET", "/healthz", &[("X-Evil", b"a\x01b")], None, b""),
-        request("POST", "/v1/messages", &[("Authorization", &[&auth[..], b"\x00"].concat())], Some(2), b"{}"),
         request("POST", "/v1/messages", &[("Authorization", &auth), ("Content-Length", b"abc")], None, b"{}"),
         request("POST", "/v1/messages", &[("Authorization", &auth), ("Content-Length", b"5")], Some(2), b"{}"),
         request("GET", "/healthz", &[("X-Big", &vec![b'b'; 500_000])], None, b""),
         b"GET /v1/keys\x07 HTTP/1.1\r\nHost: hub\r\n\r\n".to_vec(),
     ];
+    for name in ["Authorization", "traceparent", "Xj-Signature", "Content-Type", "Idempotency-Key"] {
+        for control in [&b"\x00"[..], b"\x1b", b"\x7f", b"\r"] {
+            let value =
+                if name == "Authorization" { [&auth[..], control].concat() } else { [&b"x"[..], control].concat() };
+            let mut headers = vec![(name, value.as_slice())];
+            if name != "Authorization" {
+                headers.push(("Authorization", auth.as_slice()));
+            }
+            raw.push(request("POST", "/v1/messages", &headers, Some(2), b"{}"));
+        }
+    }
     for (i, req) in raw.iter().enumerate() {
         let a = exchange(addr, req, ANSWER).await?;
         assert!(!a.timed_out, "raw #{i}: no answer and no close");
