@@ -6,7 +6,6 @@
 //! limited per client address (see `guard`).
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap, header};
@@ -88,7 +87,7 @@ pub async fn sign_in(
     State(state): State<ConsoleState>,
     headers: HeaderMap,
     extensions: Extensions,
-    form: std::result::Result<Json<SignIn>, JsonRejection>,
+    body: axum::body::Bytes,
 ) -> Response {
     let peer = guard::peer(&extensions);
     let client = guard::client(&state, peer, &headers);
@@ -102,9 +101,15 @@ pub async fn sign_in(
         }
         .into_response();
     }
-    let form = match form {
-        Ok(Json(f)) => f,
-        Err(e) => return ConsoleError::Malformed(e.body_text()).into_response(),
+    // Read as JSON whatever the content type says: the page sends JSON, and
+    // a refusal should say where the body went wrong, not what it was called.
+    let form: SignIn = match serde_json::from_slice(&body) {
+        Ok(f) => f,
+        Err(e) => {
+            let (line, column) = (e.line(), e.column());
+            let message = format!("the sign-in is not {{\"token\": \"…\"}}: {e}");
+            return ConsoleError::BadBody { message, line, column }.into_response();
+        }
     };
     if !is_operator_token(&state, form.token.trim()) {
         metrics::counter!("xj_console_sign_ins_total", "outcome" => "refused").increment(1);

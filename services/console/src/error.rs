@@ -11,8 +11,12 @@ pub enum ConsoleError {
     NotFound(String),
     Invalid(String),
     Unavailable(String),
-    /// A request that is not JSON, or not the JSON expected.
-    Malformed(String),
+    /// A body that is not the JSON expected, at this line and column.
+    BadBody {
+        message: String,
+        line: usize,
+        column: usize,
+    },
     /// A state-changing request from a page of another origin.
     CrossOrigin {
         header: &'static str,
@@ -43,7 +47,10 @@ impl IntoResponse for ConsoleError {
             Self::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
             Self::Invalid(m) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
             Self::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
-            Self::Malformed(m) => (StatusCode::BAD_REQUEST, "malformed", m),
+            Self::BadBody { message, line, column } => {
+                details = json!([{ "line": line, "column": column, "message": xj_gateway::clip(&message) }]);
+                (StatusCode::BAD_REQUEST, "malformed", message)
+            }
             Self::CrossOrigin { header, message } => {
                 details = json!([{ "header": header, "message": message }]);
                 (StatusCode::FORBIDDEN, "cross_origin", message)

@@ -414,6 +414,21 @@ async fn the_console_refuses_other_origins_and_limits_failed_sign_ins() -> anyho
     assert_eq!(body["error"], "rate_limited");
     assert_eq!(post(&elsewhere, &good, &[]).await?.0, 429);
     assert_eq!(post(&home, &good, &[]).await?.0, 200);
+
+    // Sign-ins that are not the JSON expected are located refusals, and
+    // count as failures.
+    let third = reqwest::Client::builder().local_address(IpAddr::from([127, 0, 0, 3])).build()?;
+    for body in [&b"{\"token\":"[..], b"[]", b"{\"token\":5}", b"\xff\xfe", b""] {
+        let r = third.post(&url).header("content-type", "text/plain").body(body.to_vec()).send().await?;
+        let status = r.status().as_u16();
+        let answer: Value = r.json().await.unwrap_or(Value::Null);
+        if status == 429 {
+            continue;
+        }
+        assert_located(status, &answer, &format!("sign-in {}", String::from_utf8_lossy(body)));
+        assert_eq!(status, 400, "{answer}");
+    }
+    assert_eq!(post(&third, &good, &[]).await?.0, 429, "five failed sign-ins from 127.0.0.3");
     Ok(())
 }
 
