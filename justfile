@@ -62,3 +62,27 @@ validate-deploy:
 audit:
     cargo install cargo-audit --locked --quiet
     cargo audit --deny warnings
+
+# Fuzz what the hub reads from outside (native XML, CSV and JSON, the
+# canonical envelope) with cargo-fuzz and libFuzzer, `secs` seconds per
+# target: `just fuzz`, `just fuzz 600 xml_inbound`. cargo-fuzz needs nightly
+# features; RUSTC_BOOTSTRAP=1 unlocks them on the stable toolchain. The
+# examples under schemas/ seed each corpus; a crash or an input slower than
+# 10 s is kept in fuzz/artifacts/<target>/ (`cargo fuzz run <target> <file>`
+# in fuzz/ replays it).
+fuzz secs="60" targets="xml_inbound csv_inbound json_inbound envelope":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+    export RUSTC_BOOTSTRAP=1
+    for t in {{targets}}; do
+        case "$t" in
+            xml_inbound) seeds="schemas/formats/eco-xml-v1/examples schemas/formats/police-xml-v1/examples" ;;
+            csv_inbound) seeds="schemas/formats/town-csv-v1/examples" ;;
+            json_inbound) seeds="schemas/formats/samr-json-v1/examples schemas/formats/court-json-v1/examples schemas/examples" ;;
+            *) seeds="schemas/examples" ;;
+        esac
+        mkdir -p "fuzz/corpus/$t"
+        # The first folder gathers what the run finds; the others only seed it.
+        cargo fuzz run "$t" "fuzz/corpus/$t" $seeds -- -max_total_time={{secs}} -timeout=10 -rss_limit_mb=4096
+    done
