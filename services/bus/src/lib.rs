@@ -21,6 +21,7 @@ pub mod streams;
 pub mod subjects;
 pub mod telemetry;
 pub mod trace;
+pub mod webhooks;
 
 pub use streams::Bus;
 pub use tokio_util::sync::CancellationToken as Shutdown;

@@ -108,6 +108,16 @@ impl HubKey {
         self.signing.verifying_key()
     }
 
+    /// The Standard Webhooks secret the hub uses for `org` when none is
+    /// configured: derived from this key, so every process of the hub has
+    /// the same one without storing it, and no organisation can work out
+    /// another's. A new hub key gives new derived secrets.
+    pub fn webhook_secret(&self, org: &str) -> String {
+        let context = format!("xianjie standard-webhooks secret v1\0{org}");
+        let key = hmac_sha256::HMAC::mac(context.as_bytes(), self.signing.to_bytes());
+        format!("whsec_{}", B64.encode(key))
+    }
+
     /// The `Xj-Signature` header value over `body`.
     pub fn sign_header(&self, body: &[u8]) -> String {
         let sig = self.signing.sign(body);

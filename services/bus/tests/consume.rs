@@ -15,7 +15,8 @@ use xj_bus::embedded::{NatsServer, ServerOptions};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_handler_ends_its_message_and_the_loop_goes_on() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = NatsServer::start(ServerOptions { store_dir: dir.path().join("js"), ..Default::default() }).expect("start");
+    let server =
+        NatsServer::start(ServerOptions { store_dir: dir.path().join("js"), ..Default::default() }).expect("start");
     let client = async_nats::connect(server.url()).await.expect("connect");
     let js = jetstream::new(client.clone());
     js.create_stream(stream::Config { name: "T".into(), subjects: vec!["t.>".into()], ..Default::default() })
@@ -47,9 +48,15 @@ async fn a_panicking_handler_ends_its_message_and_the_loop_goes_on() {
     // each panic), then terminated; the others are handled once each.
     let start = Instant::now();
     loop {
-        let mut c = js.get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>("panics", "T").await.expect("info");
+        let mut c = js
+            .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>("panics", "T")
+            .await
+            .expect("info");
         let info = c.info().await.expect("info");
-        if info.num_ack_pending == 0 && info.num_pending == 0 && poison_seen.load(Ordering::SeqCst) >= POISON_AFTER as usize {
+        if info.num_ack_pending == 0
+            && info.num_pending == 0
+            && poison_seen.load(Ordering::SeqCst) >= POISON_AFTER as usize
+        {
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(60), "the poison was never ended: {info:?}");

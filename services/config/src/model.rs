@@ -64,7 +64,7 @@ pub struct FormatsSettings {
 pub struct NatsSettings {
     /// Absent: `xj up` starts its own nats-server under `[data] dir`.
     pub url: Option<String>,
-    /// The services' NATS user (`xj nats-config` gives it every subject).
+    /// The services' NATS user (`xj nats-config` puts it in the hub's account).
     pub user: Option<String>,
     /// Its password: inline, or from `password_file` / `password_env`.
     pub password: Option<String>,
@@ -542,6 +542,20 @@ pub struct Org {
     /// The credential, resolved from token / token_file / token_env.
     #[serde(skip)]
     pub secret: String,
+    /// The Standard Webhooks secret (`whsec_` + base64 of 24 to 64 bytes)
+    /// its webhook deliveries are signed with (`webhook-signature`, beside
+    /// `Xj-Signature`). Absent, the hub derives one from its signing key:
+    /// `xj webhook-secret --org <id>` prints it (docs/api.md).
+    pub webhook_secret: Option<String>,
+    pub webhook_secret_file: Option<PathBuf>,
+    pub webhook_secret_env: Option<String>,
+    /// Secrets being rotated out: deliveries carry a signature for each,
+    /// after the current one's, until they are removed.
+    #[serde(default)]
+    pub previous_webhook_secrets: Vec<String>,
+    /// The configured secrets, current first (empty: derived by the hub).
+    #[serde(skip)]
+    pub webhook_secrets: Vec<String>,
 }
 
 fn canonical() -> String {
@@ -588,6 +602,12 @@ pub struct Crime {
 }
 
 impl Settings {
+    /// Where the hub's signing key is: `[hub] signing_key_file`, or
+    /// `hub_ed25519.key` under `[data] dir`.
+    pub fn signing_key_path(&self) -> PathBuf {
+        self.hub.signing_key_file.clone().unwrap_or_else(|| self.data.dir.join("hub_ed25519.key"))
+    }
+
     pub fn org(&self, id: &str) -> Option<&Org> {
         self.org.iter().find(|o| o.id == id)
     }

@@ -16,6 +16,20 @@ fn id_ok(id: &str) -> bool {
     (2..=40).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// A Standard Webhooks secret: `whsec_` and the base64 of 24 to 64 random
+/// bytes (the form the verification libraries take).
+fn webhook_secret_ok(secret: &str) -> Result<(), String> {
+    use base64::Engine;
+    let Some(b64) = secret.strip_prefix("whsec_") else {
+        return Err("must start with \"whsec_\" (then the base64 of 24 to 64 random bytes)".into());
+    };
+    match base64::engine::general_purpose::STANDARD.decode(b64) {
+        Ok(key) if (24..=64).contains(&key.len()) => Ok(()),
+        Ok(key) => Err(format!("is {} bytes after \"whsec_\"; use 24 to 64 random bytes", key.len())),
+        Err(e) => Err(format!("is not base64 after \"whsec_\": {e}")),
+    }
+}
+
 /// Resolves credentials given as files or environment variables.
 fn resolve_secret(
     key: &str,
@@ -171,6 +185,24 @@ pub(crate) fn validate(s: &mut Settings, base: &Path) -> Vec<Unlocated> {
                 org.secret = t;
             }
             None => out.push(bad(k("token"), "a credential is required (token, token_file or token_env)")),
+        }
+        let current = resolve_secret(
+            &k("webhook_secret"),
+            &org.webhook_secret,
+            &org.webhook_secret_file,
+            &org.webhook_secret_env,
+            base,
+            &mut out,
+        );
+        if current.is_none() && !org.previous_webhook_secrets.is_empty() {
+            out.push(bad(k("previous_webhook_secrets"), "a rotation needs the new webhook_secret as well"));
+        }
+        org.webhook_secrets = current.into_iter().chain(org.previous_webhook_secrets.iter().cloned()).collect();
+        for (i, w) in org.webhook_secrets.iter().enumerate() {
+            if let Err(why) = webhook_secret_ok(w) {
+                let key = if i == 0 { k("webhook_secret") } else { k("previous_webhook_secrets") };
+                out.push(bad(key, why));
+            }
         }
         match (&org.deliver.webhook, org.deliver.nats) {
             (Some(_), true) => out.push(bad(k("deliver"), "choose webhook or nats, not both")),

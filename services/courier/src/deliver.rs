@@ -84,9 +84,27 @@ pub async fn attempt(http: &reqwest::Client, bus: &Bus, key: &HubKey, p: &Parcel
     let started = Instant::now();
     let signature = key.sign_header(&p.body);
     if let Some(url) = &p.org.deliver.webhook {
+        // Standard Webhooks beside Xj-Signature: the same id on every
+        // attempt, this attempt's time, one signature per secret in force.
+        let hook_id = xj_bus::webhooks::delivery_id(p.msg_id, &p.org.id);
+        let now = chrono::Utc::now().timestamp();
+        let derived;
+        let secrets = if p.org.webhook_secrets.is_empty() {
+            derived = [key.webhook_secret(&p.org.id)];
+            &derived[..]
+        } else {
+            &p.org.webhook_secrets[..]
+        };
+        let hook_sig = match xj_bus::webhooks::signature(secrets, &hook_id, now, &p.body) {
+            Ok(s) => s,
+            Err(e) => return Outcome::Failed { reason: e.to_string(), status: None, elapsed: started.elapsed() },
+        };
         let resp = http
             .post(url)
             .header("content-type", p.content_type)
+            .header(xj_bus::webhooks::HEADER_WEBHOOK_ID, hook_id)
+            .header(xj_bus::webhooks::HEADER_WEBHOOK_TIMESTAMP, now.to_string())
+            .header(xj_bus::webhooks::HEADER_WEBHOOK_SIGNATURE, hook_sig)
             .header(h::MESSAGE_ID, p.msg_id)
             .header(h::CASE, p.case)
             .header(h::ATTEMPT, p.attempt.to_string())

@@ -43,6 +43,9 @@ pub struct Department {
     formats: Arc<xj_mapping::Formats>,
     /// Who a police decision is copied to (Decree 310 art. 8).
     procuratorate: Option<String>,
+    /// Its Standard Webhooks secret, when known: deliveries must then carry
+    /// a valid `webhook-signature` too.
+    webhook_secret: Option<String>,
 }
 
 impl Department {
@@ -54,7 +57,13 @@ impl Department {
         formats: Arc<xj_mapping::Formats>,
         procuratorate: Option<String>,
     ) -> Self {
-        Self { org, hub_key, http, opts, inbox: Arc::default(), formats, procuratorate }
+        Self { org, hub_key, http, opts, inbox: Arc::default(), formats, procuratorate, webhook_secret: None }
+    }
+
+    /// Verifies Standard Webhooks signatures with `secret` as well.
+    pub fn with_webhook_secret(mut self, secret: Option<String>) -> Self {
+        self.webhook_secret = secret;
+        self
     }
 
     fn url(&self) -> &str {
@@ -159,6 +168,15 @@ async fn receive(State(dept): State<Department>, headers: HeaderMap, body: Bytes
     let sig = headers.get("xj-signature").and_then(|v| v.to_str().ok()).unwrap_or_default();
     if let Err(e) = verify_header(&dept.hub_key, sig, &body) {
         tracing::warn!(org = %dept.org.id, error = %e, "sandbox rejected an unsigned or forged delivery");
+        dept.lock().rejected += 1;
+        return StatusCode::UNAUTHORIZED;
+    }
+    // The same delivery checked the way a receiver with a stock Standard
+    // Webhooks library would (its secret; the timestamp within tolerance).
+    if let Some(secret) = &dept.webhook_secret
+        && let Err(e) = xj_bus::webhooks::verify(secret, &body, &headers)
+    {
+        tracing::warn!(org = %dept.org.id, error = %e, "sandbox rejected a delivery whose webhook-signature does not verify");
         dept.lock().rejected += 1;
         return StatusCode::UNAUTHORIZED;
     }

@@ -35,7 +35,13 @@ pub async fn run(settings: Arc<Settings>, opts: SandboxOptions, shutdown: Shutdo
     let key = fetch_key(&http, &opts.gateway, &shutdown).await?;
     let mut tasks = tokio::task::JoinSet::new();
     let procuratorate = settings.org.iter().find(|o| o.kind == xj_config::OrgKind::Procuratorate).map(|o| o.id.clone());
+    // The departments run beside the hub (`xj up`): a department without a
+    // configured webhook secret knows the one the hub derives from its key.
+    let key_file = settings.signing_key_path();
+    let hub_key = key_file.exists().then(|| xj_bus::signing::HubKey::load_or_create(&key_file).ok()).flatten();
     for org in settings.org.iter().filter(|o| department::is_local(o)) {
+        let secret =
+            org.webhook_secrets.first().cloned().or_else(|| hub_key.as_ref().map(|k| k.webhook_secret(&org.id)));
         let dept = department::Department::new(
             org.clone(),
             key.clone(),
@@ -43,7 +49,8 @@ pub async fn run(settings: Arc<Settings>, opts: SandboxOptions, shutdown: Shutdo
             opts.clone(),
             settings.mappings.clone(),
             procuratorate.clone(),
-        );
+        )
+        .with_webhook_secret(secret);
         let listener = dept.bind().await.with_context(|| format!("sandbox department {}", org.id))?;
         let shutdown = shutdown.clone();
         tasks.spawn(async move { dept.serve(listener, shutdown).await });

@@ -176,6 +176,23 @@ pub fn nats_config(config: &Path, cost: u32) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub fn webhook_secret(config: &Path, org: &str) -> anyhow::Result<ExitCode> {
+    let s = settings(config)?;
+    let Some(o) = s.org(org) else {
+        anyhow::bail!("no organisation {org:?} in {}", config.display());
+    };
+    anyhow::ensure!(o.deliver.webhook.is_some(), "{org} is not delivered by webhook");
+    match o.webhook_secrets.first() {
+        Some(configured) => println!("{configured}"),
+        None => {
+            let path = xj::hub::key_path(&s);
+            anyhow::ensure!(path.exists(), "no hub key at {} yet: start the hub once first", path.display());
+            println!("{}", HubKey::load_or_create(&path)?.webhook_secret(org));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn keys(cmd: KeysCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         KeysCmd::Rotate { config } => {

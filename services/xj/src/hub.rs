@@ -49,7 +49,7 @@ impl Service {
 }
 
 pub fn key_path(settings: &Settings) -> PathBuf {
-    settings.hub.signing_key_file.clone().unwrap_or_else(|| settings.data.dir.join("hub_ed25519.key"))
+    settings.signing_key_path()
 }
 
 /// A running set of services.

@@ -57,6 +57,15 @@ enum Cmd {
         #[arg(long, default_value_t = 11)]
         cost: u32,
     },
+    /// Print an organisation's Standard Webhooks secret (`whsec_…`): its
+    /// configured `webhook_secret`, or the one the hub derives from its
+    /// signing key, to give to the organisation for verifying deliveries.
+    WebhookSecret {
+        #[arg(long, default_value = "xianjie.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        org: String,
+    },
     /// The hub's signing keys.
     Keys {
         #[command(subcommand)]
@@ -160,6 +169,7 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
         Cmd::Audit { cmd } => audit::audit(cmd).await,
         Cmd::NatsConfig { config, cost } => audit::nats_config(&config, cost),
         Cmd::Keys { cmd } => audit::keys(cmd),
+        Cmd::WebhookSecret { config, org } => audit::webhook_secret(&config, &org),
         Cmd::Translate { format, to, config, formats_dir, org, file } => {
             translate::run(translate::Args { format, to, config, formats_dir, org, file })
         }

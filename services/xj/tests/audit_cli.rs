@@ -162,3 +162,43 @@ fn keys_rotate_prints_the_previous_key_to_publish() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".retired"));
     assert_eq!(retired.count(), 1);
 }
+
+#[test]
+fn webhook_secret_prints_the_configured_or_the_derived_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("xianjie.toml");
+    let configured = "whsec_AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+    let key_file = dir.path().join("hub.key");
+    let config = CONFIG.replace("\"hub.key\"", &format!("{:?}", key_file.display().to_string()));
+    let with_secret = config.replace(
+        "token = \"token-qh-coord-0123456789\"",
+        &format!("token = \"token-qh-coord-0123456789\"\nwebhook_secret = \"{configured}\""),
+    );
+    let run = |text: &str| {
+        std::fs::write(&path, text).unwrap();
+        let out = xj()
+            .args(["webhook-secret", "--org", "qh-coord", "--config"])
+            .arg(&path)
+            .env("TRUST_TEST_NATS_PASSWORD", "service-secret-0123456789")
+            .env("TRUST_TEST_AGRI_TOKEN", "agri-secret-0123456789")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(run(&with_secret).1, configured);
+    // None configured and no hub key yet: said plainly.
+    let (ok, _, err) = run(&config);
+    assert!(!ok && err.contains("start the hub once first"), "{err}");
+    let key = xj_bus::signing::HubKey::load_or_create(&key_file).unwrap();
+    let (ok, out, err) = run(&config);
+    assert!(ok, "{err}");
+    assert_eq!(out, key.webhook_secret("qh-coord"));
+    assert!(out.starts_with("whsec_"));
+    // A secret that is not one is refused with its place.
+    let (ok, _, err) = run(&with_secret.replace(configured, "not-a-secret"));
+    assert!(!ok && err.contains("webhook_secret") && err.contains("whsec_"), "{err}");
+}

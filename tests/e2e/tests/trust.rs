@@ -5,8 +5,8 @@
 //! attachments, and the gateway's limits. (What an organisation's NATS
 //! account can reach is tried in the `hostile` tests.)
 
-use xj_bus::headers::Put;
 use std::time::Duration;
+use xj_bus::headers::Put;
 
 use base64::Engine;
 use ed25519_dalek::SigningKey;
@@ -501,5 +501,116 @@ async fn evidence_attachments_by_digest_and_gateway_limits() -> anyhow::Result<(
     // Errors carry no internals.
     let (status, body) = hub.get("/v1/attachments/not-a-digest", &hub.token("qh-market")).await?;
     assert_eq!(status, 404, "{body}");
+    Ok(())
+}
+
+/// Where the test's own installs go (like the embedded nats-server's).
+fn tool_cache() -> std::path::PathBuf {
+    std::env::var_os("XJ_CACHE_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/tmp".into())).join(".cache/xianjie")
+    })
+}
+
+fn run_checked(cmd: &mut std::process::Command, what: &str) -> anyhow::Result<String> {
+    let out = cmd.output().map_err(|e| anyhow::anyhow!("{what}: cannot run: {e}"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The unmodified PyPI and npm Standard Webhooks verifiers, installed by
+/// the test (pinned; tests/e2e/webhooks), each checking a delivery four
+/// ways; returns their verdicts.
+fn stock_verdicts(secret: &str, delivery: &xj_testkit::Delivery) -> anyhow::Result<Vec<(&'static str, Value)>> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("webhooks");
+    let py = tool_cache().join("py-standardwebhooks-1.1.0");
+    if !py.join("standardwebhooks").exists() {
+        run_checked(
+            Command::new("python3")
+                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+                .arg(&py)
+                .arg("standardwebhooks==1.1.0"),
+            "pip install standardwebhooks",
+        )?;
+    }
+    if !here.join("node_modules/standardwebhooks").exists() {
+        run_checked(
+            Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&here),
+            "npm ci (tests/e2e/webhooks)",
+        )?;
+    }
+    let wrong = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode([42u8; 32]));
+    let mut headers = serde_json::Map::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "xj-signature"] {
+        if let Some(v) = delivery.header(name) {
+            headers.insert(name.into(), v.into());
+        }
+    }
+    let input = json!({
+        "secret": secret,
+        "wrong_secret": wrong,
+        "body_b64": base64::engine::general_purpose::STANDARD.encode(&delivery.body),
+        "headers": headers,
+    })
+    .to_string();
+    let mut verdicts = Vec::new();
+    for (lang, mut cmd) in [
+        ("python", {
+            let mut c = Command::new("python3");
+            c.arg(here.join("verify.py")).env("PYTHONPATH", &py);
+            c
+        }),
+        ("node", {
+            let mut c = Command::new("node");
+            c.arg(here.join("verify.mjs")).current_dir(&here);
+            c
+        }),
+    ] {
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+        child.stdin.take().ok_or_else(|| anyhow::anyhow!("stdin"))?.write_all(input.as_bytes())?;
+        let out = child.wait_with_output()?;
+        anyhow::ensure!(out.status.success(), "{lang} verifier: {}", String::from_utf8_lossy(&out.stderr));
+        verdicts.push((lang, serde_json::from_slice(&out.stdout)?));
+    }
+    Ok(verdicts)
+}
+
+/// Real deliveries from the hub verify with the unmodified Python and npm
+/// Standard Webhooks libraries, with a configured secret (and, during a
+/// rotation, the old one too) and with the secret the hub derives; a
+/// tampered body, a wrong secret and a replay ten minutes late do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_verify_with_stock_standard_webhooks_libraries() -> anyhow::Result<()> {
+    let new = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode([1u8; 32]));
+    let old = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode([2u8; 32]));
+    let lines = format!("webhook_secret = \"{new}\"\nprevious_webhook_secrets = [\"{old}\"]");
+    let hub = TestHub::start_custom(move |t| with_org(t, "qh-town-dg", &lines), false).await?;
+    let (status, _) = hub.submit("qh-market", &sample_clue("SW-1", "qh-market", "FOOD-STALL", "990101101")).await?;
+    assert_eq!(status, 202);
+    let town = hub.receiver("qh-town-dg").wait_for(1, WAIT).await?;
+    assert_eq!(town[0].header("webhook-id"), Some("SW-1.qh-town-dg"), "message id and recipient");
+    assert_eq!(town[0].header("webhook-signature").map(|s| s.split(' ').count()), Some(2), "both secrets sign");
+    // The town answers; the market bureau has no secret configured and
+    // verifies with the one the hub derives (`xj webhook-secret`).
+    let reply = json!({ "id": "SW-R-1", "type": "referral_reply", "sender": "qh-town-dg", "reply_to": "SW-1",
+        "sent_at": "2026-11-21T10:00:00+08:00", "classification": "internal",
+        "body": { "decision": "accepted", "case_no": "东关立〔2026〕9号" } });
+    assert_eq!(hub.submit("qh-town-dg", &reply).await?.0, 202);
+    let market = hub.receiver("qh-market").wait_for(1, WAIT).await?;
+    let derived = HubKey::load_or_create(&xj::hub::key_path(&hub.settings))?.webhook_secret("qh-market");
+    for (secret, delivery) in [(&new, &town[0]), (&old, &town[0]), (&derived, &market[0])] {
+        for (lang, v) in stock_verdicts(secret, delivery)? {
+            assert_eq!(v["as_received"], "ok", "{lang}: {v}");
+            for refused in ["tampered", "wrong_secret", "late"] {
+                assert!(v[refused].is_string() && v[refused] != "ok", "{lang} accepted it {refused}: {v}");
+            }
+        }
+    }
     Ok(())
 }
