@@ -125,15 +125,20 @@ pub fn parse_iso_duration(s: &str) -> Result<Duration, String> {
             let n: i64 = num.parse().map_err(|_| format!("{s:?}: a number must precede {c}"))?;
             num.clear();
             any = true;
-            total += match (c, in_time) {
-                ('W', false) => Duration::weeks(n),
-                ('D', false) => Duration::days(n),
-                ('H', true) => Duration::hours(n),
-                ('M', true) => Duration::minutes(n),
-                ('S', true) => Duration::seconds(n),
+            // chrono's constructors panic beyond their range, and `+`
+            // on durations overflows: a number from outside is checked.
+            let part = match (c, in_time) {
+                ('W', false) => Duration::try_weeks(n),
+                ('D', false) => Duration::try_days(n),
+                ('H', true) => Duration::try_hours(n),
+                ('M', true) => Duration::try_minutes(n),
+                ('S', true) => Duration::try_seconds(n),
                 ('Y' | 'M', false) => return Err(format!("{s:?}: years and months are not fixed lengths; use days")),
                 _ => return Err(format!("{s:?}: unexpected {c}")),
             };
+            total = part
+                .and_then(|p| total.checked_add(&p))
+                .ok_or_else(|| format!("{s:?} is longer than the hub can count"))?;
         }
         if !num.is_empty() {
             return Err(format!("{s:?}: {num} has no unit"));
@@ -148,6 +153,13 @@ pub fn parse_iso_duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_durations_are_refused_not_a_panic() {
+        for s in ["P9999999999999999D", "P99999999999999999999D", "PT9223372036854775807S", "P1000000000000W", "P9999999999999D9999999999999D"] {
+            assert!(parse_iso_duration(s).is_err(), "{s}");
+        }
+    }
 
     #[test]
     fn durations() {

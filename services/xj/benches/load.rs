@@ -305,7 +305,7 @@ impl Hub {
         let port = xj_bus::embedded::free_port();
         let urls = HashMap::from([(RECIPIENT.to_string(), webhook)]);
         let text = format!(
-            "{}\n[nats]\nurl = \"{}\"\n\n[data]\ndir = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n\n[http.rate_limit]\nper_second = 1000000.0\nburst = 1000000\n\n[courier]\nconcurrency = {courier_concurrency}\n\n[telemetry]\nlog = \"warn\"\n",
+            "{}\n[nats]\nurl = \"{}\"\n\n[data]\ndir = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n# the load generator is one address with many connections\nmax_connections_per_client = 100000\n\n[http.rate_limit]\nper_second = 1000000.0\nburst = 1000000\n\n[courier]\nconcurrency = {courier_concurrency}\n\n[telemetry]\nlog = \"warn\"\n",
             county_config(&urls),
             nats.url(),
             dir.join("data").display()
