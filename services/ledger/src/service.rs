@@ -7,12 +7,12 @@
 //! the previous append is in flight makes the batches as large as the load
 //! needs: one record per entry when idle, hundreds under load.
 
-use xj_bus::headers::Put;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+use xj_bus::headers::Put;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::DeliverPolicy;

@@ -4,10 +4,10 @@
 //! another writer while this one was running — and two writers keep one
 //! chain with every source once.
 
-use xj_bus::headers::Put;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use xj_bus::headers::Put;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream;

@@ -1,8 +1,8 @@
 //! The router's consumer loop: durable, explicit acks, bounded concurrency.
 
-use xj_bus::headers::Put;
 use std::sync::Arc;
 use std::time::Duration;
+use xj_bus::headers::Put;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{AckKind, Message};

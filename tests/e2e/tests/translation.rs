@@ -7,11 +7,11 @@
 //! correct field by field; problems are located in the native document;
 //! a message a receiver's format cannot express is dead-lettered.
 
-use xj_bus::headers::Put;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use xj_bus::headers::Put;
 
 use serde_json::Value;
 use xj_mapping::{Formats, inbound};

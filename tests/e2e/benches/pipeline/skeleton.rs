@@ -35,8 +35,8 @@
 //! copies in `XJ_ROUTED` instead. What is left per referral: the message,
 //! its copy, the `delivered` event, two case-record writes, and the ledger.
 
-use xj_bus::headers::Put;
 use super::*;
+use xj_bus::headers::Put;
 
 use async_nats::jetstream::kv;
 

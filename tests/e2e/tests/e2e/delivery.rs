@@ -2,8 +2,8 @@
 //! exponential backoff until it answers 2xx; after the configured attempts
 //! the delivery is a dead letter an operator lists and replays.
 
-use xj_bus::headers::Put;
 use std::collections::HashMap;
+use xj_bus::headers::Put;
 
 use serde_json::Value;
 use xj_testkit::{ORGS, Receiver, TestHub, TestNats, county_config, eventually, sample_clue};

@@ -608,7 +608,7 @@ async fn dead_letter_reasons_show_no_credentials() -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------
 // Mutated requests. A fixed seed: the same few hundred requests every run.
 
-const SEED: u64 = 0x5EED_0F_C0_FFEE;
+const SEED: u64 = 0x5EED_0FC0_FFEE;
 
 /// Strings no field expects.
 fn nasty(rng: &mut Rng) -> String {
