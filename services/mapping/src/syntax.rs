@@ -305,10 +305,17 @@ fn open(
     let pointer = match stack.last_mut() {
         None => path(String::new(), name, None, limits)?,
         Some(parent) => {
-            let n = parent.seen.entry(name.to_string()).or_insert(0);
-            *n += 1;
-            let index = (*n > 1).then_some(*n);
-            path(parent.loc.pointer.clone(), name, index, limits)?
+            let n = match parent.seen.get_mut(name) {
+                Some(n) => {
+                    *n += 1;
+                    *n
+                }
+                None => {
+                    parent.seen.insert(name.to_string(), 1);
+                    1
+                }
+            };
+            path(parent.loc.pointer.clone(), name, (n > 1).then_some(n), limits)?
         }
     };
     let loc = Loc { pointer, line: Some(line), ..Loc::default() };
@@ -323,11 +330,12 @@ fn open(
             return Err(too_many());
         }
         let key = std::str::from_utf8(a.key.into_inner()).map_err(|_| "attribute name is not UTF-8".to_string())?;
+        // Before the repeat check, which names the attribute in full.
+        let apointer = path(loc.pointer.clone(), &format!("@{key}"), None, limits)?;
         if !keys.insert(key) {
             return Err(format!("attribute {key:?} appears twice in <{name}>"));
         }
         let value = a.unescape_value().map_err(|e| e.to_string())?;
-        let apointer = path(loc.pointer.clone(), &format!("@{key}"), None, limits)?;
         let aloc = Loc { pointer: apointer, line: Some(line), ..Loc::default() };
         entries.push((format!("@{key}"), Node::Scalar(Value::String(value.into_owned()), aloc)));
     }

@@ -149,6 +149,11 @@ fn long_names_are_refused_without_being_echoed() {
     assert_eq!(e.loc.line, Some(2), "{e}");
     assert!(e.message.contains("at most 512 are read") && e.message.len() < 200, "{e}");
 
+    // Even repeated, which would otherwise be named in full.
+    let xml = format!("<r {name}=\"1\" {name}=\"2\"/>");
+    let e = syntax::parse_xml(xml.as_bytes()).expect_err("a path too long");
+    assert!(e.message.contains("at most 512 are read") && e.message.len() < 200, "{e}");
+
     let csv = format!("a,{name}\n1,2\n");
     let e = syntax::parse_csv(csv.as_bytes(), b',').expect_err("a header too long");
     assert_eq!((e.loc.row, e.loc.column), (Some(1), Some(2)), "{e}");
