@@ -64,12 +64,11 @@ audit:
     cargo audit --deny warnings
 
 # Fuzz what the hub reads from outside (native XML, CSV and JSON, the
-# canonical envelope) with cargo-fuzz and libFuzzer, `secs` seconds per
-# target: `just fuzz`, `just fuzz 600 xml_inbound`. cargo-fuzz needs nightly
+# canonical envelope) with cargo-fuzz and libFuzzer. cargo-fuzz needs nightly
 # features; RUSTC_BOOTSTRAP=1 unlocks them on the stable toolchain. The
 # examples under schemas/ seed each corpus; a crash or an input slower than
-# 10 s is kept in fuzz/artifacts/<target>/ (`cargo fuzz run <target> <file>`
-# in fuzz/ replays it).
+# 10 s is kept in fuzz/artifacts/<target>/ (replay: `cargo fuzz run <target>
+# <file>`). `secs` seconds per target: `just fuzz 600 xml_inbound`.
 fuzz secs="60" targets="xml_inbound csv_inbound json_inbound envelope":
     #!/usr/bin/env bash
     set -euo pipefail
