@@ -161,7 +161,7 @@ pub async fn dead(_op: Operator, State(state): State<ConsoleState>) -> Result<Js
 /// who replayed it.
 pub async fn replay(op: Operator, State(state): State<ConsoleState>, Path(seq): Path<String>) -> Result<Json<Value>> {
     let Ok(seq) = seq.parse::<u64>() else {
-        return Err(ConsoleError::NotFound(format!("no dead letter with sequence {:?}", xj_gateway::clip(&seq))));
+        return Err(ConsoleError::NotFound(format!("no dead letter with sequence {:?}", xj_edge::clip(&seq))));
     };
     match dead::replay(&state.bus.js, seq, &op.name).await {
         Ok(r) => {

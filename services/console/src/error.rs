@@ -48,7 +48,7 @@ impl IntoResponse for ConsoleError {
             Self::Invalid(m) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
             Self::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
             Self::BadBody { message, line, column } => {
-                details = json!([{ "line": line, "column": column, "message": xj_gateway::clip(&message) }]);
+                details = json!([{ "line": line, "column": column, "message": xj_edge::clip(&message) }]);
                 (StatusCode::BAD_REQUEST, "malformed", message)
             }
             Self::CrossOrigin { header, message } => {
@@ -60,7 +60,7 @@ impl IntoResponse for ConsoleError {
                 (StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
             }
         };
-        let message = xj_gateway::clip(&message);
+        let message = xj_edge::clip(&message);
         let mut r = (status, Json(json!({ "error": code, "message": message, "details": details }))).into_response();
         if let Some(s) = retry {
             r.headers_mut().insert(header::RETRY_AFTER, s.into());

@@ -70,7 +70,7 @@ pub fn app(state: ConsoleState) -> Router {
 pub async fn run(state: ConsoleState, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "console listening");
     let http = state.settings.http.clone();
-    let routes = xj_gateway::serve::harden(app(state), &http);
-    xj_gateway::serve::serve(listener, routes, &http, shutdown).await?;
+    let routes = xj_edge::serve::harden(app(state), &http);
+    xj_edge::serve::serve(listener, routes, &http, shutdown).await?;
     Ok(())
 }

@@ -4,13 +4,13 @@
 //! an ID number) keeps only its first character. Businesses' names and
 //! credit codes are public registration data and stay as they are.
 //! Receivers' words (why a delivery failed) lose any credential they carry
-//! and their control characters (`xj_gateway::redact`).
+//! and their control characters (`xj_edge::redact`).
 
 use serde_json::Value;
 
 /// Masks `v` in place.
 pub fn personal(v: &mut Value) {
-    xj_gateway::redact::value(v);
+    xj_edge::redact::value(v);
     walk(v);
 }
 

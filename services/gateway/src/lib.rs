@@ -10,12 +10,9 @@ pub mod attachments;
 mod auth;
 mod cases;
 mod clock_stats;
-mod error;
 mod hash;
 mod intake;
 mod native;
-pub mod redact;
-pub mod serve;
 mod state;
 mod submit;
 mod trace;
@@ -31,7 +28,11 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
 pub use accept::{Receipt, accept};
-pub use error::{ApiError, clip};
+pub use xj_edge::{ApiError, clip, redact, serve};
+/// The edge's error shape, under the name the gateway's modules use.
+mod error {
+    pub use xj_edge::error::*;
+}
 pub use state::GatewayState;
 
 /// The API's routes without the server's layers (see [`app`]).

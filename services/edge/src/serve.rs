@@ -50,7 +50,7 @@ pub fn harden(routes: Router, http: &HttpSettings) -> Router {
 
 /// What the tower layers refuse with: a request over its time, or the
 /// gateway at capacity.
-pub(crate) fn layer_error(e: tower::BoxError, request_timeout: Duration) -> Response {
+pub fn layer_error(e: tower::BoxError, request_timeout: Duration) -> Response {
     if e.is::<tower::timeout::error::Elapsed>() {
         metrics::counter!("xj_gateway_errors_total", "code" => "request_timeout").increment(1);
         return ApiError::Timeout(format!(
@@ -198,7 +198,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     http: &HttpSettings,
-    shutdown: xj_bus::Shutdown,
+    shutdown: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
     builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_millis(http.header_read_timeout_ms));
