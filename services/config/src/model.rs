@@ -402,7 +402,7 @@ fn default_major_days() -> u32 {
     15
 }
 fn default_major_source() -> String {
-    "seed 001 §(十二) 重大行政处罚备案".into()
+    "《县行政执法协调监督工作方案》（十二）重大行政处罚备案".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -224,7 +224,7 @@ pub(crate) fn validate(s: &mut Settings, base: &Path) -> Vec<Unlocated> {
     if !s.org.is_empty() && !s.org.iter().any(|o| o.kind == OrgKind::CoordinationOffice) {
         out.push(bad(
             "org",
-            "no coordination_office organisation: items no rule can place must go somewhere (seed 000 §10)",
+            "no coordination_office organisation: items no rule can place must go somewhere (docs/rules.md)",
         ));
     }
 

@@ -74,30 +74,37 @@ pub struct Def {
 }
 
 const D310: &str = "《行政执法机关移送涉嫌犯罪案件的规定》";
+/// The county's own documents the county-practice clocks come from (their
+/// texts and what the hub takes from each: docs/clocks.md).
+const COUNTY_COORDINATION: &str = "《县“大综合一体化”行政执法统筹协调指挥工作机制实施意见》";
+const TOWN_COUNTY: &str = "《关于加强乡（镇、街道）与县级行政执法部门协调协作的指导意见》";
+const SUPERVISION_PLAN: &str = "《县行政执法协调监督工作方案》";
 
 pub fn def(name: &str, settings: &Settings) -> Option<Def> {
     let c = &settings.clock;
     let (basis, span, supervisor, on_expiry): (String, Span, OrgKind, OnExpiry) = match name {
         "referral_decision" => (
-            "接收机关5个工作日内决定是否立案（seed 000 §6）".into(),
+            format!("接收机关5个工作日内决定是否立案（{COUNTY_COORDINATION}二、6 实施案件移送抄告）"),
             Span::WorkingDays(5),
             OrgKind::JusticeBureau,
             OnExpiry::Overdue,
         ),
         "referral_notice" => (
-            "决定后2个工作日内书面告知移送机关（seed 000 §6）".into(),
+            format!("决定后2个工作日内书面告知移送机关（{COUNTY_COORDINATION}二、6 实施案件移送抄告）"),
             Span::WorkingDays(2),
             OrgKind::JusticeBureau,
             OnExpiry::Overdue,
         ),
         "dispute_negotiation" => (
-            "管辖异议先行协商，协商不成报请指定管辖（seed 004 §二(二)3）".into(),
+            format!("管辖异议先行协商，协商不成报请指定管辖（{TOWN_COUNTY}二、（二）3 异议处理）"),
             Span::WorkingDays(c.negotiation_working_days),
             OrgKind::CoordinationOffice,
             OnExpiry::Escalate,
         ),
         "coordination_decision" => (
-            "乡镇与县级部门管辖争议由综合行政执法指导机构协调，协调不成报司法局（seed 000 §10）".into(),
+            format!(
+                "乡镇与县级部门管辖争议由综合行政执法指导机构协调，协调不成报司法局（{COUNTY_COORDINATION}二、10 健全争议协调机制）"
+            ),
             Span::WorkingDays(c.coordination_working_days),
             OrgKind::JusticeBureau,
             OnExpiry::Escalate,
@@ -163,19 +170,21 @@ pub fn def(name: &str, settings: &Settings) -> Option<Def> {
             OnExpiry::Overdue,
         ),
         "assistance_reply" => (
-            "执法协助：被请求机关5个工作日内答复，情况复杂的可延长5个工作日（seed 004）".into(),
+            format!(
+                "执法协助：被请求机关5个工作日内答复，情况复杂的可延长5个工作日（{COUNTY_COORDINATION}二、5 加强部门执法协作；{TOWN_COUNTY}二、（四）未定期限，本系统一并适用）"
+            ),
             Span::WorkingDays(5),
             OrgKind::JusticeBureau,
             OnExpiry::Overdue,
         ),
         "joint_inspection_notice" => (
-            "联合检查：至少提前1个工作日通知参加机关（seed 004）".into(),
+            format!("联合检查：至少提前1个工作日通知参加机关（{COUNTY_COORDINATION}二、5 加强部门执法协作）"),
             Span::WorkingDays(1),
             OrgKind::JusticeBureau,
             OnExpiry::Overdue,
         ),
         "major_penalty_filing" => (
-            "重大行政处罚决定之日起15日内报司法局备案（seed 001 §(十二)）".into(),
+            format!("重大行政处罚决定之日起15日内报司法局备案（{SUPERVISION_PLAN}（十二）落实重大行政处罚备案制度）"),
             Span::CalendarDays(15),
             OrgKind::JusticeBureau,
             OnExpiry::Overdue,
