@@ -1,4 +1,4 @@
-//! Supervision alerts the hub raises (CONTRACT §2 `supervision_alert`,
+//! Supervision alerts the hub raises (`supervision_alert`, docs/api.md;
 //! sender `"hub"`): delivered like any message, on the case they concern.
 
 use crate::headers::Put;

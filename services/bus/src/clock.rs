@@ -1,5 +1,5 @@
 //! The hub's time. In `system` mode it is the machine's clock; in `manual`
-//! mode (CONTRACT §5, for tests and drills) it is a value in the `xj_clock`
+//! mode (docs/clocks.md, for tests and drills) it is a value in the `xj_clock`
 //! bucket that only `POST /v1/admin/clock/advance` moves, so every service
 //! and every instance sees the same time.
 

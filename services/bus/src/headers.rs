@@ -1,4 +1,4 @@
-//! Header names carried on the bus and on webhooks (CONTRACT §4).
+//! Header names carried on the bus and on webhooks (docs/api.md, "Delivery").
 
 pub const NATS_MSG_ID: &str = "Nats-Msg-Id";
 pub const TRACEPARENT: &str = "traceparent";

@@ -45,7 +45,7 @@ pub struct CaseRecord {
     pub handed_off: bool,
 }
 
-/// A statutory deadline on a case (CONTRACT §5).
+/// A statutory deadline on a case (docs/clocks.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Clock {
     /// `<name>:<message id>`.

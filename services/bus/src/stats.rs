@@ -1,4 +1,4 @@
-//! Monthly statistics per organisation (seed 001 §二), kept as counters in
+//! Monthly statistics per organisation (《县行政执法协调监督工作方案》二), kept as counters in
 //! the `xj_stats` bucket under `<YYYY-MM>.<org>`.
 
 use std::collections::BTreeMap;

@@ -1,6 +1,6 @@
 //! One telemetry set-up for every service: `tracing` to stderr, filtered by
 //! `[telemetry] log` or `RUST_LOG`; quiet unless asked in tests. Resident
-//! ID numbers are masked in every line written (DOMAIN §5).
+//! ID numbers are masked in every line written (docs/security.md, "Personal data").
 
 use tracing_subscriber::{EnvFilter, fmt};
 

@@ -1,4 +1,4 @@
-//! The deployer's configuration (CONTRACT §1): one TOML file, optional
+//! The deployer's configuration (docs/configuration.md): one TOML file, optional
 //! included files, `XJ_` environment overrides, validated right after loading
 //! so that every problem is reported at once with the file, key and line.
 

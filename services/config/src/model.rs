@@ -353,7 +353,7 @@ pub struct HubSettings {
 }
 
 /// Which penalty decisions are major (重大行政处罚) and so filed with the
-/// justice bureau (seed 001 §(十二)): data, versioned with the rule set.
+/// justice bureau (《县行政执法协调监督工作方案》（十二）): data, versioned with the rule set.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MajorPenaltySettings {
@@ -420,11 +420,11 @@ pub struct ClockSettings {
     #[serde(default = "default_reminder")]
     pub reminder_hours: i64,
     /// Working days the parties of a jurisdiction dispute negotiate before
-    /// it goes to the coordination office (seed 004 §二(二)3).
+    /// it goes to the coordination office (docs/rules.md, "Disputes").
     #[serde(default = "default_negotiation")]
     pub negotiation_working_days: i64,
     /// Working days the coordination office has before an unresolved dispute
-    /// goes to the justice bureau (seed 000 §10).
+    /// goes to the justice bureau (docs/rules.md, "Disputes").
     #[serde(default = "default_negotiation")]
     pub coordination_working_days: i64,
     /// Holiday table (JSON, see schemas/calendar/cn-holidays.json); default

@@ -1,4 +1,4 @@
-//! The operator console (CONTRACT §7): a web page an operator leaves open.
+//! The operator console (docs/operations-console.md): a web page an operator leaves open.
 //! It signs in with the operator token and shows the live flow of messages
 //! (server-sent events fed from `XJ_EVENTS`, no polling), each message's
 //! trace as a timeline of hops, each case's timeline with its clocks and who

@@ -1,4 +1,4 @@
-//! Personal data never reaches an operator's screen in full (DOMAIN §5):
+//! Personal data never reaches an operator's screen in full (docs/security.md):
 //! resident ID numbers are masked wherever they appear, phone numbers keep
 //! only their last four digits, and a natural person's name (a party with
 //! an ID number) keeps only its first character. Businesses' names and

@@ -1,4 +1,4 @@
-//! Accepting one submitted message: the rules of CONTRACT §3 in one place,
+//! Accepting one submitted message: the rules of docs/api.md in one place,
 //! shared by the HTTP endpoint and NATS intake.
 //!
 //! Order matters for "nothing lost, nothing twice": the id is claimed in the
@@ -95,7 +95,7 @@ async fn accept_inner(
     let env = match state.schemas.validate(&doc) {
         Ok(v) => v.envelope,
         Err(mut problems) => {
-            // Every problem at once (CONTRACT §3): the configuration checks
+            // Every problem at once (docs/api.md, "Errors"): the configuration checks
             // too, whenever the envelope can be read at all.
             if let Ok(env) = serde_json::from_value::<Envelope>(doc.clone())
                 && let Err(ApiError::Invalid(more)) = edge_checks(state, &rules, &env)

@@ -1,5 +1,5 @@
-//! `POST /v1/admin/clock/advance` (CONTRACT §5) and `GET /v1/stats`
-//! (monthly statistics, seed 001 §二).
+//! `POST /v1/admin/clock/advance` (docs/clocks.md) and `GET /v1/stats`
+//! (monthly statistics, 《县行政执法协调监督工作方案》二).
 
 use axum::Json;
 use axum::extract::{Query, State};

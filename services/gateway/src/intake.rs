@@ -1,5 +1,5 @@
 //! NATS intake: organisations with `deliver = { nats = true }` publish
-//! canonical messages on `xj.in.<org>` (CONTRACT §4). They pass through the
+//! canonical messages on `xj.in.<org>` (docs/api.md, "NATS delivery"). They pass through the
 //! same [`accept`] as HTTP submissions; the answer — receipt or error, the
 //! same JSON as the HTTP body — is published on the org's own `xj.out.<org>`
 //! with header `Xj-Answer` = the HTTP status it would have had.

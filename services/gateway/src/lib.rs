@@ -1,4 +1,4 @@
-//! The gateway: the hub's HTTP edge (CONTRACT §3). It authenticates an
+//! The gateway: the hub's HTTP edge (docs/api.md). It authenticates an
 //! organisation, validates what it submits (schemas and checks), gives it a
 //! receipt exactly once per message id, and publishes the accepted message on
 //! `xj.accepted.<sender>`. It also answers the read side: cases, traces, keys,

@@ -1,4 +1,4 @@
-//! `POST /v1/native` (CONTRACT §3): a submission in the organisation's own
+//! `POST /v1/native` (docs/writing-a-mapping.md): a submission in the organisation's own
 //! format (its `format`), translated by its mapping and then accepted
 //! exactly as a canonical one — same status codes, same receipt. Problems
 //! are located in the native document (JSON pointer, XML path and line, CSV

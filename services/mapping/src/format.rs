@@ -12,7 +12,7 @@ use xj_model::MessageType;
 use crate::error::LoadError;
 use crate::spec::{Direction, FieldRule, ListRule, MappingFile, Syntax, ValueType};
 
-/// Envelope fields a rule may write (CONTRACT §2); anything else lives under `body/`.
+/// Envelope fields a rule may write (docs/api.md); anything else lives under `body/`.
 const ENVELOPE: [&str; 9] =
     ["id", "type", "sender", "recipient", "case", "reply_to", "sent_at", "classification", "body"];
 

@@ -1,4 +1,4 @@
-//! Problems with a native submission as the API reports them (CONTRACT §3
+//! Problems with a native submission as the API reports them (docs/api.md
 //! `details`): each located in the native document, and saying whose rule
 //! it broke — the syntax, the mapping, or the canonical schema and checks
 //! (then also the canonical pointer).

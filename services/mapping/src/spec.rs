@@ -102,7 +102,7 @@ pub struct Group {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MessageRule {
-    /// The canonical message type (CONTRACT §2).
+    /// The canonical message type (docs/api.md).
     #[serde(rename = "type")]
     pub kind: String,
     /// The discriminator's native value for this message.

@@ -1,4 +1,4 @@
-//! The canonical envelope. Field names are fixed by CONTRACT §2.
+//! The canonical envelope. Field names are fixed by docs/api.md and `schemas/`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -1,4 +1,4 @@
-//! Identifiers that arrive from outside (DOMAIN.md §5), as validated
+//! Identifiers that arrive from outside (the checks of docs/api.md), as validated
 //! newtypes: a value of these types has passed its check character.
 
 use std::fmt;

@@ -1,4 +1,4 @@
-//! The hub's message model: the canonical envelope (CONTRACT §2), the JSON
+//! The hub's message model: the canonical envelope (docs/api.md), the JSON
 //! Schemas under `schemas/` compiled once, and the checks no schema can
 //! express (check characters of credit codes and ID numbers, region codes,
 //! distinct officers, date order).

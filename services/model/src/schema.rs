@@ -102,7 +102,7 @@ impl Schemas {
         let kind = doc.get("type").and_then(Value::as_str).and_then(MessageType::parse);
         if let (Some(kind), Some(body)) = (kind, doc.get("body").filter(|b| b.is_object())) {
             let body_problems = collect(&self.bodies[&kind], body, "/body");
-            // Every problem at once (CONTRACT §3): the checks run even when
+            // Every problem at once (docs/api.md, "Errors"): the checks run even when
             // the schema found problems (they only read what has the right
             // shape), but say nothing more about a place the schema already
             // flagged.

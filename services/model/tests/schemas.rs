@@ -1,4 +1,4 @@
-//! The schemas are the contract (CONTRACT §2): every schema compiles, the
+//! The schemas are the contract (docs/api.md): every schema compiles, the
 //! examples under `schemas/examples/` and a valid sample of each referral
 //! type pass, and known-bad documents are refused with the JSON pointers a
 //! departmental system needs to fix them — every problem at once, each

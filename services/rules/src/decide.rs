@@ -44,7 +44,7 @@ pub struct Decision {
     pub filing: Option<Filing>,
 }
 
-/// 重大行政处罚备案 (seed 001 §(十二)): the hub files a major penalty decision
+/// 重大行政处罚备案 (《县行政执法协调监督工作方案》（十二）): the hub files a major penalty decision
 /// with the county's justice bureau by carrying it there.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Filing {
@@ -419,7 +419,7 @@ fn subscribed(
         && matter.and_then(|m| s.matter(m)).is_some_and(|m| m.devolved_to.iter().any(|t| t == scope))
 }
 
-/// Whether a `penalty_decision` share is a major penalty (seed 001 §(十二)),
+/// Whether a `penalty_decision` share is a major penalty (《县行政执法协调监督工作方案》（十二）),
 /// and with whom it is filed: the justice bureau of the item's county.
 fn major_penalty(b: &mut Builder<'_>, region: &str) -> Option<Filing> {
     let env = b.env;

@@ -1,5 +1,5 @@
 //! Every criminal threshold of the sandbox county's rule set, at its figure
-//! and one unit below (DOMAIN.md §3), and the penalty-history windows.
+//! and one unit below (docs/rules.md), and the penalty-history windows.
 
 use std::sync::Arc;
 

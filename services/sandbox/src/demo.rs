@@ -110,7 +110,7 @@ pub async fn run(
         let Some(org) = settings.org(sender) else {
             continue;
         };
-        // Each department submits in its own format (CONTRACT §3 /v1/native).
+        // Each department submits in its own format (/v1/native, docs/writing-a-mapping.md).
         let res = crate::speak::submit(&http, &opts.gateway, &settings.mappings, org, msg).await;
         match res {
             Ok(r) if r.status().is_success() => {

@@ -1,4 +1,4 @@
-//! Working days (DOMAIN.md §4): weekends and public holidays are not working
+//! Working days (docs/clocks.md): weekends and public holidays are not working
 //! days, official make-up days (调休) are. The table is data
 //! (`schemas/calendar/cn-holidays.json`), replaceable by `[clock] holidays`.
 

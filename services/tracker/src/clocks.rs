@@ -1,4 +1,4 @@
-//! The statutory clocks (DOMAIN.md §2): what each one is, its basis, its
+//! The statutory clocks (docs/clocks.md): what each one is, its basis, its
 //! length in hours, calendar days or working days (distinct types), whom it
 //! answers to, and what happens when it ends.
 

@@ -325,7 +325,7 @@ fn routed(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
     out
 }
 
-/// Penalties filed with the justice bureau (seed 001 §(十二)).
+/// Penalties filed with the justice bureau (《县行政执法协调监督工作方案》（十二）).
 pub fn is_major(summary: &Value) -> bool {
     let p = &summary["penalty"];
     let kind = s(p, "kind");

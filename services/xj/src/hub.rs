@@ -126,7 +126,7 @@ pub async fn start(
     let mut http_addr = None;
     let mut listener = listener;
     // The console first: with the gateway in this process it is served on
-    // the gateway's listener (CONTRACT §1: the API under /v1, the console
+    // the gateway's listener (docs/configuration.md: the API under /v1, the console
     // under /); alone, on its own.
     let mut console = None;
     if services.contains(&Service::Console) {

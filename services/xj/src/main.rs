@@ -1,4 +1,4 @@
-//! `xj`: the hub's one binary (CONTRACT §6).
+//! `xj`: the hub's one binary (docs/operations.md).
 
 mod audit;
 mod stats;

@@ -1,4 +1,4 @@
-//! `xj stats`: the monthly statistics (seed 001 §二) of a running hub, read
+//! `xj stats`: the monthly statistics (《县行政执法协调监督工作方案》二) of a running hub, read
 //! from its NATS, as a table or CSV.
 
 use std::path::Path;

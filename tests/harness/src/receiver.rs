@@ -1,6 +1,6 @@
 //! A departmental system's webhook, for tests: a real HTTP server that
 //! records every delivery (with the time it arrived), dedupes on
-//! `Xj-Message-Id` as CONTRACT §4 asks of receivers, and can be told to
+//! `Xj-Message-Id` as docs/api.md asks of receivers, and can be told to
 //! fail, to answer slowly, or to go down altogether (connection refused)
 //! and come back on the same port.
 

@@ -5,7 +5,7 @@
 //! instances of each service, a graceful restart, a backup restored.
 //!
 //! Every test counts what each webhook receiver got after deduplicating on
-//! `Xj-Message-Id` (as CONTRACT §4 asks of receivers): every referral
+//! `Xj-Message-Id` (as docs/api.md asks of receivers): every referral
 //! exactly once. The repeats a receiver dropped are printed (a courier
 //! killed between a POST and its ack repeats that POST).
 //!

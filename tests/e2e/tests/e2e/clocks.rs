@@ -1,5 +1,5 @@
 //! The administrative-to-criminal hand-off and the statutory clocks, on a
-//! real NATS with the manual clock (CONTRACT §5).
+//! real NATS with the manual clock (docs/clocks.md).
 
 use std::time::Duration;
 

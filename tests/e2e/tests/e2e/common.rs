@@ -38,7 +38,7 @@ pub fn pointers(err: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Asserts the CONTRACT §3 error shape and the code; returns the body.
+/// Asserts the error shape of docs/api.md and the code; returns the body.
 pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
     assert_eq!(status, want_status, "unexpected answer: {body}");
     assert_eq!(body["error"], want_code, "{body}");
@@ -55,7 +55,7 @@ pub async fn hub_key(hub: &TestHub) -> anyhow::Result<(String, String)> {
     Ok((key["kid"].as_str().unwrap_or_default().to_owned(), key["public_key"].as_str().unwrap_or_default().to_owned()))
 }
 
-/// Checks the CONTRACT §4 headers of a webhook delivery against the receipt
+/// Checks the headers (docs/api.md, "Delivery") of a webhook delivery against the receipt
 /// the sender got, and the signature against the served key.
 pub fn assert_delivery(d: &Delivery, receipt: &Value, kid: &str, public_key: &str) {
     let id = receipt["id"].as_str().unwrap_or_default();

@@ -1,4 +1,4 @@
-//! Webhook delivery when the receiver fails (CONTRACT §4): retried with
+//! Webhook delivery when the receiver fails (docs/api.md, "Delivery"): retried with
 //! exponential backoff until it answers 2xx; after the configured attempts
 //! the delivery is a dead letter an operator lists and replays.
 

@@ -1,4 +1,4 @@
-//! Every answer of `POST /v1/messages` (CONTRACT §3) through real HTTP, each
+//! Every answer of `POST /v1/messages` (docs/api.md) through real HTTP, each
 //! in the documented error shape, and proof that a refused message reaches
 //! nobody: after the refusals one valid message is sent, and it is the only
 //! thing any receiver ever sees.

@@ -1,4 +1,4 @@
-//! Idempotency (CONTRACT §3): a message id is claimed once per sender; an
+//! Idempotency (docs/api.md): a message id is claimed once per sender; an
 //! exact repeat, however the JSON text is laid out, gets the first receipt
 //! with 200 and is not delivered again; other content under a used id is a
 //! 409; a refused submission does not use its id up.

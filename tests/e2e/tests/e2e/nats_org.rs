@@ -1,4 +1,4 @@
-//! An organisation that speaks NATS natively (CONTRACT §4): it publishes on
+//! An organisation that speaks NATS natively (docs/api.md, "NATS delivery"): it publishes on
 //! `xj.in.<org>`, reads its answers and deliveries on `xj.out.<org>`.
 
 use std::time::Duration;

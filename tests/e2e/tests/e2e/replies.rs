@@ -163,7 +163,7 @@ async fn a_reply_must_answer_a_message_the_replier_received() -> anyhow::Result<
 async fn a_reply_may_copy_others_without_losing_its_thread() -> anyhow::Result<()> {
     let hub = TestHub::start("").await?;
     let referral = refer_to_town(&hub, "RP-4").await?;
-    // The town objects and copies the coordination office (seed 000 §10).
+    // The town objects and copies the coordination office (docs/rules.md, "Disputes").
     let mut r = sample_reply("DG-RE-4", "qh-town-dg", "RP-4", "objected", Some("不属于赋权事项范围"));
     r["recipient"] = json!(["qh-coord", "qh-market"]);
     let (s, b) = hub.submit("qh-town-dg", &r).await?;

@@ -1,7 +1,7 @@
 //! Routing through real HTTP and real webhooks: devolved matters (赋权) to
 //! the town that holds the power, everything else to the county's competent
 //! bureau, the jurisdiction question when the sender is itself competent,
-//! and explicit recipients. Also what each delivery carries (CONTRACT §4).
+//! and explicit recipients. Also what each delivery carries (docs/api.md, "Delivery").
 
 use serde_json::{Value, json};
 use xj_testkit::{TestHub, sample_clue};
