@@ -139,15 +139,18 @@ pub mod health {
     use std::collections::BTreeMap;
     use std::sync::{Mutex, OnceLock};
 
-    fn table() -> &'static Mutex<BTreeMap<&'static str, (usize, usize)>> {
-        static T: OnceLock<Mutex<BTreeMap<&'static str, (usize, usize)>>> = OnceLock::new();
+    /// Running loops per label; a label once seen stays, so one with none
+    /// running is down. Per process: a hub runs one set of services in a
+    /// process (tests that start several hubs in one process share it).
+    fn table() -> &'static Mutex<BTreeMap<&'static str, usize>> {
+        static T: OnceLock<Mutex<BTreeMap<&'static str, usize>>> = OnceLock::new();
         T.get_or_init(Default::default)
     }
 
     /// Marks `label` running until the guard is dropped.
     pub fn running(label: &'static str) -> Running {
         if let Ok(mut t) = table().lock() {
-            t.entry(label).or_default().0 += 1;
+            *t.entry(label).or_default() += 1;
         }
         Running(label)
     }
@@ -155,7 +158,7 @@ pub mod health {
     /// Marks `label` as expected: it counts as down until a loop for it runs.
     pub fn expect(label: &'static str) {
         if let Ok(mut t) = table().lock() {
-            t.entry(label).or_default().1 = 1;
+            t.entry(label).or_default();
         }
     }
 
@@ -164,20 +167,16 @@ pub mod health {
     impl Drop for Running {
         fn drop(&mut self) {
             if let Ok(mut t) = table().lock()
-                && let Some(e) = t.get_mut(self.0)
+                && let Some(n) = t.get_mut(self.0)
             {
-                e.0 = e.0.saturating_sub(1);
-                e.1 = 1;
+                *n = n.saturating_sub(1);
             }
         }
     }
 
     /// The consumers expected (started once) that are not running now.
     pub fn stopped() -> Vec<&'static str> {
-        table()
-            .lock()
-            .map(|t| t.iter().filter(|(_, (n, want))| *n == 0 && *want > 0).map(|(k, _)| *k).collect())
-            .unwrap_or_default()
+        table().lock().map(|t| t.iter().filter(|(_, n)| **n == 0).map(|(k, _)| *k).collect()).unwrap_or_default()
     }
 }
 

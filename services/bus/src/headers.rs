@@ -39,13 +39,18 @@ pub fn get<'a>(h: Option<&'a async_nats::HeaderMap>, name: &str) -> Option<&'a s
 /// escapes (so nothing is silently lost from a reason), and the value is cut
 /// at [`MAX_VALUE`] bytes on a character boundary.
 pub fn value(text: &str) -> async_nats::HeaderValue {
+    // Nearly every value is a plain id or time: taken as it is.
+    if text.len() <= MAX_VALUE && !text.chars().any(char::is_control) {
+        return text.parse().unwrap_or_default();
+    }
     let mut out = String::with_capacity(text.len().min(MAX_VALUE));
     for c in text.chars() {
-        let piece = if c.is_control() { format!("\\u{{{:02X}}}", c as u32) } else { c.to_string() };
-        if out.len() + piece.len() > MAX_VALUE {
+        let before = out.len();
+        xj_model::push_visible(&mut out, c);
+        if out.len() > MAX_VALUE {
+            out.truncate(before);
             break;
         }
-        out.push_str(&piece);
     }
     // `value` only ever returns text without CR or LF, so this cannot fail.
     out.parse().unwrap_or_default()

@@ -229,17 +229,18 @@ pub fn readable(text: &str, max: usize) -> String {
             space = true;
             continue;
         }
-        let piece = if c.is_control() { format!("\\u{{{:02X}}}", c as u32) } else { c.to_string() };
-        let width = piece.chars().count() + usize::from(space);
-        if count + width > max {
-            out.push('…');
-            return out;
-        }
+        let before = out.len();
         if space {
             out.push(' ');
             space = false;
         }
-        out.push_str(&piece);
+        xj_model::push_visible(&mut out, c);
+        let width = out[before..].chars().count();
+        if count + width > max {
+            out.truncate(before);
+            out.push('…');
+            return out;
+        }
         count += width;
     }
     out

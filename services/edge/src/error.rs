@@ -61,11 +61,7 @@ pub fn clip(text: &str) -> String {
             out.push('…');
             break;
         }
-        if c.is_control() {
-            out.push_str(&format!("\\u{{{:02X}}}", c as u32));
-        } else {
-            out.push(c);
-        }
+        xj_model::push_visible(&mut out, c);
     }
     out
 }

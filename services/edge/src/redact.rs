@@ -58,11 +58,7 @@ pub fn text(s: &str) -> String {
     let creds = PAIR.replace_all(&schemes, hide);
     let mut out = String::with_capacity(creds.len());
     for ch in creds.chars() {
-        if ch.is_control() {
-            out.push_str(&format!("\\u{{{:02X}}}", ch as u32));
-        } else {
-            out.push(ch);
-        }
+        xj_model::push_visible(&mut out, ch);
     }
     out
 }

@@ -11,8 +11,10 @@ pub mod envelope;
 pub mod ids;
 pub mod problem;
 pub mod schema;
+pub mod text;
 
 pub use envelope::{Classification, Envelope, MessageType, Recipients};
 pub use ids::{IdNo, RegionCode, Uscc, mask_id_no, mask_id_numbers, mask_id_numbers_in};
 pub use problem::Problem;
 pub use schema::{Schemas, Validated};
+pub use text::push_visible;

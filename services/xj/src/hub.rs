@@ -56,7 +56,8 @@ pub fn key_path(settings: &Settings) -> PathBuf {
 pub struct Hub {
     pub shutdown: Shutdown,
     pub http_addr: Option<std::net::SocketAddr>,
-    tasks: JoinSet<(Service, anyhow::Result<()>)>,
+    tasks: JoinSet<anyhow::Result<()>>,
+    /// Which service each task runs (a panicked task has only its id).
     names: std::collections::HashMap<tokio::task::Id, Service>,
 }
 
@@ -86,15 +87,14 @@ impl Hub {
     /// service and how it ended; a panic is an `Err` naming the panic.
     pub async fn any_ended(&mut self) -> Option<(Service, anyhow::Result<()>)> {
         let ended = self.tasks.join_next_with_id().await?;
+        let id = match &ended {
+            Ok((id, _)) => *id,
+            Err(e) => e.id(),
+        };
+        let svc = self.names.remove(&id).unwrap_or(Service::Gateway);
         Some(match ended {
-            Ok((id, (svc, res))) => {
-                self.names.remove(&id);
-                (svc, res)
-            }
-            Err(e) => {
-                let svc = self.names.remove(&e.id()).unwrap_or(Service::Gateway);
-                (svc, Err(anyhow::anyhow!("{svc:?} task ended abnormally: {e}")))
-            }
+            Ok((_, res)) => (svc, res),
+            Err(e) => (svc, Err(anyhow::anyhow!("{svc:?} task ended abnormally: {e}"))),
         })
     }
 
@@ -102,7 +102,7 @@ impl Hub {
     where
         F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
     {
-        let handle = self.tasks.spawn(async move { (svc, fut.await) });
+        let handle = self.tasks.spawn(fut);
         self.names.insert(handle.id(), svc);
     }
 }

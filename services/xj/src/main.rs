@@ -307,7 +307,15 @@ async fn up(config: Option<PathBuf>, no_sandbox: bool, demo_every: u64) -> anyho
             let authorization = xj::nats_auth::authorization(&secured, 10)?;
             settings = Arc::new(secured);
             let store = settings.data.dir.join("nats");
-            if xj_bus::embedded::adopt_global_account(&store, xj::nats_auth::HUB_ACCOUNT)? {
+            let adopted =
+                xj_bus::embedded::adopt_global_account(&store, xj::nats_auth::HUB_ACCOUNT).with_context(|| {
+                    format!(
+                        "cannot move the hub's streams in {} into the account {}",
+                        store.display(),
+                        xj::nats_auth::HUB_ACCOUNT
+                    )
+                })?;
+            if adopted {
                 println!("xianjie: the hub's streams moved into the account {}", xj::nats_auth::HUB_ACCOUNT);
             }
             let port = if std::net::TcpListener::bind("127.0.0.1:4222").is_ok() { 4222 } else { 0 };

@@ -101,3 +101,26 @@ pub fn sample_clue(id: &str, sender: &str, matter: &str, region: &str) -> Value 
         }
     })
 }
+
+/// Two NATS-native bureaus to append to the county (`TestHub::start`,
+/// `start_secured`): agriculture, then transport. Each `[[org]]` block ends
+/// with its `deliver` line, so a test may append settings to the last one.
+pub const NATS_AGRI: &str = r#"
+[[org]]
+id = "qh-agri"
+name = "清河县农业农村局"
+kind = "agriculture"
+region = "990101"
+token = "token-qh-agri-0123456789"
+deliver = { nats = true }
+"#;
+
+pub const NATS_TRANSPORT: &str = r#"
+[[org]]
+id = "qh-transport"
+name = "清河县交通运输局"
+kind = "transport"
+region = "990101"
+token = "token-qh-transport-0123456789"
+deliver = { nats = true }
+"#;

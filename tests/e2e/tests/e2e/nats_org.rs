@@ -7,21 +7,11 @@ use xj_bus::headers::Put;
 use async_nats::jetstream::consumer::{AckPolicy, pull};
 use futures::StreamExt;
 use serde_json::{Value, json};
-use xj_testkit::{TestHub, sample_clue};
-
-const AGRI: &str = r#"
-[[org]]
-id = "qh-agri"
-name = "清河县农业农村局"
-kind = "agriculture"
-region = "990101"
-token = "token-qh-agri-0123456789"
-deliver = { nats = true }
-"#;
+use xj_testkit::{NATS_AGRI, TestHub, sample_clue};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_org_submits_on_its_inbound_subject_and_receives_on_its_outbox() -> anyhow::Result<()> {
-    let hub = TestHub::start(AGRI).await?;
+    let hub = TestHub::start(NATS_AGRI).await?;
     let client = async_nats::connect(hub.nats.url()).await?;
     let js = async_nats::jetstream::new(client);
     let outbox = js.get_stream("XJ_OUT").await?;

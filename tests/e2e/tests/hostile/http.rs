@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use xj_testkit::hostile_http::{Rng, address, connect_from, exchange, exchange_from, read_answer, request};
-use xj_testkit::{TestHub, eventually, sample_clue};
+use xj_testkit::{NATS_AGRI, TestHub, eventually, sample_clue};
 
 const WAIT: Duration = Duration::from_secs(20);
 /// Long enough for any answer the hub means to give; a request with no
@@ -432,21 +432,12 @@ async fn the_console_refuses_other_origins_and_limits_failed_sign_ins() -> anyho
     Ok(())
 }
 
-const NATS_ORG: &str = r#"
-[[org]]
-id = "qh-agri"
-name = "清河县农业农村局"
-kind = "agriculture"
-region = "990101"
-token = "token-qh-agri-0123456789"
-deliver = { nats = true }
-max_body_bytes = 4000
-rate_limit = { per_second = 0.001, burst = 2 }
-"#;
+/// qh-agri on NATS, with a small body limit and a rate of two messages.
+const NATS_AGRI_LIMITS: &str = "max_body_bytes = 4000\nrate_limit = { per_second = 0.001, burst = 2 }\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_intake_applies_the_size_and_rate_limits_of_http() -> anyhow::Result<()> {
-    let hub = TestHub::start_custom(|t| format!("{t}\n{NATS_ORG}"), false).await?;
+    let hub = TestHub::start_custom(|t| format!("{t}\n{NATS_AGRI}{NATS_AGRI_LIMITS}"), false).await?;
     let client = async_nats::connect(hub.nats.url()).await?;
     let js = async_nats::jetstream::new(client);
     let outbox = js.get_stream("XJ_OUT").await?;

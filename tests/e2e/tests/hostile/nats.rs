@@ -11,27 +11,14 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use xj_bus::headers::Put;
-use xj_testkit::{TestHub, eventually, sample_clue};
+use xj_testkit::{NATS_AGRI, NATS_TRANSPORT, TestHub, eventually, sample_clue};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-const NATS_ORGS: &str = r#"
-[[org]]
-id = "qh-agri"
-name = "清河县农业农村局"
-kind = "agriculture"
-region = "990101"
-token = "token-qh-agri-0123456789"
-deliver = { nats = true }
-
-[[org]]
-id = "qh-transport"
-name = "清河县交通运输局"
-kind = "transport"
-region = "990101"
-token = "token-qh-transport-0123456789"
-deliver = { nats = true }
-"#;
+/// The two NATS-native bureaus every test here starts with.
+fn nats_orgs() -> String {
+    format!("{NATS_AGRI}{NATS_TRANSPORT}")
+}
 
 /// What the hub's account holds: every stream with its message count and
 /// consumers, and the ledger's verdict. Nothing an organisation does from
@@ -130,7 +117,7 @@ async fn submit(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_org_account_reaches_only_its_intake_and_its_own_consumer() -> anyhow::Result<()> {
-    let hub = TestHub::start_secured(NATS_ORGS).await?;
+    let hub = TestHub::start_secured(&nats_orgs()).await?;
     let (transport, _) = hub.connect_as("qh-transport").await?;
     let tjs = org_js(&transport);
     tjs.publish(
@@ -216,7 +203,7 @@ async fn an_org_account_reaches_only_its_intake_and_its_own_consumer() -> anyhow
 /// streams.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pull_request_cannot_aim_its_reply_into_the_hub() -> anyhow::Result<()> {
-    let hub = TestHub::start_secured(NATS_ORGS).await?;
+    let hub = TestHub::start_secured(&nats_orgs()).await?;
     let (agri, _) = hub.connect_as("qh-agri").await?;
     let js = org_js(&agri);
     // Three answers wait in qh-agri's outbox.
@@ -300,7 +287,7 @@ async fn a_pull_request_cannot_aim_its_reply_into_the_hub() -> anyhow::Result<()
 /// the hub's account holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_js_request_from_an_org_changes_the_hub() -> anyhow::Result<()> {
-    let hub = TestHub::start_secured(NATS_ORGS).await?;
+    let hub = TestHub::start_secured(&nats_orgs()).await?;
     let (agri, _) = hub.connect_as("qh-agri").await?;
     let ajs = org_js(&agri);
     let mut out = own_outbox(&ajs, "qh-agri").await?;
@@ -383,7 +370,7 @@ async fn no_js_request_from_an_org_changes_the_hub() -> anyhow::Result<()> {
 /// this organisation and from another, is answered as usual.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_on_nats_intake_is_answered_and_stops_nobody() -> anyhow::Result<()> {
-    let hub = TestHub::start_secured(NATS_ORGS).await?;
+    let hub = TestHub::start_secured(&nats_orgs()).await?;
     let (agri, _) = hub.connect_as("qh-agri").await?;
     let js = org_js(&agri);
     let mut out = own_outbox(&js, "qh-agri").await?;
@@ -431,7 +418,7 @@ async fn poison_on_nats_intake_is_answered_and_stops_nobody() -> anyhow::Result<
 /// without a panic and keeps consuming.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_protocol_headers_do_not_break_intake() -> anyhow::Result<()> {
-    let hub = TestHub::start_secured(NATS_ORGS).await?;
+    let hub = TestHub::start_secured(&nats_orgs()).await?;
     let url = hub.nats.url();
     let addr = url.trim_start_matches("nats://").to_string();
     let stream = tokio::net::TcpStream::connect(&addr).await?;
