@@ -1,7 +1,9 @@
 //! The hub's time. In `system` mode it is the machine's clock; in `manual`
 //! mode (docs/clocks.md, for tests and drills) it is a value in the `xj_clock`
-//! bucket that only `POST /v1/admin/clock/advance` moves, so every service
-//! and every instance sees the same time.
+//! bucket that only `POST /v1/admin/clock/advance` moves, so every instance
+//! that keeps statutory time (tracker, gateway's clock and statistics
+//! endpoints, console) sees the same time. Wire timestamps (acceptance,
+//! routing, attempts, ledger) stay on the machine's clock; docs/clocks.md.
 
 use std::sync::{Arc, RwLock};
 

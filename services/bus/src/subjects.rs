@@ -3,11 +3,14 @@
 //! | stream        | subjects                                  | written by          | read by            |
 //! |---------------|-------------------------------------------|---------------------|--------------------|
 //! | `XJ_IN`       | `xj.in.<org>`                             | NATS-native orgs    | gateway (intake)   |
-//! | `XJ_ACCEPTED` | `xj.accepted.<sender>`                    | gateway             | router             |
-//! | `XJ_ROUTED`   | `xj.routed.<recipient>`                   | router, replay      | courier            |
+//! | `XJ_ACCEPTED` | `xj.accepted.<sender>`                    | gateway, tracker¹   | router, ledger     |
+//! | `XJ_ROUTED`   | `xj.routed.<recipient>`                   | router, replay, tracker² | courier       |
 //! | `XJ_OUT`      | `xj.out.<org>`                            | courier             | NATS-native orgs   |
 //! | `XJ_DEAD`     | `xj.dead.<org>`                           | courier             | operators (replay) |
-//! | `XJ_EVENTS`   | `xj.evt.<sender>.<msg>.<step>`            | every service       | tracker, traces    |
+//! | `XJ_EVENTS`   | `xj.evt.<sender>.<msg>.<step>`            | every service       | tracker, ledger, traces |
+//!
+//! ¹ automatic police receipts; ² alerts. The buckets and who writes each:
+//! docs/architecture.md.
 
 pub const STREAM_IN: &str = "XJ_IN";
 pub const STREAM_ACCEPTED: &str = "XJ_ACCEPTED";

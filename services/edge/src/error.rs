@@ -52,7 +52,7 @@ pub enum ApiError {
 /// what was sent, and what was sent may be a megabyte.
 const MAX_TEXT: usize = 1000;
 
-/// `text` cut to [`MAX_TEXT`] characters, control characters escaped, so an
+/// `text` cut to 1,000 characters (`MAX_TEXT`), control characters escaped, so an
 /// answer never carries back a sender's megabyte or its terminal escapes.
 pub fn clip(text: &str) -> String {
     let mut out = String::new();

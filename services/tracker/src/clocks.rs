@@ -73,6 +73,70 @@ pub struct Def {
     pub on_expiry: OnExpiry,
 }
 
+/// Declares the clock names once: the enum, its wire names, and the list
+/// of all of them (which the docs check walks, so a clock added here and
+/// not described in docs/clocks.md fails the tests).
+macro_rules! clock_names {
+    ($($variant:ident = $wire:literal),* $(,)?) => {
+        /// A statutory clock the tracker runs (docs/clocks.md).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ClockName {
+            $($variant),*
+        }
+
+        impl ClockName {
+            pub const ALL: &'static [ClockName] = &[$(ClockName::$variant),*];
+
+            /// The name on the wire: in case records, alerts and docs.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ClockName::$variant => $wire),*
+                }
+            }
+
+            pub fn parse(name: &str) -> Option<Self> {
+                match name {
+                    $($wire => Some(ClockName::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+clock_names! {
+    ReferralDecision = "referral_decision",
+    ReferralNotice = "referral_notice",
+    DisputeNegotiation = "dispute_negotiation",
+    CoordinationDecision = "coordination_decision",
+    HandoffApproval = "handoff_approval",
+    HandoffTransfer = "handoff_transfer",
+    PoliceReceipt = "police_receipt",
+    PoliceFiling = "police_filing",
+    SupplementRequest = "supplement_request",
+    Supplement = "supplement",
+    ReconsiderationWindow = "reconsideration_window",
+    ReconsiderationAnswer = "reconsideration_answer",
+    ProcuratorateRequest = "procuratorate_request",
+    SeizedHandover = "seized_handover",
+    AssistanceReply = "assistance_reply",
+    JointInspectionNotice = "joint_inspection_notice",
+    MajorPenaltyFiling = "major_penalty_filing",
+}
+
+impl std::fmt::Display for ClockName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stored clock's name compared with a typed one.
+impl PartialEq<ClockName> for String {
+    fn eq(&self, other: &ClockName) -> bool {
+        self == other.as_str()
+    }
+}
+
 const D310: &str = "《行政执法机关移送涉嫌犯罪案件的规定》";
 /// The county's own documents the county-practice clocks come from (their
 /// texts and what the hub takes from each: docs/clocks.md).
@@ -80,28 +144,28 @@ const COUNTY_COORDINATION: &str = "《县“大综合一体化”行政执法统
 const TOWN_COUNTY: &str = "《关于加强乡（镇、街道）与县级行政执法部门协调协作的指导意见》";
 const SUPERVISION_PLAN: &str = "《县行政执法协调监督工作方案》";
 
-pub fn def(name: &str, settings: &Settings) -> Option<Def> {
+pub fn def(name: ClockName, settings: &Settings) -> Def {
     let c = &settings.clock;
     let (basis, span, supervisor, on_expiry): (String, Span, OrgKind, OnExpiry) = match name {
-        "referral_decision" => (
+        ClockName::ReferralDecision => (
             format!("接收机关5个工作日内决定是否立案（{COUNTY_COORDINATION}二、6 实施案件移送抄告）"),
             Span::WorkingDays(5),
             OrgKind::JusticeBureau,
             OnExpiry::Overdue,
         ),
-        "referral_notice" => (
+        ClockName::ReferralNotice => (
             format!("决定后2个工作日内书面告知移送机关（{COUNTY_COORDINATION}二、6 实施案件移送抄告）"),
             Span::WorkingDays(2),
             OrgKind::JusticeBureau,
             OnExpiry::Overdue,
         ),
-        "dispute_negotiation" => (
+        ClockName::DisputeNegotiation => (
             format!("管辖异议先行协商，协商不成报请指定管辖（{TOWN_COUNTY}二、（二）3 异议处理）"),
             Span::WorkingDays(c.negotiation_working_days),
             OrgKind::CoordinationOffice,
             OnExpiry::Escalate,
         ),
-        "coordination_decision" => (
+        ClockName::CoordinationDecision => (
             format!(
                 "乡镇与县级部门管辖争议由综合行政执法指导机构协调，协调不成报司法局（{COUNTY_COORDINATION}二、10 健全争议协调机制）"
             ),
@@ -109,67 +173,67 @@ pub fn def(name: &str, settings: &Settings) -> Option<Def> {
             OrgKind::JusticeBureau,
             OnExpiry::Escalate,
         ),
-        "handoff_approval" => (
+        ClockName::HandoffApproval => (
             format!("{D310}第五条：负责人自接到报告之日起3日内作出批准移送或者不批准移送的决定"),
             Span::CalendarDays(3),
             OrgKind::JusticeBureau,
             OnExpiry::Overdue,
         ),
-        "handoff_transfer" => (
+        ClockName::HandoffTransfer => (
             format!("{D310}第五条：决定批准的，应当在24小时内向同级公安机关移送"),
             Span::Hours(24),
             OrgKind::JusticeBureau,
             OnExpiry::Overdue,
         ),
-        "police_receipt" => (
+        ClockName::PoliceReceipt => (
             format!("{D310}第七条：公安机关在回执上签字；不属于本机关管辖的，24小时内移送主管机关"),
             Span::Hours(24),
             OrgKind::Procuratorate,
             OnExpiry::Overdue,
         ),
-        "police_filing" => (
+        ClockName::PoliceFiling => (
             format!("{D310}第八条：自接受案件之日起3日内作出立案或者不予立案的决定"),
             Span::CalendarDays(3),
             OrgKind::Procuratorate,
             OnExpiry::Overdue,
         ),
-        "supplement_request" => (
+        ClockName::SupplementRequest => (
             "《公安机关办理刑事案件程序规定》第一百八十条：材料不全的，24小时内书面告知移送机关补正".into(),
             Span::Hours(24),
             OrgKind::Procuratorate,
             OnExpiry::Overdue,
         ),
-        "supplement" => (
+        ClockName::Supplement => (
             "《公安机关办理刑事案件程序规定》第一百八十条：移送机关3日内补正".into(),
             Span::CalendarDays(3),
             OrgKind::JusticeBureau,
             OnExpiry::Overdue,
         ),
-        "reconsideration_window" => (
+        ClockName::ReconsiderationWindow => (
             format!("{D310}第九条：自接到不予立案通知书之日起3日内可以提请复议"),
             Span::CalendarDays(3),
             OrgKind::Procuratorate,
             OnExpiry::Lapse,
         ),
-        "reconsideration_answer" => (
+        ClockName::ReconsiderationAnswer => (
             format!("{D310}第九条：公安机关应当自收到提请复议的文件之日起3日内作出复议决定"),
             Span::CalendarDays(3),
             OrgKind::Procuratorate,
             OnExpiry::Overdue,
         ),
-        "procuratorate_request" => (
+        ClockName::ProcuratorateRequest => (
             format!("{D310}第九条：对复议决定仍有异议的，自收到复议决定之日起3日内建议人民检察院立案监督"),
             Span::CalendarDays(3),
             OrgKind::Procuratorate,
             OnExpiry::Lapse,
         ),
-        "seized_handover" => (
+        ClockName::SeizedHandover => (
             format!("{D310}第十二条：公安机关决定立案的，移送机关3日内移交涉案物品以及与案件有关的其他材料"),
             Span::CalendarDays(3),
             OrgKind::JusticeBureau,
             OnExpiry::Overdue,
         ),
-        "assistance_reply" => (
+        ClockName::AssistanceReply => (
             format!(
                 "执法协助：被请求机关5个工作日内答复，情况复杂的可延长5个工作日（{COUNTY_COORDINATION}二、5 加强部门执法协作；{TOWN_COUNTY}二、（四）未定期限，本系统一并适用）"
             ),
@@ -177,21 +241,20 @@ pub fn def(name: &str, settings: &Settings) -> Option<Def> {
             OrgKind::JusticeBureau,
             OnExpiry::Overdue,
         ),
-        "joint_inspection_notice" => (
+        ClockName::JointInspectionNotice => (
             format!("联合检查：至少提前1个工作日通知参加机关（{COUNTY_COORDINATION}二、5 加强部门执法协作）"),
             Span::WorkingDays(1),
             OrgKind::JusticeBureau,
             OnExpiry::Overdue,
         ),
-        "major_penalty_filing" => (
+        ClockName::MajorPenaltyFiling => (
             format!("重大行政处罚决定之日起15日内报司法局备案（{SUPERVISION_PLAN}（十二）落实重大行政处罚备案制度）"),
             Span::CalendarDays(15),
             OrgKind::JusticeBureau,
             OnExpiry::Overdue,
         ),
-        _ => return None,
     };
-    Some(Def { basis, span, supervisor, on_expiry })
+    Def { basis, span, supervisor, on_expiry }
 }
 
 /// The supervisors of `kind` in the owner's county.
@@ -204,15 +267,15 @@ pub fn supervisors(settings: &Settings, owner: &str, kind: OrgKind) -> Vec<Strin
 pub fn start(
     settings: &Settings,
     cal: &Calendar,
-    name: &str,
+    name: ClockName,
     about: (&str, &str),
     owner: &str,
     started_at: DateTime<Utc>,
-) -> Option<Clock> {
-    let d = def(name, settings)?;
+) -> Clock {
+    let d = def(name, settings);
     let due = d.span.due(started_at, cal);
     let lead = Duration::hours(settings.clock.reminder_hours).min((due - started_at) / 3);
-    Some(Clock {
+    Clock {
         id: format!("{name}:{}", about.0),
         name: name.to_string(),
         basis: d.basis,
@@ -229,5 +292,5 @@ pub fn start(
         closed_at: None,
         closed_by: None,
         extended: false,
-    })
+    }
 }

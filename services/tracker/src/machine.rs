@@ -9,7 +9,7 @@ use xj_bus::records::{CaseMessage, CaseRecord, Clock};
 use xj_config::{OrgKind, Settings};
 
 use crate::calendar::Calendar;
-use crate::clocks::{self, OnExpiry, china, end_of_day};
+use crate::clocks::{self, ClockName, OnExpiry, china, end_of_day};
 
 pub struct Ctx<'a> {
     pub settings: &'a Settings,
@@ -145,32 +145,40 @@ fn routed(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
         }
         "referral_reply" => {
             let decision = s(&summary, "decision");
-            out.extend(close(rec, "referral_decision", &reply_to, sender, &ev.msg_id, ctx));
+            out.extend(close(rec, ClockName::ReferralDecision, &reply_to, sender, &ev.msg_id, ctx));
             if let Some(decided_on) = date(&summary, "decided_on") {
                 // Written notice within 2 working days of deciding.
-                if let Some(mut c) =
-                    clocks::start(ctx.settings, ctx.cal, "referral_notice", about, sender, start_of_day(decided_on))
-                {
-                    c.due = end_of_day(ctx.cal.add_working_days(decided_on, 2));
-                    rec.clocks.retain(|x| x.id != c.id);
-                    rec.clocks.push(c);
-                    out.extend(close(rec, "referral_notice", &ev.msg_id, sender, &ev.msg_id, ctx));
-                }
+                let mut c = clocks::start(
+                    ctx.settings,
+                    ctx.cal,
+                    ClockName::ReferralNotice,
+                    about,
+                    sender,
+                    start_of_day(decided_on),
+                );
+                c.due = end_of_day(ctx.cal.add_working_days(decided_on, 2));
+                rec.clocks.retain(|x| x.id != c.id);
+                rec.clocks.push(c);
+                out.extend(close(rec, ClockName::ReferralNotice, &ev.msg_id, sender, &ev.msg_id, ctx));
             }
             match decision {
                 "accepted" => {
                     rec.status = "accepted".into();
-                    out.extend(close_all(rec, &["dispute_negotiation", "coordination_decision"], &ev.msg_id, now));
+                    out.extend(close_all(
+                        rec,
+                        &[ClockName::DisputeNegotiation, ClockName::CoordinationDecision],
+                        &ev.msg_id,
+                        now,
+                    ));
                 }
                 "declined" => rec.status = "declined".into(),
                 "objected" => {
                     rec.status = "disputed".into();
                     // The referral's sender negotiates with the objector first.
                     let referrer = rec.messages.iter().find(|m| m.id == reply_to).map(|m| m.sender.clone());
-                    if let Some(referrer) = referrer
-                        && let Some(c) =
-                            clocks::start(ctx.settings, ctx.cal, "dispute_negotiation", about, &referrer, now)
-                    {
+                    if let Some(referrer) = referrer {
+                        let c =
+                            clocks::start(ctx.settings, ctx.cal, ClockName::DisputeNegotiation, about, &referrer, now);
                         rec.clocks.push(c);
                     }
                 }
@@ -180,7 +188,12 @@ fn routed(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
         "referral_outcome" => rec.status = "closed".into(),
         "jurisdiction_designation" => {
             rec.status = "designated".into();
-            out.extend(close_all(rec, &["dispute_negotiation", "coordination_decision"], &ev.msg_id, now));
+            out.extend(close_all(
+                rec,
+                &[ClockName::DisputeNegotiation, ClockName::CoordinationDecision],
+                &ev.msg_id,
+                now,
+            ));
         }
         "criminal_handoff" => {
             rec.handed_off = true;
@@ -192,26 +205,28 @@ fn routed(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
                 out.extend(after_the_fact(
                     rec,
                     ctx,
-                    "handoff_approval",
+                    ClockName::HandoffApproval,
                     about,
                     sender,
                     start_of_day(rep),
                     start_of_day(app),
                 ));
             }
-            if let Some(app) = date(&summary, "approved_on")
-                && let Some(mut c) =
-                    clocks::start(ctx.settings, ctx.cal, "handoff_transfer", about, sender, end_of_day(app))
-            {
+            if let Some(app) = date(&summary, "approved_on") {
+                let mut c =
+                    clocks::start(ctx.settings, ctx.cal, ClockName::HandoffTransfer, about, sender, end_of_day(app));
                 c.due = end_of_day(app) + chrono::Duration::hours(24);
                 out.extend(check_now(rec, c, &ev.msg_id, ctx));
             }
         }
         "handoff_receipt" => {
-            out.extend(close(rec, "police_receipt", &reply_to, sender, &ev.msg_id, ctx));
+            out.extend(close(rec, ClockName::PoliceReceipt, &reply_to, sender, &ev.msg_id, ctx));
             if rec.status == "filed" {
-                let handoff =
-                    rec.clocks.iter().find(|c| c.name == "seized_handover" && c.is_open()).map(|c| c.about.clone());
+                let handoff = rec
+                    .clocks
+                    .iter()
+                    .find(|c| c.name == ClockName::SeizedHandover && c.is_open())
+                    .map(|c| c.about.clone());
                 if let Some(h) = handoff {
                     let owner = rec
                         .clocks
@@ -219,7 +234,7 @@ fn routed(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
                         .find(|c| c.id.starts_with(&format!("seized_handover:{h}")))
                         .map(|c| c.owner.clone())
                         .unwrap_or_default();
-                    out.extend(close(rec, "seized_handover", &h, &owner, &ev.msg_id, ctx));
+                    out.extend(close(rec, ClockName::SeizedHandover, &h, &owner, &ev.msg_id, ctx));
                 }
             } else if rec.status == "handed_off" {
                 rec.status = "received".into();
@@ -233,9 +248,15 @@ fn routed(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
                 "supplement_requested" => {
                     if let Some(h) = &handoff
                         && let Some(received) = received_at(rec, h, sender)
-                        && let Some(mut c) =
-                            clocks::start(ctx.settings, ctx.cal, "supplement_request", (h, ""), sender, received)
                     {
+                        let mut c = clocks::start(
+                            ctx.settings,
+                            ctx.cal,
+                            ClockName::SupplementRequest,
+                            (h, ""),
+                            sender,
+                            received,
+                        );
                         c.about_sender =
                             rec.messages.iter().find(|m| &m.id == h).map(|m| m.sender.clone()).unwrap_or_default();
                         out.extend(check_now(rec, c, &ev.msg_id, ctx));
@@ -243,8 +264,8 @@ fn routed(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
                 }
                 _ => {
                     if let Some(h) = &handoff {
-                        out.extend(close(rec, "police_receipt", h, sender, &ev.msg_id, ctx));
-                        out.extend(close(rec, "police_filing", h, sender, &ev.msg_id, ctx));
+                        out.extend(close(rec, ClockName::PoliceReceipt, h, sender, &ev.msg_id, ctx));
+                        out.extend(close(rec, ClockName::PoliceFiling, h, sender, &ev.msg_id, ctx));
                     }
                     rec.status = decision.to_string();
                 }
@@ -253,20 +274,22 @@ fn routed(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
         "reconsideration_request" => {
             if kind_of(ctx.settings, to.first().map(String::as_str).unwrap_or_default()) == Some(OrgKind::Procuratorate)
             {
-                out.extend(close_owned(rec, "procuratorate_request", sender, &ev.msg_id, ctx));
+                out.extend(close_owned(rec, ClockName::ProcuratorateRequest, sender, &ev.msg_id, ctx));
             } else {
-                out.extend(close_owned(rec, "reconsideration_window", sender, &ev.msg_id, ctx));
+                out.extend(close_owned(rec, ClockName::ReconsiderationWindow, sender, &ev.msg_id, ctx));
                 rec.status = "reconsideration".into();
             }
         }
         "reconsideration_decision" => {
-            out.extend(close(rec, "reconsideration_answer", &reply_to, sender, &ev.msg_id, ctx));
+            out.extend(close(rec, ClockName::ReconsiderationAnswer, &reply_to, sender, &ev.msg_id, ctx));
             rec.status = if s(&summary, "decision") == "filed" { "filed".into() } else { "not_filed".into() };
         }
         "assistance_reply" => {
             if s(&summary, "decision") == "extended" {
-                if let Some(c) =
-                    rec.clocks.iter_mut().find(|c| c.name == "assistance_reply" && c.about == reply_to && c.is_open())
+                if let Some(c) = rec
+                    .clocks
+                    .iter_mut()
+                    .find(|c| c.name == ClockName::AssistanceReply && c.about == reply_to && c.is_open())
                     && !c.extended
                 {
                     c.extended = true;
@@ -275,7 +298,7 @@ fn routed(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
                     c.status = "running".into();
                 }
             } else {
-                out.extend(close(rec, "assistance_reply", &reply_to, sender, &ev.msg_id, ctx));
+                out.extend(close(rec, ClockName::AssistanceReply, &reply_to, sender, &ev.msg_id, ctx));
             }
         }
         "info_share" if s(&summary, "kind") == "penalty_decision" => {
@@ -295,9 +318,8 @@ fn routed(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
             }
             if is_major(&summary) {
                 let decided = date(&summary, "decided_on").map(start_of_day).unwrap_or(now);
-                if let Some(c) = clocks::start(ctx.settings, ctx.cal, "major_penalty_filing", about, sender, decided) {
-                    rec.clocks.push(c);
-                }
+                let c = clocks::start(ctx.settings, ctx.cal, ClockName::MajorPenaltyFiling, about, sender, decided);
+                rec.clocks.push(c);
             }
         }
         "supervision_alert" => {
@@ -307,19 +329,18 @@ fn routed(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
     }
     // A message from the hand-off's sender to the police after a supplement
     // request is the supplement: the filing clock starts again.
-    if let Some(c) = rec.clocks.iter().find(|c| c.name == "supplement" && c.is_open() && c.owner == sender).cloned()
+    if let Some(c) =
+        rec.clocks.iter().find(|c| c.name == ClockName::Supplement && c.is_open() && c.owner == sender).cloned()
         && recipients.iter().any(|r| kind_of(ctx.settings, r) == Some(OrgKind::PublicSecurity))
     {
-        out.extend(close(rec, "supplement", &c.about, sender, &ev.msg_id, ctx));
+        out.extend(close(rec, ClockName::Supplement, &c.about, sender, &ev.msg_id, ctx));
         for police in recipients.iter().filter(|r| kind_of(ctx.settings, r) == Some(OrgKind::PublicSecurity)) {
             rec.clocks.retain(|x| x.id != format!("police_filing:{}:{police}", c.about));
-            if let Some(mut f) =
-                clocks::start(ctx.settings, ctx.cal, "police_filing", (&c.about, &c.about_sender), police, now)
-            {
-                f.id = format!("police_filing:{}:{police}", c.about);
-                f.basis = format!("{}（补正后重新计算）", f.basis);
-                rec.clocks.push(f);
-            }
+            let mut f =
+                clocks::start(ctx.settings, ctx.cal, ClockName::PoliceFiling, (&c.about, &c.about_sender), police, now);
+            f.id = format!("police_filing:{}:{police}", c.about);
+            f.basis = format!("{}（补正后重新计算）", f.basis);
+            rec.clocks.push(f);
         }
     }
     out
@@ -376,23 +397,22 @@ fn delivered(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
     // a copy for information starts none (the procuratorate's copy of a
     // refusal does not open the bureau's reconsideration window).
     let addressee = !m.copies.contains(&org);
-    let start = |rec: &mut CaseRecord, name: &str| {
+    let start = |rec: &mut CaseRecord, name: ClockName| {
         if !addressee {
             return;
         }
-        if let Some(mut c) = clocks::start(ctx.settings, ctx.cal, name, about, &org, now) {
-            c.id = format!("{name}:{}:{org}", m.id);
-            if !rec.clocks.iter().any(|x| x.id == c.id) {
-                rec.clocks.push(c);
-            }
+        let mut c = clocks::start(ctx.settings, ctx.cal, name, about, &org, now);
+        c.id = format!("{name}:{}:{org}", m.id);
+        if !rec.clocks.iter().any(|x| x.id == c.id) {
+            rec.clocks.push(c);
         }
     };
     let decision = s(&m.summary, "decision");
     match (m.msg_type.as_str(), kind) {
-        ("clue_referral" | "case_referral", Some(k)) if k.is_enforcement() => start(rec, "referral_decision"),
+        ("clue_referral" | "case_referral", Some(k)) if k.is_enforcement() => start(rec, ClockName::ReferralDecision),
         ("criminal_handoff", Some(OrgKind::PublicSecurity)) => {
-            start(rec, "police_receipt");
-            start(rec, "police_filing");
+            start(rec, ClockName::PoliceReceipt);
+            start(rec, ClockName::PoliceFiling);
             if ctx.settings.org(&org).is_some_and(|o| o.auto_receipt) {
                 out.push(Action::AutoReceipt {
                     police: org.clone(),
@@ -401,23 +421,21 @@ fn delivered(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
                 });
             }
         }
-        ("police_decision", _) if decision == "not_filed" => start(rec, "reconsideration_window"),
-        ("police_decision", _) if decision == "filed" => start(rec, "seized_handover"),
-        ("police_decision", _) if decision == "supplement_requested" => start(rec, "supplement"),
-        ("reconsideration_request", Some(OrgKind::PublicSecurity)) => start(rec, "reconsideration_answer"),
-        ("reconsideration_decision", _) if decision == "not_filed" => start(rec, "procuratorate_request"),
+        ("police_decision", _) if decision == "not_filed" => start(rec, ClockName::ReconsiderationWindow),
+        ("police_decision", _) if decision == "filed" => start(rec, ClockName::SeizedHandover),
+        ("police_decision", _) if decision == "supplement_requested" => start(rec, ClockName::Supplement),
+        ("reconsideration_request", Some(OrgKind::PublicSecurity)) => start(rec, ClockName::ReconsiderationAnswer),
+        ("reconsideration_decision", _) if decision == "not_filed" => start(rec, ClockName::ProcuratorateRequest),
         ("assistance_request", _) if s(&m.summary, "due_basis") == "joint_inspection" => {
-            if addressee
-                && let Some(on) = date(&m.summary, "inspection_on")
-                && let Some(mut c) =
-                    clocks::start(ctx.settings, ctx.cal, "joint_inspection_notice", about, &m.sender, now)
-            {
+            if addressee && let Some(on) = date(&m.summary, "inspection_on") {
+                let mut c =
+                    clocks::start(ctx.settings, ctx.cal, ClockName::JointInspectionNotice, about, &m.sender, now);
                 c.id = format!("joint_inspection_notice:{}:{org}", m.id);
                 c.due = end_of_day(ctx.cal.previous_working_day(on));
                 out.extend(check_now(rec, c, &m.id, ctx));
             }
         }
-        ("assistance_request", _) => start(rec, "assistance_reply"),
+        ("assistance_request", _) => start(rec, ClockName::AssistanceReply),
         ("info_share", Some(OrgKind::JusticeBureau)) => {
             let id = format!("major_penalty_filing:{}", m.id);
             if let Some(c) = rec.clocks.iter().find(|c| c.id == id && c.is_open()).cloned() {
@@ -430,7 +448,7 @@ fn delivered(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
 }
 
 /// Closes the open clock `name` about `about` owned by `owner`.
-fn close(rec: &mut CaseRecord, name: &str, about: &str, owner: &str, by: &str, ctx: &Ctx) -> Vec<Action> {
+fn close(rec: &mut CaseRecord, name: ClockName, about: &str, owner: &str, by: &str, ctx: &Ctx) -> Vec<Action> {
     let ids: Vec<String> = rec
         .clocks
         .iter()
@@ -441,14 +459,14 @@ fn close(rec: &mut CaseRecord, name: &str, about: &str, owner: &str, by: &str, c
 }
 
 /// Closes the open clocks `name` owned by `owner`, whatever they are about.
-fn close_owned(rec: &mut CaseRecord, name: &str, owner: &str, by: &str, ctx: &Ctx) -> Vec<Action> {
+fn close_owned(rec: &mut CaseRecord, name: ClockName, owner: &str, by: &str, ctx: &Ctx) -> Vec<Action> {
     let ids: Vec<String> =
         rec.clocks.iter().filter(|c| c.name == name && c.owner == owner && c.is_open()).map(|c| c.id.clone()).collect();
     ids.iter().flat_map(|id| finish(rec, id, by, ctx)).collect()
 }
 
-fn close_all(rec: &mut CaseRecord, names: &[&str], by: &str, now: DateTime<Utc>) -> Vec<Action> {
-    for c in rec.clocks.iter_mut().filter(|c| names.contains(&c.name.as_str()) && c.is_open()) {
+fn close_all(rec: &mut CaseRecord, names: &[ClockName], by: &str, now: DateTime<Utc>) -> Vec<Action> {
+    for c in rec.clocks.iter_mut().filter(|c| names.iter().any(|n| c.name == *n) && c.is_open()) {
         c.status = "met".into();
         c.closed_at = Some(now);
         c.closed_by = Some(by.to_string());
@@ -486,13 +504,13 @@ fn check_now(rec: &mut CaseRecord, c: Clock, by: &str, ctx: &Ctx) -> Vec<Action>
 fn after_the_fact(
     rec: &mut CaseRecord,
     ctx: &Ctx,
-    name: &str,
+    name: ClockName,
     about: (&str, &str),
     owner: &str,
     started: DateTime<Utc>,
     done: DateTime<Utc>,
 ) -> Vec<Action> {
-    let Some(c) = clocks::start(ctx.settings, ctx.cal, name, about, owner, started) else { return Vec::new() };
+    let c = clocks::start(ctx.settings, ctx.cal, name, about, owner, started);
     let late_ctx = Ctx { settings: ctx.settings, cal: ctx.cal, now: done };
     check_now(rec, c, about.0, &late_ctx)
 }
@@ -520,7 +538,9 @@ pub fn fire(rec: &mut CaseRecord, ctx: &Ctx) -> Vec<Action> {
     let mut out = Vec::new();
     let mut started = Vec::new();
     for c in rec.clocks.iter_mut().filter(|c| c.is_open()) {
-        let Some(def) = clocks::def(&c.name, ctx.settings) else { continue };
+        // A name this version does not know (a record written by a later
+        // one) is left alone rather than guessed at.
+        let Some(def) = ClockName::parse(&c.name).map(|n| clocks::def(n, ctx.settings)) else { continue };
         if ctx.now >= c.due {
             match def.on_expiry {
                 OnExpiry::Overdue => {
@@ -542,7 +562,7 @@ pub fn fire(rec: &mut CaseRecord, ctx: &Ctx) -> Vec<Action> {
                         clock: Some(Box::new(c.clone())),
                         discriminator: c.id.clone(),
                     });
-                    if c.name == "dispute_negotiation" {
+                    if c.name == ClockName::DisputeNegotiation {
                         started.push((c.about.clone(), c.about_sender.clone(), c.supervisors.clone()));
                     }
                 }
@@ -564,13 +584,17 @@ pub fn fire(rec: &mut CaseRecord, ctx: &Ctx) -> Vec<Action> {
     // The coordination office now has its own clock to settle the dispute.
     for (about, about_sender, offices) in started {
         for office in offices {
-            if let Some(mut c) =
-                clocks::start(ctx.settings, ctx.cal, "coordination_decision", (&about, &about_sender), &office, ctx.now)
-            {
-                c.id = format!("coordination_decision:{about}:{office}");
-                if !rec.clocks.iter().any(|x| x.id == c.id) {
-                    rec.clocks.push(c);
-                }
+            let mut c = clocks::start(
+                ctx.settings,
+                ctx.cal,
+                ClockName::CoordinationDecision,
+                (&about, &about_sender),
+                &office,
+                ctx.now,
+            );
+            c.id = format!("coordination_decision:{about}:{office}");
+            if !rec.clocks.iter().any(|x| x.id == c.id) {
+                rec.clocks.push(c);
             }
         }
     }
@@ -635,8 +659,12 @@ mod tests {
         apply(&mut rec, &routed, &ctx);
         for org in ["qh-procuratorate", "qh-market"] {
             apply(&mut rec, &event("delivered", "PD-1", "qh-police-econ", json!({ "recipient": org })), &ctx);
-            let owners: Vec<&str> =
-                rec.clocks.iter().filter(|c| c.name == "reconsideration_window").map(|c| c.owner.as_str()).collect();
+            let owners: Vec<&str> = rec
+                .clocks
+                .iter()
+                .filter(|c| c.name == ClockName::ReconsiderationWindow)
+                .map(|c| c.owner.as_str())
+                .collect();
             let want: &[&str] = if org == "qh-market" { &["qh-market"] } else { &[] };
             assert_eq!(owners, want, "after the delivery to {org}");
         }

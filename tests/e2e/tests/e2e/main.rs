@@ -6,6 +6,7 @@ mod backbone;
 mod clocks;
 mod common;
 mod delivery;
+mod docs;
 mod gateway_status;
 mod idempotency;
 mod jurisdiction;
