@@ -89,24 +89,24 @@ pub async fn raise(bus: &Bus, a: Alert<'_>, trace: &TraceParent) -> anyhow::Resu
         .attr("xj.rule", rule.clone())
         .attr("xj.rule_version", version.clone());
     let ev = events::Event {
-        step: "routed".into(),
+        step: events::Step::Routed(events::Routed {
+            recipients: recipients.clone(),
+            rule: rule.clone(),
+            rule_version: version.clone(),
+            alert: Some(a.kind.to_string()),
+            about: Some(a.about.0.to_string()),
+            reply_to: Some(a.about.0.to_string()),
+            summary: a.summary_for_tracker(),
+            ..Default::default()
+        }),
         service: "router".into(),
         msg_id: id.clone(),
         sender: "hub".into(),
         case: Some(a.case.to_string()),
-        msg_type: Some("supervision_alert".into()),
+        msg_type: Some(xj_model::MessageType::SupervisionAlert),
         at: a.at,
         trace_id: trace.trace_id_hex(),
         span_id: own.span_id_hex(),
-        detail: json!({
-            "recipients": recipients,
-            "rule": rule,
-            "rule_version": version,
-            "alert": a.kind,
-            "about": a.about.0,
-            "reply_to": a.about.0,
-            "summary": a.summary_for_tracker(),
-        }),
     };
     events::publish_once(&bus.js, &ev, &format!("evt:routed:hub:{id}")).await?;
     for org in &recipients {

@@ -112,7 +112,12 @@ pub async fn replay(js: &async_nats::jetstream::Context, seq: u64, by: &str) -> 
         return Err(bus(e));
     }
     let ev = events::Event {
-        step: "replayed".into(),
+        step: events::Step::Replayed(events::Replayed {
+            recipient: org.clone(),
+            recipients: vec![org.clone()],
+            replayed_by: by.to_string(),
+            dead_seq: seq,
+        }),
         service: "gateway".into(),
         msg_id: id.clone(),
         sender: sender.clone(),
@@ -121,7 +126,6 @@ pub async fn replay(js: &async_nats::jetstream::Context, seq: u64, by: &str) -> 
         at,
         trace_id: trace.trace_id_hex(),
         span_id: trace.span_id_hex(),
-        detail: json!({ "recipient": org, "replayed_by": by, "dead_seq": seq, "recipients": [org] }),
     };
     if let Err(e) = events::publish(js, &ev).await {
         tracing::warn!(error = %e, "replay event not recorded");

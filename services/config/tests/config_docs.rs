@@ -30,8 +30,7 @@ fn at(path: &[String], value: &str) -> String {
         };
     }
     // The outermost braces become the document itself.
-    let inner = v.strip_prefix("{ ").and_then(|s| s.strip_suffix(" }")).unwrap_or(&v).to_string();
-    inner
+    v.strip_prefix("{ ").and_then(|s| s.strip_suffix(" }")).unwrap_or(&v).to_string()
 }
 
 /// Every section (as `[a.b]` / `[[org]]`) with the keys it accepts.

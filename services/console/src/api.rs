@@ -12,7 +12,7 @@ use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
-use xj_bus::events::Event;
+use xj_bus::events::{Event, Step};
 use xj_bus::{dead, subjects};
 
 use crate::auth::Operator;
@@ -108,24 +108,35 @@ pub async fn trace(_op: Operator, State(state): State<ConsoleState>, Path(id): P
     let hops: Vec<Value> = events
         .iter()
         .map(|e| {
-            let d = &e.detail;
+            let r = e.step.routing();
+            let d = e.step.delivery();
+            let recipients = e.step.recipients();
+            let error = match &e.step {
+                Step::CaseRecordFull(f) => Some(&f.error),
+                _ => d.and_then(|d| d.error.as_ref()),
+            };
+            let replayed_by = match &e.step {
+                Step::Replayed(p) => Some(&p.replayed_by),
+                _ => d.and_then(|d| d.replayed_by.as_ref()),
+            };
             json!({
-                "step": e.step, "service": e.service, "sender": e.sender, "at": e.at,
+                "step": e.step.name(), "service": e.service, "sender": e.sender, "at": e.at,
                 "offset_ms": (e.at - first).num_milliseconds(),
                 "span_id": e.span_id, "trace_id": e.trace_id,
-                "recipient": d.get("recipient"), "recipients": d.get("recipients"),
-                "attempt": d.get("attempt"), "status": d.get("status"), "ms": d.get("ms"),
-                "error": d.get("error"), "retry_in_ms": d.get("retry_in_ms"),
-                "rule": d.get("rule"), "rule_version": d.get("rule_version"), "reasons": d.get("reasons"),
-                "replayed_by": d.get("replayed_by"), "crime": d.get("crime"), "alert": d.get("alert"),
+                "recipient": e.step.recipient(), "recipients": (!recipients.is_empty()).then_some(recipients),
+                "attempt": d.map(|d| d.attempt), "status": d.and_then(|d| d.status), "ms": d.and_then(|d| d.ms),
+                "error": error, "retry_in_ms": d.and_then(|d| d.retry_in_ms),
+                "rule": r.map(|r| &r.rule), "rule_version": r.map(|r| &r.rule_version), "reasons": r.map(|r| &r.reasons),
+                "replayed_by": replayed_by, "crime": r.and_then(|r| r.crime.as_ref()),
+                "alert": r.and_then(|r| r.alert.as_ref()),
             })
         })
         .collect();
-    let routing = events.iter().find(|e| matches!(e.step.as_str(), "routed" | "unplaced")).map(|e| {
+    let routing = events.iter().find_map(|e| e.step.routing().map(|r| (e.step.name(), r))).map(|(step, r)| {
         json!({
-            "step": e.step, "rule": e.detail.get("rule"), "rule_version": e.detail.get("rule_version"),
-            "recipients": e.detail.get("recipients"), "reasons": e.detail.get("reasons"),
-            "consulted": e.detail.get("consulted"), "crime": e.detail.get("crime"),
+            "step": step, "rule": r.rule, "rule_version": r.rule_version,
+            "recipients": r.recipients, "reasons": r.reasons,
+            "consulted": r.consulted, "crime": r.crime,
         })
     });
     let attempts: Vec<&Value> =
@@ -134,7 +145,7 @@ pub async fn trace(_op: Operator, State(state): State<ConsoleState>, Path(id): P
         "id": id,
         "sender": events[0].sender,
         "case": events.iter().find_map(|e| e.case.clone().filter(|c| !c.is_empty())),
-        "type": events.iter().find_map(|e| e.msg_type.clone()),
+        "type": events.iter().find_map(|e| e.msg_type.map(|t| t.as_str())),
         "trace_id": events[0].trace_id,
         "total_ms": (events[events.len() - 1].at - first).num_milliseconds(),
         "routing": routing,
@@ -263,7 +274,7 @@ pub async fn search(
             if seen.insert(e.sender.clone()) {
                 messages.push(json!({
                     "id": e.msg_id, "sender": e.sender, "case": e.case,
-                    "type": events.iter().find(|x| x.sender == e.sender).and_then(|x| x.msg_type.clone()),
+                    "type": events.iter().find(|x| x.sender == e.sender).and_then(|x| x.msg_type),
                     "at": e.at,
                 }));
             }

@@ -9,9 +9,9 @@ use std::sync::RwLock;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::broadcast;
-use xj_bus::events::Event;
+use xj_bus::events::{Event, Step};
 use xj_bus::{Bus, Shutdown, subjects};
 
 /// Messages kept for the live list.
@@ -127,7 +127,7 @@ impl Feed {
                 recipients: Vec::new(),
                 rule: None,
                 rule_version: None,
-                status: ev.step.clone(),
+                status: ev.step.name().to_string(),
                 deliveries: BTreeMap::new(),
                 first_at: ev.at,
                 last_at: ev.at,
@@ -140,14 +140,10 @@ impl Feed {
             health(&mut g.health, ev);
             s
         };
-        let mut live = json!({ "step": ev.step, "service": ev.service, "at": ev.at, "message": summary });
+        let mut live = json!({ "step": ev.step.name(), "service": ev.service, "at": ev.at, "message": summary });
         crate::mask::personal(&mut live);
         let _ = self.tx.send(live.to_string());
     }
-}
-
-fn text(v: &Value, k: &str) -> Option<String> {
-    v.get(k).and_then(Value::as_str).map(str::to_owned)
 }
 
 fn fold(s: &mut Summary, ev: &Event) {
@@ -155,34 +151,37 @@ fn fold(s: &mut Summary, ev: &Event) {
     s.first_at = s.first_at.min(ev.at);
     s.last_at = s.last_at.max(ev.at);
     if s.msg_type.is_none() {
-        s.msg_type = ev.msg_type.clone();
+        s.msg_type = ev.msg_type.map(|t| t.as_str().to_string());
     }
     if s.case.is_none() {
         s.case = ev.case.clone().filter(|c| !c.is_empty());
     }
-    let d = &ev.detail;
-    match ev.step.as_str() {
-        "routed" | "unplaced" => {
-            s.unplaced |= ev.step == "unplaced";
-            for org in d["recipients"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-                if !s.recipients.iter().any(|x| x == org) {
-                    s.recipients.push(org.to_string());
+    match &ev.step {
+        Step::Routed(d) | Step::Unplaced(d) => {
+            s.unplaced |= matches!(ev.step, Step::Unplaced(_));
+            for org in &d.recipients {
+                if !s.recipients.contains(org) {
+                    s.recipients.push(org.clone());
                 }
             }
-            s.rule = text(d, "rule").or(s.rule.take());
-            s.rule_version = text(d, "rule_version").or(s.rule_version.take());
+            if !d.rule.is_empty() {
+                s.rule = Some(d.rule.clone());
+            }
+            if !d.rule_version.is_empty() {
+                s.rule_version = Some(d.rule_version.clone());
+            }
         }
-        "attempt" | "waiting" | "delivered" | "dead" | "replayed" => {
-            if let Some(r) = text(d, "recipient") {
-                let state = if ev.step == "attempt" { "retrying" } else { ev.step.as_str() };
+        Step::Attempt(_) | Step::Waiting(_) | Step::Delivered(_) | Step::Dead(_) | Step::Replayed(_) => {
+            if let Some(r) = ev.step.recipient() {
+                let state = if matches!(ev.step, Step::Attempt(_)) { "retrying" } else { ev.step.name() };
                 // A late report of an earlier attempt does not undo a delivery.
-                let done = s.deliveries.get(&r).is_some_and(|x| x == "delivered");
-                if !done || ev.step == "delivered" {
-                    s.deliveries.insert(r, state.to_string());
+                let done = s.deliveries.get(r).is_some_and(|x| x == "delivered");
+                if !done || matches!(ev.step, Step::Delivered(_)) {
+                    s.deliveries.insert(r.to_string(), state.to_string());
                 }
             }
         }
-        _ => {}
+        Step::Accepted(_) | Step::CaseRecordFull(_) => {}
     }
     s.status = status(s);
 }
@@ -212,34 +211,33 @@ fn status(s: &Summary) -> String {
 }
 
 fn health(h: &mut BTreeMap<String, Health>, ev: &Event) {
-    let d = &ev.detail;
-    if ev.step == "accepted" {
+    if matches!(ev.step, Step::Accepted(_)) {
         h.entry(ev.sender.clone()).or_default().sent += 1;
         return;
     }
-    let Some(org) = text(d, "recipient") else { return };
-    let e = h.entry(org).or_default();
-    match ev.step.as_str() {
-        "delivered" => {
+    let Some(org) = ev.step.recipient() else { return };
+    let e = h.entry(org.to_string()).or_default();
+    match &ev.step {
+        Step::Delivered(d) => {
             e.delivered += 1;
             e.last_delivered_at = Some(ev.at);
-            if let Some(ms) = d["ms"].as_u64() {
+            if let Some(ms) = d.ms {
                 e.latencies.push_back(ms);
                 if e.latencies.len() > LATENCIES {
                     e.latencies.pop_front();
                 }
             }
         }
-        "attempt" | "dead" => {
-            if ev.step == "dead" {
+        Step::Attempt(d) | Step::Dead(d) => {
+            if matches!(ev.step, Step::Dead(_)) {
                 e.dead += 1;
             } else {
                 e.failed_attempts += 1;
             }
-            e.last_failure = text(d, "error");
+            e.last_failure = d.error.clone();
             e.last_failure_at = Some(ev.at);
         }
-        "replayed" => e.replayed += 1,
+        Step::Replayed(_) => e.replayed += 1,
         _ => {}
     }
 }

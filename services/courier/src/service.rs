@@ -418,43 +418,47 @@ impl Courier {
             Err(reason) => (Outcome::Failed { reason, status: None, elapsed: Duration::ZERO }, true),
         };
         let c = &settings.courier;
-        let (step, detail, result) = match &outcome {
+        let mut detail = events::Delivery::to(&copy.recipient, attempt_no);
+        detail.replayed_by = copy.replayed_by.clone();
+        let (step, result) = match &outcome {
             Outcome::Delivered { status, stored, elapsed } => {
                 metrics::histogram!("xj_delivery_seconds", "outcome" => "delivered").record(elapsed.as_secs_f64());
-                let mut detail = serde_json::json!({ "status": status, "ms": elapsed.as_millis() as u64 });
+                detail.status = *status;
+                detail.ms = Some(elapsed.as_millis() as u64);
                 // Where the copy of a NATS-native organisation is: the
                 // trace says delivered only for a copy the outbox holds.
                 if let Some(seq) = stored {
-                    detail["outbox_seq"] = (*seq).into();
-                    detail["delivery"] = copy.delivery.clone().into();
+                    detail.outbox_seq = Some(*seq);
+                    detail.delivery = Some(copy.delivery.clone());
                 }
-                ("delivered", detail, Step::Delivered)
+                ("delivered", Step::Delivered)
             }
             Outcome::Failed { reason, status, elapsed } => {
                 metrics::histogram!("xj_delivery_seconds", "outcome" => "failed").record(elapsed.as_secs_f64());
-                let detail = serde_json::json!({ "status": status, "error": reason, "ms": elapsed.as_millis() as u64 });
+                detail.status = *status;
+                detail.error = Some(reason.clone());
+                detail.ms = Some(elapsed.as_millis() as u64);
                 if untranslatable {
-                    ("dead", detail, Step::Dead)
+                    ("dead", Step::Dead)
                 } else {
-                    let mut detail = detail;
                     if attempt_no < c.max_attempts as u64 {
                         let delay = backoff(c.backoff_initial_ms, c.backoff_max_ms, attempt_no);
-                        detail["retry_in_ms"] = (delay.as_millis() as u64).into();
+                        detail.retry_in_ms = Some(delay.as_millis() as u64);
                     }
                     let step = match status {
                         // About this message, from a receiver that answers.
                         Some(s) if (400..500).contains(s) && !matches!(s, 408 | 429) => Step::Refused(reason.clone()),
                         _ => Step::Failed(reason.clone()),
                     };
-                    ("attempt", detail, step)
+                    ("attempt", step)
                 }
             }
         };
         metrics::counter!("xj_delivery_attempts_total", "outcome" => step, "recipient" => copy.recipient.clone())
             .increment(1);
         hop.attr("xj.step", step);
-        if let Some(s) = detail["status"].as_u64() {
-            hop.attr("http.response.status_code", s as i64);
+        if let Some(s) = detail.status {
+            hop.attr("http.response.status_code", i64::from(s));
         }
         match &outcome {
             Outcome::Delivered { .. } => hop.finish(),
@@ -467,7 +471,12 @@ impl Courier {
         // The last attempt's story is told by the `dead` step that follows.
         let last = matches!(result, Step::Failed(_) | Step::Refused(_)) && attempt_no >= c.max_attempts as u64;
         if !last {
-            self.event(copy, step, detail, attempt_no, trace).await;
+            let step = if matches!(result, Step::Delivered) {
+                events::Step::Delivered(detail)
+            } else {
+                events::Step::Attempt(detail)
+            };
+            self.event(copy, step, trace).await;
         }
         if matches!(result, Step::Delivered)
             && let Err(e) = m.double_ack().await
@@ -479,13 +488,9 @@ impl Courier {
     }
 
     /// Records a step of a copy on `XJ_EVENTS`.
-    async fn event(&self, copy: &Copy, step: &str, mut detail: serde_json::Value, attempt_no: u64, trace: TraceParent) {
-        detail["recipient"] = copy.recipient.clone().into();
-        detail["recipients"] = serde_json::json!([copy.recipient]);
-        detail["attempt"] = attempt_no.into();
-        detail["replayed_by"] = copy.replayed_by.clone().into();
+    async fn event(&self, copy: &Copy, step: events::Step, trace: TraceParent) {
         let ev = events::Event {
-            step: step.into(),
+            step,
             service: "courier".into(),
             msg_id: copy.msg_id.clone(),
             sender: copy.sender.clone(),
@@ -494,7 +499,6 @@ impl Courier {
             at: Utc::now(),
             trace_id: trace.trace_id_hex(),
             span_id: trace.span_id_hex(),
-            detail,
         };
         if let Err(e) = events::publish(&self.bus.js, &ev).await {
             tracing::warn!(error = %e, "delivery event not recorded");
@@ -504,18 +508,22 @@ impl Courier {
     /// A copy put in line behind an earlier failure: the trace says why it
     /// has not been attempted.
     async fn waiting_event(&self, copy: &Copy, reason: &str) {
-        let detail = serde_json::json!({ "error": reason, "waits_for": "an earlier copy to the same receiver" });
-        let trace = TraceParent::new_root();
-        self.event(copy, "waiting", detail, 0, trace).await;
+        let mut detail = events::Delivery::to(&copy.recipient, 0);
+        detail.replayed_by = copy.replayed_by.clone();
+        detail.error = Some(reason.to_string());
+        detail.waits_for = Some("an earlier copy to the same receiver".into());
+        self.event(copy, events::Step::Waiting(detail), TraceParent::new_root()).await;
     }
 
     /// Parks a copy on `xj.dead.<org>` (retried until stored, so it is never
     /// acknowledged away unrecorded), records the step, acknowledges.
     async fn bury(&self, m: &Message, copy: &Copy, reason: &str, attempts: u64) {
         dead(&self.bus, m, copy, reason, attempts).await;
-        let detail = serde_json::json!({ "error": reason });
+        let mut detail = events::Delivery::to(&copy.recipient, attempts);
+        detail.replayed_by = copy.replayed_by.clone();
+        detail.error = Some(reason.to_string());
         let trace = TraceParent::received(m.headers.as_ref()).unwrap_or_else(TraceParent::new_root);
-        self.event(copy, "dead", detail, attempts, trace).await;
+        self.event(copy, events::Step::Dead(detail), trace).await;
         if let Err(e) = m.double_ack().await {
             tracing::warn!(error = %e, "ack failed; the dead letter may repeat");
         }

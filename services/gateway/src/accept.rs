@@ -383,16 +383,18 @@ async fn publish(
     }
     let trace = TraceParent::parse(&claim.traceparent).unwrap_or_else(TraceParent::new_root);
     let ev = events::Event {
-        step: "accepted".into(),
+        step: events::Step::Accepted(events::Accepted {
+            accepted_at: claim.receipt.accepted_at.clone(),
+            reply_to: env.reply_to.clone(),
+        }),
         service: "gateway".into(),
         msg_id: env.id.clone(),
         sender: env.sender.clone(),
         case: Some(claim.receipt.case.clone()),
-        msg_type: Some(env.kind.as_str().into()),
+        msg_type: Some(env.kind),
         at: Utc::now(),
         trace_id: trace.trace_id_hex(),
         span_id: trace.span_id_hex(),
-        detail: serde_json::json!({ "accepted_at": claim.receipt.accepted_at, "reply_to": env.reply_to }),
     };
     // A repeat publishes again (see above); the event carries the same kind
     // of deduplication id as the message, so the trace shows one acceptance.

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use xj_bus::events::Event;
+use xj_bus::events::{Event, Routed, Step};
 use xj_bus::subjects;
 
 use crate::auth::caller;
@@ -95,10 +95,7 @@ pub async fn get_trace(
 /// whom else the message reached, nor how their deliveries went. `others`
 /// are the ids of every other organisation.
 fn visible_to(org: &str, events: &[Event], others: &[&str]) -> Vec<Event> {
-    let about = |e: &Event| {
-        e.detail["recipient"].as_str() == Some(org)
-            || e.detail["recipients"].as_array().is_some_and(|r| r.iter().any(|x| x == org))
-    };
+    let about = |e: &Event| e.step.recipients().contains(&org);
     let mut senders: Vec<&str> = events.iter().map(|e| e.sender.as_str()).collect();
     senders.sort();
     senders.dedup();
@@ -113,10 +110,10 @@ fn visible_to(org: &str, events: &[Event], others: &[&str]) -> Vec<Event> {
             continue;
         }
         for e in of_message {
-            match e.step.as_str() {
-                "accepted" => out.push(e.clone()),
-                "routed" | "unplaced" if about(e) => out.push(routing_for(org, e, others)),
-                _ if e.detail["recipient"].as_str() == Some(org) => out.push(e.clone()),
+            match &e.step {
+                Step::Accepted(_) => out.push(e.clone()),
+                Step::Routed(_) | Step::Unplaced(_) if about(e) => out.push(routing_for(org, e, others)),
+                step if step.recipient() == Some(org) => out.push(e.clone()),
                 _ => {}
             }
         }
@@ -126,25 +123,24 @@ fn visible_to(org: &str, events: &[Event], others: &[&str]) -> Vec<Event> {
 
 /// A routing hop as one of its recipients sees it: the rule that sent the
 /// message to it, itself as the recipient, and the reasons that name no
-/// other organisation. The rules consulted, crime finding and filings
-/// concern the others.
+/// other organisation. The rules consulted, crime finding, filings and the
+/// body's summary concern the others.
 fn routing_for(org: &str, e: &Event, others: &[&str]) -> Event {
-    let d = &e.detail;
-    let targets: Vec<&Value> = d["targets"]
-        .as_array()
-        .map(|t| t.iter().filter(|t| t["org"].as_str() == Some(org)).collect())
-        .unwrap_or_default();
-    let reasons: Vec<&Value> = d["reasons"]
-        .as_array()
-        .map(|r| r.iter().filter(|r| r.as_str().is_some_and(|r| !others.iter().any(|o| mentions(r, o)))).collect())
-        .unwrap_or_default();
-    let mut detail = json!({ "recipients": [org], "targets": targets, "reasons": reasons });
-    for key in ["rule", "rule_version", "reply_to", "alert", "about", "rerouted_by"] {
-        if let Some(v) = d.get(key) {
-            detail[key] = v.clone();
-        }
-    }
-    Event { detail, ..e.clone() }
+    let Some(d) = e.step.routing() else { return e.clone() };
+    let seen = Routed {
+        recipients: vec![org.to_string()],
+        targets: d.targets.iter().filter(|t| t.org == org).cloned().collect(),
+        reasons: d.reasons.iter().filter(|r| !others.iter().any(|o| mentions(r, o))).cloned().collect(),
+        rule: d.rule.clone(),
+        rule_version: d.rule_version.clone(),
+        reply_to: d.reply_to.clone(),
+        alert: d.alert.clone(),
+        about: d.about.clone(),
+        rerouted_by: d.rerouted_by.clone(),
+        ..Default::default()
+    };
+    let step = if matches!(e.step, Step::Unplaced(_)) { Step::Unplaced(seen) } else { Step::Routed(seen) };
+    Event { step, ..e.clone() }
 }
 
 /// Whether `text` names the organisation `id` (as a whole id: `qh-town`
@@ -160,18 +156,11 @@ mod tests {
     use super::*;
 
     fn ev(step: &str, sender: &str, detail: Value) -> Event {
-        Event {
-            step: step.into(),
-            service: "test".into(),
-            msg_id: "M-1".into(),
-            sender: sender.into(),
-            case: Some("XJ-1".into()),
-            msg_type: Some("info_share".into()),
-            at: chrono::Utc::now(),
-            trace_id: String::new(),
-            span_id: String::new(),
-            detail,
-        }
+        serde_json::from_value(json!({
+            "step": step, "service": "test", "msg_id": "M-1", "sender": sender, "case": "XJ-1",
+            "msg_type": "info_share", "at": chrono::Utc::now(), "trace_id": "", "span_id": "", "detail": detail,
+        }))
+        .expect("a valid event")
     }
 
     #[test]
@@ -181,7 +170,7 @@ mod tests {
             ev(
                 "routed",
                 "qh-a",
-                json!({ "recipients": ["qh-b", "qh-c"], "targets": [{"org": "qh-b"}, {"org": "qh-c"}], "rule": "r",
+                json!({ "recipients": ["qh-b", "qh-c"], "targets": [{"org": "qh-b", "role": "to"}, {"org": "qh-c", "role": "to"}], "rule": "r",
                         "reasons": ["narrowed to qh-b, qh-c", "devolved to the town qh-b"], "consulted": [1] }),
             ),
             ev("attempt", "qh-a", json!({ "recipient": "qh-c", "recipients": ["qh-c"], "error": "qh-c is down" })),
@@ -189,12 +178,14 @@ mod tests {
             ev("delivered", "qh-a", json!({ "recipient": "qh-c", "recipients": ["qh-c"] })),
         ];
         let b = visible_to("qh-b", &events, &["qh-a", "qh-c", "qh-d"]);
-        let steps: Vec<&str> = b.iter().map(|e| e.step.as_str()).collect();
+        let steps: Vec<&str> = b.iter().map(|e| e.step.name()).collect();
         assert_eq!(steps, ["accepted", "routed", "delivered"]);
         let text = serde_json::to_string(&b).unwrap_or_default();
         assert!(!text.contains("qh-c"), "{text}");
-        assert_eq!(b[1].detail["rule"], "r");
-        assert_eq!(b[1].detail["reasons"], json!(["devolved to the town qh-b"]));
+        let routed = b[1].step.routing().expect("the routing hop");
+        assert_eq!(routed.rule, "r");
+        assert_eq!(routed.reasons, ["devolved to the town qh-b"]);
+        assert!(routed.consulted.is_empty(), "the rules consulted concern the others");
         assert_eq!(visible_to("qh-a", &events, &["qh-b", "qh-c", "qh-d"]).len(), 5, "the sender sees every hop");
         assert!(visible_to("qh-d", &events, &["qh-a", "qh-b", "qh-c"]).is_empty(), "an outsider sees nothing");
     }

@@ -148,32 +148,36 @@ async fn route(rs: &RuleSet, bus: &Bus, m: &Message, env: &Envelope, case: &str)
         // forbids this); keep the message rather than drop it.
         anyhow::bail!("no recipient and no coordination office for {}", env.id);
     }
+    let routed = events::Routed {
+        recipients: decision.recipients(),
+        targets: decision
+            .targets
+            .iter()
+            .map(|t| events::Target { org: t.org.clone(), role: events::Role::parse(t.role) })
+            .collect(),
+        rule: decision.rule.clone(),
+        rule_version: decision.version.clone(),
+        reasons: decision.reasons.clone(),
+        consulted: decision.consulted.iter().filter_map(|c| serde_json::to_value(c).ok()).collect(),
+        crime: decision.crime.as_ref().and_then(|c| serde_json::to_value(c).ok()),
+        rule_errors: decision.rule_errors.clone(),
+        major_penalty_filed: Some(decision.filing.is_some()),
+        filing: decision.filing.as_ref().and_then(|f| serde_json::to_value(f).ok()),
+        reply_to: env.reply_to.clone(),
+        seq,
+        summary: summary(env),
+        ..Default::default()
+    };
     let ev = events::Event {
-        step: if decision.question { "unplaced".into() } else { "routed".into() },
+        step: if decision.question { events::Step::Unplaced(routed) } else { events::Step::Routed(routed) },
         service: "router".into(),
         msg_id: env.id.clone(),
         sender: env.sender.clone(),
         case: Some(case.to_string()),
-        msg_type: Some(env.kind.as_str().into()),
+        msg_type: Some(env.kind),
         at: decided_at,
         trace_id: trace.trace_id_hex(),
         span_id: trace.span_id_hex(),
-        detail: json!({
-            "recipients": decision.recipients(),
-            "targets": decision.targets,
-            "rule": decision.rule,
-            "rule_version": decision.version,
-            "reasons": decision.reasons,
-            "consulted": decision.consulted,
-            "crime": decision.crime,
-            "rule_errors": decision.rule_errors,
-            // 重大行政处罚备案: filed with the justice bureau by this routing.
-            "major_penalty_filed": decision.filing.is_some(),
-            "filing": decision.filing,
-            "reply_to": env.reply_to,
-            "seq": seq,
-            "summary": summary(env),
-        }),
     };
     // The decision is recorded before any copy leaves, so every delivery
     // event comes after it in the stream.
@@ -419,17 +423,23 @@ async fn reroute(
         designate_holder(bus, &party, matter, holder).await?;
     }
     let ev = events::Event {
-        step: "routed".into(),
+        step: events::Step::Routed(events::Routed {
+            recipients: vec![designated.to_string()],
+            targets: vec![events::Target { org: designated.to_string(), role: events::Role::To }],
+            rule,
+            rule_version: rs.version.clone(),
+            reasons: d.reasons,
+            rerouted_by: Some(env.id.clone()),
+            ..Default::default()
+        }),
         service: "router".into(),
         msg_id: orig.id.clone(),
         sender: orig.sender.clone(),
         case: Some(case.into()),
-        msg_type: Some(orig.kind.as_str().into()),
+        msg_type: Some(orig.kind),
         at: Utc::now(),
         trace_id: trace.trace_id_hex(),
         span_id: trace.child().span_id_hex(),
-        detail: json!({ "recipients": [designated], "rule": rule, "rule_version": rs.version,
-                        "reasons": d.reasons, "rerouted_by": env.id }),
     };
     events::publish(&bus.js, &ev).await?;
     Ok(())

@@ -4,9 +4,10 @@
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::{Value, json};
-use xj_bus::events::Event;
+use xj_bus::events::{Event, Role, Routed, Step};
 use xj_bus::records::{CaseMessage, CaseRecord, Clock};
 use xj_config::{OrgKind, Settings};
+use xj_model::MessageType;
 
 use crate::calendar::Calendar;
 use crate::clocks::{self, ClockName, OnExpiry, china, end_of_day};
@@ -66,19 +67,16 @@ fn kind_of(settings: &Settings, org: &str) -> Option<OrgKind> {
 /// Applies one event. Returns what must follow; an event already applied
 /// changes nothing and asks for nothing.
 pub fn apply(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
-    match ev.step.as_str() {
-        "routed" | "unplaced" => routed(rec, ev, ctx),
-        "delivered" => delivered(rec, ev, ctx),
+    match &ev.step {
+        Step::Routed(d) | Step::Unplaced(d) => routed(rec, ev, d, ctx),
+        Step::Delivered(d) => delivered(rec, ev, &d.recipient, ctx),
         _ => Vec::new(),
     }
 }
 
-fn routed(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
+fn routed(rec: &mut CaseRecord, ev: &Event, d: &Routed, ctx: &Ctx) -> Vec<Action> {
     let now = ctx.now;
-    let recipients: Vec<String> = ev.detail["recipients"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default();
+    let recipients = &d.recipients;
     if rec.opened_at.is_empty() {
         rec.opened_at = now.to_rfc3339();
         rec.status = "open".into();
@@ -92,61 +90,59 @@ fn routed(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
     if let Some(m) = rec.messages.iter_mut().find(|m| m.id == ev.msg_id && m.sender == ev.sender) {
         // Seen before (a redelivery, or a re-route by designation): only new
         // recipients are added.
-        for r in &recipients {
+        for r in recipients {
             if !m.recipients.contains(r) {
                 m.recipients.push(r.clone());
             }
         }
         return Vec::new();
     }
-    let summary = ev.detail["summary"].clone();
-    let msg_type = ev.msg_type.clone().unwrap_or_default();
-    let reply_to = ev.detail["reply_to"].as_str().map(str::to_owned);
+    let summary = &d.summary;
+    let Some(msg_type) = ev.msg_type else {
+        // Every routing decision names the message's type; one that does
+        // not has nothing the state machine could act on.
+        return Vec::new();
+    };
+    let with_role =
+        |role: Role| -> Vec<String> { d.targets.iter().filter(|t| t.role == role).map(|t| t.org.clone()).collect() };
     rec.messages.push(CaseMessage {
         id: ev.msg_id.clone(),
-        msg_type: msg_type.clone(),
+        msg_type: msg_type.as_str().to_string(),
         sender: ev.sender.clone(),
         recipients: recipients.clone(),
         at: now.to_rfc3339(),
-        rule: ev.detail["rule"].as_str().map(str::to_owned),
-        rule_version: ev.detail["rule_version"].as_str().map(str::to_owned),
-        reply_to: reply_to.clone(),
-        seq: ev.detail["seq"].as_u64(),
+        rule: (!d.rule.is_empty()).then(|| d.rule.clone()),
+        rule_version: (!d.rule_version.is_empty()).then(|| d.rule_version.clone()),
+        reply_to: d.reply_to.clone(),
+        seq: d.seq,
         // The state machine reads the whole summary below; the record
         // keeps a bounded copy, so no sender can outgrow a case.
-        summary: crate::summary::bounded(&summary),
+        summary: crate::summary::bounded(summary),
         delivered: Vec::new(),
-        copies: ev.detail["targets"]
-            .as_array()
-            .map(|a| {
-                a.iter().filter(|t| t["role"] == "copy").filter_map(|t| t["org"].as_str().map(str::to_owned)).collect()
-            })
-            .unwrap_or_default(),
+        copies: with_role(Role::Copy),
     });
-    if !ev.detail["crime"].is_null() {
+    if d.crime.is_some() {
         rec.crime_met = true;
     }
     let mut out = Vec::new();
     if ev.sender != "hub" {
         out.push(count(&ev.sender, "messages"));
     }
-    let to: Vec<String> = ev.detail["targets"]
-        .as_array()
-        .map(|a| a.iter().filter(|t| t["role"] == "to").filter_map(|t| t["org"].as_str().map(str::to_owned)).collect())
-        .unwrap_or_else(|| recipients.clone());
+    // An event of an earlier version without targets: everyone must act.
+    let to: Vec<String> = if d.targets.is_empty() { recipients.clone() } else { with_role(Role::To) };
     let sender = ev.sender.as_str();
     let about = (ev.msg_id.as_str(), sender);
-    let reply_to = reply_to.unwrap_or_default();
-    match msg_type.as_str() {
-        "clue_referral" | "case_referral" => {
+    let reply_to = d.reply_to.clone().unwrap_or_default();
+    match msg_type {
+        MessageType::ClueReferral | MessageType::CaseReferral => {
             out.push(count(sender, "referrals_sent"));
             out.extend(to.iter().map(|o| count(o, "referrals_received")));
             rec.status = "referred".into();
         }
-        "referral_reply" => {
-            let decision = s(&summary, "decision");
+        MessageType::ReferralReply => {
+            let decision = s(summary, "decision");
             out.extend(close(rec, ClockName::ReferralDecision, &reply_to, sender, &ev.msg_id, ctx));
-            if let Some(decided_on) = date(&summary, "decided_on") {
+            if let Some(decided_on) = date(summary, "decided_on") {
                 // Written notice within 2 working days of deciding.
                 let mut c = clocks::start(
                     ctx.settings,
@@ -185,8 +181,8 @@ fn routed(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
                 _ => {}
             }
         }
-        "referral_outcome" => rec.status = "closed".into(),
-        "jurisdiction_designation" => {
+        MessageType::ReferralOutcome => rec.status = "closed".into(),
+        MessageType::JurisdictionDesignation => {
             rec.status = "designated".into();
             out.extend(close_all(
                 rec,
@@ -195,13 +191,13 @@ fn routed(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
                 now,
             ));
         }
-        "criminal_handoff" => {
+        MessageType::CriminalHandoff => {
             rec.handed_off = true;
             rec.status = "handed_off".into();
             out.push(count(sender, "handoffs_sent"));
             out.extend(to.iter().map(|o| count(o, "handoffs_received")));
             // Decree 310 art. 5, checked from the dates the letter states.
-            if let (Some(rep), Some(app)) = (date(&summary, "reported_on"), date(&summary, "approved_on")) {
+            if let (Some(rep), Some(app)) = (date(summary, "reported_on"), date(summary, "approved_on")) {
                 out.extend(after_the_fact(
                     rec,
                     ctx,
@@ -212,14 +208,14 @@ fn routed(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
                     start_of_day(app),
                 ));
             }
-            if let Some(app) = date(&summary, "approved_on") {
+            if let Some(app) = date(summary, "approved_on") {
                 let mut c =
                     clocks::start(ctx.settings, ctx.cal, ClockName::HandoffTransfer, about, sender, end_of_day(app));
                 c.due = end_of_day(app) + chrono::Duration::hours(24);
                 out.extend(check_now(rec, c, &ev.msg_id, ctx));
             }
         }
-        "handoff_receipt" => {
+        MessageType::HandoffReceipt => {
             out.extend(close(rec, ClockName::PoliceReceipt, &reply_to, sender, &ev.msg_id, ctx));
             if rec.status == "filed" {
                 let handoff = rec
@@ -240,10 +236,10 @@ fn routed(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
                 rec.status = "received".into();
             }
         }
-        "police_decision" => {
+        MessageType::PoliceDecision => {
             out.push(count(sender, "police_decisions"));
             let handoff = handoff_of(rec, &reply_to);
-            let decision = s(&summary, "decision");
+            let decision = s(summary, "decision");
             match decision {
                 "supplement_requested" => {
                     if let Some(h) = &handoff
@@ -271,7 +267,7 @@ fn routed(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
                 }
             }
         }
-        "reconsideration_request" => {
+        MessageType::ReconsiderationRequest => {
             if kind_of(ctx.settings, to.first().map(String::as_str).unwrap_or_default()) == Some(OrgKind::Procuratorate)
             {
                 out.extend(close_owned(rec, ClockName::ProcuratorateRequest, sender, &ev.msg_id, ctx));
@@ -280,12 +276,12 @@ fn routed(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
                 rec.status = "reconsideration".into();
             }
         }
-        "reconsideration_decision" => {
+        MessageType::ReconsiderationDecision => {
             out.extend(close(rec, ClockName::ReconsiderationAnswer, &reply_to, sender, &ev.msg_id, ctx));
-            rec.status = if s(&summary, "decision") == "filed" { "filed".into() } else { "not_filed".into() };
+            rec.status = if s(summary, "decision") == "filed" { "filed".into() } else { "not_filed".into() };
         }
-        "assistance_reply" => {
-            if s(&summary, "decision") == "extended" {
+        MessageType::AssistanceReply => {
+            if s(summary, "decision") == "extended" {
                 if let Some(c) = rec
                     .clocks
                     .iter_mut()
@@ -301,7 +297,7 @@ fn routed(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
                 out.extend(close(rec, ClockName::AssistanceReply, &reply_to, sender, &ev.msg_id, ctx));
             }
         }
-        "info_share" if s(&summary, "kind") == "penalty_decision" => {
+        MessageType::InfoShare if s(summary, "kind") == "penalty_decision" => {
             if rec.crime_met && !rec.handed_off {
                 let mut to = clocks::supervisors(ctx.settings, sender, OrgKind::Procuratorate);
                 to.extend(clocks::supervisors(ctx.settings, sender, OrgKind::JusticeBureau));
@@ -316,13 +312,13 @@ fn routed(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
                     discriminator: String::new(),
                 });
             }
-            if is_major(&summary) {
-                let decided = date(&summary, "decided_on").map(start_of_day).unwrap_or(now);
+            if is_major(summary) {
+                let decided = date(summary, "decided_on").map(start_of_day).unwrap_or(now);
                 let c = clocks::start(ctx.settings, ctx.cal, ClockName::MajorPenaltyFiling, about, sender, decided);
                 rec.clocks.push(c);
             }
         }
-        "supervision_alert" => {
+        MessageType::SupervisionAlert => {
             out.extend(recipients.iter().map(|o| count(o, "alerts")));
         }
         _ => {}
@@ -378,9 +374,9 @@ fn received_at(rec: &CaseRecord, handoff: &str, police: &str) -> Option<DateTime
     DateTime::parse_from_rfc3339(&at).ok().map(|t| t.with_timezone(&Utc))
 }
 
-fn delivered(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
+fn delivered(rec: &mut CaseRecord, ev: &Event, org: &str, ctx: &Ctx) -> Vec<Action> {
     let now = ctx.now;
-    let org = ev.detail["recipient"].as_str().unwrap_or_default().to_string();
+    let org = org.to_string();
     let Some(i) = rec.messages.iter().position(|m| m.id == ev.msg_id && m.sender == ev.sender) else {
         return Vec::new();
     };
@@ -408,9 +404,11 @@ fn delivered(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
         }
     };
     let decision = s(&m.summary, "decision");
-    match (m.msg_type.as_str(), kind) {
-        ("clue_referral" | "case_referral", Some(k)) if k.is_enforcement() => start(rec, ClockName::ReferralDecision),
-        ("criminal_handoff", Some(OrgKind::PublicSecurity)) => {
+    match (MessageType::parse(&m.msg_type), kind) {
+        (Some(MessageType::ClueReferral | MessageType::CaseReferral), Some(k)) if k.is_enforcement() => {
+            start(rec, ClockName::ReferralDecision)
+        }
+        (Some(MessageType::CriminalHandoff), Some(OrgKind::PublicSecurity)) => {
             start(rec, ClockName::PoliceReceipt);
             start(rec, ClockName::PoliceFiling);
             if ctx.settings.org(&org).is_some_and(|o| o.auto_receipt) {
@@ -421,12 +419,20 @@ fn delivered(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
                 });
             }
         }
-        ("police_decision", _) if decision == "not_filed" => start(rec, ClockName::ReconsiderationWindow),
-        ("police_decision", _) if decision == "filed" => start(rec, ClockName::SeizedHandover),
-        ("police_decision", _) if decision == "supplement_requested" => start(rec, ClockName::Supplement),
-        ("reconsideration_request", Some(OrgKind::PublicSecurity)) => start(rec, ClockName::ReconsiderationAnswer),
-        ("reconsideration_decision", _) if decision == "not_filed" => start(rec, ClockName::ProcuratorateRequest),
-        ("assistance_request", _) if s(&m.summary, "due_basis") == "joint_inspection" => {
+        (Some(MessageType::PoliceDecision), _) if decision == "not_filed" => {
+            start(rec, ClockName::ReconsiderationWindow)
+        }
+        (Some(MessageType::PoliceDecision), _) if decision == "filed" => start(rec, ClockName::SeizedHandover),
+        (Some(MessageType::PoliceDecision), _) if decision == "supplement_requested" => {
+            start(rec, ClockName::Supplement)
+        }
+        (Some(MessageType::ReconsiderationRequest), Some(OrgKind::PublicSecurity)) => {
+            start(rec, ClockName::ReconsiderationAnswer)
+        }
+        (Some(MessageType::ReconsiderationDecision), _) if decision == "not_filed" => {
+            start(rec, ClockName::ProcuratorateRequest)
+        }
+        (Some(MessageType::AssistanceRequest), _) if s(&m.summary, "due_basis") == "joint_inspection" => {
             if addressee && let Some(on) = date(&m.summary, "inspection_on") {
                 let mut c =
                     clocks::start(ctx.settings, ctx.cal, ClockName::JointInspectionNotice, about, &m.sender, now);
@@ -435,8 +441,8 @@ fn delivered(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
                 out.extend(check_now(rec, c, &m.id, ctx));
             }
         }
-        ("assistance_request", _) => start(rec, ClockName::AssistanceReply),
-        ("info_share", Some(OrgKind::JusticeBureau)) => {
+        (Some(MessageType::AssistanceRequest), _) => start(rec, ClockName::AssistanceReply),
+        (Some(MessageType::InfoShare), Some(OrgKind::JusticeBureau)) => {
             let id = format!("major_penalty_filing:{}", m.id);
             if let Some(c) = rec.clocks.iter().find(|c| c.id == id && c.is_open()).cloned() {
                 out.extend(finish(rec, &c.id, &format!("delivered to {org}"), ctx));
@@ -623,18 +629,11 @@ mod tests {
     use super::*;
 
     fn event(step: &str, msg: &str, sender: &str, detail: serde_json::Value) -> Event {
-        Event {
-            step: step.into(),
-            service: "test".into(),
-            msg_id: msg.into(),
-            sender: sender.into(),
-            case: Some("XJ-1".into()),
-            msg_type: Some("police_decision".into()),
-            at: Utc::now(),
-            trace_id: String::new(),
-            span_id: String::new(),
-            detail,
-        }
+        serde_json::from_value(json!({
+            "step": step, "service": "test", "msg_id": msg, "sender": sender, "case": "XJ-1",
+            "msg_type": "police_decision", "at": Utc::now(), "trace_id": "", "span_id": "", "detail": detail,
+        }))
+        .expect("a valid event")
     }
 
     /// The procuratorate's copy of a refusal may arrive before the bureau's

@@ -15,12 +15,13 @@ use tracing::Instrument;
 use xj_bus::alerts::{Alert, raise};
 use xj_bus::clock::HubClock;
 use xj_bus::consume::{self, Durable};
-use xj_bus::events::{self, Event};
+use xj_bus::events::{self, CaseRecordFull, Event, Step};
 use xj_bus::headers::Put;
 use xj_bus::otel::{Hop, SpanKind};
 use xj_bus::records::CaseRecord;
 use xj_bus::{Bus, Shutdown, TraceParent, headers as h, subjects};
 use xj_config::Settings;
+use xj_model::MessageType;
 
 use crate::calendar::Calendar;
 use crate::machine::{Action, Ctx, apply, clock_json, fire, next_wake};
@@ -127,7 +128,7 @@ impl Tracker {
             let _ = m.ack().await;
             return;
         };
-        let span = tracing::info_span!("track", msg_id = %ev.msg_id, case = %case, step = %ev.step);
+        let span = tracing::info_span!("track", msg_id = %ev.msg_id, case = %case, step = ev.step.name());
         // The tracker continues the trace of the step it folds in.
         let received = TraceParent::from_hex(&ev.trace_id, &ev.span_id);
         let own = received.map(|t| t.child()).unwrap_or_else(TraceParent::new_root);
@@ -135,11 +136,11 @@ impl Tracker {
         hop.attr("xj.message_id", ev.msg_id.clone())
             .attr("xj.case", case.clone())
             .attr("xj.sender", ev.sender.clone())
-            .attr("xj.step", ev.step.clone())
-            .attr_opt("xj.type", ev.msg_type.clone())
-            .attr_opt("xj.rule", ev.detail["rule"].as_str().map(str::to_owned))
-            .attr_opt("xj.rule_version", ev.detail["rule_version"].as_str().map(str::to_owned))
-            .attr_opt("xj.recipient", ev.detail["recipient"].as_str().map(str::to_owned));
+            .attr("xj.step", ev.step.name())
+            .attr_opt("xj.type", ev.msg_type.map(MessageType::as_str))
+            .attr_opt("xj.rule", ev.step.routing().map(|r| r.rule.clone()))
+            .attr_opt("xj.rule_version", ev.step.routing().map(|r| r.rule_version.clone()))
+            .attr_opt("xj.recipient", ev.step.recipient().map(str::to_owned));
         match self.update(&case, |rec, ctx| apply(rec, &ev, ctx)).instrument(span).await {
             Ok(()) => {
                 hop.finish();
@@ -223,23 +224,26 @@ impl Tracker {
     /// terminated with the reason rather than redelivered for ever.
     async fn record_full(&self, m: &Message, ev: &Event, reason: &str) {
         metrics::counter!("xj_case_records_full_total").increment(1);
-        tracing::error!(msg_id = %ev.msg_id, step = %ev.step, reason, "event not folded into its case");
+        tracing::error!(msg_id = %ev.msg_id, step = ev.step.name(), reason, "event not folded into its case");
         let own =
             TraceParent::from_hex(&ev.trace_id, &ev.span_id).map(|t| t.child()).unwrap_or_else(TraceParent::new_root);
         let note = Event {
-            step: "case_record_full".into(),
+            step: Step::CaseRecordFull(CaseRecordFull {
+                error: reason.to_string(),
+                event: ev.step.name().to_string(),
+                recipient: ev.step.recipient().map(str::to_owned),
+            }),
             service: "tracker".into(),
             msg_id: ev.msg_id.clone(),
             sender: ev.sender.clone(),
             case: ev.case.clone(),
-            msg_type: ev.msg_type.clone(),
+            msg_type: ev.msg_type,
             at: self.clock.now(),
             trace_id: own.trace_id_hex(),
             span_id: own.span_id_hex(),
-            detail: json!({ "error": reason, "event": ev.step, "recipient": ev.detail["recipient"] }),
         };
-        let recipient = ev.detail["recipient"].as_str().unwrap_or_default();
-        let dedup = format!("evt:case_record_full:{}:{}:{}:{recipient}", ev.sender, ev.msg_id, ev.step);
+        let recipient = ev.step.recipient().unwrap_or_default();
+        let dedup = format!("evt:case_record_full:{}:{}:{}:{recipient}", ev.sender, ev.msg_id, ev.step.name());
         if let Err(e) = events::publish_once(&self.bus.js, &note, &dedup).await {
             tracing::warn!(error = %e, "case_record_full step not recorded");
         }

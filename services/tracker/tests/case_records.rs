@@ -10,7 +10,7 @@ use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use chrono::Utc;
 use serde_json::{Value, json};
 use xj_bus::embedded::{NatsServer, ServerOptions};
-use xj_bus::events::{self, Event};
+use xj_bus::events::{self, Event, Step};
 use xj_bus::records::CaseRecord;
 use xj_bus::{Bus, Shutdown};
 
@@ -78,19 +78,14 @@ async fn setup(extra: Option<&str>) -> anyhow::Result<Setup> {
     Ok(Setup { _dir: dir, _server: server, bus, shutdown, tracker })
 }
 
+/// An event as it is on the wire (which is what the tracker reads).
 fn event(step: &str, case: &str, id: &str, detail: Value) -> Event {
-    Event {
-        step: step.into(),
-        service: "test".into(),
-        msg_id: id.into(),
-        sender: "qh-market".into(),
-        case: Some(case.into()),
-        msg_type: Some("assistance_request".into()),
-        at: Utc::now(),
-        trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
-        span_id: "b7ad6b7169203331".into(),
-        detail,
-    }
+    serde_json::from_value(json!({
+        "step": step, "service": "test", "msg_id": id, "sender": "qh-market", "case": case,
+        "msg_type": "assistance_request", "at": Utc::now(),
+        "trace_id": "0af7651916cd43dd8448eb211c80319c", "span_id": "b7ad6b7169203331", "detail": detail,
+    }))
+    .expect("a valid event")
 }
 
 /// The `routed` event of an assistance request whose `matter` is `size`
@@ -237,7 +232,8 @@ async fn a_record_that_cannot_fit_is_refused_once_not_retried_for_ever() -> anyh
     missing.sort();
     assert_eq!(refused().await?, missing);
     let first = stored_events(&s.bus, "xj.evt.*.*.case_record_full").await?;
-    let reason = first[0].detail["error"].as_str().unwrap_or_default();
+    let Step::CaseRecordFull(full) = &first[0].step else { panic!("a case_record_full step: {:?}", first[0]) };
+    let reason = &full.error;
     assert!(reason.contains(case) && reason.contains("bytes"), "{reason}");
     // Redelivery would have happened after ack_wait (1 s): nothing came back.
     tokio::time::sleep(Duration::from_secs(3)).await;
