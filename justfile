@@ -9,7 +9,8 @@ up:
 test:
     cargo test --workspace
 
-# Formatting and lints as CI expects them.
+# Formatting and lints: the project keeps both clean (CI runs only the tests,
+# the README's command; run this before committing).
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings

@@ -123,6 +123,8 @@ pub async fn raise(bus: &Bus, a: Alert<'_>, trace: &TraceParent) -> anyhow::Resu
             },
         )
         .await?;
+        // The recipient may answer on the case at once (crate::parties).
+        crate::parties::mark(&bus.parties, a.case, crate::parties::Role::Received, org).await?;
         let mut hd = HeaderMap::new();
         hd.put(h::NATS_MSG_ID, format!("hub:{id}:{org}").as_str());
         hd.put(h::TRACEPARENT, own.header().as_str());

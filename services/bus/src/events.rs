@@ -116,7 +116,7 @@ pub struct Routed {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub major_penalty_filed: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub filing: Option<Value>,
+    pub filing: Option<Filing>,
     #[serde(default)]
     pub reply_to: Option<String>,
     /// The message's sequence in `XJ_ACCEPTED`.
@@ -134,6 +134,25 @@ pub struct Routed {
     /// A re-route (designation, transfer): the message that caused it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rerouted_by: Option<String>,
+}
+
+/// 重大行政处罚备案: the routing carried a major penalty decision to the
+/// justice bureau, and by when it had to be filed. The rules decide what is
+/// major (`[major_penalty]`); the tracker keeps the clock from this.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Filing {
+    /// The justice bureau(s) it was filed with.
+    pub with: Vec<String>,
+    /// Which criteria the decision meets, in words.
+    #[serde(default)]
+    pub criteria: Vec<String>,
+    /// The day of the decision (`body.decided_on`, else the day it was
+    /// sent), `YYYY-MM-DD`.
+    pub decided_on: String,
+    /// The last day to file: `decided_on` + `[major_penalty] file_within_days`.
+    pub due: String,
+    #[serde(default)]
+    pub source: String,
 }
 
 /// `waiting` / `attempt` / `delivered` / `dead`: one copy, one receiver.
@@ -194,6 +213,10 @@ pub struct CaseRecordFull {
 }
 
 impl Step {
+    /// Every step's name, as [`Step::name`] gives it.
+    pub const NAMES: [&'static str; 9] =
+        ["accepted", "routed", "unplaced", "waiting", "attempt", "delivered", "dead", "replayed", "case_record_full"];
+
     /// The step's name: the last token of its subject and `step` on the wire.
     pub fn name(&self) -> &'static str {
         match self {
@@ -372,7 +395,7 @@ mod tests {
                 json!({ "recipients": ["qh-b", "qh-p"], "targets": [{"org": "qh-b", "role": "to"}, {"org": "qh-p", "role": "copy"}],
                         "rule": "matter:X", "rule_version": "v1", "reasons": ["r"], "consulted": [{"rule": "x"}],
                         "crime": {"offence": "o"}, "rule_errors": ["e"], "major_penalty_filed": true,
-                        "filing": {"with": ["qh-j"]}, "reply_to": "M-0", "seq": 7, "summary": {"decision": "accepted"} }),
+                        "filing": {"with": ["qh-j"], "criteria": ["c"], "decided_on": "2026-01-02", "due": "2026-01-17", "source": "s"}, "reply_to": "M-0", "seq": 7, "summary": {"decision": "accepted"} }),
             ),
             wire(
                 "delivered",
@@ -392,6 +415,14 @@ mod tests {
         for v in cases {
             let ev: Event = serde_json::from_value(v.clone()).expect("reads");
             assert_eq!(serde_json::to_value(&ev).expect("writes"), v);
+        }
+    }
+
+    #[test]
+    fn every_name_is_a_step_the_wire_reads() {
+        for name in Step::NAMES {
+            let e = Step::from_parts(name, json!({})).err().unwrap_or_default();
+            assert!(!e.contains("unknown step"), "{name}: {e}");
         }
     }
 

@@ -14,6 +14,7 @@ pub mod events;
 pub mod headers;
 pub mod metrics;
 pub mod otel;
+pub mod parties;
 pub mod records;
 pub mod signing;
 pub mod stats;

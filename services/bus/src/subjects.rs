@@ -26,6 +26,9 @@ pub const KV_RECEIPTS: &str = "xj_receipts";
 pub const KV_ROUTES: &str = "xj_routes";
 /// Case records kept by the tracker.
 pub const KV_CASES: &str = "xj_cases";
+/// Who is party to a case, written before the gateway answers and before a
+/// copy leaves (`crate::parties`).
+pub const KV_PARTIES: &str = "xj_parties";
 /// Each party's administrative penalties the hub carried: `<party>` → list.
 pub const KV_PENALTIES: &str = "xj_penalties";
 /// Who first opened a case on a party and matter: `<party>.<matter>`.

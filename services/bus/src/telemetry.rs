@@ -1,5 +1,7 @@
 //! One telemetry set-up for every service: `tracing` to stderr, filtered by
-//! `[telemetry] log` or `RUST_LOG`; quiet unless asked in tests. Resident
+//! `[telemetry] log` or `RUST_LOG`, installed by the `xj` binary (so tests
+//! that start services in-process log nothing; the fault tests' `xj run`
+//! processes do, to their stderr). Resident
 //! ID numbers are masked in every line written (docs/security.md, "Personal data").
 
 use tracing_subscriber::{EnvFilter, fmt};

@@ -15,10 +15,13 @@ pub enum WebhookSignError {
     Secret(String),
 }
 
-/// The id of one delivery: its message and its recipient, the same on
-/// every attempt (a receiver dedupes on it).
-pub fn delivery_id(msg_id: &str, org: &str) -> String {
-    format!("{msg_id}.{org}")
+/// The id of one delivery: its sender, message and recipient, the same on
+/// every attempt (a receiver dedupes on it). Message ids are unique per
+/// sender only, so the sender is part of it: two organisations that both
+/// number a message `M-1` send two messages. Organisation ids have no `.`,
+/// so the three parts read back unambiguously.
+pub fn delivery_id(sender: &str, msg_id: &str, org: &str) -> String {
+    format!("{sender}.{msg_id}.{org}")
 }
 
 /// The `webhook-signature` value for `body` sent as `id` at `timestamp`

@@ -35,3 +35,29 @@ pub async fn script() -> Response {
 pub async fn style() -> Response {
     page("text/css; charset=utf-8", STYLE)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SCRIPT;
+
+    /// The names between `const <table> = {` and the `};` that ends it.
+    fn table(name: &str) -> String {
+        let start = SCRIPT.find(&format!("const {name} = {{")).unwrap_or_else(|| panic!("no {name} in app.js"));
+        let rest = &SCRIPT[start..];
+        rest[..rest.find("};").unwrap_or(rest.len())].to_string()
+    }
+
+    /// A message type or step without a label shows as its raw name on the
+    /// operators' pages; a new one must be labelled in both languages.
+    #[test]
+    fn every_message_type_and_step_has_a_label() {
+        let types = table("TYPES");
+        for t in xj_model::MessageType::ALL {
+            assert!(types.contains(&format!("{}: [", t.as_str())), "no label for the message type {}", t.as_str());
+        }
+        let steps = table("STEPS");
+        for s in xj_bus::events::Step::NAMES {
+            assert!(steps.contains(&format!("{s}: [")), "no label for the step {s}");
+        }
+    }
+}

@@ -13,6 +13,8 @@ use xj_mapping::Formats;
 /// What a routed message carries that a delivery needs.
 pub struct Parcel<'a> {
     pub org: &'a Org,
+    /// Who sent the message: message ids are unique per sender only.
+    pub sender: &'a str,
     pub msg_id: &'a str,
     pub case: &'a str,
     /// This copy's identity ([`delivery_id`]): its `Nats-Msg-Id` in the
@@ -86,7 +88,7 @@ pub async fn attempt(http: &reqwest::Client, bus: &Bus, key: &HubKey, p: &Parcel
     if let Some(url) = &p.org.deliver.webhook {
         // Standard Webhooks beside Xj-Signature: the same id on every
         // attempt, this attempt's time, one signature per secret in force.
-        let hook_id = xj_bus::webhooks::delivery_id(p.msg_id, &p.org.id);
+        let hook_id = xj_bus::webhooks::delivery_id(p.sender, p.msg_id, &p.org.id);
         let now = chrono::Utc::now().timestamp();
         let derived;
         let secrets = if p.org.webhook_secrets.is_empty() {
@@ -106,6 +108,7 @@ pub async fn attempt(http: &reqwest::Client, bus: &Bus, key: &HubKey, p: &Parcel
             .header(xj_bus::webhooks::HEADER_WEBHOOK_TIMESTAMP, now.to_string())
             .header(xj_bus::webhooks::HEADER_WEBHOOK_SIGNATURE, hook_sig)
             .header(h::MESSAGE_ID, p.msg_id)
+            .header(h::SENDER, p.sender)
             .header(h::CASE, p.case)
             .header(h::ATTEMPT, p.attempt.to_string())
             .header(h::TRACEPARENT, p.trace.header())
@@ -129,6 +132,7 @@ pub async fn attempt(http: &reqwest::Client, bus: &Bus, key: &HubKey, p: &Parcel
     let mut hdr = HeaderMap::new();
     hdr.put(h::NATS_MSG_ID, p.delivery);
     hdr.put(h::MESSAGE_ID, p.msg_id);
+    hdr.put(h::SENDER, p.sender);
     hdr.put(h::CASE, p.case);
     hdr.put(h::ATTEMPT, p.attempt.to_string().as_str());
     hdr.put(h::TRACEPARENT, p.trace.header().as_str());

@@ -405,6 +405,7 @@ impl Courier {
             Ok((body, content_type)) => {
                 let parcel = Parcel {
                     org,
+                    sender: &copy.sender,
                     msg_id: &copy.msg_id,
                     case: &copy.case,
                     delivery: &copy.delivery,

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use xj_bus::headers::Put;
 use xj_bus::otel::{Hop, SpanKind};
+use xj_bus::parties::Role;
 use xj_bus::records::{CaseRecord, RouteEntry};
 use xj_bus::{TraceParent, events, headers as h, subjects};
 use xj_config::OrgKind;
@@ -320,6 +321,29 @@ async fn thread_of(state: &GatewayState, org: &str, env: &Envelope) -> Result<(S
         };
     }
     if let Some(case) = &env.case {
+        // What the gateway and router recorded before anything left
+        // (xj_bus::parties) answers at once, however far behind the tracker
+        // is; cases from before those records existed fall back to the
+        // tracker's record.
+        let parties = &state.bus.parties;
+        let (referred, party) = tokio::try_join!(
+            xj_bus::parties::is(parties, case, Role::Referred, org),
+            xj_bus::parties::is_party(parties, case, org)
+        )
+        .map_err(unavailable)?;
+        if env.kind.is_referral() && referred {
+            return Err(ApiError::Invalid(vec![Problem::new(
+                "/case",
+                "a receiver may not pass a referral on by itself: answer with a referral_reply whose decision is \"objected\"",
+            )]));
+        }
+        let may =
+            party || (supervisor(state, org) && xj_bus::parties::is_open(parties, case).await.map_err(unavailable)?);
+        // A referral on a case is also checked against the record: a
+        // case begun before these records existed has no `referred` mark.
+        if may && !env.kind.is_referral() {
+            return Ok((case.clone(), None));
+        }
         let record: Option<CaseRecord> = match state.bus.cases.get(case).await.map_err(unavailable)? {
             Some(b) => serde_json::from_slice(&b).ok(),
             None => None,
@@ -335,6 +359,8 @@ async fn thread_of(state: &GatewayState, org: &str, env: &Envelope) -> Result<(S
             // Supervisors step into any case (指定管辖, 协调): they are not
             // parties until they act.
             Some(_) if supervisor(state, org) => Ok((case.clone(), None)),
+            // The tracker has not folded the case in yet.
+            _ if may => Ok((case.clone(), None)),
             _ => {
                 Err(ApiError::Invalid(vec![Problem::new("/case", format!("no case {case:?} that {org} is party to"))]))
             }
@@ -402,11 +428,23 @@ async fn publish(
     ev_hdr.put(h::NATS_MSG_ID, format!("evt:{}:{}:accepted", env.sender, env.id).as_str());
     let ev_payload = serde_json::to_vec(&ev).map_err(|e| ApiError::Internal(e.to_string()))?;
     let js = &state.bus.js;
-    let (main, event) = tokio::join!(
+    // The case exists, and its sender is party to it, before the 202: a GET
+    // of the case or the sender's next message on it must not depend on
+    // how far behind the tracker is (xj_bus::parties).
+    let case = claim.receipt.case.as_str();
+    let parties = &state.bus.parties;
+    let (main, event, known) = tokio::join!(
         async { js.publish_with_headers(subjects::accepted(&env.sender), hdr, payload.into()).await?.await },
         async { js.publish_with_headers(ev.subject(), ev_hdr, ev_payload.into()).await?.await },
+        async {
+            tokio::try_join!(
+                xj_bus::parties::open(parties, case),
+                xj_bus::parties::mark(parties, case, Role::Sent, &env.sender)
+            )
+        },
     );
     main.map_err(unavailable)?;
+    known.map_err(unavailable)?;
     if let Err(e) = event {
         tracing::warn!(error = %e, msg_id = %env.id, "accepted event not recorded");
     }

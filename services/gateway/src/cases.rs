@@ -21,14 +21,36 @@ pub async fn get_case(
         return Err(not_found());
     }
     let raw = state.bus.cases.get(&case).await.map_err(ApiError::unavailable)?;
+    let org = match &who {
+        Caller::Org(org) => Some(org.as_str()),
+        Caller::Operator => None,
+    };
     let record: CaseRecord = match raw {
         Some(b) => serde_json::from_slice(&b).map_err(|e| ApiError::Internal(e.to_string()))?,
+        // Accepted, not yet folded in: the case exists, its record follows.
+        None if known(&state, &case, org).await? => {
+            CaseRecord { case: case.clone(), status: "opening".into(), ..Default::default() }
+        }
         None => return Err(not_found()),
     };
-    if let Caller::Org(org) = &who
+    if let Some(org) = org
         && !record.is_party(org)
+        && !known(&state, &case, Some(org)).await?
     {
         return Err(not_found());
     }
     Ok(Json(serde_json::to_value(record).map_err(|e| ApiError::Internal(e.to_string()))?))
+}
+
+/// What the gateway and router recorded before answering and delivering
+/// (xj_bus::parties): whether `org` is party to `case` (for an operator,
+/// whether the case exists), while the tracker, which writes the record,
+/// has not caught up.
+async fn known(state: &GatewayState, case: &str, org: Option<&str>) -> Result<bool, ApiError> {
+    let parties = &state.bus.parties;
+    match org {
+        Some(org) => xj_bus::parties::is_party(parties, case, org).await,
+        None => xj_bus::parties::is_open(parties, case).await,
+    }
+    .map_err(ApiError::unavailable)
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 use tracing::Instrument;
 use xj_bus::consume::{self, Durable};
 use xj_bus::records::{CaseRecord, RouteEntry};
-use xj_bus::{Bus, Shutdown, TraceParent, events, headers as h, subjects};
+use xj_bus::{Bus, Shutdown, TraceParent, events, headers as h, parties, subjects};
 use xj_config::{OrgKind, Settings};
 use xj_model::{Envelope, MessageType};
 use xj_rules::knowledge::{self, designate_holder, record_holder, record_penalty};
@@ -162,7 +162,7 @@ async fn route(rs: &RuleSet, bus: &Bus, m: &Message, env: &Envelope, case: &str)
         crime: decision.crime.as_ref().and_then(|c| serde_json::to_value(c).ok()),
         rule_errors: decision.rule_errors.clone(),
         major_penalty_filed: Some(decision.filing.is_some()),
-        filing: decision.filing.as_ref().and_then(|f| serde_json::to_value(f).ok()),
+        filing: decision.filing.clone(),
         reply_to: env.reply_to.clone(),
         seq,
         summary: summary(env),
@@ -181,13 +181,15 @@ async fn route(rs: &RuleSet, bus: &Bus, m: &Message, env: &Envelope, case: &str)
     };
     // The decision is recorded before any copy leaves, so every delivery
     // event comes after it in the stream.
-    // The routes (which a reply is threaded by) are stored before any copy
-    // leaves too; the two writes do not depend on each other.
+    // The routes (which a reply is threaded by) and the recipients' part in
+    // the case (which the gateway checks a message naming the case against)
+    // are stored before any copy leaves too; the writes do not depend on
+    // each other.
     let dedup = format!("evt:routed:{}:{}", env.sender, env.id);
-    let routes =
-        futures::future::try_join_all(decision.targets.iter().map(|t| async {
-            remember(&bus.routes, &subjects::key(&t.org, &env.id), route_entry(env, case, seq)).await
-        }));
+    let routes = futures::future::try_join_all(decision.targets.iter().map(|t| async {
+        remember(&bus.routes, &subjects::key(&t.org, &env.id), route_entry(env, case, seq)).await?;
+        mark_recipient(bus, env, case, &t.org).await
+    }));
     let (recorded, remembered) = tokio::join!(events::publish_once(&bus.js, &ev, &dedup), routes);
     recorded?;
     remembered?;
@@ -205,6 +207,17 @@ async fn route(rs: &RuleSet, bus: &Bus, m: &Message, env: &Envelope, case: &str)
     }
     hop.finish();
     tracing::info!(rule = %decision.rule, version = %decision.version, recipients = ?decision.recipients(), "routed");
+    Ok(())
+}
+
+/// Records `org` as party to `case` (xj_bus::parties): it received a
+/// message, and, for a clue or case referral, a referral it may not pass on
+/// by itself (police who got a hand-off may still hand a case back, art. 13).
+async fn mark_recipient(bus: &Bus, env: &Envelope, case: &str, org: &str) -> anyhow::Result<()> {
+    parties::mark(&bus.parties, case, parties::Role::Received, org).await?;
+    if matches!(env.kind, MessageType::ClueReferral | MessageType::CaseReferral) {
+        parties::mark(&bus.parties, case, parties::Role::Referred, org).await?;
+    }
     Ok(())
 }
 
@@ -415,6 +428,7 @@ async fn reroute(
         filing: None,
     };
     remember(&bus.routes, &subjects::key(designated, &orig.id), route_entry(&orig, case, Some(seq))).await?;
+    mark_recipient(bus, &orig, case, designated).await?;
     publish_copy(bus, &raw.payload, &orig, case, designated, &d, trace, (None, Some(seq)), Some(why)).await?;
     if why == "designation"
         && let (Some(party), Some(matter)) = (orig.body.get("party").and_then(party_key), orig.matter())

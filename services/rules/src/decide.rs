@@ -45,19 +45,9 @@ pub struct Decision {
 }
 
 /// 重大行政处罚备案 (《县行政执法协调监督工作方案》（十二）): the hub files a major penalty decision
-/// with the county's justice bureau by carrying it there.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Filing {
-    /// The justice bureau(s) it was filed with.
-    pub with: Vec<String>,
-    /// Which criteria the decision meets, in words.
-    pub criteria: Vec<String>,
-    /// The day of the decision (`body.decided_on`, else the day it was sent).
-    pub decided_on: String,
-    /// The last day to file: `decided_on` + `[major_penalty] file_within_days`.
-    pub due: String,
-    pub source: String,
-}
+/// with the county's justice bureau by carrying it there. The routed
+/// event carries it as it is, so it is defined with the events.
+pub use xj_bus::events::Filing;
 
 impl Decision {
     pub fn recipients(&self) -> Vec<String> {

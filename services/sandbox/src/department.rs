@@ -180,7 +180,9 @@ async fn receive(State(dept): State<Department>, headers: HeaderMap, body: Bytes
         dept.lock().rejected += 1;
         return StatusCode::UNAUTHORIZED;
     }
-    let id = headers.get("xj-message-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    // Ids are unique per sender: two senders' `M-1` are two messages.
+    let id = format!("{}\n{}", header("xj-sender"), header("xj-message-id"));
     // Read in the department's own format, as its system would.
     let msg = match crate::speak::read(&dept.formats, &dept.org, &body) {
         Ok(m) => m,

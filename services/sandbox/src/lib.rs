@@ -1,7 +1,7 @@
 //! The sandbox county's departmental systems, for `xj up`: one real HTTP
 //! server per organisation whose webhook is on this machine. Each verifies
 //! the hub's signature with the key from `GET /v1/keys`, dedupes on
-//! `Xj-Message-Id`, keeps what it received (`GET /` on its port), and answers
+//! `Xj-Sender` and `Xj-Message-Id`, keeps what it received (`GET /` on its port), and answers
 //! as the real system would (a town or bureau replies to a referral). A demo
 //! generator sends referrals so an operator sees traffic at once.
 

@@ -248,8 +248,11 @@ pub fn def(name: ClockName, settings: &Settings) -> Def {
             OnExpiry::Overdue,
         ),
         ClockName::MajorPenaltyFiling => (
-            format!("重大行政处罚决定之日起15日内报司法局备案（{SUPERVISION_PLAN}（十二）落实重大行政处罚备案制度）"),
-            Span::CalendarDays(15),
+            format!(
+                "重大行政处罚决定之日起{}日内报司法局备案（{SUPERVISION_PLAN}（十二）落实重大行政处罚备案制度）",
+                settings.major_penalty.file_within_days
+            ),
+            Span::CalendarDays(i64::from(settings.major_penalty.file_within_days)),
             OrgKind::JusticeBureau,
             OnExpiry::Overdue,
         ),

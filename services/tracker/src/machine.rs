@@ -306,16 +306,29 @@ fn routed(rec: &mut CaseRecord, ev: &Event, d: &Routed, ctx: &Ctx) -> Vec<Action
                     about: (ev.msg_id.clone(), sender.to_string()),
                     recipients: to,
                     text:
-                        "案件事实已达刑事立案追诉标准，但未移送公安机关即作出行政处罚（以罚代刑，行政处罚法第二十七条）"
+                        "案件事实已达刑事立案追诉标准，但未移送公安机关即作出行政处罚（以罚代刑：行政处罚法第八条第二款、第二十七条、第八十二条；《行政执法机关移送涉嫌犯罪案件的规定》第十一条）"
                             .into(),
                     clock: None,
                     discriminator: String::new(),
                 });
             }
-            if is_major(summary) {
-                let decided = date(summary, "decided_on").map(start_of_day).unwrap_or(now);
-                let c = clocks::start(ctx.settings, ctx.cal, ClockName::MajorPenaltyFiling, about, sender, decided);
-                rec.clocks.push(c);
+            // What is major is the rules' to say (`[major_penalty]`); the
+            // routing that filed the decision says by when.
+            if let Some(f) = &d.filing
+                && let (Ok(decided), Ok(due)) = (f.decided_on.parse::<NaiveDate>(), f.due.parse::<NaiveDate>())
+            {
+                let mut c = clocks::start(
+                    ctx.settings,
+                    ctx.cal,
+                    ClockName::MajorPenaltyFiling,
+                    about,
+                    sender,
+                    start_of_day(decided),
+                );
+                c.due = end_of_day(due);
+                if !rec.clocks.iter().any(|x| x.id == c.id) {
+                    rec.clocks.push(c);
+                }
             }
         }
         MessageType::SupervisionAlert => {
@@ -343,23 +356,6 @@ fn routed(rec: &mut CaseRecord, ev: &Event, d: &Routed, ctx: &Ctx) -> Vec<Action
 }
 
 /// Penalties filed with the justice bureau (《县行政执法协调监督工作方案》（十二）).
-pub fn is_major(summary: &Value) -> bool {
-    let p = &summary["penalty"];
-    let kind = s(p, "kind");
-    let amount = p.get("amount").and_then(Value::as_f64).unwrap_or(0.0);
-    amount >= 200_000.0
-        || matches!(
-            kind,
-            "confiscation"
-                | "suspension"
-                | "licence_revocation"
-                | "qualification_lowering"
-                | "production_restriction"
-                | "closure"
-                | "practice_ban"
-        )
-}
-
 fn handoff_of(rec: &CaseRecord, reply_to: &str) -> Option<String> {
     rec.messages
         .iter()
@@ -629,11 +625,53 @@ mod tests {
     use super::*;
 
     fn event(step: &str, msg: &str, sender: &str, detail: serde_json::Value) -> Event {
+        event_of(step, msg, sender, "police_decision", detail)
+    }
+
+    fn event_of(step: &str, msg: &str, sender: &str, msg_type: &str, detail: serde_json::Value) -> Event {
         serde_json::from_value(json!({
             "step": step, "service": "test", "msg_id": msg, "sender": sender, "case": "XJ-1",
-            "msg_type": "police_decision", "at": Utc::now(), "trace_id": "", "span_id": "", "detail": detail,
+            "msg_type": msg_type, "at": Utc::now(), "trace_id": "", "span_id": "", "detail": detail,
         }))
         .expect("a valid event")
+    }
+
+    /// What is major is the rules' to say (`[major_penalty]`): a routing that
+    /// filed a penalty decision starts the filing clock, due at the end of
+    /// the day the filing names, and the delivery to the justice bureau
+    /// meets it. A penalty the rules did not file starts none, however large.
+    #[test]
+    fn the_filing_clock_follows_the_routing_that_filed() {
+        let settings = xj_config::load_str(include_str!("../../../deploy/sandbox.toml"), "sandbox").expect("sandbox");
+        let cal = Calendar::load(None).expect("calendar");
+        let now = Utc.with_ymd_and_hms(2026, 3, 2, 2, 0, 0).single().expect("a time");
+        let ctx = Ctx { settings: &settings, cal: &cal, now };
+        let share = |id: &str, filing: Value| {
+            event_of(
+                "routed",
+                id,
+                "qh-market",
+                "info_share",
+                json!({
+                    "recipients": ["qh-justice"], "targets": [{ "org": "qh-justice", "role": "to" }],
+                    "summary": { "kind": "penalty_decision", "penalty": { "kind": "fine", "amount": 900000 } },
+                    "filing": filing,
+                }),
+            )
+        };
+        let mut rec = CaseRecord::default();
+        apply(&mut rec, &share("PEN-1", Value::Null), &ctx);
+        assert!(rec.clocks.is_empty(), "not filed by the routing: no clock");
+        let filing = json!({ "with": ["qh-justice"], "decided_on": "2026-03-01", "due": "2026-03-16" });
+        apply(&mut rec, &share("PEN-2", filing), &ctx);
+        let c = rec.clocks.iter().find(|c| c.name == ClockName::MajorPenaltyFiling).expect("the filing clock");
+        assert_eq!(c.due, end_of_day(NaiveDate::from_ymd_opt(2026, 3, 16).expect("a date")));
+        assert_eq!(c.owner, "qh-market");
+        assert!(c.basis.contains(&format!("{}日内", settings.major_penalty.file_within_days)), "{}", c.basis);
+        let delivered = json!({ "recipient": "qh-justice" });
+        apply(&mut rec, &event_of("delivered", "PEN-2", "qh-market", "info_share", delivered), &ctx);
+        assert_eq!(rec.clocks.len(), 1);
+        assert_eq!(rec.clocks[0].status, "met");
     }
 
     /// The procuratorate's copy of a refusal may arrive before the bureau's

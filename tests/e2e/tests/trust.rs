@@ -594,7 +594,7 @@ async fn deliveries_verify_with_stock_standard_webhooks_libraries() -> anyhow::R
     let (status, _) = hub.submit("qh-market", &sample_clue("SW-1", "qh-market", "FOOD-STALL", "990101101")).await?;
     assert_eq!(status, 202);
     let town = hub.receiver("qh-town-dg").wait_for(1, WAIT).await?;
-    assert_eq!(town[0].header("webhook-id"), Some("SW-1.qh-town-dg"), "message id and recipient");
+    assert_eq!(town[0].header("webhook-id"), Some("qh-market.SW-1.qh-town-dg"), "sender, message id and recipient");
     assert_eq!(town[0].header("webhook-signature").map(|s| s.split(' ').count()), Some(2), "both secrets sign");
     // The town answers; the market bureau has no secret configured and
     // verifies with the one the hub derives (`xj webhook-secret`).

@@ -1,6 +1,6 @@
 //! A departmental system's webhook, for tests: a real HTTP server that
 //! records every delivery (with the time it arrived), dedupes on
-//! `Xj-Message-Id` as docs/api.md asks of receivers, and can be told to
+//! `Xj-Sender` and `Xj-Message-Id` as docs/api.md asks of receivers, and can be told to
 //! fail, to answer slowly, or to go down altogether (connection refused)
 //! and come back on the same port.
 
@@ -194,7 +194,9 @@ async fn record(inner: &Arc<Mutex<Inner>>, headers: HeaderMap, body: Bytes) -> S
     if g.refused.contains(&id) {
         return StatusCode::BAD_REQUEST;
     }
-    if !g.seen.insert(id) {
+    // Ids are unique per sender: two senders' `M-1` are two messages.
+    let sender = headers.get("xj-sender").cloned().unwrap_or_default();
+    if !g.seen.insert(format!("{sender}\n{id}")) {
         g.duplicates += 1;
         return StatusCode::OK;
     }

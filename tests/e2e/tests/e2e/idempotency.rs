@@ -128,6 +128,41 @@ async fn ids_are_per_sender_and_refusals_do_not_use_them_up() -> anyhow::Result<
     Ok(())
 }
 
+/// Two organisations number a message alike and send it to the same town:
+/// two messages, and a receiver that dedupes as docs/api.md says keeps both,
+/// because the sender is part of what it dedupes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_id_from_two_senders_reaches_one_receiver_twice() -> anyhow::Result<()> {
+    let hub = TestHub::start("").await?;
+    for sender in ["qh-market", "qh-eco"] {
+        let msg = sample_clue("TWIN-1", sender, "FOOD-STALL", "990101101");
+        let (s, r) = hub.submit(sender, &msg).await?;
+        assert_eq!(s, 202, "{r}");
+    }
+    let got = hub.receiver("qh-town-dg").wait_for(2, WAIT).await?;
+    let mut seen: Vec<(String, String)> = got
+        .iter()
+        .map(|d| {
+            assert_eq!(d.header("xj-message-id"), Some("TWIN-1"));
+            assert_eq!(d.header("xj-sender"), d.json["sender"].as_str(), "the header names the body's sender");
+            (
+                d.header("xj-sender").unwrap_or_default().to_string(),
+                d.header("webhook-id").unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("qh-eco".to_string(), "qh-eco.TWIN-1.qh-town-dg".to_string()),
+            ("qh-market".to_string(), "qh-market.TWIN-1.qh-town-dg".to_string())
+        ]
+    );
+    assert_eq!(hub.receiver("qh-town-dg").duplicates(), 0, "neither was taken for a repeat of the other");
+    Ok(())
+}
+
 #[test]
 fn relaid_text_is_the_same_value() {
     let v = sample_clue("X", "qh-market", "FOOD-STALL", "990101101");

@@ -233,3 +233,48 @@ async fn a_message_may_join_a_case_only_its_parties_know() -> anyhow::Result<()>
     assert_eq!(total_hits(&hub), 2);
     Ok(())
 }
+
+/// The gateway never waits for the tracker: with no tracker running at all,
+/// a case exists for `GET` as soon as its 202 is answered, and the town a
+/// referral was just delivered to can send on that case, naming it, at
+/// once. An organisation that is no party still sees nothing and cannot
+/// join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parties_act_on_a_case_while_the_tracker_is_stopped() -> anyhow::Result<()> {
+    use xj::hub::Service;
+    let without_tracker = [Service::Gateway, Service::Router, Service::Courier, Service::Ledger];
+    let hub = TestHub::start_services("", &without_tracker).await?;
+    let (s, receipt) = hub.submit("qh-market", &sample_clue("RYW-1", "qh-market", "FOOD-STALL", "990101101")).await?;
+    assert_eq!(s, 202, "{receipt}");
+    let case = receipt["case"].as_str().unwrap_or_default().to_string();
+    let path = format!("/v1/cases/{case}");
+    for caller in [hub.token("qh-market"), hub.operator_token()] {
+        let (s, record) = hub.get(&path, &caller).await?;
+        assert_eq!(s, 200, "right after the 202: {record}");
+        assert_eq!(record["case"], case.as_str());
+        assert_eq!(record["status"], "opening", "{record}");
+    }
+    let (s, b) = hub.get(&path, &hub.token("qh-eco")).await?;
+    assert_error(s, &b, 404, "not_found");
+
+    // Delivered to the town: it answers on the case by naming it.
+    delivered(&hub, "qh-town-dg", "RYW-1").await?;
+    let (s, record) = hub.get(&path, &hub.token("qh-town-dg")).await?;
+    assert_eq!((s, &record["status"]), (200, &json!("opening")), "{record}");
+    let mut follow = sample_clue("RYW-2", "qh-town-dg", "FOOD-STALL", "990101101");
+    follow["type"] = "assistance_request".into();
+    follow["recipient"] = "qh-market".into();
+    follow["case"] = case.clone().into();
+    follow["body"] = json!({ "need": "请协助调取该摊位的营业执照登记信息", "due_basis": "assistance" });
+    let (s, b) = hub.submit("qh-town-dg", &follow).await?;
+    assert_eq!(s, 202, "the town is party to the case it was delivered: {b}");
+    assert_eq!(b["case"], case.as_str());
+    delivered(&hub, "qh-market", "RYW-2").await?;
+    // Someone else naming the case is still refused.
+    let mut intruder = sample_clue("RYW-3", "qh-eco", "WASTE-DUMP", "990101101");
+    intruder["case"] = case.clone().into();
+    let (s, b) = hub.submit("qh-eco", &intruder).await?;
+    assert_error(s, &b, 422, "invalid");
+    assert_eq!(pointers(&b), vec!["/case".to_string()], "{b}");
+    Ok(())
+}

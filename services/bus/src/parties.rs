@@ -1,0 +1,88 @@
+//! Who is party to a case, written before anything leaves, so that the
+//! gateway's answers never wait for the tracker (docs/architecture.md,
+//! "Who owns which record").
+//!
+//! The tracker's case record is the full story, folded from events and
+//! possibly behind by thousands of them under load. The gateway must
+//! still accept a message from an organisation on a case it was delivered
+//! a millisecond ago, and answer `GET /v1/cases/{case}` as soon as it has
+//! answered 202. So the two facts it needs are kept here, each by the
+//! service that makes it true, before the step that makes it visible:
+//!
+//! | key                     | written by                         | before |
+//! |-------------------------|------------------------------------|--------|
+//! | `<case>`                | gateway, when it opens a case      | the 202 |
+//! | `<case>.sent.<org>`     | gateway, for the sender            | the 202 |
+//! | `<case>.received.<org>` | router (and the alerts it and the tracker raise), for each recipient | the copy is published |
+//! | `<case>.referred.<org>` | router, for the recipient of a referral | the copy is published |
+//!
+//! Each key is written once (`create`; a repeat finds it there) and never
+//! changes, so there is nothing to compare and set.
+
+use async_nats::jetstream::kv::{self, CreateErrorKind};
+
+use crate::subjects::token;
+
+/// How an organisation came to be party to a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// It sent a message on the case.
+    Sent,
+    /// A message on the case was delivered (or is on its way) to it.
+    Received,
+    /// It received a referral on the case (and so may not pass it on by
+    /// itself, only object).
+    Referred,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Received => "received",
+            Self::Referred => "referred",
+        }
+    }
+}
+
+pub fn key(case: &str, role: Role, org: &str) -> String {
+    format!("{}.{}.{}", token(case), role.as_str(), token(org))
+}
+
+/// Records that `org` is party to `case` as `role`.
+pub async fn mark(store: &kv::Store, case: &str, role: Role, org: &str) -> anyhow::Result<()> {
+    create(store, &key(case, role, org)).await
+}
+
+/// Records that `case` exists (the gateway opened it).
+pub async fn open(store: &kv::Store, case: &str) -> anyhow::Result<()> {
+    create(store, &token(case)).await
+}
+
+async fn create(store: &kv::Store, key: &str) -> anyhow::Result<()> {
+    match store.create(key, bytes::Bytes::new()).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn exists(store: &kv::Store, key: &str) -> anyhow::Result<bool> {
+    Ok(store.get(key).await?.is_some())
+}
+
+/// Whether `org` is party to `case` in `role`.
+pub async fn is(store: &kv::Store, case: &str, role: Role, org: &str) -> anyhow::Result<bool> {
+    exists(store, &key(case, role, org)).await
+}
+
+/// Whether `org` sent or received anything on `case`.
+pub async fn is_party(store: &kv::Store, case: &str, org: &str) -> anyhow::Result<bool> {
+    let (sent, received) = tokio::try_join!(is(store, case, Role::Sent, org), is(store, case, Role::Received, org))?;
+    Ok(sent || received)
+}
+
+/// Whether the gateway opened `case`.
+pub async fn is_open(store: &kv::Store, case: &str) -> anyhow::Result<bool> {
+    exists(store, &token(case)).await
+}
