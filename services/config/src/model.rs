@@ -128,6 +128,10 @@ pub struct HttpSettings {
     /// Largest evidence attachment (`POST /v1/attachments`); larger ones get 413.
     #[serde(default = "default_attachment_limit")]
     pub max_attachment_bytes: usize,
+    /// Largest batch (`POST /v1/messages/batch`, up to 500 messages); larger
+    /// ones get 413. Each message in it is held to `max_body_bytes` too.
+    #[serde(default = "default_batch_limit")]
+    pub max_batch_bytes: usize,
     /// Requests per organisation (and for the operator token): a token
     /// bucket of `burst` requests refilled at `per_second`; beyond it 429.
     /// An `[[org]]` may set its own `rate_limit`.
@@ -171,6 +175,7 @@ impl Default for HttpSettings {
             listen: default_listen(),
             max_body_bytes: default_body_limit(),
             max_attachment_bytes: default_attachment_limit(),
+            max_batch_bytes: default_batch_limit(),
             rate_limit: RateLimit::default(),
             max_in_flight: default_max_in_flight(),
             header_read_timeout_ms: default_header_read_timeout(),
@@ -255,6 +260,10 @@ fn default_attachment_limit() -> usize {
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
+fn default_batch_limit() -> usize {
+    16 * 1024 * 1024
+}
+
 fn default_body_limit() -> usize {
     1024 * 1024
 }

@@ -8,6 +8,7 @@ mod accept;
 mod admin;
 pub mod attachments;
 mod auth;
+mod batch;
 mod cases;
 mod clock_stats;
 mod hash;
@@ -44,6 +45,7 @@ pub use state::GatewayState;
 pub fn routes(state: GatewayState) -> Router {
     let http = &state.settings.http;
     let attachment_limit = DefaultBodyLimit::max(http.max_attachment_bytes);
+    let batch_limit = DefaultBodyLimit::max(http.max_batch_bytes);
     let request_timeout = std::time::Duration::from_millis(http.request_timeout_ms);
     // One semaphore for every route: axum layers each route on its own, and
     // a plain concurrency limit would count each endpoint separately.
@@ -54,6 +56,7 @@ pub fn routes(state: GatewayState) -> Router {
         .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(permits));
     let private = Router::new()
         .route("/v1/messages", post(submit::post_message))
+        .route(batch::PATH, post(batch::post_batch).layer(batch_limit))
         .route("/v1/native", post(native::post_native))
         .route("/v1/messages/{id}/trace", get(trace::get_trace))
         .route("/v1/cases/{case}", get(cases::get_case))

@@ -79,6 +79,9 @@ pub fn body_limit(state: &GatewayState, who: Option<&Caller>, path: &str) -> usi
     if path.starts_with("/v1/attachments") {
         return http.max_attachment_bytes;
     }
+    if path == crate::batch::PATH {
+        return http.max_batch_bytes;
+    }
     match who {
         Some(Caller::Org(id)) => state
             .settings

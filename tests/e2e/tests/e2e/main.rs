@@ -3,6 +3,7 @@
 //! module per capability.
 
 mod backbone;
+mod batch;
 mod clocks;
 mod common;
 mod delivery;

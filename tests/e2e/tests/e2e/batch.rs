@@ -1,0 +1,127 @@
+//! `POST /v1/messages/batch` (docs/api.md, "Batches"): each message gets
+//! exactly the answer `POST /v1/messages` would have given it, in order;
+//! one bad message refuses only itself; a batch that cannot be read as one
+//! is refused whole, saying where; messages naming one case keep their order.
+
+use serde_json::{Value, json};
+use xj_testkit::{TestHub, sample_clue};
+
+use crate::common::{WAIT, assert_error, delivered, pointers, total_hits};
+
+async fn post_batch(hub: &TestHub, org: &str, body: Vec<u8>) -> anyhow::Result<(u16, Value, Option<String>)> {
+    let r = hub
+        .http
+        .post(format!("{}/v1/messages/batch", hub.base))
+        .bearer_auth(hub.token(org))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    let sig = r.headers().get("xj-signature").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    Ok((status, r.json().await.unwrap_or(Value::Null), sig))
+}
+
+fn batch_of(messages: &[Value]) -> Vec<u8> {
+    serde_json::to_vec(&json!({ "messages": messages })).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_message_gets_the_answer_it_would_get_alone() -> anyhow::Result<()> {
+    let hub = TestHub::start("").await?;
+    let good = sample_clue("B-1", "qh-market", "FOOD-STALL", "990101101");
+    let mut bad = sample_clue("B-2", "qh-market", "FOOD-STALL", "990101101");
+    bad["body"].as_object_mut().map(|b| b.remove("party"));
+    let foreign = sample_clue("B-3", "qh-eco", "WASTE-DUMP", "990101102");
+    let other = sample_clue("B-4", "qh-market", "FOOD-STALL", "990101101");
+    let body = batch_of(&[good.clone(), bad.clone(), foreign.clone(), json!("not an envelope"), other.clone()]);
+    let (s, answer, sig) = post_batch(&hub, "qh-market", body.clone()).await?;
+    assert_eq!(s, 207, "{answer}");
+    assert!(sig.is_some_and(|s| s.contains("sig=")), "the answer is signed like a receipt");
+    let results = answer["results"].as_array().cloned().unwrap_or_default();
+    let statuses: Vec<u64> = results.iter().filter_map(|r| r["status"].as_u64()).collect();
+    assert_eq!(statuses, [202, 422, 403, 400, 202], "{answer}");
+    assert_eq!(results[0]["body"]["id"], "B-1");
+    assert!(results[0]["body"]["case"].as_str().is_some_and(|c| c.starts_with("XJ-")), "{answer}");
+    assert_error(422, &results[1]["body"], 422, "invalid");
+    assert!(pointers(&results[1]["body"]).iter().any(|p| p.contains("party")), "{answer}");
+    assert_error(403, &results[2]["body"], 403, "forbidden");
+    assert_eq!(results[4]["body"]["id"], "B-4");
+
+    // Exactly what the single endpoint says about the same messages.
+    let (s, alone) = hub.submit("qh-market", &bad).await?;
+    assert_eq!((s, &alone), (422, &results[1]["body"]));
+    let (s, alone) = hub.submit("qh-market", &good).await?;
+    assert_eq!((s, &alone), (200, &results[0]["body"]), "a repeat of B-1 gets its first receipt");
+
+    delivered(&hub, "qh-town-dg", "B-1").await?;
+    delivered(&hub, "qh-town-dg", "B-4").await?;
+    // The same batch again: repeats answered with their first receipts,
+    // nothing delivered twice.
+    let (s, again, _) = post_batch(&hub, "qh-market", body).await?;
+    assert_eq!(s, 207);
+    assert_eq!(again["results"][0], json!({ "status": 200, "body": results[0]["body"] }));
+    assert_eq!(again["results"][4]["status"], 200);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(total_hits(&hub), 2, "two messages, two deliveries");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_is_not_one_is_refused_whole() -> anyhow::Result<()> {
+    let hub = TestHub::start("[http]\nmax_batch_bytes = 20000\n").await?;
+    let (s, b, _) = post_batch(&hub, "qh-market", b"{\"messages\": [".to_vec()).await?;
+    assert_error(s, &b, 400, "malformed");
+    assert!(b["details"][0]["line"].is_number(), "{b}");
+    for body in [json!({}), json!({ "messages": {} }), json!({ "messages": [] }), json!([1, 2])] {
+        let (s, b, _) = post_batch(&hub, "qh-market", serde_json::to_vec(&body)?).await?;
+        assert_error(s, &b, 422, "invalid");
+        assert_eq!(pointers(&b), vec!["/messages".to_string()], "{body}: {b}");
+    }
+    let many: Vec<Value> = (0..501).map(|i| json!({ "id": format!("N-{i}") })).collect();
+    let (s, b, _) = post_batch(&hub, "qh-market", batch_of(&many)).await?;
+    assert_error(s, &b, 422, "invalid");
+    assert!(b["details"][0]["message"].as_str().is_some_and(|m| m.contains("501")), "{b}");
+    let big: Vec<Value> =
+        (0..40).map(|i| sample_clue(&format!("BIG-{i}"), "qh-market", "FOOD-STALL", "990101101")).collect();
+    let (s, b, _) = post_batch(&hub, "qh-market", batch_of(&big)).await?;
+    assert_error(s, &b, 413, "too_large");
+    // Operators do not submit; nobody without a token does either.
+    let r = hub
+        .http
+        .post(format!("{}/v1/messages/batch", hub.base))
+        .bearer_auth(hub.operator_token())
+        .body(batch_of(&[sample_clue("OP-1", "qh-market", "FOOD-STALL", "990101101")]))
+        .send()
+        .await?;
+    assert_eq!(r.status().as_u16(), 403);
+    let r = hub.http.post(format!("{}/v1/messages/batch", hub.base)).body("{}").send().await?;
+    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(total_hits(&hub), 0, "nothing was accepted");
+    Ok(())
+}
+
+/// Messages naming one case are accepted in the batch's order, so they
+/// reach the receiver in that order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_on_one_case_keep_the_batch_order() -> anyhow::Result<()> {
+    let hub = TestHub::start("").await?;
+    let (s, first) = hub.submit("qh-market", &sample_clue("ORD-0", "qh-market", "FOOD-STALL", "990101101")).await?;
+    assert_eq!(s, 202, "{first}");
+    let ids: Vec<String> = (1..=12).map(|i| format!("ORD-{i}")).collect();
+    let follow: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            let mut m = sample_clue(id, "qh-market", "FOOD-STALL", "990101101");
+            m["case"] = first["case"].clone();
+            m
+        })
+        .collect();
+    let (s, answer, _) = post_batch(&hub, "qh-market", batch_of(&follow)).await?;
+    assert_eq!(s, 207, "{answer}");
+    assert!(answer["results"].as_array().is_some_and(|r| r.iter().all(|r| r["status"] == 202)), "{answer}");
+    let got = hub.receiver("qh-town-dg").wait_for(13, WAIT).await?;
+    let order: Vec<&str> = got.iter().filter_map(|d| d.header("xj-message-id")).filter(|id| *id != "ORD-0").collect();
+    assert_eq!(order, ids.iter().map(String::as_str).collect::<Vec<_>>());
+    Ok(())
+}
