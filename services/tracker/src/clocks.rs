@@ -8,9 +8,12 @@ use xj_config::{OrgKind, Settings};
 
 use crate::calendar::Calendar;
 
-/// A clock's length. Decree 310's 日 are calendar days (24-hour periods
-/// from the start); 工作日 count only working days and end at midnight
-/// (+08:00) of the last one.
+/// A clock's length. Days (日) are counted as the law counts a period: the
+/// day of the event is not counted, the period ends at 24:00 (+08:00) of
+/// its last day, and a last day that is a rest day or public holiday moves
+/// to the next working day (刑事诉讼法 art. 105; 民法典 arts. 201, 203).
+/// Working days (工作日) count only working days and end at 24:00 of the
+/// last one. Hours are hours from the event (docs/clocks.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Span {
     Hours(i64),
@@ -26,7 +29,13 @@ impl Span {
     pub fn due(self, start: DateTime<Utc>, cal: &Calendar) -> DateTime<Utc> {
         match self {
             Self::Hours(h) => start + Duration::hours(h),
-            Self::CalendarDays(d) => start + Duration::days(d),
+            Self::CalendarDays(d) => {
+                let mut last = start.with_timezone(&china()).date_naive() + Duration::days(d);
+                while !cal.is_working_day(last) {
+                    last = last.succ_opt().unwrap_or(last);
+                }
+                end_of_day(last)
+            }
             Self::WorkingDays(n) => {
                 let day = cal.add_working_days(start.with_timezone(&china()).date_naive(), n);
                 end_of_day(day)
@@ -295,5 +304,33 @@ pub fn start(
         closed_at: None,
         closed_by: None,
         extended: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).expect("a time")
+    }
+
+    /// 日 as the law counts them: not the day of the event, to 24:00 of the
+    /// last day, a last day off moved to the next working day.
+    #[test]
+    fn days_run_to_the_end_of_their_last_working_day() {
+        let cal = Calendar::load(None).expect("calendar");
+        // Tuesday 10:00 + 3 days: the end of Friday.
+        assert_eq!(Span::CalendarDays(3).due(at("2026-11-03T10:00:00+08:00"), &cal), at("2026-11-06T23:59:59+08:00"));
+        // Wednesday + 3 days ends on Saturday: moved to the end of Monday.
+        assert_eq!(Span::CalendarDays(3).due(at("2026-11-04T23:30:00+08:00"), &cal), at("2026-11-09T23:59:59+08:00"));
+        // Thursday before Mid-Autumn (25th–27th September 2026): Monday the 28th.
+        assert_eq!(Span::CalendarDays(3).due(at("2026-09-24T10:00:00+08:00"), &cal), at("2026-09-28T23:59:59+08:00"));
+        // A make-up working day (Saturday 10 October 2026) ends a period.
+        assert_eq!(Span::CalendarDays(3).due(at("2026-10-07T09:00:00+08:00"), &cal), at("2026-10-10T23:59:59+08:00"));
+        // The day is China's: 23:30 UTC on the 2nd is already the 3rd there.
+        assert_eq!(Span::CalendarDays(1).due(at("2026-11-02T23:30:00Z"), &cal), at("2026-11-04T23:59:59+08:00"));
+        // Hours stay hours.
+        assert_eq!(Span::Hours(24).due(at("2026-09-24T10:00:00+08:00"), &cal), at("2026-09-25T10:00:00+08:00"));
     }
 }

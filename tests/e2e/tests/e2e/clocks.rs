@@ -92,7 +92,10 @@ async fn a_handoff_reaches_police_and_procuratorate_and_the_filing_clock_goes_ov
     assert_eq!(filing["owner"], "qh-police-econ");
     assert_eq!(filing["unit"], "calendar_days");
     assert!(filing["basis"].as_str().unwrap().contains("第八条"));
-    assert_eq!(filing["due"], "2026-09-27T02:00:00Z", "three days after delivery at 10:00 +08:00");
+    // Three days from Thursday the 24th, the day of delivery not counted:
+    // the last, the 27th, is in the Mid-Autumn holiday (25th–27th), so the
+    // period runs to the end of Monday the 28th (刑事诉讼法 art. 105).
+    assert_eq!(filing["due"], "2026-09-28T15:59:59Z", "to 24:00 +08:00 of the first working day after the holiday");
     // Decree 310 art. 5 from the letter's dates: reported 21st, approved 22nd: on time.
     let c = case_of(&hub, &case).await?;
     assert_eq!(clock(&c, "handoff_approval").unwrap()["status"], "met");
@@ -106,13 +109,14 @@ async fn a_handoff_reaches_police_and_procuratorate_and_the_filing_clock_goes_ov
     );
     assert_eq!(hub.submit("qh-police-econ", &r).await?.0, 202);
     wait_clock(&hub, &case, "police_receipt", "met").await?;
-    // Two days on, a reminder to the police; at three days, overdue, and the
-    // procuratorate is told.
-    advance(&hub, "P2D").await?;
+    // A day before the end, a reminder to the police; at the end, overdue,
+    // and the procuratorate is told.
+    advance(&hub, "P3DT14H").await?;
     wait_alert(&hub, "qh-police-econ", "reminder", "police_filing").await?;
     assert!(alerts(&hub, "qh-procuratorate", "overdue").is_empty());
     advance(&hub, "PT23H59M").await?;
     wait_clock(&hub, &case, "police_filing", "reminded").await?;
+    assert!(alerts(&hub, "qh-procuratorate", "overdue").is_empty(), "not overdue before 24:00 of the 28th");
     advance(&hub, "PT1M").await?;
     let overdue = wait_alert(&hub, "qh-procuratorate", "overdue", "police_filing").await?;
     assert_eq!(overdue["body"]["about"], "HO-1");
