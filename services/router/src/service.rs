@@ -15,7 +15,7 @@ use xj_bus::{Bus, Shutdown, TraceParent, events, headers as h, parties, subjects
 use xj_config::{OrgKind, Settings};
 use xj_model::{Envelope, MessageType};
 use xj_rules::knowledge::{self, designate_holder, record_holder, record_penalty};
-use xj_rules::{Decision, Holder, RuleSet, RulesHandle, Target, decide, party_key};
+use xj_rules::{Decision, Holder, Reroute, RuleSet, RulesHandle, Target, decide, party_key};
 
 use xj_bus::alerts::{Alert, raise};
 use xj_bus::otel::{Hop, SpanKind};
@@ -107,7 +107,7 @@ async fn route(rs: &RuleSet, bus: &Bus, m: &Message, env: &Envelope, case: &str)
     let attempt = info.as_ref().map_or(1, |i| i.delivered as u64);
     let reply_sender = h::get(hd, h::REPLY_SENDER).map(str::to_owned);
     let k = knowledge::gather(rs, bus, env, reply_sender).await?;
-    let mut decision = decide(rs, env, &k);
+    let decision = decide(rs, env, &k);
     let decided_at = Utc::now();
     if h::get(hd, h::REPEAT).is_some() && routed_before(bus, env, &decision, seq).await? {
         // A sender's repeat published again after the intake stream's
@@ -118,29 +118,10 @@ async fn route(rs: &RuleSet, bus: &Bus, m: &Message, env: &Envelope, case: &str)
         hop.finish();
         return Ok(());
     }
-    if env.kind == MessageType::JurisdictionDesignation {
-        let designated = env.body.get("designated").and_then(|v| v.as_str()).unwrap_or_default().to_string();
-        reroute(
-            rs,
-            bus,
-            env,
-            case,
-            &trace,
-            &mut decision,
-            &designated,
-            &["clue_referral", "case_referral"],
-            "designation",
-            attempt,
-        )
-        .await?;
-    }
-    // 移送主管机关 (Decree 310 art. 7): the hand-off goes on to the organ named.
-    if env.kind == MessageType::PoliceDecision
-        && env.body.get("decision").and_then(|v| v.as_str()) == Some("transferred")
-        && let Some(to) = env.body.get("transferred_to").and_then(|v| v.as_str())
-    {
-        let to = to.to_string();
-        reroute(rs, bus, env, case, &trace, &mut decision, &to, &["criminal_handoff"], "transfer", attempt).await?;
+    // A designation or a transfer (移送主管机关, Decree 310 art. 7): the
+    // rules said which original goes on to whom.
+    if let Some(r) = &decision.reroute {
+        reroute(rs, bus, env, case, &trace, r, attempt).await?;
     }
     metrics::counter!("xj_routing_decisions_total", "rule" => rule_family(&decision.rule)).increment(1);
     if decision.targets.is_empty() && !matches!(env.kind, MessageType::InfoShare) {
@@ -385,18 +366,10 @@ async fn reroute(
     env: &Envelope,
     case: &str,
     trace: &TraceParent,
-    decision: &mut Decision,
-    designated: &str,
-    types: &[&str],
-    why: &str,
+    r: &Reroute,
     attempt: u64,
 ) -> anyhow::Result<()> {
-    if designated.is_empty() || rs.settings.org(designated).is_none() {
-        return Ok(());
-    }
-    if !decision.targets.iter().any(|t| t.org == designated) {
-        decision.targets.push(Target { org: designated.to_string(), role: "to" });
-    }
+    let (designated, types, why) = (r.to.as_str(), &r.original[..], r.why);
     // A transfer answers the hand-off it sends on: the router's own route
     // record finds it at once. Otherwise the case record, which the tracker
     // writes from the events and so may not show a message routed a moment
@@ -415,7 +388,7 @@ async fn reroute(
     let stream = bus.js.get_stream(subjects::STREAM_ACCEPTED).await?;
     let raw = stream.get_raw_message(seq).await?;
     let orig: Envelope = serde_json::from_slice(&raw.payload)?;
-    let rule = format!("{why}:{}", env.sender);
+    let rule = r.rule.clone();
     let d = Decision {
         targets: vec![Target { org: designated.into(), role: "to" }],
         rule: rule.clone(),
@@ -426,6 +399,7 @@ async fn reroute(
         crime: None,
         rule_errors: Vec::new(),
         filing: None,
+        reroute: None,
     };
     remember(&bus.routes, &subjects::key(designated, &orig.id), route_entry(&orig, case, Some(seq))).await?;
     mark_recipient(bus, &orig, case, designated).await?;

@@ -42,6 +42,25 @@ pub struct Decision {
     /// A major penalty decision filed with the justice bureau (重大行政处罚备案).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filing: Option<Filing>,
+    /// The message sends the case's original on to another organisation
+    /// (指定管辖, 移送主管机关).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reroute: Option<Reroute>,
+}
+
+/// A designation (指定管辖) or a police transfer (移送主管机关, Decree 310
+/// art. 7) sends the case's original — the referral, or the hand-off — on to
+/// the organisation it names, besides delivering the message itself there.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reroute {
+    /// `designation` or `transfer`.
+    pub why: &'static str,
+    /// Who receives the original now.
+    pub to: String,
+    /// The types of the case's message that is sent on.
+    pub original: Vec<&'static str>,
+    /// The rule the re-routed copy carries: `<why>:<sender>`.
+    pub rule: String,
 }
 
 /// 重大行政处罚备案 (《县行政执法协调监督工作方案》（十二）): the hub files a major penalty decision
@@ -92,6 +111,7 @@ impl Builder<'_> {
             crime: None,
             rule_errors: Vec::new(),
             filing: None,
+            reroute: None,
         }
     }
 
@@ -132,7 +152,37 @@ pub fn decide(rs: &RuleSet, env: &Envelope, k: &Knowledge) -> Decision {
         }
         Err(e) => d.rule_errors.push(e.to_string()),
     }
+    if let Some(r) = reroute(rs, env) {
+        d.consulted.push(Consulted {
+            rule: format!("reroute:{}", r.why),
+            outcome: format!("the case's {} goes on to {}", r.original.join(" or "), r.to),
+        });
+        if !d.targets.iter().any(|t| t.org == r.to) {
+            d.targets.push(to(&r.to));
+        }
+        d.reroute = Some(r);
+    }
     d
+}
+
+/// Whether `env` sends its case's original on, and to whom: a designation
+/// names the organisation that takes the referral; a police decision
+/// `transferred` names the organ that takes the hand-off. An organisation
+/// the hub does not know sends nothing on (the gateway refuses it first).
+fn reroute(rs: &RuleSet, env: &Envelope) -> Option<Reroute> {
+    let named = |field: &str| {
+        env.body.get(field).and_then(|v| v.as_str()).filter(|o| rs.settings.org(o).is_some()).map(str::to_owned)
+    };
+    let (why, to, original) = match env.kind {
+        MessageType::JurisdictionDesignation => {
+            ("designation", named("designated")?, vec!["clue_referral", "case_referral"])
+        }
+        MessageType::PoliceDecision if env.body.get("decision").and_then(|v| v.as_str()) == Some("transferred") => {
+            ("transfer", named("transferred_to")?, vec!["criminal_handoff"])
+        }
+        _ => return None,
+    };
+    Some(Reroute { why, to, original, rule: format!("{why}:{}", env.sender) })
 }
 
 fn place(rs: &RuleSet, env: &Envelope, k: &Knowledge) -> Decision {

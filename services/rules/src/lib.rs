@@ -13,7 +13,7 @@ mod reload;
 mod ruleset;
 
 pub use crime::CrimeFinding;
-pub use decide::{Consulted, Decision, Filing, Knowledge, Target, check_recipients, decide};
+pub use decide::{Consulted, Decision, Filing, Knowledge, Reroute, Target, check_recipients, decide};
 pub use history::{Holder, PriorPenalty, party_key, reference_date};
 pub use reload::RulesHandle;
 pub use ruleset::{RuleError, RuleSet};

@@ -247,6 +247,15 @@ async fn route(
         if d.question {
             println!("=> jurisdiction question for the coordination office");
         }
+        if let Some(r) = &d.reroute {
+            println!(
+                "reroute   {} by {}: the case's {} goes on to {}",
+                r.why,
+                env.sender,
+                r.original.join(" or "),
+                r.to
+            );
+        }
         if let Some(c) = &d.crime {
             println!(
                 "crime     {} — {} ({}, {})",

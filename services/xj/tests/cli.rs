@@ -107,6 +107,32 @@ fn route_explain_names_the_rule_and_version() {
     }
 }
 
+/// A designation re-routes the case's referral: the rules decide it, so
+/// `xj route --explain` shows it.
+#[test]
+fn route_explain_shows_a_reroute() {
+    let dir = tempfile::tempdir().unwrap();
+    let msg = dir.path().join("designation.json");
+    let doc = serde_json::json!({
+        "id": "DS-1", "type": "jurisdiction_designation", "sender": "qh-coord", "recipient": "qh-market",
+        "case": "XJ-20261203-0000000001", "sent_at": "2026-12-03T09:00:00+08:00", "classification": "internal",
+        "body": { "designated": "qh-town-dg", "reason": "属地管辖" }
+    });
+    std::fs::write(&msg, doc.to_string()).unwrap();
+    let out = xj()
+        .args(["route", "--explain", "--config"])
+        .arg(repo().join("deploy/sandbox.toml"))
+        .arg(&msg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    for want in ["reroute:designation", "reroute   designation by qh-coord", "goes on to qh-town-dg", "to   qh-town-dg"]
+    {
+        assert!(text.contains(want), "{want:?} missing from:\n{text}");
+    }
+}
+
 #[test]
 fn examples_pass_the_schemas() {
     let schemas = xj_model::Schemas::load().unwrap();
