@@ -120,24 +120,65 @@ impl CaseRecord {
     }
 }
 
-/// Adds `entry` to the route list under `key` (compare-and-set; idempotent).
+/// Adds `entry` to the route list under `key` (idempotent).
 pub async fn remember_route(routes: &kv::Store, key: &str, entry: RouteEntry) -> anyhow::Result<()> {
-    let first = serde_json::to_vec(&vec![&entry])?;
-    match routes.create(key, first.into()).await {
-        Ok(_) => return Ok(()),
-        Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e.into()),
-    }
-    for _ in 0..10 {
-        let Some(current) = routes.entry(key).await? else { continue };
-        let mut list: Vec<RouteEntry> = serde_json::from_slice(&current.value).unwrap_or_default();
+    // Most route keys are new: a message reaches a recipient once.
+    update_json(routes, key, Likely::New, |list: &mut Vec<RouteEntry>| {
         if list.iter().any(|e| e.sender == entry.sender && e.case == entry.case) {
-            return Ok(());
+            return false;
         }
         list.push(entry.clone());
-        if routes.update(key, serde_json::to_vec(&list)?.into(), current.revision).await.is_ok() {
-            return Ok(());
+        true
+    })
+    .await
+}
+
+/// Whether a key [`update_json`] changes is more likely new or already there:
+/// it saves the round trip that would fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Likely {
+    New,
+    Existing,
+}
+
+/// Changes the JSON value under `key` (a missing key starts from
+/// `T::default()`) and writes it back only if nobody wrote in between, so
+/// instances of a service share a key without losing each other's
+/// changes. `change` says whether it changed anything; nothing is written
+/// when it did not. The one compare-and-set loop of the hub's JSON records.
+pub async fn update_json<T, F>(store: &kv::Store, key: &str, likely: Likely, mut change: F) -> anyhow::Result<()>
+where
+    T: Serialize + serde::de::DeserializeOwned + Default,
+    F: FnMut(&mut T) -> bool,
+{
+    let mut try_create = likely == Likely::New;
+    for _ in 0..20 {
+        if try_create {
+            let mut v = T::default();
+            if !change(&mut v) {
+                return Ok(());
+            }
+            match store.create(key, serde_json::to_vec(&v)?.into()).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match store.entry(key).await? {
+            Some(e) if !e.value.is_empty() => {
+                let mut v: T = serde_json::from_slice(&e.value)?;
+                if !change(&mut v) {
+                    return Ok(());
+                }
+                if store.update(key, serde_json::to_vec(&v)?.into(), e.revision).await.is_ok() {
+                    return Ok(());
+                }
+                try_create = false;
+            }
+            // Missing or deleted: create it (and if someone else just did,
+            // read theirs next time round).
+            _ => try_create = true,
         }
     }
-    anyhow::bail!("could not record route {key} after 10 attempts")
+    anyhow::bail!("{key} kept changing under us")
 }

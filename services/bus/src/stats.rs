@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use async_nats::jetstream::kv::{self, CreateErrorKind};
+use async_nats::jetstream::kv;
 
 pub const FIELDS: [&str; 10] = [
     "referrals_sent",
@@ -22,32 +22,18 @@ pub type Counters = BTreeMap<String, u64>;
 
 /// Adds to counters (compare-and-set, so instances can share a month).
 pub async fn add(store: &kv::Store, month: &str, org: &str, fields: &[&str]) -> anyhow::Result<()> {
-    let key = format!("{month}.{org}");
-    for _ in 0..20 {
-        match store.entry(&key).await? {
-            Some(e) if !e.value.is_empty() => {
-                let mut c: Counters = serde_json::from_slice(&e.value)?;
-                for f in fields {
-                    *c.entry((*f).to_string()).or_default() += 1;
-                }
-                if store.update(&key, serde_json::to_vec(&c)?.into(), e.revision).await.is_ok() {
-                    return Ok(());
-                }
+    crate::records::update_json(
+        store,
+        &format!("{month}.{org}"),
+        crate::records::Likely::Existing,
+        |c: &mut Counters| {
+            for f in fields {
+                *c.entry((*f).to_string()).or_default() += 1;
             }
-            _ => {
-                let mut c = Counters::new();
-                for f in fields {
-                    *c.entry((*f).to_string()).or_default() += 1;
-                }
-                match store.create(&key, serde_json::to_vec(&c)?.into()).await {
-                    Ok(_) => return Ok(()),
-                    Err(e) if e.kind() == CreateErrorKind::AlreadyExists => continue,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-    }
-    anyhow::bail!("statistics for {key} kept changing")
+            true
+        },
+    )
+    .await
 }
 
 /// Every organisation's counters for `month`.

@@ -14,7 +14,7 @@
 //!   read, with that size; the message is recorded as referencing it only
 //!   once it is accepted.
 
-use async_nats::jetstream::kv::{self, CreateErrorKind};
+use async_nats::jetstream::kv;
 use async_nats::jetstream::object_store::{self, ObjectStore};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -82,31 +82,9 @@ async fn refs_bucket(state: &GatewayState) -> Result<kv::Store, ApiError> {
 }
 
 /// Adds to the refs of `sha` (compare-and-set).
-async fn add_ref(state: &GatewayState, sha: &str, mut change: impl FnMut(&mut Refs) -> bool) -> Result<(), ApiError> {
+async fn add_ref(state: &GatewayState, sha: &str, change: impl FnMut(&mut Refs) -> bool) -> Result<(), ApiError> {
     let kv = refs_bucket(state).await?;
-    for _ in 0..20 {
-        let entry = kv.entry(sha).await.map_err(unavailable)?;
-        let (mut refs, rev) = match &entry {
-            Some(e) if !e.value.is_empty() => (serde_json::from_slice(&e.value).unwrap_or_default(), Some(e.revision)),
-            _ => (Refs::default(), None),
-        };
-        if !change(&mut refs) {
-            return Ok(());
-        }
-        let bytes: Bytes = serde_json::to_vec(&refs).map_err(|e| ApiError::Internal(e.to_string()))?.into();
-        let done = match rev {
-            Some(r) => kv.update(sha, bytes, r).await.is_ok(),
-            None => match kv.create(sha, bytes).await {
-                Ok(_) => true,
-                Err(e) if e.kind() == CreateErrorKind::AlreadyExists => false,
-                Err(e) => return Err(unavailable(e)),
-            },
-        };
-        if done {
-            return Ok(());
-        }
-    }
-    Err(ApiError::Unavailable("the evidence references kept changing; retry".into()))
+    xj_bus::records::update_json(&kv, sha, xj_bus::records::Likely::Existing, change).await.map_err(unavailable)
 }
 
 fn is_digest(s: &str) -> bool {

@@ -2,9 +2,9 @@
 //! case holders, kept in NATS KV buckets.
 
 use async_nats::jetstream::kv::{self, CreateErrorKind};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use xj_bus::Bus;
+use xj_bus::records::{Likely, update_json};
 use xj_bus::subjects::token;
 use xj_model::{Envelope, MessageType};
 
@@ -54,7 +54,7 @@ pub async fn record_penalty(bus: &Bus, env: &Envelope) -> anyhow::Result<bool> {
         kind: env.body.pointer("/penalty/kind").and_then(|v| v.as_str()).map(str::to_owned),
         amount: env.body.pointer("/penalty/amount").and_then(|v| v.as_f64()),
     };
-    update(&bus.penalties, &party, |list: &mut Vec<PriorPenalty>| {
+    update_json(&bus.penalties, &party, Likely::Existing, |list: &mut Vec<PriorPenalty>| {
         if list.iter().any(|q| q.msg_id == p.msg_id && q.sender == p.sender) {
             return false;
         }
@@ -80,35 +80,4 @@ pub async fn record_holder(bus: &Bus, party: &str, matter: &str, holder: Holder)
 pub async fn designate_holder(bus: &Bus, party: &str, matter: &str, holder: Holder) -> anyhow::Result<()> {
     bus.holders.put(holder_key(party, matter), serde_json::to_vec(&holder)?.into()).await?;
     Ok(())
-}
-
-/// Compare-and-set update of a JSON list under `key`.
-async fn update<T, F>(store: &kv::Store, key: &str, mut change: F) -> anyhow::Result<()>
-where
-    T: Serialize + DeserializeOwned + Default,
-    F: FnMut(&mut T) -> bool,
-{
-    for _ in 0..20 {
-        match store.entry(key).await? {
-            Some(e) if !e.value.is_empty() => {
-                let mut v: T = serde_json::from_slice(&e.value)?;
-                if !change(&mut v) {
-                    return Ok(());
-                }
-                if store.update(key, serde_json::to_vec(&v)?.into(), e.revision).await.is_ok() {
-                    return Ok(());
-                }
-            }
-            _ => {
-                let mut v = T::default();
-                change(&mut v);
-                match store.create(key, serde_json::to_vec(&v)?.into()).await {
-                    Ok(_) => return Ok(()),
-                    Err(e) if e.kind() == CreateErrorKind::AlreadyExists => continue,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-    }
-    anyhow::bail!("{key} kept changing under us")
 }
