@@ -15,6 +15,11 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
+# The crates' API docs, refusing any rustdoc warning (a broken link, a link
+# to a private item). Each crate's top-level doc says what it is for.
+doc:
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
 # Validate a configuration file.
 check config="deploy/sandbox.toml":
     cargo run --bin xj -- check --config {{config}}
