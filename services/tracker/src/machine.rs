@@ -636,6 +636,115 @@ mod tests {
         .expect("a valid event")
     }
 
+    fn sandbox() -> (Settings, Calendar) {
+        let settings = xj_config::load_str(include_str!("../../../deploy/sandbox.toml"), "sandbox").expect("sandbox");
+        (settings, Calendar::load(None).expect("calendar"))
+    }
+
+    /// Monday 2 November 2026, 10:00 in China.
+    fn monday() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 2, 2, 0, 0).single().expect("a time")
+    }
+
+    fn named<'a>(rec: &'a CaseRecord, name: ClockName) -> Vec<&'a Clock> {
+        rec.clocks.iter().filter(|c| c.name == name).collect()
+    }
+
+    /// A referral: no clock until it is delivered; then the receiver's 5
+    /// working days; its reply meets the clock and settles the case's
+    /// status. The same event again changes nothing and asks for nothing.
+    #[test]
+    fn a_referral_clock_runs_from_delivery_to_the_reply() {
+        let (settings, cal) = sandbox();
+        let ctx = Ctx { settings: &settings, cal: &cal, now: monday() };
+        let mut rec = CaseRecord::default();
+        let referral = event_of(
+            "routed",
+            "R-1",
+            "qh-market",
+            "clue_referral",
+            json!({ "recipients": ["qh-town-dg"], "targets": [{ "org": "qh-town-dg", "role": "to" }] }),
+        );
+        apply(&mut rec, &referral, &ctx);
+        assert!(rec.clocks.is_empty(), "no clock before delivery");
+        assert_eq!(rec.status, "referred");
+        assert_eq!(rec.parties, ["qh-market", "qh-town-dg"]);
+        let before = serde_json::to_value(&rec).expect("json");
+        assert!(apply(&mut rec, &referral, &ctx).is_empty(), "a repeat asks for nothing");
+        assert_eq!(serde_json::to_value(&rec).expect("json"), before, "a repeat changes nothing");
+
+        let delivered = json!({ "recipient": "qh-town-dg" });
+        apply(&mut rec, &event_of("delivered", "R-1", "qh-market", "clue_referral", delivered), &ctx);
+        let c = named(&rec, ClockName::ReferralDecision);
+        assert_eq!(c.len(), 1);
+        assert_eq!((c[0].owner.as_str(), c[0].status.as_str()), ("qh-town-dg", "running"));
+        // Five working days after Monday the 2nd: the end of Monday the 9th.
+        assert_eq!(c[0].due, Utc.with_ymd_and_hms(2026, 11, 9, 15, 59, 59).single().expect("a time"));
+        assert_eq!(c[0].supervisors, ["qh-justice"]);
+
+        let reply = json!({ "recipients": ["qh-market"], "targets": [{ "org": "qh-market", "role": "to" }],
+                            "reply_to": "R-1", "summary": { "decision": "accepted" } });
+        let actions = apply(&mut rec, &event_of("routed", "RR-1", "qh-town-dg", "referral_reply", reply), &ctx);
+        assert_eq!(named(&rec, ClockName::ReferralDecision)[0].status, "met");
+        assert_eq!(rec.status, "accepted");
+        assert!(
+            actions.iter().any(
+                |a| matches!(a, Action::Count { org, field } if org == "qh-town-dg" && *field == "decisions_on_time")
+            ),
+            "the decision counts as on time"
+        );
+    }
+
+    /// A hand-off: the police's receipt and filing clocks start on delivery
+    /// to them (not to the procuratorate's copy); the receipt and the
+    /// decision meet them; a filing starts the sender's 3 days to hand over
+    /// the seized items once the decision reaches it.
+    #[test]
+    fn a_handoff_runs_the_police_clocks_and_then_the_senders() {
+        let (settings, cal) = sandbox();
+        let ctx = Ctx { settings: &settings, cal: &cal, now: monday() };
+        let mut rec = CaseRecord::default();
+        let handoff = json!({ "recipients": ["qh-police-econ", "qh-procuratorate"],
+                              "targets": [{ "org": "qh-police-econ", "role": "to" }, { "org": "qh-procuratorate", "role": "copy" }] });
+        apply(&mut rec, &event_of("routed", "HO-1", "qh-market", "criminal_handoff", handoff), &ctx);
+        assert_eq!(rec.status, "handed_off");
+        assert!(rec.handed_off);
+        for org in ["qh-procuratorate", "qh-police-econ"] {
+            apply(
+                &mut rec,
+                &event_of("delivered", "HO-1", "qh-market", "criminal_handoff", json!({ "recipient": org })),
+                &ctx,
+            );
+        }
+        let (receipt, filing) = (named(&rec, ClockName::PoliceReceipt), named(&rec, ClockName::PoliceFiling));
+        assert_eq!((receipt.len(), filing.len()), (1, 1), "the copy starts none");
+        assert_eq!(receipt[0].due, monday() + chrono::Duration::hours(24));
+        // Three days, the day of delivery not counted: the end of Thursday the 5th.
+        assert_eq!(filing[0].due, Utc.with_ymd_and_hms(2026, 11, 5, 15, 59, 59).single().expect("a time"));
+        assert_eq!(filing[0].supervisors, ["qh-procuratorate"]);
+
+        let to_market = |summary: Value| {
+            json!({ "recipients": ["qh-market"], "targets": [{ "org": "qh-market", "role": "to" }],
+                    "reply_to": "HO-1", "summary": summary })
+        };
+        apply(&mut rec, &event_of("routed", "PR-1", "qh-police-econ", "handoff_receipt", to_market(json!({}))), &ctx);
+        assert_eq!(named(&rec, ClockName::PoliceReceipt)[0].status, "met");
+        assert_eq!(rec.status, "received");
+        let filed = to_market(json!({ "decision": "filed" }));
+        apply(&mut rec, &event_of("routed", "PD-1", "qh-police-econ", "police_decision", filed), &ctx);
+        assert_eq!(named(&rec, ClockName::PoliceFiling)[0].status, "met");
+        assert_eq!(rec.status, "filed");
+        assert!(named(&rec, ClockName::SeizedHandover).is_empty(), "not before the decision reaches the bureau");
+        apply(
+            &mut rec,
+            &event_of("delivered", "PD-1", "qh-police-econ", "police_decision", json!({ "recipient": "qh-market" })),
+            &ctx,
+        );
+        let seized = named(&rec, ClockName::SeizedHandover);
+        assert_eq!(seized.len(), 1);
+        assert_eq!(seized[0].owner, "qh-market");
+    }
+
     /// What is major is the rules' to say (`[major_penalty]`): a routing that
     /// filed a penalty decision starts the filing clock, due at the end of
     /// the day the filing names, and the delivery to the justice bureau
