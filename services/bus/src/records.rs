@@ -60,7 +60,7 @@ pub struct Clock {
     pub owner: String,
     /// Told when it is overdue.
     pub supervisors: Vec<String>,
-    /// `hours`, `calendar_days` or `working_days`.
+    /// `hours`, `calendar_days`, `working_days` or `months`.
     pub unit: String,
     pub amount: i64,
     pub started_at: chrono::DateTime<chrono::Utc>,

@@ -436,6 +436,11 @@ pub struct ClockSettings {
     /// goes to the justice bureau (docs/rules.md, "Disputes").
     #[serde(default = "default_negotiation")]
     pub coordination_working_days: i64,
+    /// Working days an organisation has to answer a justice bureau's
+    /// supervision order (督办) or recommendation (监督建议); no statute sets
+    /// it (docs/domain.md, "Supervision").
+    #[serde(default = "default_supervision")]
+    pub supervision_working_days: i64,
     /// Holiday table (JSON, see schemas/calendar/cn-holidays.json); default
     /// the built-in one.
     pub holidays: Option<PathBuf>,
@@ -449,6 +454,7 @@ impl Default for ClockSettings {
             reminder_hours: default_reminder(),
             negotiation_working_days: default_negotiation(),
             coordination_working_days: default_negotiation(),
+            supervision_working_days: default_supervision(),
             holidays: None,
         }
     }
@@ -459,6 +465,9 @@ fn default_reminder() -> i64 {
 }
 fn default_negotiation() -> i64 {
     5
+}
+fn default_supervision() -> i64 {
+    10
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -59,6 +59,7 @@ const TYPES = {
   reconsideration_decision: ['复议决定', 'Reconsideration decision'], info_share: ['信息共享', 'Information share'],
   assistance_request: ['协助请求', 'Assistance request'], assistance_reply: ['协助答复', 'Assistance reply'],
   jurisdiction_designation: ['指定管辖', 'Jurisdiction designation'], supervision_alert: ['监督提醒', 'Supervision alert'],
+  supervision_notice: ['监督文书', 'Supervision notice'], supervision_reply: ['监督回复', 'Supervision reply'],
 };
 const STEPS = {
   accepted: ['已接收', 'accepted'], routed: ['已路由', 'routed'], unplaced: ['待定管辖', 'unplaced'], attempt: ['投递失败，将重试', 'attempt failed, retrying'],
@@ -83,6 +84,10 @@ const CLOCKS = {
   procuratorate_request: ['提请检察院', 'Request to the procuratorate'], seized_handover: ['涉案物品移交', 'Seized items handover'],
   assistance_reply: ['协助答复', 'Assistance reply'], joint_inspection_notice: ['联合检查通知', 'Joint inspection notice'],
   major_penalty_filing: ['重大处罚备案', 'Major penalty filing'],
+  explain_not_filing: ['说明不立案理由', 'Explain not filing'], notify_filing: ['通知立案', 'Notice to file'],
+  procuratorial_recommendation: ['检察建议回复', 'Reply to a procuratorial recommendation'],
+  procuratorial_opinion: ['检察意见回复', 'Reply to a procuratorial opinion'],
+  supervision_order: ['督办回复', 'Reply to a supervision order'], supervision_recommendation: ['监督建议回复', 'Reply to a supervision recommendation'],
 };
 
 const S = {

@@ -253,6 +253,25 @@ fn edge_checks(state: &GatewayState, rules: &RuleSet, env: &Envelope) -> Result<
             ));
         }
     }
+    if env.kind == MessageType::SupervisionNotice
+        && let Some(kind) = env.body.get("kind").and_then(Value::as_str)
+    {
+        // 立案监督 and 检察建议/意见 are the procuratorate's; 督办 and
+        // 监督建议 the justice bureau's (docs/domain.md, "Supervision").
+        let procuratorial = matches!(
+            kind,
+            "explain_not_filing" | "notify_filing" | "procuratorial_recommendation" | "procuratorial_opinion"
+        );
+        let needed = if procuratorial { OrgKind::Procuratorate } else { OrgKind::JusticeBureau };
+        if state.settings.org(&env.sender).is_none_or(|o| o.kind != needed) {
+            let who = if procuratorial { "a procuratorate" } else { "a justice bureau" };
+            problems.push(Problem::new("/body/kind", format!("a {kind} notice is sent by {who}")));
+        }
+    }
+    if env.kind == MessageType::SupervisionReply && env.reply_to.is_none() {
+        problems
+            .push(Problem::new("/reply_to", "a supervision_reply answers the supervision_notice it names in reply_to"));
+    }
     if env.kind == MessageType::PoliceDecision
         && let Some(t) = env.body.get("transferred_to").and_then(Value::as_str)
         && state.settings.org(t).is_none()

@@ -20,10 +20,14 @@ pub enum MessageType {
     AssistanceReply,
     JurisdictionDesignation,
     SupervisionAlert,
+    /// A procuratorate's or justice bureau's supervision (立案监督, 检察建议,
+    /// 督办…) to an organisation, which owes a written reply.
+    SupervisionNotice,
+    SupervisionReply,
 }
 
 impl MessageType {
-    pub const ALL: [MessageType; 14] = [
+    pub const ALL: [MessageType; 16] = [
         Self::ClueReferral,
         Self::CaseReferral,
         Self::ReferralReply,
@@ -38,6 +42,8 @@ impl MessageType {
         Self::AssistanceReply,
         Self::JurisdictionDesignation,
         Self::SupervisionAlert,
+        Self::SupervisionNotice,
+        Self::SupervisionReply,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +62,8 @@ impl MessageType {
             Self::AssistanceReply => "assistance_reply",
             Self::JurisdictionDesignation => "jurisdiction_designation",
             Self::SupervisionAlert => "supervision_alert",
+            Self::SupervisionNotice => "supervision_notice",
+            Self::SupervisionReply => "supervision_reply",
         }
     }
 

@@ -56,6 +56,12 @@ fn body_source(t: MessageType) -> &'static str {
         MessageType::SupervisionAlert => {
             include_str!("../../../schemas/messages/supervision_alert.schema.json")
         }
+        MessageType::SupervisionNotice => {
+            include_str!("../../../schemas/messages/supervision_notice.schema.json")
+        }
+        MessageType::SupervisionReply => {
+            include_str!("../../../schemas/messages/supervision_reply.schema.json")
+        }
     }
 }
 

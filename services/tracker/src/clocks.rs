@@ -19,6 +19,10 @@ pub enum Span {
     Hours(i64),
     CalendarDays(i64),
     WorkingDays(i64),
+    /// 月: to the same day of the month `n` months on (the month's last day
+    /// when it has no such day), moved off a rest day like days are
+    /// (民法典 arts. 202, 203).
+    Months(u32),
 }
 
 pub fn china() -> FixedOffset {
@@ -40,6 +44,14 @@ impl Span {
                 let day = cal.add_working_days(start.with_timezone(&china()).date_naive(), n);
                 end_of_day(day)
             }
+            Self::Months(n) => {
+                let from = start.with_timezone(&china()).date_naive();
+                let mut last = from.checked_add_months(chrono::Months::new(n)).unwrap_or(from);
+                while !cal.is_working_day(last) {
+                    last = last.succ_opt().unwrap_or(last);
+                }
+                end_of_day(last)
+            }
         }
     }
 
@@ -48,12 +60,14 @@ impl Span {
             Self::Hours(_) => "hours",
             Self::CalendarDays(_) => "calendar_days",
             Self::WorkingDays(_) => "working_days",
+            Self::Months(_) => "months",
         }
     }
 
     pub fn amount(self) -> i64 {
         match self {
             Self::Hours(n) | Self::CalendarDays(n) | Self::WorkingDays(n) => n,
+            Self::Months(n) => i64::from(n),
         }
     }
 }
@@ -131,7 +145,24 @@ clock_names! {
     AssistanceReply = "assistance_reply",
     JointInspectionNotice = "joint_inspection_notice",
     MajorPenaltyFiling = "major_penalty_filing",
+    ExplainNotFiling = "explain_not_filing",
+    NotifyFiling = "notify_filing",
+    ProcuratorialRecommendation = "procuratorial_recommendation",
+    ProcuratorialOpinion = "procuratorial_opinion",
+    SupervisionOrder = "supervision_order",
+    SupervisionRecommendation = "supervision_recommendation",
 }
+
+/// The clocks a `supervision_notice` starts, one per kind of notice (the
+/// clock has the kind's name); a `supervision_reply` closes them.
+pub const SUPERVISION: [ClockName; 6] = [
+    ClockName::ExplainNotFiling,
+    ClockName::NotifyFiling,
+    ClockName::ProcuratorialRecommendation,
+    ClockName::ProcuratorialOpinion,
+    ClockName::SupervisionOrder,
+    ClockName::SupervisionRecommendation,
+];
 
 impl std::fmt::Display for ClockName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -152,6 +183,8 @@ const D310: &str = "《行政执法机关移送涉嫌犯罪案件的规定》";
 const COUNTY_COORDINATION: &str = "《县“大综合一体化”行政执法统筹协调指挥工作机制实施意见》";
 const TOWN_COUNTY: &str = "《关于加强乡（镇、街道）与县级行政执法部门协调协作的指导意见》";
 const SUPERVISION_PLAN: &str = "《县行政执法协调监督工作方案》";
+const POLICE_RULES: &str = "《公安机关办理刑事案件程序规定》";
+const PROCURATORATE_RULES: &str = "《人民检察院刑事诉讼规则》";
 
 pub fn def(name: ClockName, settings: &Settings) -> Def {
     let c = &settings.clock;
@@ -265,6 +298,54 @@ pub fn def(name: ClockName, settings: &Settings) -> Def {
             OrgKind::JusticeBureau,
             OnExpiry::Overdue,
         ),
+        ClockName::ExplainNotFiling => (
+            format!(
+                "《刑事诉讼法》第一百一十三条；{POLICE_RULES}：公安机关应当在收到要求说明不立案理由通知书后7日内书面说明理由"
+            ),
+            Span::CalendarDays(7),
+            OrgKind::Procuratorate,
+            OnExpiry::Overdue,
+        ),
+        ClockName::NotifyFiling => (
+            format!(
+                "《刑事诉讼法》第一百一十三条；{POLICE_RULES}：公安机关应当在收到通知立案书后15日内立案，并将立案决定书送达人民检察院"
+            ),
+            Span::CalendarDays(15),
+            OrgKind::Procuratorate,
+            OnExpiry::Overdue,
+        ),
+        ClockName::ProcuratorialRecommendation => (
+            "《人民检察院检察建议工作规定》：被建议单位在收到检察建议书后2个月内书面回复办理情况".into(),
+            Span::Months(2),
+            OrgKind::Procuratorate,
+            OnExpiry::Overdue,
+        ),
+        ClockName::ProcuratorialOpinion => (
+            format!(
+                "{PROCURATORATE_RULES}第三百七十三条：不起诉后需给予行政处罚的，有关主管机关在2个月内回复处理情况（行刑反向衔接）"
+            ),
+            Span::Months(2),
+            OrgKind::Procuratorate,
+            OnExpiry::Overdue,
+        ),
+        ClockName::SupervisionOrder => (
+            format!(
+                "行政执法监督督办：{}个工作日内书面回复（{COUNTY_COORDINATION}二、12 完善监督评议机制；法律未规定期限，本系统按配置）",
+                c.supervision_working_days
+            ),
+            Span::WorkingDays(c.supervision_working_days),
+            OrgKind::JusticeBureau,
+            OnExpiry::Overdue,
+        ),
+        ClockName::SupervisionRecommendation => (
+            format!(
+                "行政执法监督书面建议：{}个工作日内书面回复（{COUNTY_COORDINATION}二、12 完善监督评议机制；法律未规定期限，本系统按配置）",
+                c.supervision_working_days
+            ),
+            Span::WorkingDays(c.supervision_working_days),
+            OrgKind::JusticeBureau,
+            OnExpiry::Overdue,
+        ),
     };
     Def { basis, span, supervisor, on_expiry }
 }
@@ -330,6 +411,11 @@ mod tests {
         assert_eq!(Span::CalendarDays(3).due(at("2026-10-07T09:00:00+08:00"), &cal), at("2026-10-10T23:59:59+08:00"));
         // The day is China's: 23:30 UTC on the 2nd is already the 3rd there.
         assert_eq!(Span::CalendarDays(1).due(at("2026-11-02T23:30:00Z"), &cal), at("2026-11-04T23:59:59+08:00"));
+        // Months: to the same day (2 months from 31 July: 30 September,
+        // the month having no 31st), moved off a rest day (31 October 2026
+        // is a Saturday: Monday 2 November).
+        assert_eq!(Span::Months(2).due(at("2026-07-31T10:00:00+08:00"), &cal), at("2026-09-30T23:59:59+08:00"));
+        assert_eq!(Span::Months(2).due(at("2026-08-31T10:00:00+08:00"), &cal), at("2026-11-02T23:59:59+08:00"));
         // Hours stay hours.
         assert_eq!(Span::Hours(24).due(at("2026-09-24T10:00:00+08:00"), &cal), at("2026-09-25T10:00:00+08:00"));
     }

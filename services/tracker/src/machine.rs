@@ -263,6 +263,10 @@ fn routed(rec: &mut CaseRecord, ev: &Event, d: &Routed, ctx: &Ctx) -> Vec<Action
                         out.extend(close(rec, ClockName::PoliceReceipt, h, sender, &ev.msg_id, ctx));
                         out.extend(close(rec, ClockName::PoliceFiling, h, sender, &ev.msg_id, ctx));
                     }
+                    // Filing is what a notice to file (通知立案) asks for.
+                    if decision == "filed" {
+                        out.extend(close_owned(rec, ClockName::NotifyFiling, sender, &ev.msg_id, ctx));
+                    }
                     rec.status = decision.to_string();
                 }
             }
@@ -329,6 +333,11 @@ fn routed(rec: &mut CaseRecord, ev: &Event, d: &Routed, ctx: &Ctx) -> Vec<Action
                 if !rec.clocks.iter().any(|x| x.id == c.id) {
                     rec.clocks.push(c);
                 }
+            }
+        }
+        MessageType::SupervisionReply => {
+            for name in clocks::SUPERVISION {
+                out.extend(close(rec, name, &reply_to, sender, &ev.msg_id, ctx));
             }
         }
         MessageType::SupervisionAlert => {
@@ -438,6 +447,12 @@ fn delivered(rec: &mut CaseRecord, ev: &Event, org: &str, ctx: &Ctx) -> Vec<Acti
             }
         }
         (Some(MessageType::AssistanceRequest), _) => start(rec, ClockName::AssistanceReply),
+        (Some(MessageType::SupervisionNotice), _) => {
+            // Each kind of notice has the clock of the same name.
+            if let Some(name) = ClockName::parse(s(&m.summary, "kind")).filter(|n| clocks::SUPERVISION.contains(n)) {
+                start(rec, name);
+            }
+        }
         (Some(MessageType::InfoShare), Some(OrgKind::JusticeBureau)) => {
             let id = format!("major_penalty_filing:{}", m.id);
             if let Some(c) = rec.clocks.iter().find(|c| c.id == id && c.is_open()).cloned() {
@@ -646,7 +661,7 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 11, 2, 2, 0, 0).single().expect("a time")
     }
 
-    fn named<'a>(rec: &'a CaseRecord, name: ClockName) -> Vec<&'a Clock> {
+    fn named(rec: &CaseRecord, name: ClockName) -> Vec<&Clock> {
         rec.clocks.iter().filter(|c| c.name == name).collect()
     }
 

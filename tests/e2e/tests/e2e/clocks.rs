@@ -499,3 +499,80 @@ async fn assistance_is_answered_in_five_working_days_extendable_once() -> anyhow
     .await?;
     Ok(())
 }
+
+/// 立案监督 (刑事诉讼法 art. 113): the procuratorate, copied on a refusal to
+/// file, asks the police to explain (7 days, counted as the law counts:
+/// from Thursday 24 September 2026 the 7th day falls in the National Day
+/// holiday, so the end of Thursday 8 October); their reply meets it. It then
+/// notifies them to file (15 days); unanswered, both are told it is
+/// overdue, and the filing decision closes it, late. A justice bureau cannot
+/// send a procuratorate's notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_procuratorate_supervises_a_refusal_to_file() -> anyhow::Result<()> {
+    let hub = TestHub::start(MANUAL).await?;
+    let (s, receipt) = hub.submit("qh-market", &handoff("HO-S")).await?;
+    assert_eq!(s, 202, "{receipt}");
+    let case = receipt["case"].as_str().unwrap_or_default().to_string();
+    hub.receiver("qh-police-econ").wait_for(1, T).await?;
+    let refusal = json!({ "decision": "not_filed", "reason": "现有证据不足以证明销售金额达到追诉标准" });
+    let (s, b) =
+        hub.submit("qh-police-econ", &answer("PD-S", "police_decision", "qh-police-econ", "HO-S", refusal)).await?;
+    assert_eq!(s, 202, "{b}");
+    eventually(T, "the refusal copied to the procuratorate", || async {
+        hub.receiver("qh-procuratorate").deliveries().into_iter().find(|d| d.json["id"] == "PD-S")
+    })
+    .await?;
+
+    let notice = |id: &str, kind: &str, sender: &str| {
+        answer(
+            id,
+            "supervision_notice",
+            sender,
+            "PD-S",
+            json!({ "kind": kind, "text": "请依法处理", "doc_no": "检〔2026〕1号" }),
+        )
+    };
+    let (s, b) = hub.submit("qh-justice", &notice("SN-X", "explain_not_filing", "qh-justice")).await?;
+    assert_eq!(s, 422, "{b}");
+    assert_eq!(b["details"][0]["pointer"], "/body/kind", "{b}");
+
+    let (s, b) = hub.submit("qh-procuratorate", &notice("SN-1", "explain_not_filing", "qh-procuratorate")).await?;
+    assert_eq!(s, 202, "{b}");
+    assert_eq!(b["case"], case.as_str(), "the notice is on the refusal's case");
+    let explain = wait_clock(&hub, &case, "explain_not_filing", "running").await?;
+    assert_eq!(explain["owner"], "qh-police-econ");
+    assert_eq!(explain["due"], "2026-10-08T15:59:59Z");
+    assert!(explain["basis"].as_str().is_some_and(|t| t.contains("第一百一十三条")), "{explain}");
+    let explained = json!({ "result": "explained", "text": "经审查，销售金额证据不足" });
+    let (s, b) =
+        hub.submit("qh-police-econ", &answer("SR-1", "supervision_reply", "qh-police-econ", "SN-1", explained)).await?;
+    assert_eq!(s, 202, "{b}");
+    wait_clock(&hub, &case, "explain_not_filing", "met").await?;
+    eventually(T, "the reply at the procuratorate", || async {
+        hub.receiver("qh-procuratorate").deliveries().into_iter().find(|d| d.json["id"] == "SR-1")
+    })
+    .await?;
+
+    let (s, b) = hub.submit("qh-procuratorate", &notice("SN-2", "notify_filing", "qh-procuratorate")).await?;
+    assert_eq!(s, 202, "{b}");
+    wait_clock(&hub, &case, "notify_filing", "running").await?;
+    advance(&hub, "P20D").await?;
+    let overdue = wait_alert(&hub, "qh-procuratorate", "overdue", "notify_filing").await?;
+    assert_eq!(overdue["body"]["about"], "SN-2");
+    wait_alert(&hub, "qh-police-econ", "overdue", "notify_filing").await?;
+    let filed = json!({ "decision": "filed", "police_case_no": "公（经）立字〔2026〕88号" });
+    let (s, b) =
+        hub.submit("qh-police-econ", &answer("PD-S2", "police_decision", "qh-police-econ", "HO-S", filed)).await?;
+    assert_eq!(s, 202, "{b}");
+    // The filing comes late: the clock stays overdue, told once.
+    eventually(T, "the case filed", || async {
+        let record = case_of(&hub, &case).await.ok()?;
+        (record["status"] == "filed").then_some(())
+    })
+    .await?;
+    let record = case_of(&hub, &case).await?;
+    assert_eq!(clock(&record, "notify_filing").map(|c| c["status"].clone()), Some(json!("overdue")));
+    let told = alerts(&hub, "qh-procuratorate", "overdue");
+    assert_eq!(told.iter().filter(|a| a["body"]["clock"]["name"] == "notify_filing").count(), 1);
+    Ok(())
+}
