@@ -41,6 +41,7 @@ pub struct BusInner {
     pub parties: kv::Store,
     pub penalties: kv::Store,
     pub holders: kv::Store,
+    pub crimes: kv::Store,
     pub clock: kv::Store,
     pub stats: kv::Store,
 }
@@ -89,6 +90,7 @@ impl Bus {
             parties: bucket(KV_PARTIES).await?,
             penalties: bucket(KV_PENALTIES).await?,
             holders: bucket(KV_HOLDERS).await?,
+            crimes: bucket(KV_CRIMES).await?,
             clock: bucket(KV_CLOCK).await?,
             stats: bucket(KV_STATS).await?,
             client,
@@ -267,6 +269,7 @@ pub async fn declare_with(js: &jetstream::Context, limits: &Limits) -> Result<()
         (KV_PARTIES, forever),
         (KV_PENALTIES, forever),
         (KV_HOLDERS, forever),
+        (KV_CRIMES, forever),
         (KV_CLOCK, forever),
         (KV_STATS, forever),
     ] {

@@ -31,6 +31,9 @@ pub const KV_CASES: &str = "xj_cases";
 pub const KV_PARTIES: &str = "xj_parties";
 /// Each party's administrative penalties the hub carried: `<party>` → list.
 pub const KV_PENALTIES: &str = "xj_penalties";
+/// Criminal thresholds met and hand-offs made, by party and matter
+/// (`<party>.<matter>`), for the 以罚代刑 alarm across cases.
+pub const KV_CRIMES: &str = "xj_crimes";
 /// Who first opened a case on a party and matter: `<party>.<matter>`.
 pub const KV_HOLDERS: &str = "xj_holders";
 /// The hub's time in manual clock mode (`now`), and monthly statistics.

@@ -307,8 +307,51 @@ async fn side_effects(
         )
         .await?;
     }
+    if d.crime.is_some() {
+        knowledge::record_crime_met(bus, env, case).await?;
+    }
+    if env.kind == MessageType::CriminalHandoff {
+        knowledge::record_handoff(bus, env, case).await?;
+    }
     if env.kind == MessageType::InfoShare && env.body.get("kind").and_then(|v| v.as_str()) == Some("penalty_decision") {
         record_penalty(bus, env).await?;
+        // 以罚代刑 by party and matter, whatever case either message names
+        // (a bureau's penalty system does not know the hub's case ids).
+        if let Some(earlier) = knowledge::penalty_instead_of_transfer(bus, env).await? {
+            let county = rs.settings.org(&env.sender).map(|o| o.region[..6].to_string()).unwrap_or_default();
+            let to: Vec<String> = rs
+                .settings
+                .org
+                .iter()
+                .filter(|o| {
+                    matches!(o.kind, OrgKind::Procuratorate | OrgKind::JusticeBureau) && o.region[..6] == *county
+                })
+                .map(|o| o.id.clone())
+                .collect();
+            raise(
+                bus,
+                Alert {
+                    kind: "penalty_instead_of_transfer",
+                    about: (&env.id, &env.sender),
+                    at: Utc::now(),
+                    discriminator: String::new(),
+                    case,
+                    recipients: to,
+                    text: format!(
+                        "当事人同一事项的案件事实已达刑事立案追诉标准（{} 的 {}，{}），未移送公安机关即作出行政处罚（以罚代刑：行政处罚法第八条第二款、第二十七条、第八十二条；《行政执法机关移送涉嫌犯罪案件的规定》第十一条）",
+                        earlier.sender, earlier.msg_id, earlier.on
+                    ),
+                    rule: Some(("penalty-instead-of-transfer:party".into(), version.clone())),
+                    reasons: vec![format!(
+                        "{} met a criminal threshold on {} for this party and matter (case {}); no hand-off since",
+                        earlier.msg_id, earlier.on, earlier.case
+                    )],
+                    extra: json!({ "earlier": earlier }),
+                },
+                trace,
+            )
+            .await?;
+        }
     }
     // 予以立案: the receiver opened a case on the referral's party and matter.
     if env.kind == MessageType::ReferralReply

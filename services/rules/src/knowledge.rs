@@ -81,3 +81,83 @@ pub async fn designate_holder(bus: &Bus, party: &str, matter: &str, holder: Hold
     bus.holders.put(holder_key(party, matter), serde_json::to_vec(&holder)?.into()).await?;
     Ok(())
 }
+
+/// What the hub has seen of a party and matter with criminal weight: the
+/// messages whose facts met a threshold, and the hand-offs made
+/// (`xj_crimes`, `<party>.<matter>`).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct CrimeRecord {
+    #[serde(default)]
+    pub met: Vec<Seen>,
+    #[serde(default)]
+    pub handed_off: Vec<Seen>,
+}
+
+/// One message of a [`CrimeRecord`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Seen {
+    pub msg_id: String,
+    pub sender: String,
+    pub case: String,
+    /// The date its facts refer to (`found_on`, `filed_on`, …).
+    pub on: chrono::NaiveDate,
+}
+
+fn seen(env: &Envelope, case: &str) -> Seen {
+    Seen {
+        msg_id: env.id.clone(),
+        sender: env.sender.clone(),
+        case: case.to_string(),
+        on: reference_date(&env.body, &env.sent_at),
+    }
+}
+
+fn party_and_matter(env: &Envelope) -> Option<String> {
+    let party = env.body.get("party").and_then(party_key)?;
+    Some(holder_key(&party, env.matter()?))
+}
+
+/// Records that `env`'s facts met a criminal threshold (idempotent).
+pub async fn record_crime_met(bus: &Bus, env: &Envelope, case: &str) -> anyhow::Result<()> {
+    let Some(key) = party_and_matter(env) else { return Ok(()) };
+    let s = seen(env, case);
+    update_json(&bus.crimes, &key, Likely::New, |r: &mut CrimeRecord| {
+        if r.met.iter().any(|m| m.msg_id == s.msg_id && m.sender == s.sender) {
+            return false;
+        }
+        r.met.push(s.clone());
+        true
+    })
+    .await
+}
+
+/// Records a hand-off of the party and matter to the police (idempotent).
+pub async fn record_handoff(bus: &Bus, env: &Envelope, case: &str) -> anyhow::Result<()> {
+    let Some(key) = party_and_matter(env) else { return Ok(()) };
+    let s = seen(env, case);
+    update_json(&bus.crimes, &key, Likely::Existing, |r: &mut CrimeRecord| {
+        if r.handed_off.iter().any(|m| m.msg_id == s.msg_id && m.sender == s.sender) {
+            return false;
+        }
+        r.handed_off.push(s.clone());
+        true
+    })
+    .await
+}
+
+/// 以罚代刑 by party and matter: the message whose facts met a criminal
+/// threshold within the two years before this penalty decision, on the same
+/// party and matter, with no hand-off for them since — whatever case either
+/// names.
+pub async fn penalty_instead_of_transfer(bus: &Bus, env: &Envelope) -> anyhow::Result<Option<Seen>> {
+    let Some(key) = party_and_matter(env) else { return Ok(None) };
+    let Some(r) = get::<CrimeRecord>(&bus.crimes, &key).await? else { return Ok(None) };
+    let decided = reference_date(&env.body, &env.sent_at);
+    let since = decided.checked_sub_months(chrono::Months::new(24)).unwrap_or(decided);
+    if r.handed_off.iter().any(|h| h.on >= since) {
+        return Ok(None);
+    }
+    let earlier =
+        r.met.iter().filter(|m| m.on >= since && m.on <= decided && !(m.msg_id == env.id && m.sender == env.sender));
+    Ok(earlier.max_by_key(|m| m.on).cloned())
+}

@@ -576,3 +576,40 @@ async fn the_procuratorate_supervises_a_refusal_to_file() -> anyhow::Result<()> 
     assert_eq!(told.iter().filter(|a| a["body"]["clock"]["name"] == "notify_filing").count(), 1);
     Ok(())
 }
+
+/// 以罚代刑 by party and matter: a town's referral whose facts met the
+/// pollution threshold, then the environment bureau's penalty system shares
+/// a penalty decision on the same company and matter without any case id
+/// (it does not know the hub's): the procuratorate and the justice bureau
+/// get the alarm, and it names the referral.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_penalty_on_a_party_that_met_a_threshold_raises_the_alarm_whatever_its_case() -> anyhow::Result<()> {
+    let hub = TestHub::start(MANUAL).await?;
+    let mut referral = sample_clue("PW-2", "qh-town-dg", "HAZWASTE", "990101101");
+    referral["type"] = "case_referral".into();
+    referral["body"]["found_on"] = "2026-09-15".into();
+    referral["body"]["filed_on"] = "2026-09-20".into();
+    referral["body"]["facts"] = json!({ "hazardous_waste_tonnes": 3.5 });
+    let (s, receipt) = hub.submit("qh-town-dg", &referral).await?;
+    assert_eq!(s, 202, "{receipt}");
+    eventually(T, "crime alert", || async { alerts(&hub, "qh-procuratorate", "crime_suspected").into_iter().next() })
+        .await?;
+    let fine = json!({ "id": "ECO-PEN-2", "type": "info_share", "sender": "qh-eco",
+        "recipient": ["qh-town-dg"], "sent_at": "2026-09-24T12:00:00+08:00", "classification": "internal",
+        "body": { "kind": "penalty_decision", "title": "行政处罚决定书", "matter": "HAZWASTE", "region": "990101101",
+                  "party": referral["body"]["party"], "decided_on": "2026-09-24",
+                  "penalty": { "kind": "fine", "amount": 100000 } } });
+    let (s, b) = hub.submit("qh-eco", &fine).await?;
+    assert_eq!(s, 202, "{b}");
+    assert_ne!(b["case"], receipt["case"], "a case of its own: the bureau named none");
+    for org in ["qh-procuratorate", "qh-justice"] {
+        let a = eventually(T, "以罚代刑 alarm", || async {
+            alerts(&hub, org, "penalty_instead_of_transfer").into_iter().find(|a| a["body"]["about"] == "ECO-PEN-2")
+        })
+        .await?;
+        assert_eq!(a["body"]["earlier"]["msg_id"], "PW-2", "{a}");
+        assert_eq!(a["body"]["earlier"]["case"], receipt["case"], "{a}");
+        assert!(a["body"]["text"].as_str().is_some_and(|t| t.contains("PW-2")), "{a}");
+    }
+    Ok(())
+}
