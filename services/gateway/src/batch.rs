@@ -61,13 +61,7 @@ async fn batch(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Vec<Value>, ApiError> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge(state.settings.http.max_batch_bytes)
-        } else {
-            ApiError::Malformed(e.body_text())
-        }
-    })?;
+    let body = body.map_err(|e| crate::submit::unreadable(e, state.settings.http.max_batch_bytes))?;
     let (org, _, traceparent) = crate::submit::submission(state, headers, Ok(Bytes::new()))?;
     let doc: Value = serde_json::from_slice(&body).map_err(|e| ApiError::syntax(&e))?;
     let messages = match doc.get("messages") {

@@ -61,14 +61,17 @@ pub(crate) fn submission<'h>(
             return Err(ApiError::Forbidden("operators do not submit messages; use an organisation's token".into()));
         }
     };
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge(state.settings.http.max_body_bytes)
-        } else {
-            ApiError::Malformed(e.body_text())
-        }
-    })?;
+    let body = body.map_err(|e| unreadable(e, state.settings.http.max_body_bytes))?;
     Ok((org, body, headers.get("traceparent").and_then(|v| v.to_str().ok())))
+}
+
+/// Why a request's body could not be read: over `limit`, or broken off.
+pub(crate) fn unreadable(e: BytesRejection, limit: usize) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::TooLarge(limit)
+    } else {
+        ApiError::Malformed(e.body_text())
+    }
 }
 
 /// A receipt, signed by the hub like every answer a sender may keep.

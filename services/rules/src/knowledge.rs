@@ -119,27 +119,29 @@ fn party_and_matter(env: &Envelope) -> Option<String> {
 
 /// Records that `env`'s facts met a criminal threshold (idempotent).
 pub async fn record_crime_met(bus: &Bus, env: &Envelope, case: &str) -> anyhow::Result<()> {
-    let Some(key) = party_and_matter(env) else { return Ok(()) };
-    let s = seen(env, case);
-    update_json(&bus.crimes, &key, Likely::New, |r: &mut CrimeRecord| {
-        if r.met.iter().any(|m| m.msg_id == s.msg_id && m.sender == s.sender) {
-            return false;
-        }
-        r.met.push(s.clone());
-        true
-    })
-    .await
+    record_seen(bus, env, case, Likely::New, |r| &mut r.met).await
 }
 
 /// Records a hand-off of the party and matter to the police (idempotent).
 pub async fn record_handoff(bus: &Bus, env: &Envelope, case: &str) -> anyhow::Result<()> {
+    record_seen(bus, env, case, Likely::Existing, |r| &mut r.handed_off).await
+}
+
+async fn record_seen(
+    bus: &Bus,
+    env: &Envelope,
+    case: &str,
+    likely: Likely,
+    list: fn(&mut CrimeRecord) -> &mut Vec<Seen>,
+) -> anyhow::Result<()> {
     let Some(key) = party_and_matter(env) else { return Ok(()) };
     let s = seen(env, case);
-    update_json(&bus.crimes, &key, Likely::Existing, |r: &mut CrimeRecord| {
-        if r.handed_off.iter().any(|m| m.msg_id == s.msg_id && m.sender == s.sender) {
+    update_json(&bus.crimes, &key, likely, |r: &mut CrimeRecord| {
+        let l = list(r);
+        if l.iter().any(|m| m.msg_id == s.msg_id && m.sender == s.sender) {
             return false;
         }
-        r.handed_off.push(s.clone());
+        l.push(s.clone());
         true
     })
     .await

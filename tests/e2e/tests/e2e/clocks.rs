@@ -30,6 +30,20 @@ fn handoff(id: &str) -> Value {
     m
 }
 
+/// The environment bureau's penalty decision (a fine) on `party`, with no
+/// recipient beyond the town and `case` only when given.
+fn eco_fine(id: &str, party: &Value, case: Option<&str>) -> Value {
+    let mut m = json!({ "id": id, "type": "info_share", "sender": "qh-eco",
+        "recipient": ["qh-town-dg"], "sent_at": "2026-09-24T12:00:00+08:00", "classification": "internal",
+        "body": { "kind": "penalty_decision", "title": "行政处罚决定书", "matter": "HAZWASTE", "region": "990101101",
+                  "party": party, "decided_on": "2026-09-24",
+                  "penalty": { "kind": "fine", "amount": 100000 } } });
+    if let Some(case) = case {
+        m["case"] = case.into();
+    }
+    m
+}
+
 fn answer(id: &str, kind: &str, sender: &str, reply_to: &str, body: Value) -> Value {
     json!({ "id": id, "type": kind, "sender": sender, "reply_to": reply_to,
             "sent_at": "2026-09-24T12:00:00+08:00", "classification": "internal", "body": body })
@@ -190,11 +204,7 @@ async fn a_fine_on_a_case_that_met_a_crime_threshold_raises_the_penalty_instead_
         .await?;
     hub.receiver("qh-eco").wait_for(1, T).await?;
     // The bureau fines the company instead of handing the case to the police.
-    let fine = json!({ "id": "ECO-PEN-1", "type": "info_share", "sender": "qh-eco", "case": case,
-        "recipient": ["qh-town-dg"], "sent_at": "2026-09-24T12:00:00+08:00", "classification": "internal",
-        "body": { "kind": "penalty_decision", "title": "行政处罚决定书", "matter": "HAZWASTE", "region": "990101101",
-                  "party": referral["body"]["party"], "decided_on": "2026-09-24",
-                  "penalty": { "kind": "fine", "amount": 100000 } } });
+    let fine = eco_fine("ECO-PEN-1", &referral["body"]["party"], Some(&case));
     let (s, b) = hub.submit("qh-eco", &fine).await?;
     assert_eq!(s, 202, "{b}");
     for org in ["qh-procuratorate", "qh-justice"] {
@@ -560,6 +570,7 @@ async fn the_procuratorate_supervises_a_refusal_to_file() -> anyhow::Result<()> 
     let overdue = wait_alert(&hub, "qh-procuratorate", "overdue", "notify_filing").await?;
     assert_eq!(overdue["body"]["about"], "SN-2");
     wait_alert(&hub, "qh-police-econ", "overdue", "notify_filing").await?;
+    wait_clock(&hub, &case, "notify_filing", "overdue").await?;
     let filed = json!({ "decision": "filed", "police_case_no": "公（经）立字〔2026〕88号" });
     let (s, b) =
         hub.submit("qh-police-econ", &answer("PD-S2", "police_decision", "qh-police-econ", "HO-S", filed)).await?;
@@ -594,11 +605,7 @@ async fn a_penalty_on_a_party_that_met_a_threshold_raises_the_alarm_whatever_its
     assert_eq!(s, 202, "{receipt}");
     eventually(T, "crime alert", || async { alerts(&hub, "qh-procuratorate", "crime_suspected").into_iter().next() })
         .await?;
-    let fine = json!({ "id": "ECO-PEN-2", "type": "info_share", "sender": "qh-eco",
-        "recipient": ["qh-town-dg"], "sent_at": "2026-09-24T12:00:00+08:00", "classification": "internal",
-        "body": { "kind": "penalty_decision", "title": "行政处罚决定书", "matter": "HAZWASTE", "region": "990101101",
-                  "party": referral["body"]["party"], "decided_on": "2026-09-24",
-                  "penalty": { "kind": "fine", "amount": 100000 } } });
+    let fine = eco_fine("ECO-PEN-2", &referral["body"]["party"], None);
     let (s, b) = hub.submit("qh-eco", &fine).await?;
     assert_eq!(s, 202, "{b}");
     assert_ne!(b["case"], receipt["case"], "a case of its own: the bureau named none");
