@@ -141,6 +141,10 @@ pub enum Likely {
     Existing,
 }
 
+/// Attempts of [`update_json`] before it gives up (a few seconds of
+/// contention on one key).
+const ATTEMPTS: u32 = 50;
+
 /// Changes the JSON value under `key` (a missing key starts from
 /// `T::default()`) and writes it back only if nobody wrote in between, so
 /// instances of a service share a key without losing each other's
@@ -152,7 +156,14 @@ where
     F: FnMut(&mut T) -> bool,
 {
     let mut try_create = likely == Likely::New;
-    for _ in 0..20 {
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            // Lost a race: step aside for a random moment, longer each time,
+            // so that many writers of one key all get through rather than
+            // colliding in step (24 at once do, in the records test).
+            let cap = 1u64 << attempt.min(6);
+            tokio::time::sleep(std::time::Duration::from_millis(rand::random::<u64>() % (cap + 1))).await;
+        }
         if try_create {
             let mut v = T::default();
             if !change(&mut v) {
