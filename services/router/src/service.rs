@@ -168,8 +168,11 @@ async fn route(rs: &RuleSet, bus: &Bus, m: &Message, env: &Envelope, case: &str)
     // each other.
     let dedup = format!("evt:routed:{}:{}", env.sender, env.id);
     let routes = futures::future::try_join_all(decision.targets.iter().map(|t| async {
-        remember(&bus.routes, &subjects::key(&t.org, &env.id), route_entry(env, case, seq)).await?;
-        mark_recipient(bus, env, case, &t.org).await
+        let key = subjects::key(&t.org, &env.id);
+        tokio::try_join!(
+            remember(&bus.routes, &key, route_entry(env, case, seq)),
+            mark_recipient(bus, env, case, &t.org)
+        )
     }));
     let (recorded, remembered) = tokio::join!(events::publish_once(&bus.js, &ev, &dedup), routes);
     recorded?;
@@ -195,10 +198,13 @@ async fn route(rs: &RuleSet, bus: &Bus, m: &Message, env: &Envelope, case: &str)
 /// message, and, for a clue or case referral, a referral it may not pass on
 /// by itself (police who got a hand-off may still hand a case back, art. 13).
 async fn mark_recipient(bus: &Bus, env: &Envelope, case: &str, org: &str) -> anyhow::Result<()> {
-    parties::mark(&bus.parties, case, parties::Role::Received, org).await?;
-    if matches!(env.kind, MessageType::ClueReferral | MessageType::CaseReferral) {
-        parties::mark(&bus.parties, case, parties::Role::Referred, org).await?;
-    }
+    let referred = async {
+        if matches!(env.kind, MessageType::ClueReferral | MessageType::CaseReferral) {
+            parties::mark(&bus.parties, case, parties::Role::Referred, org).await?;
+        }
+        anyhow::Ok(())
+    };
+    tokio::try_join!(parties::mark(&bus.parties, case, parties::Role::Received, org), referred)?;
     Ok(())
 }
 
