@@ -456,10 +456,10 @@ async fn publish(
         async { js.publish_with_headers(subjects::accepted(&env.sender), hdr, payload.into()).await?.await },
         async { js.publish_with_headers(ev.subject(), ev_hdr, ev_payload.into()).await?.await },
         async {
-            tokio::try_join!(
-                xj_bus::parties::open(parties, case),
-                xj_bus::parties::mark(parties, case, Role::Sent, &env.sender)
-            )
+            // Only a message that names no case and answers none opens one.
+            let opens = env.case.is_none() && env.reply_to.is_none();
+            let open = async { if opens { xj_bus::parties::open(parties, case).await } else { Ok(()) } };
+            tokio::try_join!(open, xj_bus::parties::mark(parties, case, Role::Sent, &env.sender))
         },
     );
     main.map_err(unavailable)?;

@@ -26,19 +26,22 @@ pub async fn get_case(
         Caller::Operator => None,
     };
     let record: CaseRecord = match raw {
-        Some(b) => serde_json::from_slice(&b).map_err(|e| ApiError::Internal(e.to_string()))?,
+        Some(b) => {
+            let record: CaseRecord = serde_json::from_slice(&b).map_err(|e| ApiError::Internal(e.to_string()))?;
+            if let Some(org) = org
+                && !record.is_party(org)
+                && !known(&state, &case, Some(org)).await?
+            {
+                return Err(not_found());
+            }
+            record
+        }
         // Accepted, not yet folded in: the case exists, its record follows.
         None if known(&state, &case, org).await? => {
             CaseRecord { case: case.clone(), status: "opening".into(), ..Default::default() }
         }
         None => return Err(not_found()),
     };
-    if let Some(org) = org
-        && !record.is_party(org)
-        && !known(&state, &case, Some(org)).await?
-    {
-        return Err(not_found());
-    }
     Ok(Json(serde_json::to_value(record).map_err(|e| ApiError::Internal(e.to_string()))?))
 }
 
