@@ -16,6 +16,7 @@ mod intake;
 mod native;
 mod state;
 mod submit;
+mod supervision;
 mod trace;
 pub mod trust;
 
@@ -60,6 +61,7 @@ pub fn routes(state: GatewayState) -> Router {
         .route("/v1/native", post(native::post_native))
         .route("/v1/messages/{id}/trace", get(trace::get_trace))
         .route("/v1/cases/{case}", get(cases::get_case))
+        .route("/v1/supervision", get(supervision::get_supervision))
         .route("/v1/attachments", post(attachments::upload).layer(attachment_limit))
         .route("/v1/attachments/{sha256}", get(attachments::fetch))
         .route("/v1/admin/dead-letters", get(admin::list_dead))

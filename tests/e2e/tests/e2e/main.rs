@@ -15,3 +15,4 @@ mod nats_org;
 mod read_side;
 mod replies;
 mod routing;
+mod supervision_read;
