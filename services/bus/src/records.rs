@@ -76,6 +76,26 @@ pub struct Clock {
     pub closed_by: Option<String>,
     #[serde(default)]
     pub extended: bool,
+    /// A step of a jurisdiction dispute: where on its path it is, so the
+    /// step's end takes the dispute to the next one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispute: Option<DisputeAt>,
+}
+
+/// The case a county's monthly reports for `month` (YYYY-MM) are kept on:
+/// the gateway threads every `monthly_report` there and the tracker keeps
+/// the report clocks on it.
+pub fn monthly_case(county: &str, month: &str) -> String {
+    format!("RPT-{county}-{month}")
+}
+
+/// Where a dispute stands: its path (`county` or `town_county`), the
+/// step's place on it (from 0) and the two organisations in dispute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisputeAt {
+    pub path: String,
+    pub step: usize,
+    pub between: [String; 2],
 }
 
 impl Clock {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use async_nats::jetstream::kv;
 
-pub const FIELDS: [&str; 10] = [
+pub const FIELDS: [&str; 18] = [
     "referrals_sent",
     "referrals_received",
     "decisions_on_time",
@@ -13,8 +13,16 @@ pub const FIELDS: [&str; 10] = [
     "handoffs_sent",
     "handoffs_received",
     "police_decisions",
+    "police_filed",
+    "police_not_filed",
     "overdue",
     "alerts",
+    "penalty_instead_of_transfer",
+    "disputes",
+    "supervision_sent",
+    "supervision_received",
+    "supervision_answered",
+    "supervision_late",
     "messages",
 ];
 
@@ -59,4 +67,38 @@ pub fn csv(month: &str, table: &BTreeMap<String, Counters>) -> String {
         s.push_str(&format!("{month},{org},{}\n", row.join(",")));
     }
     s
+}
+
+/// An organisation's own monthly report (`monthly_report`) as the
+/// consolidated report shows it: kept beside the counters, under
+/// `report.<YYYY-MM>.<org>`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Reported {
+    pub msg_id: String,
+    /// When the hub received it.
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub figures: BTreeMap<String, serde_json::Value>,
+}
+
+/// Keeps `org`'s report for `month`; a later report for the same month
+/// replaces it (a correction).
+pub async fn put_report(store: &kv::Store, month: &str, org: &str, r: &Reported) -> anyhow::Result<()> {
+    store.put(format!("report.{month}.{org}"), serde_json::to_vec(r)?.into()).await?;
+    Ok(())
+}
+
+/// Every organisation's report for `month`.
+pub async fn reports(store: &kv::Store, month: &str) -> anyhow::Result<BTreeMap<String, Reported>> {
+    use futures::StreamExt;
+    let prefix = format!("report.{month}.");
+    let mut out = BTreeMap::new();
+    let mut keys = store.keys().await?;
+    while let Some(k) = keys.next().await {
+        let k = k?;
+        let Some(org) = k.strip_prefix(&prefix) else { continue };
+        if let Some(v) = store.get(&k).await? {
+            out.insert(org.to_string(), serde_json::from_slice(&v)?);
+        }
+    }
+    Ok(out)
 }

@@ -37,6 +37,10 @@ pub struct Settings {
     #[serde(default)]
     pub major_penalty: MajorPenaltySettings,
     #[serde(default)]
+    pub dispute: DisputeSettings,
+    #[serde(default)]
+    pub report: ReportSettings,
+    #[serde(default)]
     pub formats: FormatsSettings,
     /// The native formats (built-in and from `[formats] dir`), loaded and
     /// checked with the settings; not a key.
@@ -511,6 +515,12 @@ pub enum OrgKind {
     Court,
     JusticeBureau,
     CoordinationOffice,
+    /// 综合行政执法改革领导小组 (or the county government): the last word on
+    /// a jurisdiction dispute.
+    LeadershipGroup,
+    /// 12345 政务服务便民热线: the complaint channel, told when a complaint
+    /// is passed on and what came of it.
+    Hotline,
 }
 
 impl OrgKind {
@@ -519,9 +529,125 @@ impl OrgKind {
     pub fn is_enforcement(self) -> bool {
         !matches!(
             self,
-            Self::PublicSecurity | Self::Procuratorate | Self::Court | Self::JusticeBureau | Self::CoordinationOffice
+            Self::PublicSecurity
+                | Self::Procuratorate
+                | Self::Court
+                | Self::JusticeBureau
+                | Self::CoordinationOffice
+                | Self::LeadershipGroup
+                | Self::Hotline
         )
     }
+}
+
+/// The monthly report to the justice bureau (《县行政执法协调监督工作方案》二).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSettings {
+    /// Figures every `monthly_report` must give (the county's form); the
+    /// default is the four the county's supervision plan asks for.
+    #[serde(default = "default_indicators")]
+    pub indicators: Vec<String>,
+    /// Day of the next month by whose end (24:00) the report is due.
+    #[serde(default = "default_report_day")]
+    pub due_day: u32,
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        Self { indicators: default_indicators(), due_day: default_report_day() }
+    }
+}
+
+fn default_indicators() -> Vec<String> {
+    ["commitment_matters", "four_lists_cases", "impact_assessments", "enterprise_cases_closed"]
+        .map(String::from)
+        .to_vec()
+}
+
+fn default_report_day() -> u32 {
+    10
+}
+
+/// Who holds a step of a jurisdiction dispute (docs/rules.md, "Disputes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisputeHolder {
+    /// The two organisations themselves (协商).
+    Negotiation,
+    CoordinationOffice,
+    JusticeBureau,
+    LeadershipGroup,
+}
+
+impl DisputeHolder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Negotiation => "negotiation",
+            Self::CoordinationOffice => "coordination_office",
+            Self::JusticeBureau => "justice_bureau",
+            Self::LeadershipGroup => "leadership_group",
+        }
+    }
+
+    /// The kind of organisation that holds the step; none for negotiation.
+    pub fn kind(self) -> Option<OrgKind> {
+        match self {
+            Self::Negotiation => None,
+            Self::CoordinationOffice => Some(OrgKind::CoordinationOffice),
+            Self::JusticeBureau => Some(OrgKind::JusticeBureau),
+            Self::LeadershipGroup => Some(OrgKind::LeadershipGroup),
+        }
+    }
+}
+
+/// One step of a dispute path: who holds it and how many working days it
+/// has before the dispute goes up to the next step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisputeStep {
+    pub holder: DisputeHolder,
+    pub working_days: i64,
+}
+
+/// The paths a jurisdiction dispute takes (《县“大综合一体化”行政执法统筹协调指挥工作机制实施意见》二、10;
+/// 《关于加强乡（镇、街道）与县级行政执法部门协调协作的指导意见》二、（二）3).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisputeSettings {
+    /// Between two county organisations; default negotiation → justice
+    /// bureau → leadership group.
+    pub county: Option<Vec<DisputeStep>>,
+    /// Between a town and a county organisation (or two towns); default
+    /// negotiation → coordination office → leadership group.
+    pub town_county: Option<Vec<DisputeStep>>,
+}
+
+/// Which path a dispute is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisputePath {
+    County,
+    TownCounty,
+}
+
+impl DisputePath {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::County => "county",
+            Self::TownCounty => "town_county",
+        }
+    }
+}
+
+/// A step of a dispute path with the organisations that hold it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldStep {
+    pub holder: DisputeHolder,
+    pub working_days: i64,
+    /// The organisations at this step: the two parties for negotiation,
+    /// otherwise the organisations of the holder's kind in their county.
+    pub orgs: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -632,6 +758,63 @@ impl Settings {
 
     pub fn matter(&self, code: &str) -> Option<&Matter> {
         self.matter.iter().find(|m| m.code == code)
+    }
+
+    /// The steps of `path` as configured, or the defaults of the county's
+    /// documents (docs/rules.md, "Disputes").
+    pub fn dispute_steps(&self, path: DisputePath) -> Vec<DisputeStep> {
+        let c = &self.clock;
+        let step = |holder, working_days| DisputeStep { holder, working_days };
+        match path {
+            DisputePath::County => self.dispute.county.clone().unwrap_or_else(|| {
+                vec![
+                    step(DisputeHolder::Negotiation, c.negotiation_working_days),
+                    step(DisputeHolder::JusticeBureau, c.coordination_working_days),
+                    step(DisputeHolder::LeadershipGroup, c.coordination_working_days),
+                ]
+            }),
+            DisputePath::TownCounty => self.dispute.town_county.clone().unwrap_or_else(|| {
+                vec![
+                    step(DisputeHolder::Negotiation, c.negotiation_working_days),
+                    step(DisputeHolder::CoordinationOffice, c.coordination_working_days),
+                    step(DisputeHolder::LeadershipGroup, c.coordination_working_days),
+                ]
+            }),
+        }
+    }
+
+    /// The path a dispute between `a` and `b` (organisation ids) takes: a
+    /// town on either side makes it a town–county dispute.
+    pub fn dispute_path(&self, a: &str, b: &str) -> DisputePath {
+        let town = |id: &str| self.org(id).is_some_and(|o| o.kind == OrgKind::TownGovernment);
+        if town(a) || town(b) { DisputePath::TownCounty } else { DisputePath::County }
+    }
+
+    /// The steps of the dispute between `a` and `b` with who holds each: the
+    /// organisations of the step's kind in `a`'s county (the parties for
+    /// negotiation). A step nobody in the county holds is left out, so a
+    /// dispute never waits on an organisation that is not there.
+    pub fn dispute_chain(&self, a: &str, b: &str) -> (DisputePath, Vec<HeldStep>) {
+        let path = self.dispute_path(a, b);
+        let county = self.org(a).or_else(|| self.org(b)).map(|o| &o.region[..6]).unwrap_or_default();
+        let steps = self
+            .dispute_steps(path)
+            .into_iter()
+            .map(|st| {
+                let orgs = match st.holder.kind() {
+                    None => vec![a.to_string(), b.to_string()],
+                    Some(kind) => self
+                        .org
+                        .iter()
+                        .filter(|o| o.kind == kind && o.region.starts_with(county))
+                        .map(|o| o.id.clone())
+                        .collect(),
+                };
+                HeldStep { holder: st.holder, working_days: st.working_days, orgs }
+            })
+            .filter(|h| !h.orgs.is_empty())
+            .collect();
+        (path, steps)
     }
 
     pub fn operator_token(&self) -> Option<&str> {

@@ -145,6 +145,31 @@ pub(crate) fn validate(s: &mut Settings, base: &Path) -> Vec<Unlocated> {
             out.push(bad(format!("major_penalty.kinds[{i}]"), format!("{kind:?} is not a penalty kind")));
         }
     }
+    for (name, steps) in [("county", &s.dispute.county), ("town_county", &s.dispute.town_county)] {
+        let Some(steps) = steps else { continue };
+        if !steps.iter().any(|st| st.holder != crate::DisputeHolder::Negotiation) {
+            out.push(bad(format!("dispute.{name}"), "needs at least one step held by a supervisor, who designates"));
+        }
+        for (i, st) in steps.iter().enumerate() {
+            if st.holder == crate::DisputeHolder::Negotiation && i > 0 {
+                out.push(bad(format!("dispute.{name}[{i}].holder"), "negotiation can only be the first step"));
+            }
+            if !(1..=60).contains(&st.working_days) {
+                out.push(bad(format!("dispute.{name}[{i}].working_days"), "must be between 1 and 60"));
+            }
+        }
+    }
+    for (i, name) in s.report.indicators.iter().enumerate() {
+        let ok = name.len() <= 64
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !ok {
+            out.push(bad(format!("report.indicators[{i}]"), format!("{name:?} is not a name like four_lists_cases")));
+        }
+    }
+    if !(1..=28).contains(&s.report.due_day) {
+        out.push(bad("report.due_day", "must be a day between 1 and 28 (every month has it)"));
+    }
     if s.courier.max_attempts == 0 {
         out.push(bad("courier.max_attempts", "must be at least 1"));
     }

@@ -60,6 +60,7 @@ const TYPES = {
   assistance_request: ['协助请求', 'Assistance request'], assistance_reply: ['协助答复', 'Assistance reply'],
   jurisdiction_designation: ['指定管辖', 'Jurisdiction designation'], supervision_alert: ['监督提醒', 'Supervision alert'],
   supervision_notice: ['监督文书', 'Supervision notice'], supervision_reply: ['监督回复', 'Supervision reply'],
+  monthly_report: ['执法工作月报', 'Monthly report'], complaint_update: ['投诉转办告知', 'Complaint update'],
 };
 const STEPS = {
   accepted: ['已接收', 'accepted'], routed: ['已路由', 'routed'], unplaced: ['待定管辖', 'unplaced'], attempt: ['投递失败，将重试', 'attempt failed, retrying'],

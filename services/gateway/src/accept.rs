@@ -127,6 +127,16 @@ async fn accept_inner(
             None => return Err(e),
         },
     };
+    // A repeat of a designation finds the dispute it settled closed: it is
+    // answered as the repeat it is.
+    if env.kind == MessageType::JurisdictionDesignation
+        && let Err(e) = holds_the_dispute(state, &case, &env.sender).await
+    {
+        return match existing_claim(state, &key).await? {
+            Some(claim) => repeat(state, &doc, &env, claim, &digest, &attachments).await,
+            None => Err(e),
+        };
+    }
     let routing = preview(state, &rules, &env, reply_sender.clone()).await;
     // A departmental system's own trace is continued; otherwise one starts here.
     let received = traceparent.and_then(TraceParent::parse);
@@ -230,6 +240,17 @@ fn edge_checks(state: &GatewayState, rules: &RuleSet, env: &Envelope) -> Result<
     if env.kind == MessageType::SupervisionAlert {
         problems.push(Problem::new("/type", "supervision alerts are written by the hub itself"));
     }
+    if env.kind == MessageType::ComplaintUpdate {
+        problems.push(Problem::new("/type", "complaint updates are written by the hub itself"));
+    }
+    if env.kind == MessageType::MonthlyReport {
+        problems.extend(monthly_report_checks(state, env));
+    }
+    if env.kind == MessageType::AssistanceRequest
+        && let Some(p) = enforcement_window(state, env)
+    {
+        problems.push(p);
+    }
     if env.kind.is_referral() && env.reply_to.is_some() {
         problems.push(Problem::new(
             "/reply_to",
@@ -238,10 +259,10 @@ fn edge_checks(state: &GatewayState, rules: &RuleSet, env: &Envelope) -> Result<
     }
     if env.kind == MessageType::JurisdictionDesignation {
         let kind = state.settings.org(&env.sender).map(|o| o.kind);
-        if !matches!(kind, Some(OrgKind::CoordinationOffice | OrgKind::JusticeBureau)) {
+        if !matches!(kind, Some(OrgKind::CoordinationOffice | OrgKind::JusticeBureau | OrgKind::LeadershipGroup)) {
             problems.push(Problem::new(
                 "/type",
-                "only the coordination office or the justice bureau designates jurisdiction",
+                "only the coordination office, the justice bureau or the leadership group designates jurisdiction",
             ));
         }
         if let Some(d) = env.body.get("designated").and_then(Value::as_str)
@@ -279,6 +300,92 @@ fn edge_checks(state: &GatewayState, rules: &RuleSet, env: &Envelope) -> Result<
         problems.push(Problem::new("/body/transferred_to", format!("no organisation {t:?} is connected to this hub")));
     }
     if problems.is_empty() { Ok(()) } else { Err(ApiError::Invalid(problems)) }
+}
+
+/// The county's time zone: months and days are China's.
+fn china() -> chrono::FixedOffset {
+    chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")
+}
+
+/// A monthly report comes from an enforcement organisation, about a month
+/// that has begun, with every figure the county asks for.
+fn monthly_report_checks(state: &GatewayState, env: &Envelope) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if state.settings.org(&env.sender).is_none_or(|o| !o.kind.is_enforcement()) {
+        out.push(Problem::new("/sender", "monthly reports are sent by enforcement organisations"));
+    }
+    let this_month = state.clock.now().with_timezone(&china()).format("%Y-%m").to_string();
+    if let Some(month) = env.body.get("month").and_then(Value::as_str)
+        && month > this_month.as_str()
+    {
+        out.push(Problem::new("/body/month", format!("{month} has not begun (it is {this_month})")));
+    }
+    let figures = env.body.get("figures").and_then(Value::as_object);
+    for name in &state.settings.report.indicators {
+        if figures.is_some_and(|f| !f.contains_key(name)) {
+            out.push(Problem::new(
+                format!("/body/figures/{name}"),
+                format!("the county's report asks for {name} ([report] indicators)"),
+            ));
+        }
+    }
+    out
+}
+
+/// 行政强制法 art. 53: an organisation without power of its own to enforce
+/// may apply to the court within three months of the day the party's
+/// periods (to pay, to seek reconsideration, to sue) ran out.
+fn enforcement_window(state: &GatewayState, env: &Envelope) -> Option<Problem> {
+    if env.body.get("due_basis").and_then(Value::as_str) != Some("enforcement") {
+        return None;
+    }
+    let passed = env.body.pointer("/enforcement/deadline_passed_on").and_then(Value::as_str)?;
+    let passed = chrono::NaiveDate::parse_from_str(passed, "%Y-%m-%d").ok()?;
+    let last = passed.checked_add_months(chrono::Months::new(3))?;
+    let today = state.clock.now().with_timezone(&china()).date_naive();
+    (today > last).then(|| {
+        Problem::new(
+            "/body/enforcement/deadline_passed_on",
+            format!(
+                "the three months to apply for compulsory enforcement ended on {last} (行政强制法第五十三条: within three months of {passed})"
+            ),
+        )
+    })
+}
+
+/// A designation comes from whoever holds the dispute's current step; while
+/// the two parties still negotiate, from the first step above them (they
+/// report a failed negotiation early). The step is the tracker's record:
+/// steps change days apart, by the clock, so its lag does not matter here.
+async fn holds_the_dispute(state: &GatewayState, case: &str, sender: &str) -> Result<(), ApiError> {
+    let record: Option<CaseRecord> = match state.bus.cases.get(case).await.map_err(unavailable)? {
+        Some(b) => Some(serde_json::from_slice(&b).map_err(|e| ApiError::Internal(e.to_string()))?),
+        None => None,
+    };
+    let mut holders: Vec<String> = Vec::new();
+    let mut steps_seen = Vec::new();
+    for c in record.iter().flat_map(|r| r.clocks.iter()).filter(|c| c.is_open()) {
+        let Some(d) = &c.dispute else { continue };
+        let (_, steps) = state.settings.dispute_chain(&d.between[0], &d.between[1]);
+        let Some(here) = steps.get(d.step) else { continue };
+        steps_seen.push(here.holder.as_str());
+        let held =
+            if here.holder == xj_config::DisputeHolder::Negotiation { steps.get(d.step + 1) } else { Some(here) };
+        holders.extend(held.into_iter().flat_map(|h| h.orgs.iter().cloned()));
+    }
+    if holders.iter().any(|h| h == sender) {
+        return Ok(());
+    }
+    let problem = if steps_seen.is_empty() {
+        format!("no jurisdiction dispute is open on case {case:?}: a referral_reply that objects opens one")
+    } else {
+        format!(
+            "the dispute on case {case:?} is at the {} step; only {} may designate now",
+            steps_seen.join("/"),
+            holders.join(", ")
+        )
+    };
+    Err(ApiError::Invalid(vec![Problem::new("/sender", problem)]))
 }
 
 /// What the router will do with a message no rule places, for the receipt.
@@ -339,6 +446,13 @@ async fn thread_of(state: &GatewayState, org: &str, env: &Envelope) -> Result<(S
             )])),
         };
     }
+    // A county's monthly reports share one case per month, whatever the
+    // report names: the tracker keeps their clocks there.
+    if env.kind == MessageType::MonthlyReport
+        && let (Some(month), Some(o)) = (env.body.get("month").and_then(Value::as_str), state.settings.org(org))
+    {
+        return Ok((xj_bus::records::monthly_case(&o.region[..6], month), None));
+    }
     if let Some(case) = &env.case {
         // What the gateway and router recorded before anything left
         // (xj_bus::parties) answers at once, however far behind the tracker
@@ -389,7 +503,9 @@ async fn thread_of(state: &GatewayState, org: &str, env: &Envelope) -> Result<(S
 }
 
 fn supervisor(state: &GatewayState, org: &str) -> bool {
-    state.settings.org(org).is_some_and(|o| matches!(o.kind, OrgKind::CoordinationOffice | OrgKind::JusticeBureau))
+    state.settings.org(org).is_some_and(|o| {
+        matches!(o.kind, OrgKind::CoordinationOffice | OrgKind::JusticeBureau | OrgKind::LeadershipGroup)
+    })
 }
 
 fn received_referral(r: &CaseRecord, org: &str) -> bool {

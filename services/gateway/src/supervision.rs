@@ -34,8 +34,9 @@ const READ_AHEAD: usize = 8;
 const DISPUTE_CLOCKS: [&str; 4] =
     ["dispute_negotiation", "coordination_decision", "justice_coordination", "leadership_decision"];
 
-/// Statuses of a dispute clock whose step is not settled.
-const DISPUTE_OPEN: [&str; 4] = ["running", "reminded", "overdue", "escalated"];
+/// Statuses of a dispute clock whose step is not settled (an `escalated`
+/// step was handed up: the next step's clock is the open one).
+const DISPUTE_OPEN: [&str; 3] = ["running", "reminded", "overdue"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {

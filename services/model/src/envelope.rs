@@ -24,10 +24,15 @@ pub enum MessageType {
     /// 督办…) to an organisation, which owes a written reply.
     SupervisionNotice,
     SupervisionReply,
+    /// An enforcement organisation's monthly figures to the justice bureau.
+    MonthlyReport,
+    /// The hub telling a complaint channel (12345) that a complaint was
+    /// passed on, and what came of it.
+    ComplaintUpdate,
 }
 
 impl MessageType {
-    pub const ALL: [MessageType; 16] = [
+    pub const ALL: [MessageType; 18] = [
         Self::ClueReferral,
         Self::CaseReferral,
         Self::ReferralReply,
@@ -44,6 +49,8 @@ impl MessageType {
         Self::SupervisionAlert,
         Self::SupervisionNotice,
         Self::SupervisionReply,
+        Self::MonthlyReport,
+        Self::ComplaintUpdate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +71,8 @@ impl MessageType {
             Self::SupervisionAlert => "supervision_alert",
             Self::SupervisionNotice => "supervision_notice",
             Self::SupervisionReply => "supervision_reply",
+            Self::MonthlyReport => "monthly_report",
+            Self::ComplaintUpdate => "complaint_update",
         }
     }
 

@@ -62,6 +62,12 @@ fn body_source(t: MessageType) -> &'static str {
         MessageType::SupervisionReply => {
             include_str!("../../../schemas/messages/supervision_reply.schema.json")
         }
+        MessageType::MonthlyReport => {
+            include_str!("../../../schemas/messages/monthly_report.schema.json")
+        }
+        MessageType::ComplaintUpdate => {
+            include_str!("../../../schemas/messages/complaint_update.schema.json")
+        }
     }
 }
 

@@ -449,6 +449,7 @@ async fn reroute(
         rule_errors: Vec::new(),
         filing: None,
         reroute: None,
+        dispute: None,
     };
     remember(&bus.routes, &subjects::key(designated, &orig.id), route_entry(&orig, case, Some(seq))).await?;
     mark_recipient(bus, &orig, case, designated).await?;
@@ -501,12 +502,24 @@ fn summary(env: &Envelope) -> serde_json::Value {
         "items",
         "matter",
         "title",
+        "complaint",
+        "result",
+        "closed_on",
+        "ruling",
+        "hearing",
+        "month",
+        "figures",
     ] {
         if let Some(v) = env.body.get(f) {
             out.insert(f.to_string(), v.clone());
         }
     }
     out.insert("sent_at".into(), env.sent_at.clone().into());
+    // Supervisors read every case of their county, but not the bodies of
+    // sensitive messages that do not name them: the record must say which.
+    if let Ok(c) = serde_json::to_value(env.classification) {
+        out.insert("classification".into(), c);
+    }
     serde_json::Value::Object(out)
 }
 

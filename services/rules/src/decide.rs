@@ -46,6 +46,31 @@ pub struct Decision {
     /// (指定管辖, 移送主管机关).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reroute: Option<Reroute>,
+    /// An objection opens a jurisdiction dispute: the path it takes and
+    /// who holds each step (docs/rules.md, "Disputes").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispute: Option<Dispute>,
+}
+
+/// The path a jurisdiction dispute takes, step by step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Dispute {
+    pub path: xj_config::DisputePath,
+    /// The referrer and the objector.
+    pub between: [String; 2],
+    pub steps: Vec<xj_config::HeldStep>,
+}
+
+impl Dispute {
+    /// `negotiation (a, b) → coordination_office (c) → …`
+    pub fn describe(&self) -> String {
+        let steps: Vec<String> = self
+            .steps
+            .iter()
+            .map(|s| format!("{} ({}, {} working days)", s.holder.as_str(), s.orgs.join(", "), s.working_days))
+            .collect();
+        format!("{} path: {}", self.path.as_str(), steps.join(" → "))
+    }
 }
 
 /// A designation (指定管辖) or a police transfer (移送主管机关, Decree 310
@@ -112,6 +137,7 @@ impl Builder<'_> {
             rule_errors: Vec::new(),
             filing: None,
             reroute: None,
+            dispute: None,
         }
     }
 
@@ -162,7 +188,38 @@ pub fn decide(rs: &RuleSet, env: &Envelope, k: &Knowledge) -> Decision {
         }
         d.reroute = Some(r);
     }
+    // 相互抄告: organisations a referral is copied to are told and owe nothing.
+    if matches!(env.kind, MessageType::ClueReferral | MessageType::CaseReferral) {
+        for org in copy_to(env).filter(|o| rs.settings.org(o).is_some() && *o != env.sender) {
+            if !d.targets.iter().any(|t| t.org == org) {
+                d.consulted
+                    .push(Consulted { rule: "copy_to".into(), outcome: format!("copied to {org} (相互抄告)") });
+                d.targets.push(copy(org));
+            }
+        }
+    }
+    if let Some(dispute) = dispute(rs, env, k) {
+        d.consulted.push(Consulted { rule: format!("dispute:{}", dispute.path.as_str()), outcome: dispute.describe() });
+        d.dispute = Some(dispute);
+    }
     d
+}
+
+/// The organisations a referral names in `copy_to`.
+pub fn copy_to(env: &Envelope) -> impl Iterator<Item = &str> {
+    env.body.get("copy_to").and_then(|v| v.as_array()).into_iter().flatten().filter_map(|v| v.as_str())
+}
+
+/// An objection (管辖异议) opens a dispute between the referrer — the
+/// sender of what it answers, or else its first named recipient — and the
+/// objector; the two decide its path.
+fn dispute(rs: &RuleSet, env: &Envelope, k: &Knowledge) -> Option<Dispute> {
+    if env.kind != MessageType::ReferralReply || env.body.get("decision").and_then(|v| v.as_str()) != Some("objected") {
+        return None;
+    }
+    let referrer = k.reply_sender.clone().or_else(|| env.recipients().into_iter().next())?;
+    let (path, steps) = rs.settings.dispute_chain(&referrer, &env.sender);
+    Some(Dispute { path, between: [referrer, env.sender.clone()], steps })
 }
 
 /// Whether `env` sends its case's original on, and to whom: a designation
@@ -532,10 +589,34 @@ pub fn check_recipients(rs: &RuleSet, env: &Envelope) -> Vec<Problem> {
                 org.kind.is_enforcement() || org.kind == OrgKind::CoordinationOffice
             }
             MessageType::CriminalHandoff => matches!(org.kind, OrgKind::PublicSecurity | OrgKind::Procuratorate),
+            MessageType::MonthlyReport => org.kind == OrgKind::JusticeBureau,
             _ => true,
         };
         if !plausible {
             out.push(Problem::new(at, format!("{r} is a {} and cannot receive a {}", kind_name(org.kind), env.kind)));
+        }
+    }
+    for (i, r) in copy_to(env).enumerate() {
+        let at = format!("/body/copy_to/{i}");
+        match rs.settings.org(r) {
+            None => out.push(Problem::new(at, format!("no organisation {r:?} is connected to this hub"))),
+            Some(_) if r == env.sender => {
+                out.push(Problem::new(at, "an organisation cannot copy a referral to itself"))
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(channel) = env.body.pointer("/complaint/channel").and_then(|v| v.as_str()) {
+        match rs.settings.org(channel) {
+            Some(o) if o.kind == OrgKind::Hotline => {}
+            Some(o) => out.push(Problem::new(
+                "/body/complaint/channel",
+                format!("{channel} is a {}, not a complaint channel (kind hotline)", kind_name(o.kind)),
+            )),
+            None => out.push(Problem::new(
+                "/body/complaint/channel",
+                format!("no organisation {channel:?} is connected to this hub"),
+            )),
         }
     }
     out

@@ -151,7 +151,32 @@ clock_names! {
     ProcuratorialOpinion = "procuratorial_opinion",
     SupervisionOrder = "supervision_order",
     SupervisionRecommendation = "supervision_recommendation",
+    JusticeCoordination = "justice_coordination",
+    LeadershipDecision = "leadership_decision",
+    MonthlyReport = "monthly_report",
+    CourtAcceptance = "court_acceptance",
+    CourtRuling = "court_ruling",
 }
+
+/// The clock of each step of a dispute path.
+pub fn dispute_clock(holder: xj_config::DisputeHolder) -> ClockName {
+    use xj_config::DisputeHolder as H;
+    match holder {
+        H::Negotiation => ClockName::DisputeNegotiation,
+        H::CoordinationOffice => ClockName::CoordinationDecision,
+        H::JusticeBureau => ClockName::JusticeCoordination,
+        H::LeadershipGroup => ClockName::LeadershipDecision,
+    }
+}
+
+/// Every clock a dispute step may have: a designation or an acceptance
+/// ends them all.
+pub const DISPUTE: [ClockName; 4] = [
+    ClockName::DisputeNegotiation,
+    ClockName::CoordinationDecision,
+    ClockName::JusticeCoordination,
+    ClockName::LeadershipDecision,
+];
 
 /// The clocks a `supervision_notice` starts, one per kind of notice (the
 /// clock has the kind's name); a `supervision_reply` closes them.
@@ -202,14 +227,53 @@ pub fn def(name: ClockName, settings: &Settings) -> Def {
             OnExpiry::Overdue,
         ),
         ClockName::DisputeNegotiation => (
-            format!("管辖异议先行协商，协商不成报请指定管辖（{TOWN_COUNTY}二、（二）3 异议处理）"),
+            format!(
+                "管辖争议先行协商，协商不成报请协调、指定管辖（{COUNTY_COORDINATION}二、10 健全争议协调机制；{TOWN_COUNTY}二、（二）3 异议处理）"
+            ),
             Span::WorkingDays(c.negotiation_working_days),
-            OrgKind::CoordinationOffice,
+            OrgKind::JusticeBureau,
             OnExpiry::Escalate,
         ),
         ClockName::CoordinationDecision => (
             format!(
-                "乡镇与县级部门管辖争议由综合行政执法指导机构协调，协调不成报司法局（{COUNTY_COORDINATION}二、10 健全争议协调机制）"
+                "乡镇与县级行政执法部门对执法职责有争议的，由县综合行政执法指导机构协调处理；协调不成的，报综合行政执法改革领导小组裁定（{COUNTY_COORDINATION}二、10 健全争议协调机制）"
+            ),
+            Span::WorkingDays(c.coordination_working_days),
+            OrgKind::JusticeBureau,
+            OnExpiry::Escalate,
+        ),
+        ClockName::MonthlyReport => (
+            format!(
+                "各行政执法单位于次月{}日前向县司法局报送上月行政执法工作月报（{SUPERVISION_PLAN}：行政执法信息月报制度）",
+                settings.report.due_day
+            ),
+            Span::CalendarDays(i64::from(settings.report.due_day)),
+            OrgKind::JusticeBureau,
+            OnExpiry::Overdue,
+        ),
+        ClockName::CourtAcceptance => (
+            "《行政强制法》第五十六条：人民法院接到行政机关强制执行的申请，应当在五日内受理".into(),
+            Span::CalendarDays(5),
+            OrgKind::Procuratorate,
+            OnExpiry::Overdue,
+        ),
+        ClockName::CourtRuling => (
+            "《行政强制法》第五十七条：人民法院对行政机关强制执行的申请进行书面审查，应当自受理之日起七日内作出执行裁定（需要听取意见的，第五十八条：三十日内作出是否执行的裁定）".into(),
+            Span::CalendarDays(7),
+            OrgKind::Procuratorate,
+            OnExpiry::Overdue,
+        ),
+        ClockName::JusticeCoordination => (
+            format!(
+                "部门间争议协商不成的，由司法行政部门牵头，会同纪检监察机关、编制部门、综合行政执法指导机构协调；协调不成的，报综合行政执法改革领导小组裁定（{COUNTY_COORDINATION}二、10 健全争议协调机制）"
+            ),
+            Span::WorkingDays(c.coordination_working_days),
+            OrgKind::LeadershipGroup,
+            OnExpiry::Escalate,
+        ),
+        ClockName::LeadershipDecision => (
+            format!(
+                "协调不成的，报综合行政执法改革领导小组裁定（{COUNTY_COORDINATION}二、10 健全争议协调机制；期限未作规定，本系统按配置）"
             ),
             Span::WorkingDays(c.coordination_working_days),
             OrgKind::JusticeBureau,
@@ -356,6 +420,13 @@ pub fn supervisors(settings: &Settings, owner: &str, kind: OrgKind) -> Vec<Strin
     settings.org.iter().filter(|o| o.kind == kind && o.region[..6] == *county).map(|o| o.id.clone()).collect()
 }
 
+/// Moves a clock's end, and its reminder with it.
+pub fn set_due(c: &mut Clock, due: DateTime<Utc>, settings: &Settings) {
+    c.due = due;
+    let lead = Duration::hours(settings.clock.reminder_hours).min((due - c.started_at) / 3);
+    c.remind_at = (lead > Duration::zero()).then(|| due - lead);
+}
+
 /// A new running clock.
 pub fn start(
     settings: &Settings,
@@ -385,6 +456,7 @@ pub fn start(
         closed_at: None,
         closed_by: None,
         extended: false,
+        dispute: None,
     }
 }
 

@@ -2,7 +2,7 @@
 //! parties, messages, state, clocks — and says what must follow (alerts,
 //! automatic receipts, statistics). Pure: the service persists and acts.
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use serde_json::{Value, json};
 use xj_bus::events::{Event, Role, Routed, Step};
 use xj_bus::records::{CaseMessage, CaseRecord, Clock};
@@ -37,6 +37,23 @@ pub enum Action {
     Count {
         org: String,
         field: &'static str,
+    },
+    /// Tell the complaint channel a referral names (`complaint_update`).
+    Complaint {
+        channel: String,
+        /// The referral, and its sender.
+        about: (String, String),
+        /// `transferred` or `result`.
+        stage: &'static str,
+        body: Value,
+    },
+    /// Keep an organisation's monthly figures for the consolidated report.
+    Report {
+        org: String,
+        month: String,
+        figures: Value,
+        msg_id: String,
+        at: DateTime<Utc>,
     },
 }
 
@@ -160,36 +177,25 @@ fn routed(rec: &mut CaseRecord, ev: &Event, d: &Routed, ctx: &Ctx) -> Vec<Action
             match decision {
                 "accepted" => {
                     rec.status = "accepted".into();
-                    out.extend(close_all(
-                        rec,
-                        &[ClockName::DisputeNegotiation, ClockName::CoordinationDecision],
-                        &ev.msg_id,
-                        now,
-                    ));
+                    out.extend(close_all(rec, &clocks::DISPUTE, &ev.msg_id, now));
                 }
                 "declined" => rec.status = "declined".into(),
                 "objected" => {
                     rec.status = "disputed".into();
-                    // The referral's sender negotiates with the objector first.
+                    out.push(count(sender, "disputes"));
+                    // The dispute's path is the two parties' to decide
+                    // (docs/rules.md, "Disputes"); its first step starts now.
                     let referrer = rec.messages.iter().find(|m| m.id == reply_to).map(|m| m.sender.clone());
                     if let Some(referrer) = referrer {
-                        let c =
-                            clocks::start(ctx.settings, ctx.cal, ClockName::DisputeNegotiation, about, &referrer, now);
-                        rec.clocks.push(c);
+                        dispute_step(rec, ctx, about, &[referrer, sender.to_string()], 0, now);
                     }
                 }
                 _ => {}
             }
         }
-        MessageType::ReferralOutcome => rec.status = "closed".into(),
         MessageType::JurisdictionDesignation => {
             rec.status = "designated".into();
-            out.extend(close_all(
-                rec,
-                &[ClockName::DisputeNegotiation, ClockName::CoordinationDecision],
-                &ev.msg_id,
-                now,
-            ));
+            out.extend(close_all(rec, &clocks::DISPUTE, &ev.msg_id, now));
         }
         MessageType::CriminalHandoff => {
             rec.handed_off = true;
@@ -263,6 +269,11 @@ fn routed(rec: &mut CaseRecord, ev: &Event, d: &Routed, ctx: &Ctx) -> Vec<Action
                         out.extend(close(rec, ClockName::PoliceReceipt, h, sender, &ev.msg_id, ctx));
                         out.extend(close(rec, ClockName::PoliceFiling, h, sender, &ev.msg_id, ctx));
                     }
+                    match decision {
+                        "filed" => out.push(count(sender, "police_filed")),
+                        "not_filed" => out.push(count(sender, "police_not_filed")),
+                        _ => {}
+                    }
                     // Filing is what a notice to file (通知立案) asks for.
                     if decision == "filed" {
                         out.extend(close_owned(rec, ClockName::NotifyFiling, sender, &ev.msg_id, ctx));
@@ -283,6 +294,74 @@ fn routed(rec: &mut CaseRecord, ev: &Event, d: &Routed, ctx: &Ctx) -> Vec<Action
         MessageType::ReconsiderationDecision => {
             out.extend(close(rec, ClockName::ReconsiderationAnswer, &reply_to, sender, &ev.msg_id, ctx));
             rec.status = if s(summary, "decision") == "filed" { "filed".into() } else { "not_filed".into() };
+        }
+        MessageType::AssistanceReply if kind_of(ctx.settings, sender) == Some(OrgKind::Court) => {
+            // 行政强制法 arts. 56-58: accept within 5 days, then rule within
+            // 7 (30 when the court hears the parties).
+            let applicant =
+                rec.messages.iter().find(|m| m.id == reply_to).map(|m| m.sender.clone()).unwrap_or_default();
+            match s(summary, "decision") {
+                "accepted" => {
+                    out.extend(close(rec, ClockName::CourtAcceptance, &reply_to, sender, &ev.msg_id, ctx));
+                    let mut c = clocks::start(
+                        ctx.settings,
+                        ctx.cal,
+                        ClockName::CourtRuling,
+                        (&reply_to, &applicant),
+                        sender,
+                        now,
+                    );
+                    if summary.get("hearing").and_then(Value::as_bool) == Some(true) {
+                        clocks::set_due(&mut c, clocks::Span::CalendarDays(30).due(now, ctx.cal), ctx.settings);
+                        c.amount = 30;
+                    }
+                    if !rec.clocks.iter().any(|x| x.id == c.id) {
+                        rec.clocks.push(c);
+                    }
+                    rec.status = "enforcement_accepted".into();
+                }
+                "executed" => rec.status = "executed".into(),
+                _ => {
+                    // A ruling (or a refusal to accept) ends what is open.
+                    out.extend(close(rec, ClockName::CourtAcceptance, &reply_to, sender, &ev.msg_id, ctx));
+                    out.extend(close(rec, ClockName::CourtRuling, &reply_to, sender, &ev.msg_id, ctx));
+                    if summary.get("ruling").is_some() {
+                        rec.status = "ruled".into();
+                    }
+                }
+            }
+            // An application carried before the court's clocks existed.
+            out.extend(close(rec, ClockName::AssistanceReply, &reply_to, sender, &ev.msg_id, ctx));
+        }
+        MessageType::MonthlyReport => {
+            out.extend(close_owned(rec, ClockName::MonthlyReport, sender, &ev.msg_id, ctx));
+            if let Some(month) = summary.get("month").and_then(Value::as_str) {
+                out.push(Action::Report {
+                    org: sender.to_string(),
+                    month: month.to_string(),
+                    figures: summary.get("figures").cloned().unwrap_or_default(),
+                    msg_id: ev.msg_id.clone(),
+                    at: now,
+                });
+            }
+        }
+        MessageType::ReferralOutcome => {
+            rec.status = "closed".into();
+            // The complaint channel hears what came of it.
+            if let Some(referral) = rec.messages.iter().find(|m| m.id == reply_to)
+                && let Some(complaint) = referral.summary.get("complaint")
+            {
+                let channel = s(complaint, "channel").to_string();
+                out.push(Action::Complaint {
+                    channel,
+                    about: (referral.id.clone(), referral.sender.clone()),
+                    stage: "result",
+                    body: json!({
+                        "stage": "result", "to": sender, "ticket": s(complaint, "ticket"), "about": referral.id,
+                        "result": s(summary, "result"), "closed_on": summary.get("closed_on"),
+                    }),
+                });
+            }
         }
         MessageType::AssistanceReply => {
             if s(summary, "decision") == "extended" {
@@ -335,13 +414,29 @@ fn routed(rec: &mut CaseRecord, ev: &Event, d: &Routed, ctx: &Ctx) -> Vec<Action
                 }
             }
         }
+        MessageType::SupervisionNotice => {
+            out.push(count(sender, "supervision_sent"));
+            out.extend(to.iter().map(|o| count(o, "supervision_received")));
+        }
         MessageType::SupervisionReply => {
+            out.push(count(sender, "supervision_answered"));
+            let mut closed = Vec::new();
             for name in clocks::SUPERVISION {
-                out.extend(close(rec, name, &reply_to, sender, &ev.msg_id, ctx));
+                closed.extend(close(rec, name, &reply_to, sender, &ev.msg_id, ctx));
             }
+            if closed.iter().any(|a| matches!(a, Action::Count { field: "decisions_late", .. })) {
+                out.push(count(sender, "supervision_late"));
+            }
+            out.extend(closed);
         }
         MessageType::SupervisionAlert => {
             out.extend(recipients.iter().map(|o| count(o, "alerts")));
+            // 以罚代刑 counts against whoever penalised instead of handing off.
+            if s(summary, "kind") == "penalty_instead_of_transfer"
+                && let Some(m) = rec.messages.iter().find(|m| Some(&m.id) == d.about.as_ref())
+            {
+                out.push(count(&m.sender.clone(), "penalty_instead_of_transfer"));
+            }
         }
         _ => {}
     }
@@ -409,6 +504,21 @@ fn delivered(rec: &mut CaseRecord, ev: &Event, org: &str, ctx: &Ctx) -> Vec<Acti
         }
     };
     let decision = s(&m.summary, "decision");
+    // A complaint passed on (首接责任): its channel hears where it went.
+    if addressee
+        && matches!(m.msg_type.as_str(), "clue_referral" | "case_referral")
+        && let Some(complaint) = m.summary.get("complaint")
+    {
+        out.push(Action::Complaint {
+            channel: s(complaint, "channel").to_string(),
+            about: (m.id.clone(), m.sender.clone()),
+            stage: "transferred",
+            body: json!({
+                "stage": "transferred", "to": org, "ticket": s(complaint, "ticket"), "about": m.id,
+                "received_on": complaint.get("received_on"),
+            }),
+        });
+    }
     match (MessageType::parse(&m.msg_type), kind) {
         (Some(MessageType::ClueReferral | MessageType::CaseReferral), Some(k)) if k.is_enforcement() => {
             start(rec, ClockName::ReferralDecision)
@@ -446,6 +556,9 @@ fn delivered(rec: &mut CaseRecord, ev: &Event, org: &str, ctx: &Ctx) -> Vec<Acti
                 out.extend(check_now(rec, c, &m.id, ctx));
             }
         }
+        (Some(MessageType::AssistanceRequest), Some(OrgKind::Court)) if s(&m.summary, "due_basis") == "enforcement" => {
+            start(rec, ClockName::CourtAcceptance)
+        }
         (Some(MessageType::AssistanceRequest), _) => start(rec, ClockName::AssistanceReply),
         (Some(MessageType::SupervisionNotice), _) => {
             // Each kind of notice has the clock of the same name.
@@ -462,6 +575,77 @@ fn delivered(rec: &mut CaseRecord, ev: &Event, org: &str, ctx: &Ctx) -> Vec<Acti
         _ => {}
     }
     out
+}
+
+/// The monthly report clocks of `county` for `month` (YYYY-MM), on that
+/// month's report record: one per enforcement organisation of the county,
+/// due at the end of `[report] due_day` of the next month — opened only
+/// before that end. A report that came before its clock existed meets it at
+/// once.
+pub fn monthly_clocks(rec: &mut CaseRecord, ctx: &Ctx, county: &str, month: &str) -> Vec<Action> {
+    let Ok(first) = NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d") else { return Vec::new() };
+    let Some(next) = first.checked_add_months(chrono::Months::new(1)) else { return Vec::new() };
+    let Some(due_day) = next.with_day(ctx.settings.report.due_day) else { return Vec::new() };
+    let started = start_of_day(next);
+    // A hub that first sees the month after its reports were due (a new
+    // deployment, a long outage) does not raise a county's worth of
+    // overdue alerts for a period it never watched.
+    if ctx.now >= end_of_day(due_day) {
+        return Vec::new();
+    }
+    if rec.opened_at.is_empty() {
+        rec.opened_at = ctx.now.to_rfc3339();
+        rec.status = "reporting".into();
+    }
+    let mut out = Vec::new();
+    let owners = ctx.settings.org.iter().filter(|o| o.kind.is_enforcement() && o.region.starts_with(county));
+    for org in owners {
+        let id = format!("monthly_report:{month}:{}", org.id);
+        if rec.clocks.iter().any(|c| c.id == id) {
+            continue;
+        }
+        let mut c =
+            clocks::start(ctx.settings, ctx.cal, ClockName::MonthlyReport, (&rec.case, "hub"), &org.id, started);
+        c.id = id.clone();
+        clocks::set_due(&mut c, end_of_day(due_day), ctx.settings);
+        rec.clocks.push(c);
+        let report = rec.messages.iter().find(|m| m.msg_type == "monthly_report" && m.sender == org.id).cloned();
+        if let Some(r) = report {
+            let at = DateTime::parse_from_rfc3339(&r.at).map(|t| t.with_timezone(&Utc)).unwrap_or(ctx.now);
+            let then = Ctx { settings: ctx.settings, cal: ctx.cal, now: at };
+            out.extend(finish(rec, &id, &r.id, &then));
+        }
+    }
+    out
+}
+
+/// Starts step `step` of the dispute `between` the referrer and the
+/// objector: one clock per organisation holding it (for negotiation, the
+/// referrer's, whose move it is). False when the path has no such step.
+fn dispute_step(
+    rec: &mut CaseRecord,
+    ctx: &Ctx,
+    about: (&str, &str),
+    between: &[String; 2],
+    step: usize,
+    at: DateTime<Utc>,
+) -> bool {
+    let (path, steps) = ctx.settings.dispute_chain(&between[0], &between[1]);
+    let Some(held) = steps.get(step) else { return false };
+    let name = clocks::dispute_clock(held.holder);
+    let owners =
+        if held.holder == xj_config::DisputeHolder::Negotiation { vec![between[0].clone()] } else { held.orgs.clone() };
+    for owner in owners {
+        let mut c = clocks::start(ctx.settings, ctx.cal, name, about, &owner, at);
+        c.id = format!("{name}:{}:{owner}", about.0);
+        clocks::set_due(&mut c, clocks::Span::WorkingDays(held.working_days).due(at, ctx.cal), ctx.settings);
+        c.dispute =
+            Some(xj_bus::records::DisputeAt { path: path.as_str().to_string(), step, between: between.clone() });
+        if !rec.clocks.iter().any(|x| x.id == c.id) {
+            rec.clocks.push(c);
+        }
+    }
+    true
 }
 
 /// Closes the open clock `name` about `about` owned by `owner`.
@@ -567,21 +751,48 @@ pub fn fire(rec: &mut CaseRecord, ctx: &Ctx) -> Vec<Action> {
                 }
                 OnExpiry::Lapse => c.status = "lapsed".into(),
                 OnExpiry::Escalate => {
+                    // Where the dispute stands; a negotiation clock of an
+                    // earlier version is step 0 between its owner and the
+                    // objector.
+                    let at = c.dispute.clone().or_else(|| {
+                        (c.name == ClockName::DisputeNegotiation).then(|| {
+                            let between = [c.owner.clone(), c.about_sender.clone()];
+                            let path = ctx.settings.dispute_path(&between[0], &between[1]);
+                            xj_bus::records::DisputeAt { path: path.as_str().into(), step: 0, between }
+                        })
+                    });
+                    let next = at.as_ref().and_then(|d| {
+                        let (_, steps) = ctx.settings.dispute_chain(&d.between[0], &d.between[1]);
+                        steps.get(d.step + 1).cloned().map(|h| (d.clone(), h))
+                    });
+                    let Some((d, next)) = next else {
+                        // The last step has nobody to go up to: its holder
+                        // is late like any other.
+                        c.status = "overdue".into();
+                        out.push(overdue_alert(c));
+                        out.push(count(&c.owner, "overdue"));
+                        continue;
+                    };
                     c.status = "escalated".into();
-                    let mut to = c.supervisors.clone();
-                    to.push(c.owner.clone());
-                    to.push(c.about_sender.clone());
+                    let mut to = next.orgs.clone();
+                    for o in d.between.iter().chain(std::iter::once(&c.owner)) {
+                        if !to.contains(o) {
+                            to.push(o.clone());
+                        }
+                    }
                     out.push(Action::Alert {
                         kind: "dispute_escalated",
                         about: (c.about.clone(), c.about_sender.clone()),
                         recipients: to,
-                        text: format!("管辖争议未在期限内解决，提交{}（{}）", c.supervisors.join("、"), c.basis),
+                        text: format!(
+                            "管辖争议未在期限内解决，提交{}（{}）",
+                            next.orgs.join("、"),
+                            clocks::def(clocks::dispute_clock(next.holder), ctx.settings).basis
+                        ),
                         clock: Some(Box::new(c.clone())),
                         discriminator: c.id.clone(),
                     });
-                    if c.name == ClockName::DisputeNegotiation {
-                        started.push((c.about.clone(), c.about_sender.clone(), c.supervisors.clone()));
-                    }
+                    started.push((c.about.clone(), c.about_sender.clone(), d));
                 }
             }
             continue;
@@ -598,22 +809,9 @@ pub fn fire(rec: &mut CaseRecord, ctx: &Ctx) -> Vec<Action> {
             });
         }
     }
-    // The coordination office now has its own clock to settle the dispute.
-    for (about, about_sender, offices) in started {
-        for office in offices {
-            let mut c = clocks::start(
-                ctx.settings,
-                ctx.cal,
-                ClockName::CoordinationDecision,
-                (&about, &about_sender),
-                &office,
-                ctx.now,
-            );
-            c.id = format!("coordination_decision:{about}:{office}");
-            if !rec.clocks.iter().any(|x| x.id == c.id) {
-                rec.clocks.push(c);
-            }
-        }
+    // The next step's holders now have their own clock to settle it.
+    for (about, about_sender, d) in started {
+        dispute_step(rec, ctx, (&about, &about_sender), &d.between, d.step + 1, ctx.now);
     }
     out
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::kv::CreateErrorKind;
 use async_nats::jetstream::{AckKind, Message};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde_json::json;
 use tracing::Instrument;
 use xj_bus::alerts::{Alert, raise};
@@ -292,9 +292,59 @@ impl Tracker {
                     .await?
                     .await?;
             }
+            Action::Complaint { channel, about, stage, body } => {
+                let id = xj_bus::alerts::hub_message_id("XJC", "complaint_update", (&about.0, &about.1), stage);
+                let m = xj_bus::alerts::HubMessage {
+                    id,
+                    msg_type: MessageType::ComplaintUpdate,
+                    recipients: vec![channel],
+                    case,
+                    about: (&about.0, &about.1),
+                    at: now,
+                    body,
+                    rule: format!("complaint:{stage}"),
+                    version: String::new(),
+                    alert: None,
+                    summary: json!({ "stage": stage }),
+                };
+                xj_bus::alerts::send(&self.bus, m, &TraceParent::new_root()).await?;
+            }
+            Action::Report { org, month, figures, msg_id, at } => {
+                let figures = match figures {
+                    serde_json::Value::Object(f) => f.into_iter().collect(),
+                    _ => Default::default(),
+                };
+                let r = stats::Reported { msg_id, at, figures };
+                stats::put_report(&self.bus.stats, &month, &org, &r).await?;
+            }
             Action::Count { .. } => {}
         }
         Ok(())
+    }
+
+    /// The monthly report clocks: once a month has begun, every county's
+    /// record of the month before has its clocks (idempotent, so a restart
+    /// or a second tracker does no harm).
+    async fn monthly(&self, now: DateTime<Utc>, done: &mut String) {
+        let previous = now.with_timezone(&crate::clocks::china()).date_naive().with_day(1).and_then(|d| d.pred_opt());
+        let Some(previous) = previous else { return };
+        let month = previous.format("%Y-%m").to_string();
+        if *done == month {
+            return;
+        }
+        let mut counties: Vec<&str> = self.settings.org.iter().map(|o| &o.region[..6]).collect();
+        counties.sort();
+        counties.dedup();
+        for county in counties {
+            let case = xj_bus::records::monthly_case(county, &month);
+            if let Err(e) =
+                self.update(&case, |rec, ctx| crate::machine::monthly_clocks(rec, ctx, county, &month)).await
+            {
+                tracing::warn!(%case, error = %e, "monthly report clocks not set; will retry");
+                return;
+            }
+        }
+        *done = month;
     }
 
     async fn rebuild_schedule(&self) -> anyhow::Result<()> {
@@ -351,6 +401,7 @@ impl Tracker {
 
     async fn firing_loop(self: Arc<Self>, shutdown: Shutdown) {
         let mut changes = self.clock.changes();
+        let mut month_done = String::new();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -358,6 +409,7 @@ impl Tracker {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
             let now = self.clock.now();
+            self.monthly(now, &mut month_done).await;
             let due: Vec<String> = {
                 let mut s = self.schedule.lock().unwrap_or_else(|p| p.into_inner());
                 let mut due = Vec::new();

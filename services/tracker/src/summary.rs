@@ -25,6 +25,10 @@ const STATE_FIELDS: &[&str] = &[
     "transferred_to",
     "penalty",
     "sent_at",
+    "classification",
+    "complaint",
+    "hearing",
+    "month",
 ];
 
 /// Bytes kept of one text (a title, a matter): enough to recognise it.

@@ -256,6 +256,9 @@ async fn route(
                 r.to
             );
         }
+        if let Some(dispute) = &d.dispute {
+            println!("dispute   between {} and {}: {}", dispute.between[0], dispute.between[1], dispute.describe());
+        }
         if let Some(c) = &d.crime {
             println!(
                 "crime     {} — {} ({}, {})",

@@ -17,7 +17,7 @@ fn check_accepts_the_sandbox_county() {
     let out = xj().args(["check", "--config"]).arg(repo().join("deploy/sandbox.toml")).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("ok") && text.contains("14 organisations"), "{text}");
+    assert!(text.contains("ok") && text.contains("16 organisations"), "{text}");
 }
 
 #[test]
@@ -107,6 +107,46 @@ fn route_explain_names_the_rule_and_version() {
     }
 }
 
+/// An objection opens a dispute: `--explain` shows the path it takes and
+/// who holds each step — two county bodies go to the justice bureau, a town
+/// and a county body to the coordination office, both then to the
+/// leadership group.
+#[test]
+fn route_explain_shows_the_dispute_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "qh-eco",
+            "county path: negotiation (qh-market, qh-eco, 5 working days) → justice_bureau (qh-justice, 5 working days) → leadership_group (qh-leading, 5 working days)",
+        ),
+        (
+            "qh-town-dg",
+            "town_county path: negotiation (qh-market, qh-town-dg, 5 working days) → coordination_office (qh-coord, 5 working days) → leadership_group (qh-leading, 5 working days)",
+        ),
+    ];
+    for (objector, want) in cases {
+        let msg = dir.path().join(format!("{objector}.json"));
+        let doc = serde_json::json!({
+            "id": "OBJ-1", "type": "referral_reply", "sender": objector, "recipient": "qh-market",
+            "reply_to": "REF-1", "sent_at": "2026-12-03T09:00:00+08:00", "classification": "internal",
+            "body": { "decision": "objected", "reason": "不属于本机关管辖" }
+        });
+        std::fs::write(&msg, doc.to_string()).unwrap();
+        let out = xj()
+            .args(["route", "--explain", "--config"])
+            .arg(repo().join("deploy/sandbox.toml"))
+            .arg(&msg)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            text.contains(&format!("dispute   between qh-market and {objector}: {want}")),
+            "{want:?} missing from:\n{text}"
+        );
+    }
+}
+
 /// A designation re-routes the case's referral: the rules decide it, so
 /// `xj route --explain` shows it.
 #[test]
@@ -160,7 +200,7 @@ fn up_runs_the_sandbox_county_and_stops_on_sigterm() {
     let mut cfg = std::fs::read_to_string(repo().join("deploy/sandbox.toml")).unwrap();
     cfg = cfg.replace("127.0.0.1:8080", &format!("127.0.0.1:{http}"));
     let mut ports = Vec::new();
-    for old in 9101..=9114 {
+    for old in 9101..=9116 {
         let new = free();
         cfg = cfg.replace(&format!("127.0.0.1:{old}/"), &format!("127.0.0.1:{new}/"));
         ports.push(new);

@@ -72,6 +72,36 @@ impl TestHub {
         Self::start_services(extra, &xj::hub::Service::ALL).await
     }
 
+    /// Like [`start`](Self::start), with organisations beyond the test
+    /// county's — `(id, name, kind, region)`, token `token-<id>-0123456789`
+    /// — each with a receiver of its own.
+    pub async fn start_with_orgs(extra: &str, orgs: &[(&str, &str, &str, &str)]) -> anyhow::Result<Self> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let nats = TestNats::start()?;
+        let (mut receivers, mut urls) = crate::county_receivers().await?;
+        let mut more = String::new();
+        for (id, name, kind, region) in orgs {
+            let r = Receiver::start().await?;
+            more.push_str(&format!(
+                "\n[[org]]\nid = \"{id}\"\nname = \"{name}\"\nkind = \"{kind}\"\nregion = \"{region}\"\ntoken = \"token-{id}-0123456789\"\ndeliver = {{ webhook = \"{}\" }}\n",
+                r.url()
+            ));
+            urls.insert(id.to_string(), r.url());
+            receivers.insert(id.to_string(), r);
+        }
+        let text = format!(
+            "{}\n[data]\ndir = \"{}\"\n{}\n{}",
+            county_config(&urls),
+            nats.dir.path().join("data").display(),
+            more,
+            extra
+        );
+        let path = nats.dir.path().join("xianjie.toml");
+        std::fs::write(&path, &text)?;
+        let settings = Arc::new(xj_config::load_file(&path)?);
+        Self::start_with_services(nats, settings, receivers, &xj::hub::Service::ALL).await
+    }
+
     /// Like [`start`](Self::start), running only `services` in the hub;
     /// others can be started (and stopped) with [`service`](Self::service).
     pub async fn start_services(extra: &str, services: &[xj::hub::Service]) -> anyhow::Result<Self> {

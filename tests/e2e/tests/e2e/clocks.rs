@@ -436,7 +436,10 @@ async fn a_police_system_without_receipts_gets_one_written_on_delivery() -> anyh
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unsettled_objection_escalates_to_the_coordination_office_then_the_justice_bureau() -> anyhow::Result<()> {
+/// A town–county dispute goes to the coordination office; the test county
+/// has no leadership group, so that step is skipped and the office's clock
+/// is the last: overdue there, with the justice bureau told.
+async fn an_unsettled_objection_escalates_to_the_coordination_office_then_is_overdue_there() -> anyhow::Result<()> {
     let hub = TestHub::start(&format!("{MANUAL}negotiation_working_days = 3\ncoordination_working_days = 2\n")).await?;
     let (_, receipt) = hub.submit("qh-market", &sample_clue("DS-1", "qh-market", "WASTE-DUMP", "990101101")).await?;
     let case = receipt["case"].as_str().unwrap().to_string();
@@ -462,10 +465,18 @@ async fn an_unsettled_objection_escalates_to_the_coordination_office_then_the_ju
     assert_eq!(up.json["body"]["about"], "DG-OBJ-1");
     wait_clock(&hub, &case, "coordination_decision", "running").await?;
     advance(&hub, "P10D").await?;
-    eventually(T, "escalation to the justice bureau", || async {
-        hub.receiver("qh-justice").deliveries().into_iter().find(|d| d.json["body"]["kind"] == "dispute_escalated")
+    eventually(T, "the office overdue, the justice bureau told", || async {
+        hub.receiver("qh-justice")
+            .deliveries()
+            .into_iter()
+            .find(|d| d.json["body"]["kind"] == "overdue" && d.json["body"]["clock"]["name"] == "coordination_decision")
     })
     .await?;
+    wait_clock(&hub, &case, "coordination_decision", "overdue").await?;
+    assert!(
+        hub.receiver("qh-justice").deliveries().iter().all(|d| d.json["body"]["kind"] != "dispute_escalated"),
+        "the justice bureau is not a step of a town–county dispute"
+    );
     Ok(())
 }
 

@@ -187,10 +187,12 @@ async fn an_objection_ends_in_a_designation_and_a_reroute() -> anyhow::Result<()
     forged["recipient"] = json!(["qh-town-dg"]);
     let (status, body) = hub.submit("qh-market", &forged).await?;
     assert_eq!(status, 422, "{body}");
-    // The coordination office is a party once the case is on record; wait for the tracker.
-    eventually(T, "case on record", || async {
-        let (s, _) = hub.get(&format!("/v1/cases/{case}"), &hub.token("qh-market")).await.ok()?;
-        (s == 200).then_some(())
+    // The coordination office designates once the dispute is on record (it
+    // holds the step above the parties' negotiation); wait for the tracker.
+    eventually(T, "dispute on record", || async {
+        let (s, r) = hub.get(&format!("/v1/cases/{case}"), &hub.token("qh-market")).await.ok()?;
+        let open = r["clocks"].as_array()?.iter().any(|c| c["name"] == "dispute_negotiation");
+        (s == 200 && open).then_some(())
     })
     .await?;
     let (status, body) = hub.submit("qh-coord", &designation).await?;
