@@ -41,6 +41,8 @@ pub struct Settings {
     #[serde(default)]
     pub report: ReportSettings,
     #[serde(default)]
+    pub print: PrintSettings,
+    #[serde(default)]
     pub formats: FormatsSettings,
     /// The native formats (built-in and from `[formats] dir`), loaded and
     /// checked with the settings; not a key.
@@ -538,6 +540,15 @@ impl OrgKind {
                 | Self::Hotline
         )
     }
+}
+
+/// Printed documents (PDF).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrintSettings {
+    /// A CJK font file (TTF/OTF/TTC) to print with; default the system's
+    /// (Debian's fonts-noto-cjk, or fonts-wqy-microhei).
+    pub font: Option<PathBuf>,
 }
 
 /// The monthly report to the justice bureau (《县行政执法协调监督工作方案》二).

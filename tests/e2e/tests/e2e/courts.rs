@@ -229,3 +229,56 @@ async fn a_complaint_channel_hears_where_a_referral_went_and_its_result() -> any
     assert_eq!(hub.receiver("qh-12345").deliveries().len(), 2, "two updates, no more");
     Ok(())
 }
+
+fn notice(id: &str, sender: &str, to: &str, kind: &str) -> Value {
+    json!({ "id": id, "type": "supervision_notice", "sender": sender, "recipient": to,
+            "sent_at": "2026-11-02T10:00:00+08:00", "classification": "internal",
+            "body": { "kind": kind, "text": "请依法书面回复", "doc_no": format!("{id}号") } })
+}
+
+/// The supervisors' notices, each at its boundary: the police's 7 days to
+/// explain a refusal to file, a justice bureau's supervision order (10
+/// working days), and the procuratorate's opinion after a non-prosecution
+/// (2 months, moved off the New Year holiday) — not overdue a minute
+/// before, overdue at the end, the notice's sender told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervision_notices_are_overdue_exactly_at_their_end() -> anyhow::Result<()> {
+    let hub = TestHub::start_with_orgs(MANUAL, MORE).await?;
+    let mut cases = Vec::new();
+    for (id, sender, to, kind) in [
+        ("SN-E", "qh-procuratorate", "qh-police-econ", "explain_not_filing"),
+        ("SN-O", "qh-justice", "qh-market", "supervision_order"),
+        ("SN-P", "qh-procuratorate", "qh-eco", "procuratorial_opinion"),
+    ] {
+        let (s, r) = hub.submit(sender, &notice(id, sender, to, kind)).await?;
+        assert_eq!(s, 202, "{r}");
+        let case = r["case"].as_str().unwrap_or_default().to_string();
+        let c = wait_clock(&hub, &case, kind, "running").await?;
+        assert_eq!(c["owner"], to);
+        cases.push((case, kind, sender, to, c["due"].as_str().unwrap_or_default().to_string()));
+    }
+    let due: Vec<&str> = cases.iter().map(|c| c.4.as_str()).collect();
+    // Monday 9 November; Monday 16 November; 2 January 2027 is a Saturday
+    // after New Year's Day: Monday 4 January.
+    assert_eq!(due, ["2026-11-09T15:59:59Z", "2026-11-16T15:59:59Z", "2027-01-04T15:59:59Z"]);
+
+    // From Monday 2 November 10:00 to a minute before each end, then to it.
+    let steps = [("P7DT13H59M", "PT1M"), ("P6DT23H59M", "PT1M"), ("P48DT23H59M", "PT1M")];
+    for ((case, kind, sender, to, _), (before, at)) in cases.iter().zip(steps) {
+        advance(&hub, before).await?;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(overdue(&hub, sender, kind).is_empty(), "{kind} overdue before its end");
+        assert_eq!(clock(&record(&hub, case).await?, kind).map(|c| c["status"].clone()), Some(json!("reminded")));
+        advance(&hub, at).await?;
+        for org in [*sender, *to] {
+            eventually(T, &format!("{kind} overdue at {org}"), || async { overdue(&hub, org, kind).into_iter().next() })
+                .await?;
+        }
+        wait_clock(&hub, case, kind, "overdue").await?;
+    }
+    // Each was told once.
+    for (_, kind, sender, ..) in &cases {
+        assert_eq!(overdue(&hub, sender, kind).len(), 1, "{kind}");
+    }
+    Ok(())
+}
