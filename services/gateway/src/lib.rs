@@ -14,6 +14,7 @@ mod clock_stats;
 mod hash;
 mod intake;
 mod native;
+mod reports;
 mod state;
 mod submit;
 mod supervision;
@@ -69,6 +70,7 @@ pub fn routes(state: GatewayState) -> Router {
         .route("/v1/admin/rules/reload", post(admin::reload_rules))
         .route("/v1/admin/clock/advance", post(clock_stats::advance))
         .route("/v1/stats", get(clock_stats::stats))
+        .route(reports::PATH, get(reports::monthly))
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), trust::body))
         .layer(shed)
