@@ -13,6 +13,7 @@ mod docs;
 mod gateway_status;
 mod idempotency;
 mod jurisdiction;
+mod monthly;
 mod nats_org;
 mod read_side;
 mod replies;
