@@ -218,6 +218,7 @@ pub async fn declare_with(js: &jetstream::Context, limits: &Limits) -> Result<()
         (STREAM_ACCEPTED, "xj.accepted.>", true),
         (STREAM_ROUTED, "xj.routed.>", false),
         (STREAM_OUT, "xj.out.>", false),
+        (STREAM_INBOX, "xj.inbox.>", false),
         (STREAM_DEAD, "xj.dead.>", false),
         (STREAM_EVENTS, "xj.evt.>", false),
     ];
@@ -226,6 +227,11 @@ pub async fn declare_with(js: &jetstream::Context, limits: &Limits) -> Result<()
         if intake {
             cfg.max_bytes = limits.intake_max_bytes;
             cfg.max_messages = limits.intake_max_msgs;
+        }
+        if name == STREAM_INBOX {
+            // A delivery waits for its organisation however long that takes:
+            // collecting it removes it, age never does.
+            cfg.max_age = Duration::ZERO;
         }
         let err =
             |e: &dyn std::fmt::Display| BusError::Declare { what: format!("stream {name}"), message: e.to_string() };

@@ -6,6 +6,7 @@
 //! | `XJ_ACCEPTED` | `xj.accepted.<sender>`                    | gateway, tracker¹   | router, ledger     |
 //! | `XJ_ROUTED`   | `xj.routed.<recipient>`                   | router, replay, tracker² | courier       |
 //! | `XJ_OUT`      | `xj.out.<org>`                            | courier             | NATS-native orgs   |
+//! | `XJ_INBOX`    | `xj.inbox.<org>`                          | courier             | gateway (`GET /v1/inbox`) |
 //! | `XJ_DEAD`     | `xj.dead.<org>`                           | courier             | operators (replay) |
 //! | `XJ_EVENTS`   | `xj.evt.<sender>.<msg>.<step>`            | every service       | tracker, ledger, traces |
 //!
@@ -16,6 +17,8 @@ pub const STREAM_IN: &str = "XJ_IN";
 pub const STREAM_ACCEPTED: &str = "XJ_ACCEPTED";
 pub const STREAM_ROUTED: &str = "XJ_ROUTED";
 pub const STREAM_OUT: &str = "XJ_OUT";
+/// Deliveries waiting for their pull organisation; kept until collected.
+pub const STREAM_INBOX: &str = "XJ_INBOX";
 pub const STREAM_DEAD: &str = "XJ_DEAD";
 pub const STREAM_EVENTS: &str = "XJ_EVENTS";
 
@@ -53,6 +56,11 @@ pub fn routed(recipient: &str) -> String {
 }
 pub fn outbox(org: &str) -> String {
     format!("xj.out.{org}")
+}
+
+/// Where a pull organisation's deliveries wait for `GET /v1/inbox`.
+pub fn inbox(org: &str) -> String {
+    format!("xj.inbox.{org}")
 }
 pub fn dead(org: &str) -> String {
     format!("xj.dead.{org}")

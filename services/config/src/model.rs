@@ -723,6 +723,26 @@ pub struct Deliver {
     pub webhook: Option<String>,
     #[serde(default)]
     pub nats: bool,
+    /// No system to receive with: deliveries wait at `GET /v1/inbox` until
+    /// the organisation collects them (docs/api.md, "Pull delivery").
+    #[serde(default)]
+    pub pull: bool,
+    /// Pull: hours a delivery may wait uncollected before the operator's
+    /// view flags the organisation (`GET /v1/admin/inbox`).
+    pub pull_alert_hours: Option<u32>,
+}
+
+impl Deliver {
+    /// How the organisation receives: `webhook`, `nats` or `pull`.
+    pub fn channel(&self) -> &'static str {
+        if self.pull {
+            "pull"
+        } else if self.nats {
+            "nats"
+        } else {
+            "webhook"
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -229,15 +229,19 @@ pub(crate) fn validate(s: &mut Settings, base: &Path) -> Vec<Unlocated> {
                 out.push(bad(key, why));
             }
         }
-        match (&org.deliver.webhook, org.deliver.nats) {
-            (Some(_), true) => out.push(bad(k("deliver"), "choose webhook or nats, not both")),
-            (None, false) => out.push(bad(k("deliver"), "give { webhook = \"http://…\" } or { nats = true }")),
-            (Some(url), false) => {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    out.push(bad(k("deliver"), format!("webhook {url:?} must be an http:// or https:// URL")));
-                }
-            }
-            (None, true) => {}
+        let d = &org.deliver;
+        match [d.webhook.is_some(), d.nats, d.pull].iter().filter(|x| **x).count() {
+            0 => out.push(bad(k("deliver"), "give { webhook = \"http://…\" }, { nats = true } or { pull = true }")),
+            1 => {}
+            _ => out.push(bad(k("deliver"), "choose one of webhook, nats and pull")),
+        }
+        if let Some(url) = &d.webhook
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            out.push(bad(k("deliver"), format!("webhook {url:?} must be an http:// or https:// URL")));
+        }
+        if d.pull_alert_hours.is_some() && !d.pull {
+            out.push(bad(k("deliver"), "pull_alert_hours is for { pull = true } organisations"));
         }
         trust_checks(org, &k, &mut out);
         if !s.mappings.knows(&org.format) {

@@ -205,7 +205,7 @@ pub async fn health(_op: Operator, State(state): State<ConsoleState>) -> Result<
         };
         orgs.push(json!({
             "id": o.id, "name": o.name, "kind": o.kind,
-            "channel": if o.deliver.nats { "nats" } else { "webhook" }, "format": o.format,
+            "channel": o.deliver.channel(), "format": o.format,
             "sent": h.sent, "delivered": h.delivered, "failed_attempts": h.failed_attempts, "dead": h.dead,
             "replayed": h.replayed, "dead_now": dead_now, "failure_rate": failure_rate,
             "p50_ms": h.percentile(0.5), "p95_ms": h.percentile(0.95),

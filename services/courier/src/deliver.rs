@@ -73,6 +73,8 @@ pub enum Outcome {
     Delivered {
         status: Option<u16>,
         stored: Option<u64>,
+        /// Stored for a pull organisation: delivered only once collected.
+        held: bool,
         elapsed: Duration,
     },
     Failed {
@@ -117,9 +119,12 @@ pub async fn attempt(http: &reqwest::Client, bus: &Bus, key: &HubKey, p: &Parcel
             .send()
             .await;
         let outcome = match resp {
-            Ok(r) if r.status().is_success() => {
-                Outcome::Delivered { status: Some(r.status().as_u16()), stored: None, elapsed: started.elapsed() }
-            }
+            Ok(r) if r.status().is_success() => Outcome::Delivered {
+                status: Some(r.status().as_u16()),
+                stored: None,
+                held: false,
+                elapsed: started.elapsed(),
+            },
             Ok(r) => {
                 let status = r.status().as_u16();
                 let reason = refusal(r).await;
@@ -137,29 +142,38 @@ pub async fn attempt(http: &reqwest::Client, bus: &Bus, key: &HubKey, p: &Parcel
     hdr.put(h::ATTEMPT, p.attempt.to_string().as_str());
     hdr.put(h::TRACEPARENT, p.trace.header().as_str());
     hdr.put(h::SIGNATURE, signature.as_str());
-    let outbox = subjects::outbox(&p.org.id);
+    // A NATS-native organisation's copy goes to its outbox, a pull
+    // organisation's to its inbox, where it waits to be collected.
+    let held = p.org.deliver.pull;
+    let (outbox, stream) = if held {
+        (subjects::inbox(&p.org.id), subjects::STREAM_INBOX)
+    } else {
+        (subjects::outbox(&p.org.id), subjects::STREAM_OUT)
+    };
     let res = async { bus.js.publish_with_headers(outbox.clone(), hdr, p.body.clone()).await?.await }.await;
     let stored = match res {
         // A repeat of this copy's identity: an earlier attempt stored it
         // (its acknowledgement was lost). Said "delivered" only once the
         // stored message is seen to be this copy for this organisation.
-        Ok(ack) if ack.duplicate => stored_copy(bus, ack.sequence, &outbox, p.msg_id).await.map(|()| ack.sequence),
+        Ok(ack) if ack.duplicate => {
+            stored_copy(bus, stream, ack.sequence, &outbox, p.msg_id).await.map(|()| ack.sequence)
+        }
         Ok(ack) => Ok(ack.sequence),
-        Err(e) => Err(format!("NATS outbox: {e}")),
+        Err(e) => Err(format!("NATS {outbox}: {e}")),
     };
     let elapsed = started.elapsed();
     match stored {
-        Ok(seq) => Outcome::Delivered { status: None, stored: Some(seq), elapsed },
+        Ok(seq) => Outcome::Delivered { status: None, stored: Some(seq), held, elapsed },
         Err(reason) => Outcome::Failed { reason, status: None, elapsed },
     }
 }
 
-/// Checks that `XJ_OUT` holds message `msg_id` for `outbox` at `seq`.
-async fn stored_copy(bus: &Bus, seq: u64, outbox: &str, msg_id: &str) -> Result<(), String> {
+/// Checks that `stream` holds message `msg_id` for `outbox` at `seq`.
+async fn stored_copy(bus: &Bus, stream: &str, seq: u64, outbox: &str, msg_id: &str) -> Result<(), String> {
     let unseen = |e: &dyn std::fmt::Display| {
         format!("NATS outbox: a repeat of this copy, but its original is not readable: {e}")
     };
-    let stream = bus.js.get_stream(subjects::STREAM_OUT).await.map_err(|e| unseen(&e))?;
+    let stream = bus.js.get_stream(stream).await.map_err(|e| unseen(&e))?;
     let m = stream.get_raw_message(seq).await.map_err(|e| unseen(&e))?;
     let id = m.headers.get(h::MESSAGE_ID).map(|v| v.as_str());
     if m.subject.as_str() == outbox && id == Some(msg_id) {

@@ -383,7 +383,7 @@ impl Courier {
             .attr_opt("xj.rule", h::get(hd, h::RULE).map(str::to_owned))
             .attr_opt("xj.rule_version", h::get(hd, h::RULE_VERSION).map(str::to_owned))
             .attr_opt("xj.replayed_by", copy.replayed_by.clone())
-            .attr("xj.channel", if org.deliver.webhook.is_some() { "webhook" } else { "nats" });
+            .attr("xj.channel", org.deliver.channel());
         // The translation into the receiver's format is a hop of its own.
         let adapter = (org.format != xj_mapping::CANONICAL).then(|| {
             let mut a = Hop::start("courier", "translate.outbound", Some(trace), trace.child());
@@ -419,10 +419,11 @@ impl Courier {
             Err(reason) => (Outcome::Failed { reason, status: None, elapsed: Duration::ZERO }, true),
         };
         let c = &settings.courier;
+        let mut held_copy = false;
         let mut detail = events::Delivery::to(&copy.recipient, attempt_no);
         detail.replayed_by = copy.replayed_by.clone();
         let (step, result) = match &outcome {
-            Outcome::Delivered { status, stored, elapsed } => {
+            Outcome::Delivered { status, stored, held, elapsed } => {
                 metrics::histogram!("xj_delivery_seconds", "outcome" => "delivered").record(elapsed.as_secs_f64());
                 detail.status = *status;
                 detail.ms = Some(elapsed.as_millis() as u64);
@@ -431,6 +432,12 @@ impl Courier {
                 if let Some(seq) = stored {
                     detail.outbox_seq = Some(*seq);
                     detail.delivery = Some(copy.delivery.clone());
+                }
+                if *held {
+                    // Delivered when the organisation collects it
+                    // (GET /v1/inbox): that is when its clocks start.
+                    detail.waits_for = Some(format!("collection by {} (GET /v1/inbox)", copy.recipient));
+                    held_copy = true;
                 }
                 ("delivered", Step::Delivered)
             }
@@ -472,7 +479,9 @@ impl Courier {
         // The last attempt's story is told by the `dead` step that follows.
         let last = matches!(result, Step::Failed(_) | Step::Refused(_)) && attempt_no >= c.max_attempts as u64;
         if !last {
-            let step = if matches!(result, Step::Delivered) {
+            let step = if held_copy {
+                events::Step::Waiting(detail)
+            } else if matches!(result, Step::Delivered) {
                 events::Step::Delivered(detail)
             } else {
                 events::Step::Attempt(detail)

@@ -314,6 +314,19 @@ fn monthly_report_checks(state: &GatewayState, env: &Envelope) -> Vec<Problem> {
     if state.settings.org(&env.sender).is_none_or(|o| !o.kind.is_enforcement()) {
         out.push(Problem::new("/sender", "monthly reports are sent by enforcement organisations"));
     }
+    // Its own county's justice bureau: the report is kept on that county's case.
+    let county = state.settings.org(&env.sender).map(|o| &o.region[..6]);
+    for r in env.recipients() {
+        if let (Some(c), Some(o)) = (county, state.settings.org(&r))
+            && o.kind == OrgKind::JusticeBureau
+            && !o.region.starts_with(c)
+        {
+            out.push(Problem::new(
+                "/recipient",
+                format!("{r} is another county's justice bureau: report to your own ({c})"),
+            ));
+        }
+    }
     let this_month = state.clock.now().with_timezone(&china()).format("%Y-%m").to_string();
     if let Some(month) = env.body.get("month").and_then(Value::as_str)
         && month > this_month.as_str()

@@ -12,6 +12,7 @@ mod batch;
 mod cases;
 mod clock_stats;
 mod hash;
+mod inbox;
 mod intake;
 mod native;
 mod reports;
@@ -63,6 +64,8 @@ pub fn routes(state: GatewayState) -> Router {
         .route("/v1/messages/{id}/trace", get(trace::get_trace))
         .route("/v1/cases/{case}", get(cases::get_case))
         .route("/v1/supervision", get(supervision::get_supervision))
+        .route("/v1/inbox", get(inbox::get_inbox))
+        .route("/v1/admin/inbox", get(inbox::admin_inbox))
         .route("/v1/attachments", post(attachments::upload).layer(attachment_limit))
         .route("/v1/attachments/{sha256}", get(attachments::fetch))
         .route("/v1/admin/dead-letters", get(admin::list_dead))

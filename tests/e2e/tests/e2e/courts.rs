@@ -271,8 +271,10 @@ async fn supervision_notices_are_overdue_exactly_at_their_end() -> anyhow::Resul
         assert_eq!(clock(&record(&hub, case).await?, kind).map(|c| c["status"].clone()), Some(json!("reminded")));
         advance(&hub, at).await?;
         for org in [*sender, *to] {
-            eventually(T, &format!("{kind} overdue at {org}"), || async { overdue(&hub, org, kind).into_iter().next() })
-                .await?;
+            eventually(T, &format!("{kind} overdue at {org}"), || async {
+                overdue(&hub, org, kind).into_iter().next()
+            })
+            .await?;
         }
         wait_clock(&hub, case, kind, "overdue").await?;
     }

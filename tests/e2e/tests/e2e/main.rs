@@ -12,6 +12,7 @@ mod disputes;
 mod docs;
 mod gateway_status;
 mod idempotency;
+mod inbox;
 mod jurisdiction;
 mod monthly;
 mod nats_org;

@@ -825,6 +825,8 @@ async fn mutated_requests_get_located_json_refusals_and_deliver_nothing() -> any
             format!("/v1/attachments/{x}"),
             format!("/v1/stats?month={x}"),
             format!("/v1/supervision?view={x}&region={x}"),
+            format!("/v1/inbox?after={x}&limit={x}&wait={x}"),
+            format!("/v1/admin/inbox?{x}"),
         ] {
             let r = hub.http.get(format!("{}{path}", hub.base)).bearer_auth(&op);
             f.send(&format!("GET {path} #{i}"), r).await?;

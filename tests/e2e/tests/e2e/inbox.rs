@@ -1,0 +1,172 @@
+//! Pull delivery (docs/api.md, "Pull delivery"): a town with no system of
+//! its own collects its deliveries at `GET /v1/inbox`, signed as a webhook
+//! delivery would be; they wait until acknowledged, and the clocks they
+//! start begin when collected.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use xj_testkit::{TestHub, eventually, sample_clue};
+
+use crate::common::hub_key;
+
+const T: Duration = Duration::from_secs(30);
+
+/// Monday 2 November 2026, 10:00 in China; 临水镇 collects by pull.
+const EXTRA: &str = "[clock]\nmode = \"manual\"\nstart = \"2026-11-02T10:00:00+08:00\"\n\n\
+[[org]]\nid = \"qh-town-ls\"\nname = \"临水镇人民政府\"\nkind = \"town_government\"\nregion = \"990101103\"\n\
+token = \"token-qh-town-ls-0123456789\"\ndeliver = { pull = true, pull_alert_hours = 24 }\n";
+
+const TOWN: &str = "token-qh-town-ls-0123456789";
+
+async fn inbox(hub: &TestHub, query: &str, token: &str) -> anyhow::Result<(u16, Value)> {
+    hub.get(&format!("/v1/inbox{query}"), token).await
+}
+
+fn clue_to_town(id: &str) -> Value {
+    let mut clue = sample_clue(id, "qh-market", "FOOD-STALL", "990101103");
+    clue["recipient"] = "qh-town-ls".into();
+    clue
+}
+
+async fn record(hub: &TestHub, case: &str) -> anyhow::Result<Value> {
+    let (s, v) = hub.get(&format!("/v1/cases/{case}"), &hub.operator_token()).await?;
+    anyhow::ensure!(s == 200, "{s} {v}");
+    Ok(v)
+}
+
+fn decision_clocks(r: &Value) -> Vec<Value> {
+    r["clocks"]
+        .as_array()
+        .map(|a| a.iter().filter(|c| c["name"] == "referral_decision").cloned().collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_town_without_a_system_collects_its_referrals_and_its_clock_starts_then() -> anyhow::Result<()> {
+    let hub = TestHub::start(EXTRA).await?;
+    let (kid, public_key) = hub_key(&hub).await?;
+    let (s, receipt) = hub.submit("qh-market", &clue_to_town("PL-1")).await?;
+    assert_eq!(s, 202, "{receipt}");
+    let case = receipt["case"].as_str().unwrap_or_default().to_string();
+
+    // It waits in the inbox, signed like a webhook delivery.
+    let (s, page) = eventually(T, "the referral in the inbox", || async {
+        let (s, p) = inbox(&hub, "", TOWN).await.ok()?;
+        (p["messages"].as_array()?.len() == 1).then_some((s, p))
+    })
+    .await?;
+    assert_eq!(s, 200, "{page}");
+    let m = &page["messages"][0];
+    assert_eq!(m["headers"]["xj-message-id"], "PL-1");
+    assert_eq!(m["headers"]["xj-case"], case.as_str());
+    assert_eq!(m["headers"]["xj-sender"], "qh-market");
+    assert!(m["headers"].get("nats-msg-id").is_none(), "{m}");
+    let sig = m["headers"]["xj-signature"].as_str().unwrap_or_default();
+    assert!(sig.contains(&format!("keyid={kid}")), "{sig}");
+    let body = m["body"].as_str().unwrap_or_default();
+    xj_bus::signing::verify_header(&public_key, sig, body.as_bytes()).expect("the signature is over the body's bytes");
+    let doc: Value = serde_json::from_str(body)?;
+    assert_eq!((doc["id"].as_str(), doc["case"].as_str()), (Some("PL-1"), Some(case.as_str())));
+    let c1 = m["cursor"].as_str().unwrap_or_default().to_string();
+    assert_eq!(page["cursor"], c1.as_str());
+
+    // Not collected, not delivered: no clock, however long it waits.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(decision_clocks(&record(&hub, &case).await?).is_empty(), "a clock before collection");
+    let (s, b) = hub.operator_post("/v1/admin/clock/advance", &json!({ "by": "P1D" })).await?;
+    assert_eq!(s, 200, "{b}");
+    // Asked again without a cursor, it is still there.
+    let (_, again) = inbox(&hub, "", TOWN).await?;
+    assert_eq!(again["messages"][0]["cursor"], c1.as_str());
+    let (_, status) = hub.get("/v1/admin/inbox", &hub.operator_token()).await?;
+    let town = status["orgs"].as_array().and_then(|a| a.iter().find(|o| o["org"] == "qh-town-ls")).cloned();
+    assert_eq!(town.as_ref().map(|t| t["waiting"].clone()), Some(json!(1)), "{status}");
+
+    // Collected on Tuesday: the 5 working days run from then (to Tuesday
+    // the 10th), not from Monday when the hub stored it.
+    let (s, after) = inbox(&hub, &format!("?after={c1}"), TOWN).await?;
+    assert_eq!(s, 200, "{after}");
+    assert_eq!(after["messages"], json!([]));
+    assert_eq!(after["cursor"], c1.as_str());
+    let clock = eventually(T, "the decision clock after collection", || async {
+        decision_clocks(&record(&hub, &case).await.ok()?).into_iter().next()
+    })
+    .await?;
+    assert_eq!((clock["owner"].as_str(), clock["due"].as_str()), (Some("qh-town-ls"), Some("2026-11-10T15:59:59Z")));
+    let (_, trace) = hub.get("/v1/messages/PL-1/trace", &hub.token("qh-market")).await?;
+    let steps: Vec<&str> = trace["hops"].as_array().into_iter().flatten().filter_map(|h| h["step"].as_str()).collect();
+    assert!(steps.contains(&"waiting") && steps.contains(&"delivered"), "{steps:?}");
+
+    // A long poll returns as soon as the next one is stored.
+    let poll = {
+        let url = format!("{}/v1/inbox?after={c1}&wait=20", hub.base);
+        let http = hub.http.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let r = http.get(url).bearer_auth(TOWN).send().await?;
+            let v: Value = r.json().await?;
+            anyhow::Ok((v, started.elapsed()))
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(hub.submit("qh-market", &clue_to_town("PL-2")).await?.0, 202);
+    let (v, took) = poll.await??;
+    assert_eq!(v["messages"][0]["headers"]["xj-message-id"], "PL-2", "{v}");
+    assert!(took < Duration::from_secs(20), "the poll waited its whole time: {took:?}");
+
+    // The town answers PL-1 like any receiver; the market bureau gets it.
+    let reply = json!({ "id": "LS-R-1", "type": "referral_reply", "sender": "qh-town-ls", "reply_to": "PL-1",
+        "sent_at": "2026-11-03T10:00:00+08:00", "classification": "internal",
+        "body": { "decision": "accepted", "case_no": "临水立〔2026〕3号" } });
+    let r = hub.http.post(format!("{}/v1/messages", hub.base)).bearer_auth(TOWN).json(&reply).send().await?;
+    assert_eq!(r.status().as_u16(), 202, "{}", r.text().await.unwrap_or_default());
+    eventually(T, "the reply at the market bureau", || async {
+        hub.receiver("qh-market").deliveries().into_iter().find(|d| d.json["id"] == "LS-R-1")
+    })
+    .await?;
+    Ok(())
+}
+
+/// Wrong callers and wrong questions get a clear refusal, and nothing is
+/// acknowledged that was not delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbox_refuses_what_it_cannot_answer() -> anyhow::Result<()> {
+    let hub = TestHub::start(EXTRA).await?;
+    let (s, b) = inbox(&hub, "", &hub.token("qh-market")).await?;
+    assert_eq!(s, 409, "a webhook org: {b}");
+    assert!(b["message"].as_str().unwrap_or_default().contains("pull = true"), "{b}");
+    let (s, b) = inbox(&hub, "", &hub.operator_token()).await?;
+    assert_eq!(s, 403, "{b}");
+    let (s, b) = inbox(&hub, "?after=yesterday&limit=0&wait=99", TOWN).await?;
+    assert_eq!(s, 422, "{b}");
+    let pointers: Vec<&str> =
+        b["details"].as_array().into_iter().flatten().filter_map(|d| d["pointer"].as_str()).collect();
+    assert_eq!(pointers, ["/after", "/limit", "/wait"], "{b}");
+    assert_eq!(hub.submit("qh-market", &clue_to_town("PL-9")).await?.0, 202);
+    let page = eventually(T, "the referral in the inbox", || async {
+        let (_, p) = inbox(&hub, "", TOWN).await.ok()?;
+        (p["messages"].as_array()?.len() == 1).then_some(p)
+    })
+    .await?;
+    let seq: u64 = page["cursor"].as_str().and_then(|c| c.strip_prefix("c-")).and_then(|n| n.parse().ok()).unwrap_or(0);
+    let (s, b) = inbox(&hub, &format!("?after=c-{}", seq + 1000), TOWN).await?;
+    assert_eq!(s, 422, "{b}");
+    assert_eq!(b["details"][0]["pointer"], "/after");
+    // Nothing was acknowledged by the refused cursor.
+    let (_, still) = inbox(&hub, "", TOWN).await?;
+    assert_eq!(still["messages"][0]["headers"]["xj-message-id"], "PL-9", "{still}");
+    // A second poller while one waits is answered at once.
+    let url = format!("{}/v1/inbox?after={}&wait=3", hub.base, page["cursor"].as_str().unwrap_or_default());
+    let first = tokio::spawn({
+        let (http, url) = (hub.http.clone(), url.clone());
+        async move { http.get(url).bearer_auth(TOWN).send().await.map(|r| r.status().as_u16()) }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let r = hub.http.get(&url).bearer_auth(TOWN).send().await?;
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(started.elapsed() < Duration::from_secs(2), "the second poll waited");
+    assert_eq!(first.await??, 200);
+    Ok(())
+}
