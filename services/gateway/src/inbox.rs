@@ -44,7 +44,8 @@ pub struct InboxQuery {
 
 /// Organisations with a long-poll waiting: one each, so idle pollers cannot
 /// hold more than one request per pull organisation (a second poll while
-/// one waits is answered at once).
+/// one waits is answered at once). Keyed by gateway (its settings) and
+/// organisation: several gateways may share a process (tests, `xj up`).
 static WAITING: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 
 struct Waiter(String);
@@ -138,7 +139,7 @@ pub async fn get_inbox(
     let mut found = list(&stream, &subject, from, limit).await?;
     if found.is_empty()
         && wait > 0
-        && let Some(_w) = Waiter::take(&org)
+        && let Some(_w) = Waiter::take(&format!("{:p}/{org}", std::sync::Arc::as_ptr(&state.settings)))
     {
         let until = tokio::time::Instant::now() + Duration::from_secs(wait);
         while found.is_empty() && tokio::time::Instant::now() < until {
@@ -278,7 +279,10 @@ pub async fn admin_inbox(State(state): State<GatewayState>, headers: HeaderMap) 
         return Err(ApiError::Forbidden("the inboxes' state is for operators".into()));
     }
     let stream = state.bus.js.get_stream(subjects::STREAM_INBOX).await.map_err(ApiError::unavailable)?;
-    let now = state.clock.now();
+    // The stream stamps a copy with the machine's time, so waiting is
+    // measured on that clock too (in a drill on the manual clock, the
+    // overdue alert of the `inbox_collection` clock follows the hub's time).
+    let now = chrono::Utc::now();
     let mut orgs = Vec::new();
     for o in state.settings.org.iter().filter(|o| o.deliver.pull) {
         let subject = subjects::inbox(&o.id);

@@ -156,6 +156,7 @@ clock_names! {
     MonthlyReport = "monthly_report",
     CourtAcceptance = "court_acceptance",
     CourtRuling = "court_ruling",
+    InboxCollection = "inbox_collection",
 }
 
 /// The clock of each step of a dispute path.
@@ -261,6 +262,14 @@ pub fn def(name: ClockName, settings: &Settings) -> Def {
             "《行政强制法》第五十七条：人民法院对行政机关强制执行的申请进行书面审查，应当自受理之日起七日内作出执行裁定（需要听取意见的，第五十八条：三十日内作出是否执行的裁定）".into(),
             Span::CalendarDays(7),
             OrgKind::Procuratorate,
+            OnExpiry::Overdue,
+        ),
+        ClockName::InboxCollection => (
+            format!(
+                "以拉取方式接收的机关应及时签收送达的文书（法律未规定期限，本系统按 [org.deliver] pull_alert_hours 配置；参照{COUNTY_COORDINATION}二、6 实施案件移送抄告）"
+            ),
+            Span::Hours(24),
+            OrgKind::JusticeBureau,
             OnExpiry::Overdue,
         ),
         ClockName::JusticeCoordination => (

@@ -87,8 +87,42 @@ pub fn apply(rec: &mut CaseRecord, ev: &Event, ctx: &Ctx) -> Vec<Action> {
     match &ev.step {
         Step::Routed(d) | Step::Unplaced(d) => routed(rec, ev, d, ctx),
         Step::Delivered(d) => delivered(rec, ev, &d.recipient, ctx),
+        Step::Waiting(d) => waiting(rec, ev, d, ctx),
         _ => Vec::new(),
     }
+}
+
+/// A copy stored for a pull organisation waits to be collected: with
+/// `pull_alert_hours` configured, that is a clock of its own, overdue to
+/// the organisation and its justice bureau when nobody collects in time.
+fn waiting(rec: &mut CaseRecord, ev: &Event, d: &xj_bus::events::Delivery, ctx: &Ctx) -> Vec<Action> {
+    if !d.waits_for.as_deref().is_some_and(|w| w.starts_with("collection")) {
+        return Vec::new();
+    }
+    let Some(hours) = ctx.settings.org(&d.recipient).and_then(|o| o.deliver.pull_alert_hours) else {
+        return Vec::new();
+    };
+    let id = format!("{}:{}:{}", ClockName::InboxCollection, ev.msg_id, d.recipient);
+    let collected = rec
+        .messages
+        .iter()
+        .any(|m| m.id == ev.msg_id && m.sender == ev.sender && m.delivered.iter().any(|(o, _)| o == &d.recipient));
+    if collected || rec.clocks.iter().any(|c| c.id == id) {
+        return Vec::new();
+    }
+    let mut c = clocks::start(
+        ctx.settings,
+        ctx.cal,
+        ClockName::InboxCollection,
+        (&ev.msg_id, &ev.sender),
+        &d.recipient,
+        ctx.now,
+    );
+    c.id = id;
+    c.amount = i64::from(hours);
+    clocks::set_due(&mut c, ctx.now + chrono::Duration::hours(i64::from(hours)), ctx.settings);
+    rec.clocks.push(c);
+    Vec::new()
 }
 
 fn routed(rec: &mut CaseRecord, ev: &Event, d: &Routed, ctx: &Ctx) -> Vec<Action> {
@@ -486,9 +520,10 @@ fn delivered(rec: &mut CaseRecord, ev: &Event, org: &str, ctx: &Ctx) -> Vec<Acti
     rec.messages[i].delivered.push((org.clone(), now.to_rfc3339()));
     rec.updated_at = now.to_rfc3339();
     let m = rec.messages[i].clone();
+    // Collected from a pull inbox: the wait for collection is over.
+    let mut out = close(rec, ClockName::InboxCollection, &m.id, &org, &ev.msg_id, ctx);
     let kind = kind_of(ctx.settings, &org);
     let about = (m.id.as_str(), m.sender.as_str());
-    let mut out = Vec::new();
     // A clock is the addressee's: whichever copy happens to arrive first,
     // a copy for information starts none (the procuratorate's copy of a
     // refusal does not open the bureau's reconsideration window).

@@ -80,7 +80,7 @@ pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> anyho
 
     let messages = Durable::new(subjects::STREAM_EVENTS, CONSUMER)
         .ack_wait(Duration::from_millis(settings.nats.ack_wait_ms))
-        .filter(&["xj.evt.*.*.routed", "xj.evt.*.*.unplaced", "xj.evt.*.*.delivered"])
+        .filter(&["xj.evt.*.*.routed", "xj.evt.*.*.unplaced", "xj.evt.*.*.delivered", "xj.evt.*.*.waiting"])
         .messages(&bus.js)
         .await?;
     tracing::info!(mode = ?t.clock.mode(), "tracker running");

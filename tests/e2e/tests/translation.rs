@@ -56,7 +56,10 @@ async fn county_with(edit: impl Fn(String, &HashMap<String, String>) -> String) 
     }
     let mut text = edit(text, &urls);
     text.push_str(&format!(
-        "\n[data]\ndir = \"{}\"\n\n[courier]\nmax_attempts = 3\nbackoff_initial_ms = 100\n",
+        // The examples are of November 2026: the hub's date is theirs, so the
+        // court application stays within its three months (行政强制法 art. 53)
+        // whenever the tests run.
+        "\n[data]\ndir = \"{}\"\n\n[courier]\nmax_attempts = 3\nbackoff_initial_ms = 100\n\n[clock]\nmode = \"manual\"\nstart = \"2026-11-20T16:00:00+08:00\"\n",
         nats.dir.path().join("data").display()
     ));
     // From a file, as a deployment reads it (and reads it again on a reload).

@@ -74,21 +74,65 @@ async fn a_town_without_a_system_collects_its_referrals_and_its_clock_starts_the
     // Not collected, not delivered: no clock, however long it waits.
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(decision_clocks(&record(&hub, &case).await?).is_empty(), "a clock before collection");
-    let (s, b) = hub.operator_post("/v1/admin/clock/advance", &json!({ "by": "P1D" })).await?;
+    // Uncollected for its pull_alert_hours (24): overdue to the town and
+    // its justice bureau — not a minute before.
+    let uncollected = || {
+        hub.receiver("qh-justice")
+            .deliveries()
+            .into_iter()
+            .filter(|d| d.json["body"]["kind"] == "overdue" && d.json["body"]["clock"]["name"] == "inbox_collection")
+            .count()
+    };
+    let (s, b) = hub.operator_post("/v1/admin/clock/advance", &json!({ "by": "PT23H59M" })).await?;
     assert_eq!(s, 200, "{b}");
-    // Asked again without a cursor, it is still there.
-    let (_, again) = inbox(&hub, "", TOWN).await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(uncollected(), 0, "overdue before its time");
+    let (s, b) = hub.operator_post("/v1/admin/clock/advance", &json!({ "by": "PT1M" })).await?;
+    assert_eq!(s, 200, "{b}");
+    eventually(T, "the justice bureau told the town has not collected", || async {
+        (uncollected() == 1).then_some(())
+    })
+    .await?;
+    // Asked again without a cursor, it is still there — and the reminder
+    // and the overdue alert about it wait behind it in the town's own inbox.
+    let again = eventually(T, "the alerts in the town's inbox", || async {
+        let (_, p) = inbox(&hub, "", TOWN).await.ok()?;
+        (p["messages"].as_array()?.len() == 3).then_some(p)
+    })
+    .await?;
     assert_eq!(again["messages"][0]["cursor"], c1.as_str());
+    let kinds: Vec<(String, String)> = again["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .skip(1)
+        .map(|m| {
+            let a: Value = serde_json::from_str(m["body"].as_str().unwrap_or_default()).unwrap_or_default();
+            let field = |k: &str| a["body"][k].as_str().unwrap_or_default().to_string();
+            (field("kind"), field("about"))
+        })
+        .collect();
+    let want = [("reminder", "PL-1"), ("overdue", "PL-1")].map(|(k, a)| (k.to_string(), a.to_string()));
+    assert_eq!(kinds, want);
     let (_, status) = hub.get("/v1/admin/inbox", &hub.operator_token()).await?;
     let town = status["orgs"].as_array().and_then(|a| a.iter().find(|o| o["org"] == "qh-town-ls")).cloned();
-    assert_eq!(town.as_ref().map(|t| t["waiting"].clone()), Some(json!(1)), "{status}");
+    // Waiting is measured on the machine's clock: seconds here, not late.
+    assert_eq!(
+        town.as_ref().map(|t| (t["waiting"].clone(), t["late"].clone(), t["alert_hours"].clone())),
+        Some((json!(3), json!(false), json!(24))),
+        "{status}"
+    );
+    assert!(town.as_ref().and_then(|t| t["hours"].as_f64()).is_some_and(|h| (0.0..1.0).contains(&h)), "{status}");
 
     // Collected on Tuesday: the 5 working days run from then (to Tuesday
-    // the 10th), not from Monday when the hub stored it.
+    // the 10th), not from Monday when the hub stored it. What follows the
+    // cursor comes in the same answer.
     let (s, after) = inbox(&hub, &format!("?after={c1}"), TOWN).await?;
     assert_eq!(s, 200, "{after}");
-    assert_eq!(after["messages"], json!([]));
-    assert_eq!(after["cursor"], c1.as_str());
+    assert_eq!(after["messages"].as_array().map(Vec::len), Some(2), "{after}");
+    let c2 = after["cursor"].as_str().unwrap_or_default().to_string();
+    assert_eq!(after["messages"][1]["cursor"], c2.as_str());
+    assert_ne!(c2, c1);
     let clock = eventually(T, "the decision clock after collection", || async {
         decision_clocks(&record(&hub, &case).await.ok()?).into_iter().next()
     })
@@ -100,7 +144,7 @@ async fn a_town_without_a_system_collects_its_referrals_and_its_clock_starts_the
 
     // A long poll returns as soon as the next one is stored.
     let poll = {
-        let url = format!("{}/v1/inbox?after={c1}&wait=20", hub.base);
+        let url = format!("{}/v1/inbox?after={c2}&wait=20", hub.base);
         let http = hub.http.clone();
         tokio::spawn(async move {
             let started = std::time::Instant::now();
