@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use xj_bus::records::CaseRecord;
+use xj_config::Settings;
 
 use crate::auth::caller;
 use crate::error::ApiError;
@@ -40,8 +41,7 @@ pub async fn get_case(
                 // touches reads it, and not what sensitive messages that
                 // do not name it say. Another county's case is as absent
                 // as no case at all.
-                let county = supervised_county(&state.settings, org).ok_or_else(not_found)?;
-                if !concerns_county(&state.settings, &record, &county) {
+                if !supervises(&state.settings, org, &record) {
                     return Err(not_found());
                 }
                 withhold_sensitive(&mut record, org);
@@ -57,6 +57,13 @@ pub async fn get_case(
         None => return Err(not_found()),
     };
     Ok(Json(serde_json::to_value(record).map_err(|e| ApiError::Internal(e.to_string()))?))
+}
+
+/// Whether `org` reads `record` as a supervisor: a justice bureau or
+/// procuratorate of a county the case touches (docs/api.md, "Supervisors'
+/// read access"). Letters ask the same question of a message's case.
+pub(crate) fn supervises(settings: &Settings, org: &str, record: &CaseRecord) -> bool {
+    supervised_county(settings, org).is_some_and(|county| concerns_county(settings, record, &county))
 }
 
 /// What a supervisor reads instead of the summary of a `sensitive` message

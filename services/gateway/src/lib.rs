@@ -14,6 +14,7 @@ mod clock_stats;
 mod hash;
 mod inbox;
 mod intake;
+mod letters;
 mod native;
 mod reports;
 mod state;
@@ -62,6 +63,7 @@ pub fn routes(state: GatewayState) -> Router {
         .route(batch::PATH, post(batch::post_batch).layer(batch_limit))
         .route("/v1/native", post(native::post_native))
         .route("/v1/messages/{id}/trace", get(trace::get_trace))
+        .route("/v1/messages/{id}/letter", get(letters::get_letter))
         .route("/v1/cases/{case}", get(cases::get_case))
         .route("/v1/supervision", get(supervision::get_supervision))
         .route("/v1/inbox", get(inbox::get_inbox))

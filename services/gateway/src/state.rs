@@ -31,6 +31,10 @@ pub struct GatewayState {
     pub(crate) callers: Arc<HashMap<[u8; 32], Caller>>,
     /// Requests per caller: HTTP and NATS submissions spend the same bucket.
     pub(crate) limiter: Arc<crate::trust::Limiter>,
+    /// The CJK font letters are printed with, read on the first letter
+    /// asked for (`[print] font`): tens of megabytes no other request needs.
+    /// Only a font that loaded is kept, so installing one needs no restart.
+    pub(crate) printer: Arc<tokio::sync::OnceCell<xj_print::Printer>>,
 }
 
 impl GatewayState {
@@ -49,7 +53,17 @@ impl GatewayState {
         if let Some(t) = settings.operator_token() {
             callers.insert(digest(t), Caller::Operator);
         }
-        Self { settings, bus, schemas, key, rules, clock, callers: Arc::new(callers), limiter: Arc::default() }
+        Self {
+            settings,
+            bus,
+            schemas,
+            key,
+            rules,
+            clock,
+            callers: Arc::new(callers),
+            limiter: Arc::default(),
+            printer: Arc::default(),
+        }
     }
 }
 

@@ -14,6 +14,7 @@ mod gateway_status;
 mod idempotency;
 mod inbox;
 mod jurisdiction;
+mod letters;
 mod monthly;
 mod nats_org;
 mod read_side;
