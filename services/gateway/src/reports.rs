@@ -47,6 +47,7 @@ enum Format {
     Json,
     Csv,
     Xlsx,
+    Pdf,
 }
 
 impl Format {
@@ -55,6 +56,7 @@ impl Format {
             "json" => Some(Self::Json),
             "csv" => Some(Self::Csv),
             "xlsx" => Some(Self::Xlsx),
+            "pdf" => Some(Self::Pdf),
             _ => None,
         }
     }
@@ -74,6 +76,7 @@ impl Format {
                 "application/json" => Self::Json,
                 "text/csv" => Self::Csv,
                 XLSX => Self::Xlsx,
+                "application/pdf" => Self::Pdf,
                 _ => continue,
             };
             if q > 0.0 && best.is_none_or(|(b, _)| q > b) {
@@ -328,7 +331,8 @@ pub async fn monthly(
     let format = match q.format.as_deref() {
         None => Some(Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))),
         Some(f) => Format::parse(f).or_else(|| {
-            problems.push(Problem::new("/format", format!("{:?} is not a format: one of json, csv, xlsx", clip(f))));
+            problems
+                .push(Problem::new("/format", format!("{:?} is not a format: one of json, csv, xlsx, pdf", clip(f))));
             None
         }),
     };
@@ -384,6 +388,19 @@ pub async fn monthly(
             let bytes = to_xlsx(&report).map_err(|e| ApiError::Internal(format!("workbook not written: {e}")))?;
             let mut r = ([(header::CONTENT_TYPE, XLSX)], bytes).into_response();
             attach(&mut r, &format!("{name}.xlsx"));
+            r
+        }
+        Format::Pdf => {
+            let printer = crate::letters::printer(&state).await?;
+            let doc = to_doc(&report, &state.settings);
+            // Laying out and subsetting a CJK font is CPU work: off the
+            // request threads.
+            let pdf = tokio::task::spawn_blocking(move || printer.render(&doc))
+                .await
+                .map_err(|e| ApiError::Internal(format!("printing stopped: {e}")))?
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            let mut r = ([(header::CONTENT_TYPE, "application/pdf")], pdf).into_response();
+            attach(&mut r, &format!("{name}.pdf"));
             r
         }
     };
@@ -762,6 +779,114 @@ fn due_day(r: &Report) -> String {
         .find_map(|c| c.due)
         .map(|d| d.with_timezone(&china()).day().to_string())
         .unwrap_or_else(|| "—".into())
+}
+
+/// The hub's counters the printed report shows beside the organisations'
+/// own figures (the rest are in the workbook).
+const PRINTED_HUB: [&str; 10] = [
+    "referrals_sent",
+    "referrals_received",
+    "handoffs_sent",
+    "police_filed",
+    "police_not_filed",
+    "overdue",
+    "penalty_instead_of_transfer",
+    "disputes",
+    "supervision_received",
+    "supervision_late",
+];
+
+/// The report as a printable document: per county, the organisations'
+/// reports (status, time, figures) and the hub's own figures, with totals;
+/// A4 landscape.
+pub fn to_doc(r: &Report, settings: &Settings) -> xj_print::Doc {
+    use xj_print::{Block, Table};
+    let mut blocks = Vec::new();
+    let (year, month) = r.month.split_once('-').unwrap_or((r.month.as_str(), ""));
+    for (n, c) in r.counties.iter().enumerate() {
+        if n > 0 {
+            blocks.push(Block::Gap(24.0));
+        }
+        let county_name = settings
+            .org
+            .iter()
+            .find(|o| o.kind == OrgKind::JusticeBureau && o.region == c.county)
+            .map(|o| o.name.trim_end_matches("司法局").to_string())
+            .unwrap_or_default();
+        blocks.push(Block::Title("行政执法工作月报汇总".into()));
+        blocks.push(Block::Subtitle(format!(
+            "{county_name}（{}）　{year}年{}月",
+            c.county,
+            month.trim_start_matches('0')
+        )));
+        blocks
+            .push(Block::Field {
+                label: "报送期限".into(), value: c.due.map(readable).unwrap_or_else(|| "—".into())
+            });
+        blocks.push(Block::Field {
+            label: "报送情况".into(),
+            value: format!(
+                "应报 {} 家，已报 {} 家（按时 {}，逾期 {}），超期未报 {} 家",
+                c.rows.len(),
+                c.reported(),
+                c.count(Status::OnTime),
+                c.count(Status::Late),
+                c.count(Status::Overdue) + c.count(Status::Missing)
+            ),
+        });
+        blocks.push(Block::Field { label: "月报记录".into(), value: c.case.clone() });
+        blocks.push(Block::Heading("一、各单位报送的月报".into()));
+        let mut header = vec!["单位".to_string(), "报送状态".into(), "报送时间".into()];
+        header.extend(r.indicators.iter().map(|i| indicator_label(i).to_string()));
+        let mut rows: Vec<Vec<String>> = c
+            .rows
+            .iter()
+            .map(|row| {
+                let mut cells = vec![
+                    row.name.clone(),
+                    row.status.label().to_string(),
+                    row.reported_at.map(readable).unwrap_or_default(),
+                ];
+                cells.extend(row.figures.iter().map(|f| f.as_ref().map(Number::to_string).unwrap_or_default()));
+                cells
+            })
+            .collect();
+        let mut total = vec!["合计".to_string(), format!("{}/{}", c.reported(), c.rows.len()), String::new()];
+        total.extend((0..r.indicators.len()).map(|i| c.figure_total(i).to_string()));
+        rows.push(total);
+        let mut widths = vec![3.0, 1.4, 2.2];
+        widths.extend(r.indicators.iter().map(|_| 1.5));
+        blocks.push(Block::Table(Table { header, rows, widths }));
+        blocks.push(Block::Heading("二、本系统记录的协作与监督情况".into()));
+        let index: Vec<usize> = PRINTED_HUB.iter().filter_map(|f| FIELDS.iter().position(|x| x == f)).collect();
+        let mut header = vec!["单位".to_string()];
+        header.extend(index.iter().map(|i| hub_label(FIELDS[*i]).0.to_string()));
+        let mut rows: Vec<Vec<String>> = c
+            .rows
+            .iter()
+            .map(|row| {
+                let mut cells = vec![row.name.clone()];
+                cells.extend(index.iter().map(|i| row.hub.get(*i).copied().unwrap_or(0).to_string()));
+                cells
+            })
+            .collect();
+        let mut total = vec!["合计".to_string()];
+        total.extend(index.iter().map(|i| c.hub_total(*i).to_string()));
+        rows.push(total);
+        let mut widths = vec![3.0];
+        widths.extend(index.iter().map(|_| 1.0));
+        blocks.push(Block::Table(Table { header, rows, widths }));
+    }
+    blocks.push(Block::Paragraph(format!(
+        "说明：第一部分为各单位报送的月报（{PLAN}）；第二部分为本系统按月统计的记录（同 GET /v1/stats）。生成时间 {}。",
+        readable(r.generated_at)
+    )));
+    xj_print::Doc {
+        title: format!("行政执法工作月报汇总 {}", r.month),
+        landscape: true,
+        blocks,
+        footer: format!("xianjie 月报汇总 {}", r.month),
+    }
 }
 
 #[cfg(test)]

@@ -154,3 +154,41 @@ pub async fn eventually_steps(hub: &TestHub, id: &str, token: &str, n: usize) ->
     })
     .await
 }
+
+/// Installs Debian's `package` when `file` (something it provides) is
+/// missing — as root, as CI runs; otherwise says what to install.
+pub fn ensure_debian(package: &str, file: &str) {
+    use std::process::Command;
+    if std::path::Path::new(file).exists() {
+        return;
+    }
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    assert!(root, "this test needs {file} (Debian: apt-get install -y {package}); install it and run again");
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(["-o", "DPkg::Lock::Timeout=600"])
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if apt(&["install", "-y", "-qq", package]) {
+        return;
+    }
+    assert!(apt(&["update", "-qq"]), "apt-get update failed");
+    assert!(apt(&["install", "-y", "-qq", package]), "apt-get install {package} failed");
+}
+
+/// The text of a PDF as poppler's `pdftotext` reads it (installed when
+/// missing), whitespace removed: a table cell or a paragraph wraps wherever
+/// its line is full, even inside a name.
+pub fn pdf_text(pdf: &[u8]) -> String {
+    ensure_debian("poppler-utils", "/usr/bin/pdftotext");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("doc.pdf");
+    std::fs::write(&path, pdf).expect("written");
+    let out = std::process::Command::new("pdftotext").args(["-layout", "-enc", "UTF-8"]).arg(&path).arg("-").output();
+    let out = out.expect("pdftotext runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).chars().filter(|c| !c.is_whitespace()).collect()
+}

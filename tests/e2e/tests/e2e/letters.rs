@@ -9,7 +9,6 @@
 //! without a font, say so.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -31,45 +30,6 @@ const ORGS: &[(&str, &str, &str, &str)] = &[
 
 /// A valid resident ID number (its check character verified at the edge).
 const ID_NO: &str = "11010519491231002X";
-
-fn ensure(package: &str, file: &str) {
-    if Path::new(file).exists() {
-        return;
-    }
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    assert!(root, "this test needs {file} (Debian: apt-get install -y {package}); install it and run again");
-    let apt = |args: &[&str]| {
-        let ok = Command::new("apt-get")
-            .args(["-o", "DPkg::Lock::Timeout=600"])
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "apt-get {args:?} failed");
-    };
-    if Command::new("apt-get")
-        .args(["-o", "DPkg::Lock::Timeout=600", "install", "-y", "-qq", package])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        return;
-    }
-    apt(&["update", "-qq"]);
-    apt(&["install", "-y", "-qq", package]);
-}
-
-/// The text of a PDF as `pdftotext` reads it, without whitespace: a
-/// paragraph wraps wherever a line is full, even inside a name.
-fn text_of(pdf: &[u8]) -> String {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let path = dir.path().join("letter.pdf");
-    std::fs::write(&path, pdf).expect("written");
-    let out = Command::new("pdftotext").args(["-layout", "-enc", "UTF-8"]).arg(&path).arg("-").output();
-    let out = out.expect("pdftotext runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    squeeze(&String::from_utf8_lossy(&out.stdout))
-}
 
 fn squeeze(s: &str) -> String {
     s.chars().filter(|c| !c.is_whitespace()).collect()
@@ -120,7 +80,7 @@ async fn read(hub: &TestHub, id: &str, org: &str, file: &str, keys: &(String, St
     let sig = got.header("xj-signature");
     assert!(sig.contains(&format!("keyid={}", keys.0)), "{sig}");
     xj_bus::signing::verify_header(&keys.1, sig, &got.body).map_err(anyhow::Error::msg)?;
-    Ok(text_of(&got.body))
+    Ok(crate::common::pdf_text(&got.body))
 }
 
 async fn submit(hub: &TestHub, org: &str, msg: &Value) -> anyhow::Result<Value> {
@@ -234,8 +194,7 @@ async fn checks(hub: &TestHub, sender: &str, id: &str, case: &str, kid: &str) ->
 
 #[tokio::test]
 async fn letters_read_back_whole_by_those_entitled_to_them() -> anyhow::Result<()> {
-    ensure("fonts-noto-cjk", "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc");
-    ensure("poppler-utils", "/usr/bin/pdftotext");
+    crate::common::ensure_debian("fonts-noto-cjk", "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc");
     let hub = TestHub::start_with_orgs("", ORGS).await?;
     let keys = hub_key(&hub).await?;
     let kid = keys.0.clone();

@@ -509,12 +509,41 @@ async fn the_justice_bureau_gets_the_county_report_with_the_late_and_the_overdue
     assert_eq!(s, 200);
     assert_eq!(header(&h, "content-disposition"), "attachment; filename=\"monthly-all-2026-11.xlsx\"");
 
+    // The printable report, read back as a reader would: every
+    // organisation, its status and figures, the hub's figures and totals.
+    crate::common::ensure_debian("fonts-noto-cjk", "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc");
+    let (s, h, pdf) = fetch(&hub, "month=2026-11&format=pdf", &justice, None).await?;
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&pdf));
+    assert_eq!(header(&h, "content-type"), "application/pdf");
+    assert_eq!(header(&h, "content-disposition"), "attachment; filename=\"monthly-990101-2026-11.pdf\"");
+    let text = crate::common::pdf_text(&pdf);
+    let mut wanted: Vec<String> = [
+        "行政执法工作月报汇总",
+        "（990101）",
+        "2026年11月",
+        "2026-12-1024:00",
+        "应报7家，已报7家（按时6，逾期1）",
+        "RPT-990101-2026-11",
+        "告知承诺制事项",
+        "以罚代刑预警",
+        "逾期报送",
+    ]
+    .map(String::from)
+    .to_vec();
+    wanted.extend(["清河县自然资源局", "清河县卫生健康局"].map(String::from));
+    for ind in INDICATORS {
+        wanted.push(figures("qh-nr")[ind].to_string());
+    }
+    let missing: Vec<&String> = wanted.iter().filter(|w| !text.contains(w.as_str())).collect();
+    assert!(missing.is_empty(), "{missing:?} missing from the printed report:\n{text}");
+    assert!(!text.contains("990102"), "another county's rows in 990101's report");
+
     // Parameters that do not parse are located.
     for (query, pointer) in [
         ("", "/month"),
         ("month=2026-13", "/month"),
         ("month=2026-1", "/month"),
-        ("month=2026-11&format=pdf", "/format"),
+        ("month=2026-11&format=docx", "/format"),
         ("month=2026-11&county=99010", "/county"),
         ("month=2026-11&county=880101", "/county"),
     ] {
