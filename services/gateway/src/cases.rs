@@ -4,8 +4,9 @@
 //! as for no case.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use xj_bus::records::CaseRecord;
 use xj_config::Settings;
@@ -13,7 +14,7 @@ use xj_config::Settings;
 use crate::auth::caller;
 use crate::error::ApiError;
 use crate::state::{Caller, GatewayState};
-use crate::supervision::{concerns_county, supervised_county};
+use crate::supervision::{Top, concerns_county, scan, supervised_county};
 
 pub async fn get_case(
     State(state): State<GatewayState>,
@@ -57,6 +58,129 @@ pub async fn get_case(
         None => return Err(not_found()),
     };
     Ok(Json(serde_json::to_value(record).map_err(|e| ApiError::Internal(e.to_string()))?))
+}
+
+/// Cases one answer lists at most (`limit`), and by default.
+const LIST_MAX: usize = 1000;
+const LIST_DEFAULT: usize = 100;
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    role: Option<String>,
+    limit: Option<String>,
+}
+
+/// How the caller reads a case: as a party, as a supervisor of its county,
+/// or as the operator.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Party,
+    Supervisor,
+    Operator,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Party => "party",
+            Role::Supervisor => "supervisor",
+            Role::Operator => "operator",
+        }
+    }
+}
+
+/// `GET /v1/cases[?role=party|supervisor][&limit=]`: the cases the token
+/// reads (those `GET /v1/cases/{case}` answers for it), most recently
+/// updated first. Read from the tracker's records, so a case accepted a
+/// moment ago may not be listed yet (`GET /v1/cases/{case}` answers it).
+pub async fn list_cases(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let who = caller(&state, &headers)?;
+    let mut problems = Vec::new();
+    let wanted = match q.role.as_deref() {
+        None => None,
+        Some("party") => Some(Role::Party),
+        Some("supervisor") => Some(Role::Supervisor),
+        Some(r) => {
+            problems.push(xj_model::Problem::new(
+                "/role",
+                format!("{:?} is not a role: one of party, supervisor", crate::error::clip(r)),
+            ));
+            None
+        }
+    };
+    let limit = match q.limit.as_deref() {
+        None => LIST_DEFAULT,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=LIST_MAX).contains(&n) => n,
+            _ => {
+                problems.push(xj_model::Problem::new(
+                    "/limit",
+                    format!("{:?} is not a number from 1 to {LIST_MAX}", crate::error::clip(l)),
+                ));
+                LIST_DEFAULT
+            }
+        },
+    };
+    if !problems.is_empty() {
+        return Err(ApiError::Invalid(problems));
+    }
+    let org = match &who {
+        Caller::Org(org) => Some(org.as_str()),
+        Caller::Operator => None,
+    };
+    let mut top: Top<(std::cmp::Reverse<String>, String)> = Top::new(limit);
+    scan(&state, |mut record| {
+        let role = match org {
+            None => Role::Operator,
+            Some(org) if record.is_party(org) => Role::Party,
+            Some(org) if supervises(&state.settings, org, &record) => {
+                withhold_sensitive(&mut record, org);
+                Role::Supervisor
+            }
+            Some(_) => return,
+        };
+        if wanted.is_some_and(|w| w != role) {
+            return;
+        }
+        // RFC 3339 in UTC throughout, so the text sorts as the time does.
+        let key = (std::cmp::Reverse(record.updated_at.clone()), record.case.clone());
+        top.push(key, listed(&record, role, org));
+    })
+    .await?;
+    let (cases, truncated) = top.finish();
+    Ok(Json(json!({ "cases": cases, "truncated": truncated })))
+}
+
+/// A case as `GET /v1/cases` lists it: who is in it, its messages without
+/// their summaries, the clocks still open, and those whose move is the
+/// caller's (`act`).
+fn listed(record: &CaseRecord, role: Role, org: Option<&str>) -> Value {
+    let messages: Vec<Value> = record
+        .messages
+        .iter()
+        .map(|m| {
+            json!({ "id": m.id, "type": m.msg_type, "sender": m.sender, "recipients": m.recipients,
+                    "at": m.at, "reply_to": m.reply_to })
+        })
+        .collect();
+    // Overdue is still owed: the workspace shows it first, not never.
+    let open: Vec<&xj_bus::records::Clock> =
+        record.clocks.iter().filter(|c| c.is_open() || c.status == "overdue").collect();
+    let clock = |c: &&xj_bus::records::Clock| {
+        json!({ "id": c.id, "name": c.name, "owner": c.owner, "due": c.due, "status": c.status,
+                "about": c.about, "basis": c.basis })
+    };
+    let act: Vec<Value> = open.iter().filter(|c| org.is_some_and(|o| c.owner == o)).map(clock).collect();
+    json!({
+        "case": record.case, "status": record.status, "role": role.name(),
+        "opened_at": record.opened_at, "updated_at": record.updated_at, "parties": record.parties,
+        "crime_met": record.crime_met, "handed_off": record.handed_off,
+        "messages": messages, "clocks": open.iter().map(clock).collect::<Vec<_>>(), "act": act,
+    })
 }
 
 /// Whether `org` reads `record` as a supervisor: a justice bureau or

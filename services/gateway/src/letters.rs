@@ -40,11 +40,20 @@ pub(crate) enum Kind {
     ReferralReply,
     CriminalHandoff,
     HandoffReceipt,
+    PoliceDecision,
+    SupervisionNotice,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] =
-        [Kind::CaseReferral, Kind::ClueReferral, Kind::ReferralReply, Kind::CriminalHandoff, Kind::HandoffReceipt];
+    pub const ALL: [Kind; 7] = [
+        Kind::CaseReferral,
+        Kind::ClueReferral,
+        Kind::ReferralReply,
+        Kind::CriminalHandoff,
+        Kind::HandoffReceipt,
+        Kind::PoliceDecision,
+        Kind::SupervisionNotice,
+    ];
 
     pub fn of(msg_type: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.msg_type() == msg_type)
@@ -57,6 +66,8 @@ impl Kind {
             Kind::ReferralReply => "referral_reply",
             Kind::CriminalHandoff => "criminal_handoff",
             Kind::HandoffReceipt => "handoff_receipt",
+            Kind::PoliceDecision => "police_decision",
+            Kind::SupervisionNotice => "supervision_notice",
         }
     }
 
@@ -68,7 +79,35 @@ impl Kind {
             Kind::ReferralReply => "接收处理情况的复函",
             Kind::CriminalHandoff => "涉嫌犯罪案件移送书",
             Kind::HandoffReceipt => "接受移送回执",
+            Kind::PoliceDecision => "公安机关立案审查决定通知",
+            Kind::SupervisionNotice => "监督文书",
         }
+    }
+}
+
+/// The police's decision on a hand-off as its notice is titled (Decree 310
+/// art. 8-9; 补正 and 退回 after the Ministry of Public Security's rules).
+fn decision_title(decision: &str) -> &'static str {
+    match decision {
+        "filed" => "立案告知书",
+        "not_filed" => "不予立案通知书",
+        "transferred" => "移送案件通知书",
+        "supplement_requested" => "补充材料通知书",
+        "returned" => "退回案件通知书",
+        _ => "公安机关立案审查决定通知",
+    }
+}
+
+/// A supervision notice's title by its kind.
+fn notice_title(kind: &str) -> &'static str {
+    match kind {
+        "explain_not_filing" => "要求说明不立案理由通知书",
+        "notify_filing" => "通知立案书",
+        "procuratorial_recommendation" => "检察建议书",
+        "procuratorial_opinion" => "检察意见书",
+        "supervision_order" => "督办通知书",
+        "supervision_recommendation" => "监督建议书",
+        _ => "监督文书",
     }
 }
 
@@ -132,22 +171,36 @@ pub(crate) fn build(l: &Letter) -> Doc {
         Kind::CriminalHandoff => handoff(&mut b, l, body),
         Kind::ReferralReply => reply(&mut b, l, body),
         Kind::HandoffReceipt => receipt(&mut b, l, body),
+        Kind::PoliceDecision => police_decision(&mut b, l, body),
+        Kind::SupervisionNotice => notice(&mut b, l, body),
     }
     verification(&mut b, l);
     let id = text(m, "/id").unwrap_or_default();
     let number = match l.kind {
         Kind::ReferralReply => text(body, "/case_no"),
         Kind::HandoffReceipt => text(body, "/receipt_no"),
+        Kind::PoliceDecision => text(body, "/police_case_no"),
         _ => text(body, "/doc_no"),
     };
+    let name = title(l.kind, body);
     Doc {
         title: match number {
-            Some(n) => format!("{} {n}", l.kind.name()),
-            None => l.kind.name().to_owned(),
+            Some(n) => format!("{name} {n}"),
+            None => name.to_owned(),
         },
         landscape: false,
         blocks: b,
         footer: format!("message {id} · sha256 {}…", l.sha256.get(..16).unwrap_or(l.sha256)),
+    }
+}
+
+/// The letter's title: its kind's name, or for a police decision and a
+/// supervision notice the name of the document it is.
+fn title(kind: Kind, body: &Value) -> &'static str {
+    match kind {
+        Kind::PoliceDecision => decision_title(text(body, "/decision").unwrap_or_default()),
+        Kind::SupervisionNotice => notice_title(text(body, "/kind").unwrap_or_default()),
+        k => k.name(),
     }
 }
 
@@ -398,6 +451,114 @@ fn receipt(b: &mut Vec<Block>, l: &Letter, body: &Value) {
     b.push(Block::Gap(18.0));
     b.push(Block::Paragraph(format!("{}（印章）", sender_name(l))));
     b.push(Block::Paragraph(day.unwrap_or_else(|| sent_on(l.message))));
+    copies(b, l, body);
+}
+
+/// The police's decision on a hand-off, as the notice to the organisation
+/// that handed it off (Decree 310 art. 8-9).
+fn police_decision(b: &mut Vec<Block>, l: &Letter, body: &Value) {
+    let decision = text(body, "/decision").unwrap_or_default();
+    b.push(Block::Title(decision_title(decision).into()));
+    if let Some(n) = text(body, "/police_case_no") {
+        b.push(Block::Subtitle(n.into()));
+    }
+    addressee(b, l);
+    let original = l.answered.and_then(|o| o.get("body"));
+    let mut case = "你单位移送的".to_owned();
+    if let Some(o) = original {
+        case.push_str(&format!(
+            "{}涉嫌{}一案",
+            text(o, "/party/name").unwrap_or_default(),
+            text(o, "/offence").unwrap_or_default()
+        ));
+        if let Some(n) = text(o, "/doc_no") {
+            case.push_str(&format!("（《涉嫌犯罪案件移送书》{n}）"));
+        }
+    } else {
+        case.push_str("涉嫌犯罪案件");
+    }
+    let reason = text(body, "/reason").map(sentence).unwrap_or_default();
+    let said = match decision {
+        "filed" => match text(body, "/police_case_no") {
+            Some(no) => {
+                format!("　　{case}，本机关经审查，认为有犯罪事实，需要追究刑事责任，决定立案侦查（立案编号：{no}）。")
+            }
+            None => format!("　　{case}，本机关经审查，认为有犯罪事实，需要追究刑事责任，决定立案侦查。"),
+        },
+        "not_filed" => format!(
+            "　　{case}，本机关经审查，决定不予立案，理由是：{reason}。你单位对不予立案决定有异议的，可以自收到本通知书之日起三日内向本机关提请复议，也可以建议人民检察院依法进行立案监督。"
+        ),
+        "transferred" => format!(
+            "　　{case}，本机关经审查，认为不属于本机关管辖，已移送{}，理由是：{reason}。",
+            text(body, "/transferred_to").map(|o| l.names.org(o)).unwrap_or_default()
+        ),
+        "supplement_requested" => {
+            format!("　　{case}，本机关经审查，认为移送材料不全，请你单位补充移送以下材料：{reason}。")
+        }
+        "returned" => format!("　　{case}，本机关经审查，决定退回你单位，理由是：{reason}。"),
+        _ => String::new(),
+    };
+    if !said.is_empty() {
+        b.push(Block::Paragraph(said));
+    }
+    b.push(Block::Heading("决定情况".into()));
+    field(b, "决定", format!("{}（{decision}）", decision_title(decision)));
+    if let Some(n) = text(body, "/police_case_no") {
+        field(b, "立案编号", n.to_owned());
+    }
+    if let Some(r) = text(body, "/reason") {
+        field(b, "理由", r.to_owned());
+    }
+    if let Some(o) = text(body, "/transferred_to") {
+        field(b, "移送至", format!("{}（{o}）", l.names.org(o)));
+    }
+    let missing: Vec<&str> = items(body, "/missing").iter().filter_map(Value::as_str).collect();
+    if !missing.is_empty() {
+        field(b, "需补充的材料", missing.join("；"));
+    }
+    if let Some(d) = text(body, "/decided_on") {
+        field(b, "决定日期", date(d));
+    }
+    if let Some(r) = text(l.message, "/reply_to") {
+        field(b, "移送书报文", r.to_owned());
+    }
+    signature(b, l, text(body, "/decided_on"));
+    copies(b, l, body);
+}
+
+/// A procuratorate's or justice bureau's supervision notice.
+fn notice(b: &mut Vec<Block>, l: &Letter, body: &Value) {
+    let kind = text(body, "/kind").unwrap_or_default();
+    b.push(Block::Title(notice_title(kind).into()));
+    if let Some(n) = text(body, "/doc_no") {
+        b.push(Block::Subtitle(n.into()));
+    }
+    addressee(b, l);
+    let basis = text(body, "/legal_basis");
+    let said = text(body, "/text").unwrap_or_default();
+    b.push(Block::Paragraph(format!("　　{}{said}", according_to(basis))));
+    let answer = match kind {
+        "explain_not_filing" => "请你单位自收到本通知书之日起七日内书面说明不立案的理由。",
+        "notify_filing" => "请你单位自收到本通知书之日起十五日内立案，并将立案决定书送达本院。",
+        "procuratorial_recommendation" | "procuratorial_opinion" => {
+            "请你单位自收到之日起两个月内将办理情况书面回复本院。"
+        }
+        "supervision_order" | "supervision_recommendation" => "请你单位在规定期限内办理并书面回复办理情况。",
+        _ => "",
+    };
+    if !answer.is_empty() {
+        b.push(Block::Paragraph(format!("　　{answer}")));
+    }
+    b.push(Block::Heading("文书情况".into()));
+    field(b, "文书种类", format!("{}（{kind}）", notice_title(kind)));
+    if let Some(n) = text(body, "/doc_no") {
+        field(b, "文号", n.to_owned());
+    }
+    if let Some(basis) = basis {
+        field(b, "法律依据", basis.to_owned());
+    }
+    field(b, "内容", said.to_owned());
+    signature(b, l, None);
     copies(b, l, body);
 }
 
@@ -901,7 +1062,7 @@ pub async fn get_letter(
     let msg_type = text(&stored.message, "/type").unwrap_or_default().to_owned();
     let Some(kind) = Kind::of(&msg_type) else { return Err(no_letter(&msg_type)) };
     let mut answered = match kind {
-        Kind::ReferralReply | Kind::HandoffReceipt => answered(&state, &r, &stored).await?,
+        Kind::ReferralReply | Kind::HandoffReceipt | Kind::PoliceDecision => answered(&state, &r, &stored).await?,
         _ => None,
     };
     if reader != Reader::Holder {
@@ -1278,7 +1439,7 @@ mod tests {
     }
 
     #[test]
-    fn only_five_types_have_letters_and_the_refusal_names_them() {
+    fn only_the_letter_types_have_letters_and_the_refusal_names_them() {
         assert_eq!(Kind::of("case_referral"), Some(Kind::CaseReferral));
         assert_eq!(Kind::of("info_share"), None);
         let body = no_letter("info_share").body();
@@ -1329,6 +1490,90 @@ mod tests {
         assert_eq!(r[0].accepted_at.as_deref(), Some("2026-12-01T01:00:00.000Z"));
         assert_eq!(r[1].to, ["qh-a"], "recipients stand for targets in older events");
         assert!(r[1].copies.is_empty());
+    }
+
+    #[test]
+    fn a_police_decision_is_the_notice_of_its_decision_about_the_handoff() {
+        let n = names();
+        let mut h = referral("criminal_handoff");
+        h["body"]["offence"] = "生产、销售伪劣产品罪".into();
+        let decision = |body: Value| {
+            json!({ "id": "PD-1", "type": "police_decision", "sender": "qh-police-econ", "reply_to": "CR-1",
+                    "case": "XJ-20261203-ABCDEF0123", "sent_at": "2026-12-05T10:00:00+08:00",
+                    "classification": "internal", "body": body })
+        };
+        let filed = decision(
+            json!({ "decision": "filed", "police_case_no": "清公经立〔2026〕21号", "decided_on": "2026-12-05" }),
+        );
+        let doc = letter_of(Kind::PoliceDecision, &filed, Some(&h), &n);
+        let t = printed(&doc);
+        assert_has(
+            &t,
+            &[
+                "立案告知书",
+                "清公经立〔2026〕21号",
+                "你单位移送的清河县某酒行涉嫌生产、销售伪劣产品罪一案（《涉嫌犯罪案件移送书》清市监案移〔2026〕12号）",
+                "决定立案侦查（立案编号：清公经立〔2026〕21号）",
+                "决定：立案告知书（filed）",
+                "决定日期：2026年12月5日",
+                "移送书报文：CR-1",
+                "清河县公安局经济犯罪侦查大队（印章）",
+                "报文编号：PD-1",
+            ],
+        );
+        assert_eq!(doc.title, "立案告知书 清公经立〔2026〕21号");
+        let refused = decision(json!({ "decision": "not_filed", "reason": "情节显著轻微，不认为是犯罪。" }));
+        let t = printed(&letter_of(Kind::PoliceDecision, &refused, None, &n));
+        assert_has(
+            &t,
+            &[
+                "不予立案通知书",
+                "你单位移送的涉嫌犯罪案件，本机关经审查，决定不予立案，理由是：情节显著轻微，不认为是犯罪。",
+                "三日内向本机关提请复议",
+                "理由：情节显著轻微，不认为是犯罪。",
+            ],
+        );
+        let more = decision(
+            json!({ "decision": "supplement_requested", "reason": "缺少检验报告", "missing": ["检验报告", "询问笔录"] }),
+        );
+        let t = printed(&letter_of(Kind::PoliceDecision, &more, None, &n));
+        assert_has(&t, &["补充材料通知书", "需补充的材料：检验报告；询问笔录"]);
+    }
+
+    #[test]
+    fn a_supervision_notice_is_titled_by_its_kind_and_says_what_is_owed() {
+        let n = names();
+        let notice = json!({ "id": "SN-1", "type": "supervision_notice", "sender": "qh-procuratorate",
+            "case": "XJ-20261203-ABCDEF0123", "sent_at": "2026-12-06T09:00:00+08:00", "classification": "internal",
+            "body": { "kind": "explain_not_filing", "text": "你局对清河县某酒行一案决定不予立案，请说明理由。",
+                      "legal_basis": "《人民检察院刑事诉讼规则》第五百五十九条", "doc_no": "清检立监〔2026〕2号" } });
+        let doc = letter_of(Kind::SupervisionNotice, &notice, None, &n);
+        let t = printed(&doc);
+        assert_has(
+            &t,
+            &[
+                "要求说明不立案理由通知书",
+                "清检立监〔2026〕2号",
+                "依照《人民检察院刑事诉讼规则》第五百五十九条的规定，你局对清河县某酒行一案决定不予立案，请说明理由。",
+                "七日内书面说明不立案的理由",
+                "文书种类：要求说明不立案理由通知书（explain_not_filing）",
+                "法律依据：《人民检察院刑事诉讼规则》第五百五十九条",
+                "清河县人民检察院（印章）",
+                "2026年12月6日",
+            ],
+        );
+        assert_eq!(doc.title, "要求说明不立案理由通知书 清检立监〔2026〕2号");
+        for (kind, title) in [
+            ("notify_filing", "通知立案书"),
+            ("procuratorial_recommendation", "检察建议书"),
+            ("procuratorial_opinion", "检察意见书"),
+            ("supervision_order", "督办通知书"),
+            ("supervision_recommendation", "监督建议书"),
+        ] {
+            let mut m = notice.clone();
+            m["body"]["kind"] = kind.into();
+            assert!(printed(&letter_of(Kind::SupervisionNotice, &m, None, &n)).starts_with(title), "{kind}");
+        }
     }
 
     #[test]

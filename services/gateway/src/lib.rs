@@ -11,10 +11,12 @@ mod auth;
 mod batch;
 mod cases;
 mod clock_stats;
+pub mod contract;
 mod hash;
 mod inbox;
 mod intake;
 mod letters;
+mod me;
 mod native;
 mod reports;
 mod state;
@@ -64,7 +66,9 @@ pub fn routes(state: GatewayState) -> Router {
         .route("/v1/native", post(native::post_native))
         .route("/v1/messages/{id}/trace", get(trace::get_trace))
         .route("/v1/messages/{id}/letter", get(letters::get_letter))
+        .route("/v1/cases", get(cases::list_cases))
         .route("/v1/cases/{case}", get(cases::get_case))
+        .route("/v1/me", get(me::get_me))
         .route("/v1/supervision", get(supervision::get_supervision))
         .route("/v1/inbox", get(inbox::get_inbox))
         .route("/v1/admin/inbox", get(inbox::admin_inbox))
@@ -84,6 +88,8 @@ pub fn routes(state: GatewayState) -> Router {
         .route("/v1/keys", get(submit::get_keys))
         .route("/healthz", get(submit::healthz))
         .route("/metrics", get(submit::metrics))
+        .route("/v1/openapi.json", get(contract::openapi))
+        .route("/v1/asyncapi.json", get(contract::asyncapi))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) });
     private.merge(public).layer(axum::middleware::from_fn_with_state(state.clone(), trust::identify)).with_state(state)
 }

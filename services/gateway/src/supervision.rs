@@ -143,6 +143,24 @@ fn one_of() -> String {
 /// [`MAX_ITEMS`] items in order, and whether there were more.
 async fn collect(state: &GatewayState, view: View, county: Option<&str>) -> Result<(Vec<Value>, bool), ApiError> {
     let now = state.clock.now();
+    let mut top = Top::new(MAX_ITEMS);
+    scan(state, |record| {
+        if county.is_some_and(|c| !concerns_county(&state.settings, &record, c)) {
+            return;
+        }
+        for (key, item) in items(view, &record, now) {
+            top.push(key, item);
+        }
+    })
+    .await?;
+    Ok(top.finish())
+}
+
+/// Calls `each` with every case record the tracker keeps (`xj_cases`), a
+/// few read at once. A record deleted since it was listed is skipped, and
+/// so is one that does not decode (logged): one bad record must not hide
+/// every other case.
+pub(crate) async fn scan(state: &GatewayState, mut each: impl FnMut(CaseRecord)) -> Result<(), ApiError> {
     let store = &state.bus.cases;
     let keys = store.keys().await.map_err(ApiError::unavailable)?;
     let mut records = keys
@@ -152,26 +170,16 @@ async fn collect(state: &GatewayState, view: View, county: Option<&str>) -> Resu
             Ok::<_, ApiError>((key, raw))
         })
         .buffer_unordered(READ_AHEAD);
-    let mut top = Top::new(MAX_ITEMS);
     while let Some(read) = records.next().await {
-        // Deleted since it was listed: nothing to supervise.
         let (key, Some(raw)) = read? else { continue };
-        let record: CaseRecord = match serde_json::from_slice(&raw) {
-            Ok(r) => r,
+        match serde_json::from_slice(&raw) {
+            Ok(record) => each(record),
             Err(e) => {
-                // One unreadable record must not hide every other case.
-                tracing::warn!(case = %key, error = %e, "a case record that does not decode is left out of a supervision view");
-                continue;
+                tracing::warn!(case = %key, error = %e, "a case record that does not decode is left out of a listing");
             }
-        };
-        if county.is_some_and(|c| !concerns_county(&state.settings, &record, c)) {
-            continue;
-        }
-        for (key, item) in items(view, &record, now) {
-            top.push(key, item);
         }
     }
-    Ok(top.finish())
+    Ok(())
 }
 
 /// Where an item stands in its view: by a time (a due date, else when the
@@ -242,37 +250,37 @@ fn opened(record: &CaseRecord) -> DateTime<Utc> {
 
 /// The first `cap` items by key, however many are offered: memory stays
 /// bounded by the cap, not by the number of cases.
-struct Top {
+pub(crate) struct Top<K: Ord = SortKey> {
     cap: usize,
-    heap: BinaryHeap<Ranked>,
+    heap: BinaryHeap<Ranked<K>>,
     dropped: bool,
 }
 
-struct Ranked(SortKey, Value);
+struct Ranked<K>(K, Value);
 
-impl PartialEq for Ranked {
+impl<K: Ord> PartialEq for Ranked<K> {
     fn eq(&self, other: &Self) -> bool {
         self.0 == other.0
     }
 }
-impl Eq for Ranked {}
-impl PartialOrd for Ranked {
+impl<K: Ord> Eq for Ranked<K> {}
+impl<K: Ord> PartialOrd for Ranked<K> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Ranked {
+impl<K: Ord> Ord for Ranked<K> {
     fn cmp(&self, other: &Self) -> Ordering {
         self.0.cmp(&other.0)
     }
 }
 
-impl Top {
-    fn new(cap: usize) -> Self {
+impl<K: Ord> Top<K> {
+    pub(crate) fn new(cap: usize) -> Self {
         Self { cap, heap: BinaryHeap::new(), dropped: false }
     }
 
-    fn push(&mut self, key: SortKey, item: Value) {
+    pub(crate) fn push(&mut self, key: K, item: Value) {
         self.heap.push(Ranked(key, item));
         if self.heap.len() > self.cap {
             // The heap's greatest is the last in order: the one to leave out.
@@ -282,7 +290,7 @@ impl Top {
     }
 
     /// The items in order, and whether any were left out.
-    fn finish(self) -> (Vec<Value>, bool) {
+    pub(crate) fn finish(self) -> (Vec<Value>, bool) {
         (self.heap.into_sorted_vec().into_iter().map(|Ranked(_, v)| v).collect(), self.dropped)
     }
 }
@@ -396,7 +404,7 @@ mod tests {
 
     #[test]
     fn the_first_items_in_order_are_kept_and_the_rest_reported() {
-        let mut top = Top::new(3);
+        let mut top: Top = Top::new(3);
         let at = |d: u32| format!("2026-10-{d:02}T00:00:00Z").parse::<DateTime<Utc>>().expect("a time");
         for (d, case) in [(5, "E"), (1, "A"), (4, "D"), (2, "B2"), (2, "B1"), (3, "C")] {
             top.push((at(d), case.into(), String::new()), json!(case));
@@ -404,7 +412,7 @@ mod tests {
         let (items, truncated) = top.finish();
         assert_eq!(items, [json!("A"), json!("B1"), json!("B2")]);
         assert!(truncated);
-        let mut few = Top::new(3);
+        let mut few: Top = Top::new(3);
         few.push((at(1), "A".into(), String::new()), json!("A"));
         assert_eq!(few.finish(), (vec![json!("A")], false));
     }

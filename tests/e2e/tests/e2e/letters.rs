@@ -336,6 +336,57 @@ async fn letters_read_back_whole_by_those_entitled_to_them() -> anyhow::Result<(
         assert_fields(&format!("receipt for {org}"), &text, &wanted);
     }
 
+    // 不予立案通知书: the police's decision, addressed to the hand-off's
+    // sender; then the procuratorate's 要求说明不立案理由通知书 to the police.
+    let decision = json!({
+        "id": "YL-PD-1", "type": "police_decision", "sender": "yl-police", "reply_to": "YL-HO-1",
+        "sent_at": "2026-12-03T09:00:00+08:00", "classification": "internal",
+        "body": { "decision": "not_filed", "reason": "现有证据不足以证明销售金额达到追诉标准", "decided_on": "2026-12-03" }
+    });
+    submit(&hub, "yl-police", &decision).await?;
+    let mut want: Vec<String> = [
+        "不予立案通知书",
+        "榆林县市场监督管理局：",
+        "你单位移送的榆林县某酒类经营部涉嫌生产、销售伪劣产品罪一案（《涉嫌犯罪案件移送书》榆市监刑移〔2026〕3号），本机关经审查，决定不予立案，理由是：现有证据不足以证明销售金额达到追诉标准。",
+        "三日内向本机关提请复议",
+        "决定：不予立案通知书（not_filed）",
+        "决定日期：2026年12月3日",
+        "移送书报文：YL-HO-1",
+        "榆林县公安局经济犯罪侦查大队（印章）",
+    ]
+    .map(String::from)
+    .to_vec();
+    want.extend(checks(&hub, "yl-police", "YL-PD-1", &ho_case, &kid).await?);
+    let wanted: Vec<&str> = want.iter().map(String::as_str).collect();
+    for org in ["yl-police", "yl-market"] {
+        let text = read(&hub, "YL-PD-1", org, "police_decision-YL-PD-1.pdf", &keys).await?;
+        assert_fields(&format!("police decision for {org}"), &text, &wanted);
+    }
+    let notice = json!({
+        "id": "YL-SN-1", "type": "supervision_notice", "sender": "yl-procuratorate", "recipient": "yl-police",
+        "case": ho_case, "sent_at": "2026-12-03T15:00:00+08:00", "classification": "internal",
+        "body": { "kind": "explain_not_filing", "text": "你队对榆林县某酒类经营部一案决定不予立案，请说明理由。",
+                  "legal_basis": "《人民检察院刑事诉讼规则》第五百五十九条", "doc_no": "榆检立监〔2026〕4号" }
+    });
+    submit(&hub, "yl-procuratorate", &notice).await?;
+    let mut want: Vec<String> = [
+        "要求说明不立案理由通知书",
+        "榆检立监〔2026〕4号",
+        "榆林县公安局经济犯罪侦查大队：",
+        "依照《人民检察院刑事诉讼规则》第五百五十九条的规定，你队对榆林县某酒类经营部一案决定不予立案，请说明理由。",
+        "七日内书面说明不立案的理由",
+        "榆林县人民检察院（印章）",
+        "2026年12月3日",
+    ]
+    .map(String::from)
+    .to_vec();
+    want.extend(checks(&hub, "yl-procuratorate", "YL-SN-1", &ho_case, &kid).await?);
+    let wanted: Vec<&str> = want.iter().map(String::as_str).collect();
+    for org in ["yl-procuratorate", "yl-police"] {
+        let text = read(&hub, "YL-SN-1", org, "supervision_notice-YL-SN-1.pdf", &keys).await?;
+        assert_fields(&format!("supervision notice for {org}"), &text, &wanted);
+    }
+
     // Supervisors of the case's county read its letters; not a sensitive
     // one that does not name them, nor another county's.
     read(&hub, "YL-CASE-1", "yl-procuratorate", "case_referral-YL-CASE-1.pdf", &keys).await?;
@@ -387,6 +438,8 @@ async fn letters_read_back_whole_by_those_entitled_to_them() -> anyhow::Result<(
         "referral_reply",
         "criminal_handoff",
         "handoff_receipt",
+        "police_decision",
+        "supervision_notice",
     ] {
         assert!(said.contains(t), "{t} missing from {said:?}");
     }

@@ -6,6 +6,7 @@ mod backbone;
 mod batch;
 mod clocks;
 mod common;
+mod contract;
 mod courts;
 mod delivery;
 mod disputes;

@@ -827,6 +827,10 @@ async fn mutated_requests_get_located_json_refusals_and_deliver_nothing() -> any
             format!("/v1/supervision?view={x}&region={x}"),
             format!("/v1/inbox?after={x}&limit={x}&wait={x}"),
             format!("/v1/admin/inbox?{x}"),
+            format!("/v1/cases?role={x}&limit={x}"),
+            format!("/v1/me?{x}"),
+            format!("/v1/messages/{x}/letter?sender={x}"),
+            format!("/v1/reports/monthly?month={x}&format={x}&county={x}"),
         ] {
             let r = hub.http.get(format!("{}{path}", hub.base)).bearer_auth(&op);
             f.send(&format!("GET {path} #{i}"), r).await?;
