@@ -5,6 +5,9 @@ use axum::response::{IntoResponse, Response};
 
 const INDEX: &str = include_str!("../assets/index.html");
 const SCRIPT: &str = include_str!("../assets/app.js");
+const COMMON: &str = include_str!("../assets/common.js");
+const WORKSPACE: &str = include_str!("../assets/workspace.html");
+const WORKSPACE_SCRIPT: &str = include_str!("../assets/workspace.js");
 const STYLE: &str = include_str!("../assets/app.css");
 
 fn page(content_type: &'static str, body: &'static str) -> Response {
@@ -32,13 +35,28 @@ pub async fn script() -> Response {
     page("text/javascript; charset=utf-8", SCRIPT)
 }
 
+pub async fn common() -> Response {
+    page("text/javascript; charset=utf-8", COMMON)
+}
+
+/// The organisations' workspace: a page of its own that speaks to the
+/// gateway's API (`/v1/*`) with the organisation's token, so it shows
+/// exactly what that token may read (docs/workspace.md).
+pub async fn workspace() -> Response {
+    page("text/html; charset=utf-8", WORKSPACE)
+}
+
+pub async fn workspace_script() -> Response {
+    page("text/javascript; charset=utf-8", WORKSPACE_SCRIPT)
+}
+
 pub async fn style() -> Response {
     page("text/css; charset=utf-8", STYLE)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::SCRIPT;
+    use super::COMMON as SCRIPT;
 
     /// The names between `const <table> = {` and the `};` that ends it.
     fn table(name: &str) -> String {
@@ -47,8 +65,9 @@ mod tests {
         rest[..rest.find("};").unwrap_or(rest.len())].to_string()
     }
 
-    /// A message type or step without a label shows as its raw name on the
-    /// operators' pages; a new one must be labelled in both languages.
+    /// A message type, step or clock without a label shows as its raw name
+    /// on the operators' and organisations' pages; a new one must be
+    /// labelled in both languages.
     #[test]
     fn every_message_type_and_step_has_a_label() {
         let types = table("TYPES");
@@ -58,6 +77,10 @@ mod tests {
         let steps = table("STEPS");
         for s in xj_bus::events::Step::NAMES {
             assert!(steps.contains(&format!("{s}: [")), "no label for the step {s}");
+        }
+        let clocks = table("CLOCKS");
+        for c in xj_tracker::clocks::ClockName::ALL {
+            assert!(clocks.contains(&format!("{}: [", c.as_str())), "no label for the clock {}", c.as_str());
         }
     }
 }

@@ -12,77 +12,14 @@
 //! install. Screenshots go to the target folder, or to docs/screenshots
 //! with `UPDATE_SCREENSHOTS=1` (not `XJ_`: that prefix is the hub's configuration).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
 use std::time::Duration;
+
+use common::{drive, passed, shots_dir, tools};
 
 use serde_json::json;
 use xj_testkit::{TestHub, eventually, sample_clue, sample_uscc};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-fn here() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn found(cmd: &str, arg: &str) -> bool {
-    Command::new(cmd).arg(arg).output().is_ok_and(|o| o.status.success())
-}
-
-fn run(cmd: &mut Command) -> anyhow::Result<()> {
-    let out = cmd.output().map_err(|e| anyhow::anyhow!("cannot run {cmd:?}: {e}"))?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
-}
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// Chromium, Node.js and playwright-core, installed if missing.
-fn tools() -> anyhow::Result<PathBuf> {
-    let chromium = std::env::var("CHROMIUM_PATH").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(CHROMIUM));
-    let mut missing = Vec::new();
-    if !chromium.exists() {
-        missing.extend(["chromium", "fonts-noto-cjk"]);
-    }
-    if !found("node", "--version") || !found("npm", "--version") {
-        missing.extend(["nodejs", "npm"]);
-    }
-    if !missing.is_empty() {
-        anyhow::ensure!(
-            is_root() && found("apt-get", "--version"),
-            "the console's browser test needs {} (Debian: apt-get install -y {}); install them and run again",
-            missing.join(", "),
-            missing.join(" ")
-        );
-        run(Command::new("apt-get").args(["update", "-qq"]))?;
-        run(Command::new("apt-get")
-            .args(["install", "-y", "-qq"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive"))?;
-    }
-    anyhow::ensure!(chromium.exists(), "no Chromium at {} (set CHROMIUM_PATH)", chromium.display());
-    if !here().join("node_modules/playwright-core/package.json").exists() {
-        run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(here()))?;
-    }
-    Ok(chromium)
-}
-
-fn shots_dir() -> anyhow::Result<PathBuf> {
-    let dir = if std::env::var("UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1") {
-        here().join("../../docs/screenshots")
-    } else {
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots")
-    };
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_sees_the_hub_at_work() -> anyhow::Result<()> {
@@ -116,34 +53,18 @@ async fn an_operator_sees_the_hub_at_work() -> anyhow::Result<()> {
     let profile = tempfile::tempdir()?;
     let shots = shots_dir()?;
     let base = hub.base.clone();
-    let out = tokio::time::timeout(
-        Duration::from_secs(100),
-        tokio::process::Command::new("node")
-            .arg(here().join("console.mjs"))
-            .current_dir(here())
-            .env("XJ_BASE", &base)
-            .env("XJ_OPERATOR_TOKEN", &operator)
-            .env("XJ_ORG_TOKEN", &market)
-            .env("XJ_CHROMIUM", &chromium)
-            .env("XJ_SHOTS", &shots)
-            .env("XJ_PROFILE", profile.path())
-            .env("XJ_DEAD_ID", "DEAD-1")
-            .env("XJ_USCC", sample_uscc("92990101MA0000002"))
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .map_err(|_| anyhow::anyhow!("the browser run took more than 100 s"))??;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(out.status.success() && stdout.contains("ALL OK"), "browser checks failed:\n{stdout}\n{stderr}");
-    for what in ["live list updates", "trace shows its hops", "overdue item appears", "replay delivers it"] {
-        assert!(
-            stdout.lines().any(|l| l.starts_with("ok ") && l.contains(what)),
-            "no passing check for {what:?}:\n{stdout}"
-        );
-    }
+    let env = [
+        ("XJ_BASE", base),
+        ("XJ_OPERATOR_TOKEN", operator),
+        ("XJ_ORG_TOKEN", market),
+        ("XJ_CHROMIUM", chromium.display().to_string()),
+        ("XJ_SHOTS", shots.display().to_string()),
+        ("XJ_PROFILE", profile.path().display().to_string()),
+        ("XJ_DEAD_ID", "DEAD-1".to_string()),
+        ("XJ_USCC", sample_uscc("92990101MA0000002")),
+    ];
+    let stdout = drive("console.mjs", &env, Duration::from_secs(100)).await?;
+    passed(&stdout, &["live list updates", "trace shows its hops", "overdue item appears", "replay delivers it"]);
     println!("screenshots in {}", shots.display());
     Ok(())
 }
