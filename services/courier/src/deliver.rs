@@ -84,56 +84,26 @@ pub enum Outcome {
     },
 }
 
+/// The HTTP client webhooks are posted with (`xj conformance` uses it too).
+pub fn client(c: &xj_config::CourierSettings) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_millis(c.timeout_ms))
+        // A redirect is the receiver's answer, not a delivery: following a
+        // 301/302/303 re-sends the signed POST as a GET without its body
+        // (and a 2xx on that would count as delivered), a 307/308 sends
+        // the signed body wherever the receiver points. It fails the
+        // attempt with the status and `Location` in the reason.
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(c.concurrency)
+        .build()
+}
+
 pub async fn attempt(http: &reqwest::Client, bus: &Bus, key: &HubKey, p: &Parcel<'_>) -> Outcome {
+    if let Some(url) = &p.org.deliver.webhook {
+        return webhook(http, key, p, url, chrono::Utc::now().timestamp()).await;
+    }
     let started = Instant::now();
     let signature = key.sign_header(&p.body);
-    if let Some(url) = &p.org.deliver.webhook {
-        // Standard Webhooks beside Xj-Signature: the same id on every
-        // attempt, this attempt's time, one signature per secret in force.
-        let hook_id = xj_bus::webhooks::delivery_id(p.sender, p.msg_id, &p.org.id);
-        let now = chrono::Utc::now().timestamp();
-        let derived;
-        let secrets = if p.org.webhook_secrets.is_empty() {
-            derived = [key.webhook_secret(&p.org.id)];
-            &derived[..]
-        } else {
-            &p.org.webhook_secrets[..]
-        };
-        let hook_sig = match xj_bus::webhooks::signature(secrets, &hook_id, now, &p.body) {
-            Ok(s) => s,
-            Err(e) => return Outcome::Failed { reason: e.to_string(), status: None, elapsed: started.elapsed() },
-        };
-        let resp = http
-            .post(url)
-            .header("content-type", p.content_type)
-            .header(xj_bus::webhooks::HEADER_WEBHOOK_ID, hook_id)
-            .header(xj_bus::webhooks::HEADER_WEBHOOK_TIMESTAMP, now.to_string())
-            .header(xj_bus::webhooks::HEADER_WEBHOOK_SIGNATURE, hook_sig)
-            .header(h::MESSAGE_ID, p.msg_id)
-            .header(h::SENDER, p.sender)
-            .header(h::CASE, p.case)
-            .header(h::ATTEMPT, p.attempt.to_string())
-            .header(h::TRACEPARENT, p.trace.header())
-            .header(h::SIGNATURE, signature)
-            .body(p.body.clone())
-            .send()
-            .await;
-        let outcome = match resp {
-            Ok(r) if r.status().is_success() => Outcome::Delivered {
-                status: Some(r.status().as_u16()),
-                stored: None,
-                held: false,
-                elapsed: started.elapsed(),
-            },
-            Ok(r) => {
-                let status = r.status().as_u16();
-                let reason = refusal(r).await;
-                Outcome::Failed { reason, status: Some(status), elapsed: started.elapsed() }
-            }
-            Err(e) => Outcome::Failed { reason: describe(&e), status: None, elapsed: started.elapsed() },
-        };
-        return outcome;
-    }
     let mut hdr = HeaderMap::new();
     hdr.put(h::NATS_MSG_ID, p.delivery);
     hdr.put(h::MESSAGE_ID, p.msg_id);
@@ -165,6 +135,56 @@ pub async fn attempt(http: &reqwest::Client, bus: &Bus, key: &HubKey, p: &Parcel
     match stored {
         Ok(seq) => Outcome::Delivered { status: None, stored: Some(seq), held, elapsed },
         Err(reason) => Outcome::Failed { reason, status: None, elapsed },
+    }
+}
+
+/// One webhook attempt at `url` at `now` (Unix seconds, signed into
+/// `webhook-timestamp`): Standard Webhooks beside `Xj-Signature` — the same
+/// id on every attempt, this attempt's time, one signature per secret in
+/// force.
+pub async fn webhook(http: &reqwest::Client, key: &HubKey, p: &Parcel<'_>, url: &str, now: i64) -> Outcome {
+    let started = Instant::now();
+    let signature = key.sign_header(&p.body);
+    let hook_id = xj_bus::webhooks::delivery_id(p.sender, p.msg_id, &p.org.id);
+    let derived;
+    let secrets = if p.org.webhook_secrets.is_empty() {
+        derived = [key.webhook_secret(&p.org.id)];
+        &derived[..]
+    } else {
+        &p.org.webhook_secrets[..]
+    };
+    let hook_sig = match xj_bus::webhooks::signature(secrets, &hook_id, now, &p.body) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Failed { reason: e.to_string(), status: None, elapsed: started.elapsed() },
+    };
+    let resp = http
+        .post(url)
+        .header("content-type", p.content_type)
+        .header(xj_bus::webhooks::HEADER_WEBHOOK_ID, hook_id)
+        .header(xj_bus::webhooks::HEADER_WEBHOOK_TIMESTAMP, now.to_string())
+        .header(xj_bus::webhooks::HEADER_WEBHOOK_SIGNATURE, hook_sig)
+        .header(h::MESSAGE_ID, p.msg_id)
+        .header(h::SENDER, p.sender)
+        .header(h::CASE, p.case)
+        .header(h::ATTEMPT, p.attempt.to_string())
+        .header(h::TRACEPARENT, p.trace.header())
+        .header(h::SIGNATURE, signature)
+        .body(p.body.clone())
+        .send()
+        .await;
+    match resp {
+        Ok(r) if r.status().is_success() => Outcome::Delivered {
+            status: Some(r.status().as_u16()),
+            stored: None,
+            held: false,
+            elapsed: started.elapsed(),
+        },
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let reason = refusal(r).await;
+            Outcome::Failed { reason, status: Some(status), elapsed: started.elapsed() }
+        }
+        Err(e) => Outcome::Failed { reason: describe(&e), status: None, elapsed: started.elapsed() },
     }
 }
 

@@ -5,7 +5,9 @@
 //! operator to inspect and replay. At least once; receivers dedupe on
 //! `Xj-Message-Id`.
 
-mod deliver;
+/// One delivery attempt, public so `xj conformance` tries a receiver with
+/// exactly what the courier sends.
+pub mod deliver;
 mod service;
 
 pub use service::run;

@@ -45,17 +45,7 @@ const HOLD: usize = 10_000;
 pub async fn run(settings: Arc<Settings>, bus: Bus, key: HubKey, shutdown: Shutdown) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let c = &settings.courier;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_millis(c.timeout_ms))
-        // A redirect is the receiver's answer, not a delivery: following a
-        // 301/302/303 re-sends the signed POST as a GET without its body
-        // (and a 2xx on that would count as delivered), a 307/308 sends
-        // the signed body wherever the receiver points. It fails the
-        // attempt with the status and `Location` in the reason.
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(c.concurrency)
-        .build()
-        .context("HTTP client")?;
+    let http = crate::deliver::client(c).context("HTTP client")?;
     // Longer than one webhook request, so no copy is handed to a second
     // courier while the first still waits for the answer.
     let ack_wait = Duration::from_millis(settings.nats.ack_wait_ms.max(c.timeout_ms + 2_000));

@@ -2,5 +2,6 @@
 //! (`xj up`) or one at a time (`xj run <service>`). Tests start the hub
 //! through [`hub::start`] exactly as `xj up` does.
 
+pub mod conformance;
 pub mod hub;
 pub mod nats_auth;

@@ -66,6 +66,21 @@ enum Cmd {
         #[arg(long)]
         org: String,
     },
+    /// Try an organisation's webhook receiver before it goes live: a signed
+    /// delivery, its repeat, a forged and a replayed one, the time taken
+    /// (docs/integration.md). Exits non-zero when a check fails.
+    Conformance {
+        #[arg(long, default_value = "xianjie.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        org: String,
+        /// The receiver to try; default the organisation's configured webhook.
+        #[arg(long)]
+        url: Option<String>,
+        /// Print the checks as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The hub's signing keys.
     Keys {
         #[command(subcommand)]
@@ -170,6 +185,9 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
         Cmd::NatsConfig { config, cost } => audit::nats_config(&config, cost),
         Cmd::Keys { cmd } => audit::keys(cmd),
         Cmd::WebhookSecret { config, org } => audit::webhook_secret(&config, &org),
+        Cmd::Conformance { config, org, url, json } => {
+            xj::conformance::conformance(&config, &org, url.as_deref(), json).await
+        }
         Cmd::Translate { format, to, config, formats_dir, org, file } => {
             translate::run(translate::Args { format, to, config, formats_dir, org, file })
         }
