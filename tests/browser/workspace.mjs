@@ -86,10 +86,15 @@ try {
   ok(current);
 
   current = 'collecting it makes the decision clock the town\'s';
+  // Uncollected, the town owes the collection, not yet the decision.
+  await until('#/inbox', '#to-act tr.act[data-clock="inbox_collection"]', current);
+  check(!(await page.$('#to-act tr.act[data-clock="referral_decision"]')), 'the decision clock runs before collection');
   await page.click(`#deliveries tr.delivery[data-id="${REFERRAL}"] button.collect`);
   await page.waitForSelector(`#deliveries tr.delivery[data-id="${REFERRAL}"]`, { state: 'detached' });
-  await until('#/inbox', '#to-act tr.act', current);
-  check((await page.textContent('#to-act')).includes(REF_CASE), 'the clock to act on is not on the referral\'s case');
+  await until('#/inbox', '#to-act tr.act[data-clock="referral_decision"]', current);
+  check((await page.textContent('#to-act tr.act[data-clock="referral_decision"]')).includes(REF_CASE),
+    'the decision clock is not on the referral\'s case');
+  await until('#/inbox', '#to-act:not(:has(tr.act[data-clock="inbox_collection"]))', current);
   ok(current);
 
   current = 'the 复函 form is generated from the schema';

@@ -140,7 +140,7 @@ async function renderInbox() {
   await loadCases();
   const act = W.cases.flatMap((c) => c.act.map((k) => ({ ...k, case: c.case })));
   act.sort((a, b) => a.due.localeCompare(b.due));
-  const actRows = act.map((k) => `<tr class="act"><td>${caseLink(k.case)}</td><td>${esc(clockName(k.name))}</td>
+  const actRows = act.map((k) => `<tr class="act" data-clock="${esc(k.name)}"><td>${caseLink(k.case)}</td><td>${esc(clockName(k.name))}</td>
     <td>${esc(k.about)}</td><td>${dueText(k)}</td><td>${badge(k.status)}</td><td class="muted">${esc(k.basis)}</td></tr>`).join('');
   parts.push(`<div class="card"><h2>需要本机构办理</h2>${actRows
     ? `<table id="to-act"><tr><th>案件</th><th>时限</th><th>起因消息</th><th>截止</th><th>状态</th><th>依据</th></tr>${actRows}</table>`
