@@ -7,22 +7,15 @@
 // XJ_CHROMIUM (executable), XJ_SHOTS (folder for screenshots), XJ_PROFILE
 // (a fresh user-data dir), XJ_DEAD_ID (the message waiting as a dead letter).
 
-import { chromium } from 'playwright-core';
+import { WAIT, check, env, launch, ok } from './driver.mjs';
 
-const env = (k) => {
-  if (!process.env[k]) { console.log(`FAIL setup: ${k} is not set`); process.exit(1); }
-  return process.env[k];
-};
 const BASE = env('XJ_BASE');
 const OPERATOR = env('XJ_OPERATOR_TOKEN');
 const ORG = env('XJ_ORG_TOKEN');
 const SHOTS = env('XJ_SHOTS');
 const DEAD_ID = env('XJ_DEAD_ID');
-const WAIT = 20000;
 
 let current = 'start';
-const ok = (what) => console.log(`ok ${what}`);
-function check(cond, why) { if (!cond) throw new Error(why); }
 
 async function hub(path, token, body) {
   const r = await fetch(`${BASE}${path}`, {
@@ -50,15 +43,7 @@ function referral(id, name) {
   };
 }
 
-// A fresh profile each run (launchPersistentContext owns --user-data-dir).
-const context = await chromium.launchPersistentContext(env('XJ_PROFILE'), {
-  executablePath: env('XJ_CHROMIUM'),
-  headless: true,
-  viewport: { width: 1366, height: 768 },
-  locale: 'zh-CN',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-});
+const context = await launch();
 const shot = async (page, name) => page.screenshot({ path: `${SHOTS}/${name}.png` });
 
 const page = context.pages()[0] || await context.newPage();

@@ -9,12 +9,8 @@
 // XJ_REFERRAL_CASE, XJ_CRIME_CASE (crime suspected, this county),
 // XJ_FAR_CASE (crime suspected, the next county).
 
-import { chromium } from 'playwright-core';
+import { WAIT, check, env, launch, ok } from './driver.mjs';
 
-const env = (k) => {
-  if (!process.env[k]) { console.log(`FAIL setup: ${k} is not set`); process.exit(1); }
-  return process.env[k];
-};
 const BASE = env('XJ_BASE');
 const SHOTS = env('XJ_SHOTS');
 const DOWNLOADS = env('XJ_DOWNLOADS');
@@ -22,21 +18,9 @@ const REFERRAL = env('XJ_REFERRAL');
 const REF_CASE = env('XJ_REFERRAL_CASE');
 const CRIME_CASE = env('XJ_CRIME_CASE');
 const FAR_CASE = env('XJ_FAR_CASE');
-const WAIT = 20000;
 
 let current = 'start';
-const ok = (what) => console.log(`ok ${what}`);
-function check(cond, why) { if (!cond) throw new Error(why); }
-
-const context = await chromium.launchPersistentContext(env('XJ_PROFILE'), {
-  executablePath: env('XJ_CHROMIUM'),
-  headless: true,
-  acceptDownloads: true,
-  viewport: { width: 1366, height: 900 },
-  locale: 'zh-CN',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-});
+const context = await launch({ acceptDownloads: true, viewport: { width: 1366, height: 900 } });
 const page = context.pages()[0] || await context.newPage();
 const shot = async (name) => page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
 

@@ -410,20 +410,12 @@ fn reply(b: &mut Vec<Block>, l: &Letter, body: &Value) {
 
 /// 回执: the police acknowledge a hand-off.
 fn receipt(b: &mut Vec<Block>, l: &Letter, body: &Value) {
-    b.push(Block::Title(Kind::HandoffReceipt.name().into()));
-    if let Some(n) = text(body, "/receipt_no") {
-        b.push(Block::Subtitle(n.into()));
-    }
-    addressee(b, l);
+    head(b, l, Kind::HandoffReceipt.name(), text(body, "/receipt_no"));
     let original = l.answered.and_then(|o| o.get("body"));
     let received = text(body, "/received_at").map(|t| china_time(t).unwrap_or_else(|| t.to_owned()));
     let mut said = "　　你单位移送的".to_owned();
     if let Some(o) = original {
-        said.push_str(&format!(
-            "{}涉嫌{}一案",
-            text(o, "/party/name").unwrap_or_default(),
-            text(o, "/offence").unwrap_or_default()
-        ));
+        said.push_str(&handed_off(o));
     }
     said.push_str("《涉嫌犯罪案件移送书》");
     if let Some(n) = original.and_then(|o| text(o, "/doc_no")) {
@@ -458,19 +450,11 @@ fn receipt(b: &mut Vec<Block>, l: &Letter, body: &Value) {
 /// that handed it off (Decree 310 art. 8-9).
 fn police_decision(b: &mut Vec<Block>, l: &Letter, body: &Value) {
     let decision = text(body, "/decision").unwrap_or_default();
-    b.push(Block::Title(decision_title(decision).into()));
-    if let Some(n) = text(body, "/police_case_no") {
-        b.push(Block::Subtitle(n.into()));
-    }
-    addressee(b, l);
+    head(b, l, decision_title(decision), text(body, "/police_case_no"));
     let original = l.answered.and_then(|o| o.get("body"));
     let mut case = "你单位移送的".to_owned();
     if let Some(o) = original {
-        case.push_str(&format!(
-            "{}涉嫌{}一案",
-            text(o, "/party/name").unwrap_or_default(),
-            text(o, "/offence").unwrap_or_default()
-        ));
+        case.push_str(&handed_off(o));
         if let Some(n) = text(o, "/doc_no") {
             case.push_str(&format!("（《涉嫌犯罪案件移送书》{n}）"));
         }
@@ -529,11 +513,7 @@ fn police_decision(b: &mut Vec<Block>, l: &Letter, body: &Value) {
 /// A procuratorate's or justice bureau's supervision notice.
 fn notice(b: &mut Vec<Block>, l: &Letter, body: &Value) {
     let kind = text(body, "/kind").unwrap_or_default();
-    b.push(Block::Title(notice_title(kind).into()));
-    if let Some(n) = text(body, "/doc_no") {
-        b.push(Block::Subtitle(n.into()));
-    }
-    addressee(b, l);
+    head(b, l, notice_title(kind), text(body, "/doc_no"));
     let basis = text(body, "/legal_basis");
     let said = text(body, "/text").unwrap_or_default();
     b.push(Block::Paragraph(format!("　　{}{said}", according_to(basis))));
@@ -599,6 +579,24 @@ fn verification(b: &mut Vec<Block>, l: &Letter) {
         l.seq,
         get("/case")
     )));
+}
+
+/// A letter's head: its title, its number when it has one, the addressee.
+fn head(b: &mut Vec<Block>, l: &Letter, title: &str, number: Option<&str>) {
+    b.push(Block::Title(title.into()));
+    if let Some(n) = number {
+        b.push(Block::Subtitle(n.into()));
+    }
+    addressee(b, l);
+}
+
+/// `<party>涉嫌<offence>一案`: a hand-off as the police's answers name it.
+fn handed_off(handoff: &Value) -> String {
+    format!(
+        "{}涉嫌{}一案",
+        text(handoff, "/party/name").unwrap_or_default(),
+        text(handoff, "/offence").unwrap_or_default()
+    )
 }
 
 /// `主送机关：` — whom the router addressed the message to.
