@@ -17,7 +17,7 @@ fn check_accepts_the_sandbox_county() {
     let out = xj().args(["check", "--config"]).arg(repo().join("deploy/sandbox.toml")).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("ok") && text.contains("16 organisations"), "{text}");
+    assert!(text.contains("ok") && text.contains("17 organisations"), "{text}");
 }
 
 #[test]
