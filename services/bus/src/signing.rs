@@ -1,8 +1,10 @@
-//! The hub's Ed25519 key: signs every delivery and receipt (`Xj-Signature`)
+//! The hub's signing key: signs every delivery and receipt (`Xj-Signature`)
 //! and is published at `GET /v1/keys` with the keys it signed with before a
 //! rotation (`[hub] previous_public_keys`), so old signatures stay
 //! verifiable. The same header signs organisations' submissions when they
-//! registered a key (`[[org]] public_key`).
+//! registered a key (`[[org]] public_key`). Two algorithms (docs/security.md,
+//! "Algorithms"): Ed25519, and SM2 with SM3 (GB/T 32918) with the standard
+//! distinguishing id — `[hub] signature`, `[[org]] key_alg`.
 
 use std::path::Path;
 
@@ -11,67 +13,272 @@ use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 use sha2::{Digest, Sha256};
 
+pub use xj_config::SignatureAlg as Alg;
+
+/// The distinguishing identifier SM2 signatures use (GB/T 35276's default):
+/// every SM2 signer and verifier of the hub and its organisations.
+pub const SM2_DIST_ID: &str = "1234567812345678";
+
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot read or write the hub key {path}: {message}")]
     Io { path: String, message: String },
-    #[error("hub key {path} is not 64 hex characters")]
+    #[error("hub key {path} is not 64 hex characters (an SM2 key: sm2: and 64 hex characters)")]
     Format { path: String },
     #[error("public key {key:?}: {message}")]
     Public { key: String, message: String },
+    #[error(
+        "hub key {path} is an {found} key, but [hub] signature = \"{wanted}\": name another signing_key_file, or rotate (xj keys rotate) to a key of {wanted}"
+    )]
+    Alg { path: String, found: &'static str, wanted: &'static str },
+}
+
+/// A secret signing key of either algorithm.
+#[derive(Clone)]
+enum Secret {
+    Ed25519(SigningKey),
+    Sm2(sm2::dsa::SigningKey),
+}
+
+impl Secret {
+    fn generate(alg: Alg) -> Self {
+        match alg {
+            Alg::Ed25519 => Secret::Ed25519(SigningKey::generate(&mut rand::rngs::OsRng)),
+            Alg::Sm2 => loop {
+                let secret = sm2::SecretKey::random(&mut rand::rngs::OsRng);
+                if let Ok(k) = sm2::dsa::SigningKey::new(SM2_DIST_ID, &secret) {
+                    break Secret::Sm2(k);
+                }
+            },
+        }
+    }
+
+    fn from_bytes(alg: Alg, raw: &[u8; 32]) -> Option<Self> {
+        match alg {
+            Alg::Ed25519 => Some(Secret::Ed25519(SigningKey::from_bytes(raw))),
+            Alg::Sm2 => {
+                let secret = sm2::SecretKey::from_slice(raw).ok()?;
+                sm2::dsa::SigningKey::new(SM2_DIST_ID, &secret).ok().map(Secret::Sm2)
+            }
+        }
+    }
+
+    fn to_bytes(&self) -> [u8; 32] {
+        match self {
+            Secret::Ed25519(k) => k.to_bytes(),
+            Secret::Sm2(k) => {
+                let mut out = [0u8; 32];
+                out.copy_from_slice(&k.to_bytes());
+                out
+            }
+        }
+    }
+
+    /// As the key file stores it.
+    fn file_text(&self) -> String {
+        match self {
+            Secret::Ed25519(k) => hex::encode(k.to_bytes()),
+            Secret::Sm2(_) => format!("sm2:{}", hex::encode(self.to_bytes())),
+        }
+    }
+
+    fn public(&self) -> PublicKey {
+        match self {
+            Secret::Ed25519(k) => PublicKey { alg: Alg::Ed25519, raw: k.verifying_key().to_bytes().to_vec() },
+            Secret::Sm2(k) => {
+                use sm2::elliptic_curve::sec1::ToEncodedPoint;
+                let point = k.verifying_key().as_affine().to_encoded_point(false);
+                PublicKey { alg: Alg::Sm2, raw: point.as_bytes().to_vec() }
+            }
+        }
+    }
+
+    fn sign(&self, body: &[u8]) -> Vec<u8> {
+        match self {
+            Secret::Ed25519(k) => k.sign(body).to_bytes().to_vec(),
+            Secret::Sm2(k) => {
+                let sig: sm2::dsa::Signature = k.sign(body);
+                sig.to_bytes().to_vec()
+            }
+        }
+    }
+}
+
+/// A public key of either algorithm: Ed25519's 32 bytes, or SM2's
+/// uncompressed point (65 bytes, `04‖x‖y`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    alg: Alg,
+    raw: Vec<u8>,
+}
+
+impl PublicKey {
+    /// A base64 key of `alg`.
+    pub fn parse(alg: Alg, b64: &str) -> Result<Self, String> {
+        let raw = B64.decode(b64.trim()).map_err(|e| format!("public key is not base64: {e}"))?;
+        match alg {
+            Alg::Ed25519 => {
+                let bytes: [u8; 32] = raw
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| format!("an Ed25519 public key is 32 bytes, not {}", raw.len()))?;
+                VerifyingKey::from_bytes(&bytes).map_err(|e| e.to_string())?;
+            }
+            Alg::Sm2 => {
+                if raw.len() != 65 || raw[0] != 4 {
+                    return Err(format!(
+                        "an SM2 public key is the 65-byte uncompressed point 04‖x‖y, not {} bytes",
+                        raw.len()
+                    ));
+                }
+                sm2::dsa::VerifyingKey::from_sec1_bytes(SM2_DIST_ID, &raw)
+                    .map_err(|_| "not a point of the SM2 curve".to_string())?;
+            }
+        }
+        Ok(Self { alg, raw })
+    }
+
+    /// A base64 key of either algorithm, told apart by its length.
+    pub fn parse_any(b64: &str) -> Result<Self, String> {
+        let len = B64.decode(b64.trim()).map(|r| r.len()).map_err(|e| format!("public key is not base64: {e}"))?;
+        Self::parse(if len == 65 { Alg::Sm2 } else { Alg::Ed25519 }, b64)
+    }
+
+    pub fn alg(&self) -> Alg {
+        self.alg
+    }
+
+    pub fn b64(&self) -> String {
+        B64.encode(&self.raw)
+    }
+
+    /// Key id: the first 16 hex characters of the key's digest — SHA-256
+    /// of an Ed25519 key, SM3 of an SM2 key.
+    pub fn kid(&self) -> String {
+        match self.alg {
+            Alg::Ed25519 => hex::encode(Sha256::digest(&self.raw))[..16].to_string(),
+            Alg::Sm2 => hex::encode(sm3::Sm3::digest(&self.raw))[..16].to_string(),
+        }
+    }
+
+    /// Checks a raw signature (Ed25519's 64 bytes, SM2's `r‖s`) over `body`.
+    pub fn verify(&self, body: &[u8], sig: &[u8]) -> Result<(), String> {
+        let mismatch = || "signature does not match the body".to_string();
+        match self.alg {
+            Alg::Ed25519 => {
+                let bytes: [u8; 32] = self.raw.as_slice().try_into().map_err(|_| "not an Ed25519 key".to_string())?;
+                let key = VerifyingKey::from_bytes(&bytes).map_err(|e| e.to_string())?;
+                let sig = ed25519_dalek::Signature::from_slice(sig).map_err(|e| e.to_string())?;
+                key.verify(body, &sig).map_err(|_| mismatch())
+            }
+            Alg::Sm2 => {
+                use sm2::dsa::signature::Verifier as _;
+                let key = sm2::dsa::VerifyingKey::from_sec1_bytes(SM2_DIST_ID, &self.raw)
+                    .map_err(|_| "not an SM2 key".to_string())?;
+                let sig = sm2::dsa::Signature::from_slice(sig)
+                    .map_err(|_| format!("an SM2 signature is the 64 bytes r‖s, not {}", sig.len()))?;
+                key.verify(body, &sig).map_err(|_| mismatch())
+            }
+        }
+    }
 }
 
 #[derive(Clone)]
 pub struct HubKey {
-    signing: SigningKey,
+    secret: Secret,
+    public: PublicKey,
     kid: String,
     /// Keys retired by rotation: still published, never used to sign.
-    previous: std::sync::Arc<Vec<VerifyingKey>>,
+    previous: std::sync::Arc<Vec<PublicKey>>,
 }
 
 impl HubKey {
-    /// Loads the key, creating it (mode 0600) on first start.
+    /// Loads the key at `path` whatever its algorithm, creating an Ed25519
+    /// key (mode 0600) when there is none.
     pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
+        Self::load(path, None)
+    }
+
+    /// Loads the key at `path`, creating one of `alg` when there is none;
+    /// a key of another algorithm is refused (the hub signs with what its
+    /// configuration says, `[hub] signature`).
+    pub fn load_or_create_as(path: &Path, alg: Alg) -> Result<Self, KeyError> {
+        Self::load(path, Some(alg))
+    }
+
+    fn load(path: &Path, want: Option<Alg>) -> Result<Self, KeyError> {
         let io = |e: std::io::Error| KeyError::Io { path: path.display().to_string(), message: e.to_string() };
         if path.exists() {
             let text = std::fs::read_to_string(path).map_err(io)?;
+            let text = text.trim();
+            let (alg, hex_text) = match text.strip_prefix("sm2:") {
+                Some(rest) => (Alg::Sm2, rest),
+                None => (Alg::Ed25519, text),
+            };
+            if let Some(wanted) = want
+                && wanted != alg
+            {
+                return Err(KeyError::Alg {
+                    path: path.display().to_string(),
+                    found: alg.as_str(),
+                    wanted: wanted.as_str(),
+                });
+            }
             let mut raw = [0u8; 32];
-            hex::decode_to_slice(text.trim(), &mut raw)
+            hex::decode_to_slice(hex_text, &mut raw)
                 .map_err(|_| KeyError::Format { path: path.display().to_string() })?;
-            return Ok(Self::from_bytes(&raw));
+            let secret =
+                Secret::from_bytes(alg, &raw).ok_or_else(|| KeyError::Format { path: path.display().to_string() })?;
+            return Ok(Self::from_secret(secret));
         }
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let key = SigningKey::generate(&mut rand::rngs::OsRng);
+        let secret = Secret::generate(want.unwrap_or_default());
         // Several processes of one hub may start at once: the key appears
         // whole (written aside, then linked into place) and the first one
         // linked wins; the others read it.
         let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
         let _ = std::fs::remove_file(&tmp);
-        write_private(&tmp, &hex::encode(key.to_bytes())).map_err(io)?;
+        write_private(&tmp, &secret.file_text()).map_err(io)?;
         let linked = std::fs::hard_link(&tmp, path);
         let _ = std::fs::remove_file(&tmp);
         match linked {
-            Ok(()) => Ok(Self::from_bytes(&key.to_bytes())),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load_or_create(path),
+            Ok(()) => Ok(Self::from_secret(secret)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load(path, want),
             Err(e) => Err(io(e)),
         }
     }
 
-    pub fn from_bytes(raw: &[u8; 32]) -> Self {
-        let signing = SigningKey::from_bytes(raw);
-        let kid = key_id(&signing.verifying_key());
-        Self { signing, kid, previous: Default::default() }
+    fn from_secret(secret: Secret) -> Self {
+        let public = secret.public();
+        let kid = public.kid();
+        Self { secret, public, kid, previous: Default::default() }
     }
 
-    /// Adds the public keys of earlier rotations (base64), published at
-    /// `GET /v1/keys` after the current one.
+    /// An Ed25519 key from its 32 bytes.
+    pub fn from_bytes(raw: &[u8; 32]) -> Self {
+        Self::from_secret(Secret::Ed25519(SigningKey::from_bytes(raw)))
+    }
+
+    /// A key of `alg` from its 32 secret bytes (`None`: not a valid SM2
+    /// scalar).
+    pub fn from_bytes_as(alg: Alg, raw: &[u8; 32]) -> Option<Self> {
+        Secret::from_bytes(alg, raw).map(Self::from_secret)
+    }
+
+    /// A fresh key of `alg`, kept nowhere (tests, forgeries in `xj conformance`).
+    pub fn generate(alg: Alg) -> Self {
+        Self::from_secret(Secret::generate(alg))
+    }
+
+    /// Adds the public keys of earlier rotations (base64, either
+    /// algorithm), published at `GET /v1/keys` after the current one.
     pub fn with_previous(mut self, keys: &[String]) -> Result<Self, KeyError> {
         let mut previous = Vec::new();
         for k in keys {
-            let key = public_key(k).map_err(|message| KeyError::Public { key: k.clone(), message })?;
-            if key != self.verifying_key() && !previous.contains(&key) {
+            let key = PublicKey::parse_any(k).map_err(|message| KeyError::Public { key: k.clone(), message })?;
+            if key != self.public && !previous.contains(&key) {
                 previous.push(key);
             }
         }
@@ -79,33 +286,46 @@ impl HubKey {
         Ok(self)
     }
 
-    /// Writes a fresh key at `path`, keeping the old one beside it as
-    /// `<path>.<kid>.retired`; returns (old, new). The old public key goes
-    /// to `[hub] previous_public_keys`.
-    pub fn rotate(path: &Path) -> Result<(Self, Self), KeyError> {
-        let io = |e: std::io::Error| KeyError::Io { path: path.display().to_string(), message: e.to_string() };
-        let old = Self::load_or_create(path)?;
-        let retired = path.with_file_name(format!(
+    /// Writes a fresh key of `alg` at `path`, keeping the old one beside it
+    /// as `<path>.<kid>.retired`; returns (old, new). The old public key
+    /// goes to `[hub] previous_public_keys`.
+    pub fn rotate(path: &Path, alg: Alg) -> Result<(Self, Self), KeyError> {
+        Self::rotate_from(path, path, alg)
+    }
+
+    /// Like [`rotate`](Self::rotate), the old key read at `old_path` (a
+    /// change of algorithm moves the default key file from
+    /// `hub_ed25519.key` to `hub_sm2.key`).
+    pub fn rotate_from(old_path: &Path, path: &Path, alg: Alg) -> Result<(Self, Self), KeyError> {
+        let io = |e: std::io::Error| KeyError::Io { path: old_path.display().to_string(), message: e.to_string() };
+        // No key yet: one of the configured algorithm is made, then retired.
+        let old =
+            if old_path.exists() { Self::load_or_create(old_path)? } else { Self::load_or_create_as(old_path, alg)? };
+        let retired = old_path.with_file_name(format!(
             "{}.{}.retired",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("hub_ed25519.key"),
+            old_path.file_name().and_then(|n| n.to_str()).unwrap_or("hub.key"),
             old.kid
         ));
-        std::fs::rename(path, &retired).map_err(io)?;
-        let new = Self::load_or_create(path)?;
+        std::fs::rename(old_path, &retired).map_err(io)?;
+        let new = Self::load_or_create_as(path, alg)?;
         Ok((old, new))
+    }
+
+    pub fn alg(&self) -> Alg {
+        self.public.alg
     }
 
     /// The public key, base64.
     pub fn public_key_b64(&self) -> String {
-        B64.encode(self.verifying_key().to_bytes())
+        self.public.b64()
+    }
+
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public
     }
 
     pub fn kid(&self) -> &str {
         &self.kid
-    }
-
-    pub fn verifying_key(&self) -> VerifyingKey {
-        self.signing.verifying_key()
     }
 
     /// The Standard Webhooks secret the hub uses for `org` when none is
@@ -114,34 +334,38 @@ impl HubKey {
     /// another's. A new hub key gives new derived secrets.
     pub fn webhook_secret(&self, org: &str) -> String {
         let context = format!("xianjie standard-webhooks secret v1\0{org}");
-        let key = hmac_sha256::HMAC::mac(context.as_bytes(), self.signing.to_bytes());
+        let key = hmac_sha256::HMAC::mac(context.as_bytes(), self.secret.to_bytes());
         format!("whsec_{}", B64.encode(key))
     }
 
-    /// The `Xj-Signature` header value over `body`.
+    /// The `Xj-Signature` header value over `body`: `keyid=…,sig=…` for
+    /// Ed25519, `alg=sm2,keyid=…,sig=…` for SM2.
     pub fn sign_header(&self, body: &[u8]) -> String {
-        let sig = self.signing.sign(body);
-        format!("keyid={},sig={}", self.kid, B64.encode(sig.to_bytes()))
+        header(self.alg(), &self.kid, &self.secret.sign(body))
     }
 
     /// The JSON served at `GET /v1/keys`: the current key first, then the
-    /// keys of earlier rotations.
+    /// keys of earlier rotations, each with its algorithm.
     pub fn jwks(&self) -> serde_json::Value {
-        let mut keys = vec![serde_json::json!({
-            "kid": self.kid,
-            "alg": "Ed25519",
-            "public_key": self.public_key_b64(),
-            "status": "current",
-        })];
-        for k in self.previous.iter() {
-            keys.push(serde_json::json!({
-                "kid": key_id(k),
-                "alg": "Ed25519",
-                "public_key": B64.encode(k.to_bytes()),
-                "status": "previous",
-            }));
-        }
+        let entry = |k: &PublicKey, status: &str| serde_json::json!({ "kid": k.kid(), "alg": alg_name(k.alg), "public_key": k.b64(), "status": status });
+        let mut keys = vec![entry(&self.public, "current")];
+        keys.extend(self.previous.iter().map(|k| entry(k, "previous")));
         serde_json::json!({ "keys": keys })
+    }
+}
+
+/// The algorithm's name in `GET /v1/keys`.
+fn alg_name(alg: Alg) -> &'static str {
+    match alg {
+        Alg::Ed25519 => "Ed25519",
+        Alg::Sm2 => "SM2",
+    }
+}
+
+fn header(alg: Alg, kid: &str, sig: &[u8]) -> String {
+    match alg {
+        Alg::Ed25519 => format!("keyid={kid},sig={}", B64.encode(sig)),
+        Alg::Sm2 => format!("alg=sm2,keyid={kid},sig={}", B64.encode(sig)),
     }
 }
 
@@ -155,6 +379,15 @@ pub fn public_key(b64: &str) -> Result<VerifyingKey, String> {
 /// The `keyid=` of an `Xj-Signature` header value, if given.
 pub fn header_kid(header: &str) -> Option<&str> {
     header.split(',').find_map(|p| p.trim().strip_prefix("keyid="))
+}
+
+/// The algorithm an `Xj-Signature` header names (`alg=`; absent: Ed25519).
+pub fn header_alg(header: &str) -> Result<Alg, String> {
+    match header.split(',').find_map(|p| p.trim().strip_prefix("alg=")) {
+        None | Some("ed25519") => Ok(Alg::Ed25519),
+        Some("sm2") => Ok(Alg::Sm2),
+        Some(other) => Err(format!("alg={other} is not a signature algorithm of the hub: ed25519 or sm2")),
+    }
 }
 
 /// Verifies a header against a `GET /v1/keys` document: the key named by
@@ -172,21 +405,32 @@ pub fn verify_with_keys(keys: &serde_json::Value, header: &str, body: &[u8]) -> 
     verify_header(key, header, body)
 }
 
-/// Key id: the first 16 hex characters of SHA-256 over the public key.
+/// Key id of an Ed25519 key: the first 16 hex characters of SHA-256 over it.
 pub fn key_id(key: &VerifyingKey) -> String {
     hex::encode(Sha256::digest(key.to_bytes()))[..16].to_string()
 }
 
-/// Verifies an `Xj-Signature` header value against a public key (base64).
+/// Verifies an `Xj-Signature` header value against a public key (base64)
+/// of the algorithm the header names.
 pub fn verify_header(public_key_b64: &str, header: &str, body: &[u8]) -> Result<(), String> {
-    let key = public_key(public_key_b64)?;
+    verify_header_as(header_alg(header)?, public_key_b64, header, body)
+}
+
+/// Verifies an `Xj-Signature` header value made with a key of `alg` — an
+/// organisation's registered algorithm: a header naming another one is
+/// refused, whatever it carries.
+pub fn verify_header_as(alg: Alg, public_key_b64: &str, header: &str, body: &[u8]) -> Result<(), String> {
+    let said = header_alg(header)?;
+    if said != alg {
+        return Err(format!("the signature says alg={}, the key is {}", said.as_str(), alg.as_str()));
+    }
+    let key = PublicKey::parse(alg, public_key_b64)?;
     let sig = header
         .split(',')
         .find_map(|p| p.trim().strip_prefix("sig="))
         .ok_or_else(|| "no sig= in the signature header".to_string())?;
     let sig = B64.decode(sig).map_err(|e| format!("signature is not base64: {e}"))?;
-    let sig = ed25519_dalek::Signature::from_slice(&sig).map_err(|e| e.to_string())?;
-    key.verify(body, &sig).map_err(|_| "signature does not match the body".to_string())
+    key.verify(body, &sig)
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
@@ -207,6 +451,11 @@ pub fn sign_with(signing: &SigningKey, kid: &str, body: &[u8]) -> String {
     format!("keyid={kid},sig={}", B64.encode(signing.sign(body).to_bytes()))
 }
 
+/// Signs `body` with any key as an organisation would (tests).
+pub fn sign_as(key: &HubKey, kid: &str, body: &[u8]) -> String {
+    header(key.alg(), kid, &key.secret.sign(body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,7 +466,7 @@ mod tests {
         let path = dir.path().join("hub.key");
         let first = HubKey::load_or_create(&path).unwrap();
         let old_sig = first.sign_header(b"body");
-        let (old, new) = HubKey::rotate(&path).unwrap();
+        let (old, new) = HubKey::rotate(&path, Alg::Ed25519).unwrap();
         assert_eq!(old.kid(), first.kid());
         assert_ne!(new.kid(), old.kid());
         let ring = HubKey::load_or_create(&path).unwrap().with_previous(&[old.public_key_b64()]).unwrap();
@@ -230,5 +479,64 @@ mod tests {
         verify_with_keys(&keys, &ring.sign_header(b"body"), b"body").unwrap();
         assert!(verify_with_keys(&keys, &old_sig, b"bodY").is_err());
         assert!(header_kid(&ring.sign_header(b"x")).is_some_and(|k| k == new.kid()));
+    }
+
+    /// GB/T 32905-2016 Annex A: the two examples of SM3.
+    #[test]
+    fn sm3_gives_the_standards_examples() {
+        assert_eq!(
+            hex::encode(sm3::Sm3::digest(b"abc")),
+            "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"
+        );
+        assert_eq!(
+            hex::encode(sm3::Sm3::digest("abcd".repeat(16).as_bytes())),
+            "debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732"
+        );
+    }
+
+    #[test]
+    fn an_sm2_hub_signs_with_alg_and_its_keys_say_sm2() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub_sm2.key");
+        let key = HubKey::load_or_create_as(&path, Alg::Sm2).unwrap();
+        assert!(std::fs::read_to_string(&path).unwrap().starts_with("sm2:"));
+        let again = HubKey::load_or_create_as(&path, Alg::Sm2).unwrap();
+        assert_eq!(again.kid(), key.kid(), "the same key read back");
+        let sig = key.sign_header(b"body");
+        assert!(sig.starts_with(&format!("alg=sm2,keyid={},sig=", key.kid())), "{sig}");
+        let raw = B64.decode(key.public_key_b64()).unwrap();
+        assert_eq!((raw.len(), raw[0]), (65, 4), "the uncompressed point");
+        verify_header(&key.public_key_b64(), &sig, b"body").unwrap();
+        assert!(verify_header(&key.public_key_b64(), &sig, b"bodY").is_err());
+        let keys = key.jwks();
+        assert_eq!(keys["keys"][0]["alg"], "SM2");
+        verify_with_keys(&keys, &sig, b"body").unwrap();
+        // The header must say what the key is: an SM2 signature passed off
+        // as Ed25519 (or the other way round) is refused.
+        let stripped = sig.replacen("alg=sm2,", "", 1);
+        assert!(verify_header(&key.public_key_b64(), &stripped, b"body").is_err());
+        let e = verify_header_as(Alg::Ed25519, &key.public_key_b64(), &sig, b"body").unwrap_err();
+        assert!(e.contains("alg=sm2"), "{e}");
+        // A hub told to sign with Ed25519 does not take the SM2 key.
+        let e = HubKey::load_or_create_as(&path, Alg::Ed25519).err().unwrap().to_string();
+        assert!(e.contains("sm2") && e.contains("ed25519"), "{e}");
+    }
+
+    #[test]
+    fn rotating_from_ed25519_to_sm2_keeps_both_verifiable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.key");
+        let first = HubKey::load_or_create(&path).unwrap();
+        let old_sig = first.sign_header(b"body");
+        let (old, new) = HubKey::rotate(&path, Alg::Sm2).unwrap();
+        assert_eq!((old.alg(), new.alg()), (Alg::Ed25519, Alg::Sm2));
+        let ring = HubKey::load_or_create_as(&path, Alg::Sm2).unwrap().with_previous(&[old.public_key_b64()]).unwrap();
+        let keys = ring.jwks();
+        assert_eq!((keys["keys"][0]["alg"].as_str(), keys["keys"][1]["alg"].as_str()), (Some("SM2"), Some("Ed25519")));
+        verify_with_keys(&keys, &old_sig, b"body").unwrap();
+        verify_with_keys(&keys, &ring.sign_header(b"body"), b"body").unwrap();
+        // Key ids: SHA-256 of an Ed25519 key, SM3 of an SM2 key.
+        assert_eq!(old.kid(), &hex::encode(Sha256::digest(B64.decode(old.public_key_b64()).unwrap()))[..16]);
+        assert_eq!(new.kid(), &hex::encode(sm3::Sm3::digest(B64.decode(new.public_key_b64()).unwrap()))[..16]);
     }
 }

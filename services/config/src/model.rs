@@ -354,11 +354,39 @@ fn default_concurrency() -> usize {
     256
 }
 
+/// A signature algorithm: the hub's (`[hub] signature`) or an
+/// organisation's key (`[[org]] key_alg`), docs/security.md.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureAlg {
+    /// Ed25519 (RFC 8032).
+    #[default]
+    Ed25519,
+    /// SM2 with SM3 (GB/T 32918, GB/T 35276), distinguishing id
+    /// `1234567812345678`.
+    Sm2,
+}
+
+impl SignatureAlg {
+    /// The name in configuration and in `Xj-Signature: alg=…`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ed25519 => "ed25519",
+            Self::Sm2 => "sm2",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HubSettings {
-    /// Ed25519 signing key (32 raw bytes, hex). Default: `<data>/hub_ed25519.key`,
-    /// created on first start. Every process of one hub must share it.
+    /// What the hub signs deliveries, receipts, letters and the ledger's
+    /// bundles with: `ed25519` (default) or `sm2`.
+    #[serde(default)]
+    pub signature: SignatureAlg,
+    /// The signing key (32 raw bytes, hex; an SM2 key prefixed `sm2:`).
+    /// Default: `<data>/hub_<signature>.key`, created on first start. Every
+    /// process of one hub must share it.
     pub signing_key_file: Option<PathBuf>,
     /// Public keys (base64 Ed25519) the hub signed with before a rotation:
     /// still served at `GET /v1/keys` with their key ids so that old
@@ -687,6 +715,11 @@ pub struct Org {
     /// The organisation's Ed25519 public key (base64, 32 bytes): when set,
     /// every submission must carry `Xj-Signature` over the exact body.
     pub public_key: Option<String>,
+    /// The algorithm of `public_key`: `ed25519` (default) or `sm2` (base64
+    /// of the 65-byte uncompressed point); its `Xj-Signature` says
+    /// `alg=sm2`.
+    #[serde(default)]
+    pub key_alg: SignatureAlg,
     /// The organisation's NATS nkey (public, `U…`): `xj nats-config` gives
     /// its NATS user this nkey instead of the token as password.
     pub nkey: Option<String>,
@@ -778,9 +811,12 @@ pub struct Crime {
 
 impl Settings {
     /// Where the hub's signing key is: `[hub] signing_key_file`, or
-    /// `hub_ed25519.key` under `[data] dir`.
+    /// `hub_ed25519.key` (or `hub_sm2.key`) under `[data] dir`.
     pub fn signing_key_path(&self) -> PathBuf {
-        self.hub.signing_key_file.clone().unwrap_or_else(|| self.data.dir.join("hub_ed25519.key"))
+        self.hub
+            .signing_key_file
+            .clone()
+            .unwrap_or_else(|| self.data.dir.join(format!("hub_{}.key", self.hub.signature.as_str())))
     }
 
     pub fn org(&self, id: &str) -> Option<&Org> {

@@ -123,7 +123,7 @@ pub(crate) fn validate(s: &mut Settings, base: &Path) -> Vec<Unlocated> {
     }
     rate_ok(&s.http.rate_limit, "http.rate_limit", &mut out);
     for (i, key) in s.hub.previous_public_keys.iter().enumerate() {
-        if let Err(e) = ed25519_public_key(key) {
+        if let Err(e) = any_public_key(key) {
             out.push(bad(format!("hub.previous_public_keys[{i}]"), e));
         }
     }
@@ -304,7 +304,7 @@ pub(crate) fn validate(s: &mut Settings, base: &Path) -> Vec<Unlocated> {
 /// limits and subscriptions (docs/security.md).
 fn trust_checks(org: &crate::Org, k: &dyn Fn(&str) -> String, out: &mut Vec<Unlocated>) {
     if let Some(key) = &org.public_key
-        && let Err(e) = ed25519_public_key(key)
+        && let Err(e) = public_key(org.key_alg, key)
     {
         out.push(bad(k("public_key"), e));
     }
@@ -366,6 +366,37 @@ pub fn ed25519_public_key(b64: &str) -> Result<[u8; 32], String> {
     let raw: [u8; 32] = raw.try_into().map_err(|_| "an Ed25519 public key is 32 bytes".to_string())?;
     ed25519_dalek::VerifyingKey::from_bytes(&raw).map_err(|_| "not a valid Ed25519 public key".to_string())?;
     Ok(raw)
+}
+
+/// Checks a base64 SM2 public key: the 65-byte uncompressed point
+/// (`04‖x‖y`), on the curve.
+pub fn sm2_public_key(b64: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).map_err(|e| format!("not base64: {e}"))?;
+    if raw.len() != 65 || raw[0] != 4 {
+        return Err("an SM2 public key is the 65-byte uncompressed point 04‖x‖y".into());
+    }
+    sm2::PublicKey::from_sec1_bytes(&raw).map_err(|_| "not a point of the SM2 curve".to_string())?;
+    Ok(raw)
+}
+
+/// Checks a public key of `alg`.
+pub fn public_key(alg: crate::SignatureAlg, b64: &str) -> Result<(), String> {
+    match alg {
+        crate::SignatureAlg::Ed25519 => ed25519_public_key(b64).map(|_| ()),
+        crate::SignatureAlg::Sm2 => sm2_public_key(b64).map(|_| ()),
+    }
+}
+
+/// Checks a public key of either algorithm, told apart by length (32 bytes
+/// Ed25519, 65 SM2): the keys of earlier rotations may be of both.
+pub fn any_public_key(b64: &str) -> Result<(), String> {
+    use base64::Engine;
+    let len = base64::engine::general_purpose::STANDARD.decode(b64.trim()).map(|r| r.len()).unwrap_or(0);
+    match len {
+        65 => sm2_public_key(b64).map(|_| ()),
+        _ => ed25519_public_key(b64).map(|_| ()).map_err(|e| format!("{e} (or an SM2 key of 65 bytes)")),
+    }
 }
 
 fn msg(e: &IdError) -> String {

@@ -172,20 +172,25 @@ pub fn body_error(e: &(dyn std::error::Error + 'static), max: usize, timeout_ms:
 }
 
 /// An organisation that registered a public key signs every submission:
-/// `Xj-Signature: keyid=<any>,sig=<base64 Ed25519 over the exact body>`.
+/// `Xj-Signature: [alg=sm2,]keyid=<any>,sig=<base64 signature over the exact
+/// body>` with the algorithm it registered (`key_alg`).
 pub fn verify_submission(state: &GatewayState, org: &str, header: Option<&str>, body: &[u8]) -> Result<(), ApiError> {
-    let Some(key) = state.settings.org(org).and_then(|o| o.public_key.as_deref()) else { return Ok(()) };
+    let Some((alg, key)) = state.settings.org(org).and_then(|o| Some((o.key_alg, o.public_key.as_deref()?))) else {
+        return Ok(());
+    };
     let Some(header) = header else {
         metrics::counter!("xj_signature_refusals_total", "reason" => "missing").increment(1);
         return Err(ApiError::unauthorized_by(
             h::SIGNATURE,
             format!(
                 "{org} has registered a signing key: every submission must carry the header \
-                 Xj-Signature: keyid=<key id>,sig=<base64 Ed25519 signature over the exact body>"
+                 Xj-Signature: {}keyid=<key id>,sig=<base64 {} signature over the exact body>",
+                if alg == xj_bus::signing::Alg::Sm2 { "alg=sm2," } else { "" },
+                if alg == xj_bus::signing::Alg::Sm2 { "SM2 (r‖s)" } else { "Ed25519" }
             ),
         ));
     };
-    xj_bus::signing::verify_header(key, header, body).map_err(|reason| {
+    xj_bus::signing::verify_header_as(alg, key, header, body).map_err(|reason| {
         metrics::counter!("xj_signature_refusals_total", "reason" => "invalid").increment(1);
         tracing::warn!(%org, %reason, "submission signature refused");
         ApiError::unauthorized_by(

@@ -108,7 +108,8 @@ pub async fn audit(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
         AuditCmd::Export { config, nats, case, out } => {
             let s = settings(&config)?;
             let js = connect(&s, nats).await?;
-            let key = HubKey::load_or_create(&xj::hub::key_path(&s))?.with_previous(&s.hub.previous_public_keys)?;
+            let key = HubKey::load_or_create_as(&xj::hub::key_path(&s), s.hub.signature)?
+                .with_previous(&s.hub.previous_public_keys)?;
             let bundle = xj_ledger::bundle::export_case(&js, &case, &key).await?;
             write_out(out.as_deref(), &serde_json::to_string_pretty(&bundle)?)?;
             let entries = bundle["entries"].as_array().map(Vec::as_slice).unwrap_or_default();
@@ -187,7 +188,7 @@ pub fn webhook_secret(config: &Path, org: &str) -> anyhow::Result<ExitCode> {
         None => {
             let path = xj::hub::key_path(&s);
             anyhow::ensure!(path.exists(), "no hub key at {} yet: start the hub once first", path.display());
-            println!("{}", HubKey::load_or_create(&path)?.webhook_secret(org));
+            println!("{}", HubKey::load_or_create_as(&path, s.hub.signature)?.webhook_secret(org));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -198,7 +199,17 @@ pub fn keys(cmd: KeysCmd) -> anyhow::Result<ExitCode> {
         KeysCmd::Rotate { config } => {
             let s = settings(&config)?;
             let path = xj::hub::key_path(&s);
-            let (old, new) = HubKey::rotate(&path)?;
+            // A change of [hub] signature moves the default key file: the
+            // old key is the other algorithm's.
+            let other = [xj_config::SignatureAlg::Ed25519, xj_config::SignatureAlg::Sm2]
+                .into_iter()
+                .map(|a| s.data.dir.join(format!("hub_{}.key", a.as_str())))
+                .find(|p| *p != path && p.exists());
+            let old_path = match (path.exists(), s.hub.signing_key_file.is_none(), other) {
+                (false, true, Some(other)) => other,
+                _ => path.clone(),
+            };
+            let (old, new) = HubKey::rotate_from(&old_path, &path, s.hub.signature)?;
             println!("new hub key {} in {}", new.kid(), path.display());
             println!(
                 "the old key {} is kept beside it (…{}.retired); publish it so its signatures",

@@ -160,9 +160,7 @@ pub async fn run_checks(settings: &Settings, key: &HubKey, org: &Org, url: &str)
 
     // 3. Signed by someone else: another Ed25519 key, and the webhook
     //    secret derived from it, which is not the organisation's.
-    let mut raw = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut raw);
-    let forger = HubKey::from_bytes(&raw);
+    let forger = HubKey::generate(key.alg());
     let mut forged_org = org.clone();
     forged_org.webhook_secrets.clear();
     let (body, ct) = native(message(&org.id, &id(3))?)?;
@@ -234,7 +232,7 @@ pub async fn conformance(config: &Path, org_id: &str, url: Option<&str>, as_json
         "no hub key at {} yet: start the hub once (its key signs the test deliveries)",
         path.display()
     );
-    let key = HubKey::load_or_create(&path)?;
+    let key = HubKey::load_or_create_as(&path, settings.hub.signature)?;
     let checks = run_checks(&settings, &key, org, &url).await?;
     let failed = checks.iter().filter(|c| c.verdict == Verdict::Fail).count();
     if as_json {

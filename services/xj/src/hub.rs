@@ -121,7 +121,8 @@ pub async fn start(
     // when `[telemetry] otlp_endpoint` is set (first start wins).
     let _ = xj_bus::metrics::handle();
     xj_bus::otel::init(settings.telemetry.otlp_endpoint.as_deref());
-    let key = HubKey::load_or_create(&key_path(&settings))?.with_previous(&settings.hub.previous_public_keys)?;
+    let key = HubKey::load_or_create_as(&key_path(&settings), settings.hub.signature)?
+        .with_previous(&settings.hub.previous_public_keys)?;
     let mut hub = Hub { shutdown: shutdown.clone(), http_addr: None, tasks: JoinSet::new(), names: Default::default() };
     let mut http_addr = None;
     let mut listener = listener;

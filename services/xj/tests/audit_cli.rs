@@ -163,6 +163,44 @@ fn keys_rotate_prints_the_previous_key_to_publish() {
     assert_eq!(retired.count(), 1);
 }
 
+/// `[hub] signature = "sm2"` with the default key files: rotating retires
+/// the Ed25519 key (`hub_ed25519.key`) and writes `hub_sm2.key`.
+#[test]
+fn keys_rotate_moves_a_hub_from_ed25519_to_sm2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("xianjie.toml");
+    let data = format!("[data]\ndir = {:?}\n", dir.path().display().to_string());
+    let ed = CONFIG.replace("signing_key_file = \"hub.key\"\n", "") + &data;
+    let rotate = |config: &str| {
+        std::fs::write(&path, config).unwrap();
+        let out = xj()
+            .args(["keys", "rotate", "--config"])
+            .arg(&path)
+            .env("TRUST_TEST_NATS_PASSWORD", "service-secret-0123456789")
+            .env("TRUST_TEST_AGRI_TOKEN", "agri-secret-0123456789")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        text
+    };
+    rotate(&ed);
+    let first = std::fs::read_to_string(dir.path().join("hub_ed25519.key")).unwrap();
+    assert!(!first.starts_with("sm2:"));
+    let text = rotate(&ed.replace("[hub]\n", "[hub]\nsignature = \"sm2\"\n"));
+    assert!(text.contains("previous_public_keys = [\""), "{text}");
+    let sm2 = std::fs::read_to_string(dir.path().join("hub_sm2.key")).unwrap();
+    assert!(sm2.starts_with("sm2:"), "{sm2}");
+    assert!(!dir.path().join("hub_ed25519.key").exists(), "the Ed25519 key is retired");
+    let retired: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("hub_ed25519.key.") && n.ends_with(".retired"))
+        .collect();
+    assert_eq!(retired.len(), 2, "the first rotation's and the switch's: {retired:?}");
+}
+
 #[test]
 fn webhook_secret_prints_the_configured_or_the_derived_secret() {
     let dir = tempfile::tempdir().unwrap();

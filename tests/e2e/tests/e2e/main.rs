@@ -12,6 +12,7 @@ mod delivery;
 mod disputes;
 mod docs;
 mod gateway_status;
+mod gm;
 mod idempotency;
 mod inbox;
 mod jurisdiction;
