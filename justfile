@@ -9,6 +9,11 @@ up:
 test:
     cargo test --workspace
 
+# The end-to-end suites with a hub that signs with SM2 (国密) instead of
+# Ed25519 (docs/security.md, "Algorithms"): the same tests, the other suite.
+test-sm2:
+    XJ_HUB__SIGNATURE=sm2 cargo test -p xj-e2e
+
 # Formatting and lints: the project keeps both clean (CI runs only the tests,
 # the README's command; run this before committing).
 lint:

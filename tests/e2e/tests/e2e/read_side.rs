@@ -146,7 +146,9 @@ async fn keys_health_and_metrics_are_served() -> anyhow::Result<()> {
     let hub = TestHub::start("").await?;
     let (kid, pk) = hub_key(&hub).await?;
     assert_eq!(kid.len(), 16, "{kid}");
-    assert_eq!(pk.len(), 44, "32 bytes in base64: {pk}");
+    // 32 bytes (Ed25519) or the 65-byte SM2 point, in base64.
+    let want = if hub.settings.hub.signature == xj_bus::signing::Alg::Sm2 { 88 } else { 44 };
+    assert_eq!(pk.len(), want, "{pk}");
 
     let (s, b) = hub.get("/healthz", "").await?;
     assert_eq!(s, 200, "{b}");
