@@ -9,10 +9,10 @@ up:
 test:
     cargo test --workspace
 
-# The end-to-end suites with a hub that signs with SM2 (国密) instead of
-# Ed25519 (docs/security.md, "Algorithms"): the same tests, the other suite.
+# The end-to-end suites with a hub that signs with SM2 and chains its
+# ledger with SM3 (国密, docs/security.md "Algorithms"): the same tests.
 test-sm2:
-    XJ_HUB__SIGNATURE=sm2 cargo test -p xj-e2e
+    XJ_HUB__SIGNATURE=sm2 XJ_LEDGER__HASH=sm3 cargo test -p xj-e2e
 
 # Formatting and lints: the project keeps both clean (CI runs only the tests,
 # the README's command; run this before committing).

@@ -43,6 +43,8 @@ pub struct Settings {
     #[serde(default)]
     pub print: PrintSettings,
     #[serde(default)]
+    pub ledger: LedgerSettings,
+    #[serde(default)]
     pub formats: FormatsSettings,
     /// The native formats (built-in and from `[formats] dir`), loaded and
     /// checked with the settings; not a key.
@@ -568,6 +570,28 @@ impl OrgKind {
                 | Self::Hotline
         )
     }
+}
+
+/// The digest the audit ledger chains its entries with (docs/security.md,
+/// "The audit ledger").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LedgerHash {
+    #[default]
+    Sha256,
+    /// SM3 (GB/T 32905): entries written with it say `"alg": "sm3"`.
+    Sm3,
+}
+
+/// The audit ledger.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerSettings {
+    /// `sha256` (default) or `sm3`: the digest of new entries and their
+    /// records' leaves. A change starts a new segment linked to the old
+    /// head; entries already written keep theirs.
+    #[serde(default)]
+    pub hash: LedgerHash,
 }
 
 /// Printed documents (PDF).

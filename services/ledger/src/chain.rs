@@ -16,6 +16,36 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+pub use xj_config::LedgerHash as HashAlg;
+
+/// The digest of `bytes` in hex, by `alg`.
+pub fn digest_hex(alg: HashAlg, bytes: &[u8]) -> String {
+    match alg {
+        HashAlg::Sha256 => hex::encode(Sha256::digest(bytes)),
+        HashAlg::Sm3 => hex::encode(sm3::Sm3::digest(bytes)),
+    }
+}
+
+/// The `alg` an entry says it was hashed with (absent: SHA-256, which every
+/// entry written before the choice existed uses).
+pub fn alg_of(entry: &Value) -> Result<HashAlg, String> {
+    match entry.get("alg") {
+        None => Ok(HashAlg::Sha256),
+        Some(Value::String(a)) if a == "sha256" => Ok(HashAlg::Sha256),
+        Some(Value::String(a)) if a == "sm3" => Ok(HashAlg::Sm3),
+        Some(other) => Err(format!("says it is hashed with {other}, which is neither sha256 nor sm3")),
+    }
+}
+
+/// The `alg` field an entry of `alg` carries: none for SHA-256, so the
+/// chain written before the choice reads the same.
+pub fn alg_field(alg: HashAlg) -> Option<&'static str> {
+    match alg {
+        HashAlg::Sha256 => None,
+        HashAlg::Sm3 => Some("sm3"),
+    }
+}
+
 /// `prev` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -79,7 +109,12 @@ impl Record {
 
     /// SHA-256 (hex) over the record's canonical JSON.
     pub fn leaf(&self) -> String {
-        sha256_hex(&self.canonical())
+        self.leaf_with(HashAlg::Sha256)
+    }
+
+    /// The leaf hash by `alg`.
+    pub fn leaf_with(&self, alg: HashAlg) -> String {
+        digest_hex(alg, self.canonical().as_bytes())
     }
 }
 
@@ -94,7 +129,11 @@ pub struct Leaf {
 
 impl Leaf {
     pub fn of(record: Record) -> Self {
-        Self { leaf: record.leaf(), record: Some(record) }
+        Self::of_with(record, HashAlg::Sha256)
+    }
+
+    pub fn of_with(record: Record, alg: HashAlg) -> Self {
+        Self { leaf: record.leaf_with(alg), record: Some(record) }
     }
 }
 
@@ -107,30 +146,58 @@ pub struct Entry {
     pub n: u64,
     /// When it was appended (RFC 3339, UTC).
     pub at: String,
-    /// The hash of entry `n - 1` ([`GENESIS`] for the first).
+    /// The hash of entry `n - 1` ([`GENESIS`] for the first), by whatever
+    /// algorithm that entry used.
     pub prev: String,
+    /// `sm3` for an entry hashed with SM3 (it and its leaves); absent for
+    /// SHA-256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alg: Option<String>,
     pub records: Vec<Leaf>,
     pub hash: String,
 }
 
 impl Entry {
-    /// A sealed entry holding `records`, in order.
+    /// A sealed SHA-256 entry holding `records`, in order.
     pub fn new(n: u64, at: String, prev: String, records: Vec<Leaf>) -> Self {
-        Self { n, at, prev, records, hash: String::new() }.seal()
+        Self::new_with(HashAlg::Sha256, n, at, prev, records)
+    }
+
+    /// A sealed entry hashed by `alg` (its records' leaves must be too).
+    pub fn new_with(alg: HashAlg, n: u64, at: String, prev: String, records: Vec<Leaf>) -> Self {
+        Self { n, at, prev, alg: alg_field(alg).map(str::to_owned), records, hash: String::new() }.seal()
     }
 
     /// Computes and sets the hash.
     pub fn seal(mut self) -> Self {
-        self.hash = entry_hash(self.n, &self.at, &self.prev, self.records.iter().map(|l| l.leaf.as_str()));
+        let alg = if self.alg.as_deref() == Some("sm3") { HashAlg::Sm3 } else { HashAlg::Sha256 };
+        self.hash = entry_hash_with(alg, self.n, &self.at, &self.prev, self.records.iter().map(|l| l.leaf.as_str()));
         self
     }
 }
 
-/// The hash of entry `n` written `at` after `prev` and holding records with
-/// these leaf hashes, in order.
+/// The SHA-256 hash of entry `n` written `at` after `prev` and holding
+/// records with these leaf hashes, in order.
 pub fn entry_hash<'a>(n: u64, at: &str, prev: &str, leaves: impl Iterator<Item = &'a str>) -> String {
+    entry_hash_with(HashAlg::Sha256, n, at, prev, leaves)
+}
+
+/// The hash of an entry by `alg`: over `n`, `at`, `prev`, the leaves and,
+/// for SM3, `"alg": "sm3"` — so the algorithm cannot be changed without
+/// breaking the entry.
+pub fn entry_hash_with<'a>(
+    alg: HashAlg,
+    n: u64,
+    at: &str,
+    prev: &str,
+    leaves: impl Iterator<Item = &'a str>,
+) -> String {
     let leaves: Vec<Value> = leaves.map(|l| Value::String(l.to_string())).collect();
-    sha256_hex(&canonical(&serde_json::json!({ "n": n, "at": at, "prev": prev, "leaves": leaves })))
+    let mut head = serde_json::json!({ "n": n, "at": at, "prev": prev, "leaves": leaves });
+    if let Some(a) = alg_field(alg) {
+        head["alg"] = a.into();
+    }
+    digest_hex(alg, canonical(&head).as_bytes())
 }
 
 /// JSON with object keys sorted at every level and no whitespace: the bytes
@@ -176,19 +243,21 @@ fn write_canonical(v: &Value, out: &mut Vec<u8>) {
     }
 }
 
-fn sha256_hex(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
+/// The SHA-256 leaf hash of a record given as JSON: over everything but
+/// `leaf`.
+pub fn leaf_of(record: &Value) -> String {
+    leaf_of_with(HashAlg::Sha256, record)
 }
 
-/// The leaf hash of a record given as JSON: over everything but `leaf`.
-pub fn leaf_of(record: &Value) -> String {
+/// The leaf hash by `alg` (its entry's).
+pub fn leaf_of_with(alg: HashAlg, record: &Value) -> String {
     match record {
         Value::Object(m) if m.contains_key("leaf") => {
             let mut m = m.clone();
             m.remove("leaf");
-            sha256_hex(&canonical(&Value::Object(m)))
+            digest_hex(alg, canonical(&Value::Object(m)).as_bytes())
         }
-        other => sha256_hex(&canonical(other)),
+        other => digest_hex(alg, canonical(other).as_bytes()),
     }
 }
 
@@ -196,7 +265,10 @@ pub fn leaf_of(record: &Value) -> String {
 /// field but `hash` with `records` replaced by the list of their stored
 /// leaf hashes (`leaves`). For a legacy entry: over every field but `hash`.
 pub fn hash_of(entry: &Value) -> String {
-    let Value::Object(m) = entry else { return sha256_hex(&canonical(entry)) };
+    // An algorithm the hub does not know hashes as SHA-256: the check
+    // names it first anyway.
+    let alg = alg_of(entry).unwrap_or_default();
+    let Value::Object(m) = entry else { return digest_hex(alg, canonical(entry).as_bytes()) };
     let mut head: Map<String, Value> =
         m.iter().filter(|(k, _)| *k != "hash" && *k != "records").map(|(k, v)| (k.clone(), v.clone())).collect();
     if let Some(records) = m.get("records") {
@@ -206,7 +278,7 @@ pub fn hash_of(entry: &Value) -> String {
         };
         head.insert("leaves".into(), Value::Array(leaves));
     }
-    sha256_hex(&canonical(&Value::Object(head)))
+    digest_hex(alg, canonical(&Value::Object(head)).as_bytes())
 }
 
 /// The records of an entry given as JSON, whole or reduced to their leaf:
@@ -285,6 +357,7 @@ pub struct Checked {
 pub fn check_entry(v: &Value, at_n: u64, leaves_only_ok: bool) -> Result<Checked, Break> {
     let brk = |reason: String| Break::entry(at_n, reason);
     let Value::Object(m) = v else { return Err(brk("is not a JSON object".into())) };
+    let alg = alg_of(v).map_err(brk)?;
     let (mut whole, mut leaves_only) = (0, 0);
     if let Some(records) = m.get("records") {
         if m.contains_key("leaves") {
@@ -312,7 +385,7 @@ pub fn check_entry(v: &Value, at_n: u64, leaves_only_ok: bool) -> Result<Checked
                 leaves_only += 1;
                 continue;
             }
-            if leaf_of(r) != stored {
+            if leaf_of_with(alg, r) != stored {
                 return Err(rbrk("leaf hash does not match the record"));
             }
             whole += 1;
@@ -610,7 +683,7 @@ mod tests {
             v["n"] = json!(n);
             v["at"] = json!("2026-11-20T01:00:00.000Z");
             v["prev"] = json!(prev);
-            let hash = sha256_hex(&canonical(&v));
+            let hash = digest_hex(HashAlg::Sha256, canonical(&v).as_bytes());
             v["hash"] = json!(hash);
             prev = hash;
             lines.push(serde_json::to_string(&v).unwrap());
@@ -624,5 +697,52 @@ mod tests {
         let err = verify_lines(&bad.join("\n")).unwrap_err();
         assert_eq!((err.n, err.record.clone()), (2, None), "{err}");
         assert!(err.reason.starts_with("its content does not match its hash"), "{err}");
+    }
+
+    /// `[ledger] hash = "sm3"` after SHA-256 entries: the SM3 segment links
+    /// to the SHA-256 head, the walk checks each entry by its own `alg`,
+    /// and neither the algorithm nor a leaf can be changed unnoticed.
+    #[test]
+    fn an_sm3_segment_follows_the_sha256_chain() {
+        let mut lines = Vec::new();
+        let mut prev = GENESIS.to_string();
+        for n in 1..=4u64 {
+            let alg = if n <= 2 { HashAlg::Sha256 } else { HashAlg::Sm3 };
+            let records = vec![Leaf::of_with(record(n, "XJ-1", &format!("M{n}")), alg)];
+            let e = Entry::new_with(alg, n, "2026-11-21T01:00:00.000Z".into(), prev.clone(), records);
+            prev = e.hash.clone();
+            lines.push(serde_json::to_string(&e).unwrap());
+        }
+        let text = lines.join("\n");
+        let s = verify_lines(&text).unwrap();
+        assert_eq!((s.entries, s.head.as_str()), (4, prev.as_str()));
+        let third: Value = serde_json::from_str(&lines[2]).unwrap();
+        assert_eq!(third["alg"], "sm3");
+        assert_eq!(third["prev"], serde_json::from_str::<Value>(&lines[1]).unwrap()["hash"], "linked to the old head");
+        // SM3 is what sealed it: the same fields under SHA-256 do not match.
+        assert_ne!(hash_of(&third), {
+            let mut t = third.clone();
+            t.as_object_mut().unwrap().remove("alg");
+            hash_of(&t)
+        });
+        // Dropping `alg` (to pass the entry off as SHA-256) breaks it.
+        let mut stripped = third.clone();
+        stripped.as_object_mut().unwrap().remove("alg");
+        let mut bad = lines.clone();
+        bad[2] = stripped.to_string();
+        let b = verify_lines(&bad.join("\n")).unwrap_err();
+        assert_eq!(b.n, 3, "{b}");
+        // An unknown algorithm is named.
+        let mut odd = third.clone();
+        odd["alg"] = "md5".into();
+        bad[2] = odd.to_string();
+        let b = verify_lines(&bad.join("\n")).unwrap_err();
+        assert!(b.reason.contains("md5"), "{b}");
+        // A changed SM3 record breaks its leaf.
+        let mut changed = third;
+        changed["records"][0]["msg_id"] = "M9".into();
+        bad[2] = changed.to_string();
+        let b = verify_lines(&bad.join("\n")).unwrap_err();
+        assert_eq!((b.n, b.record.map(|r| r.index)), (3, Some(1)), "leaf hash does not match");
     }
 }

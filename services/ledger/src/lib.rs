@@ -22,8 +22,8 @@ mod service;
 mod store;
 
 pub use chain::{
-    Break, Checked, Entry, GENESIS, Leaf, Record, RecordAt, SourceRef, Summary, Walker, canonical, check_entry,
-    hash_of, leaf_of, records_of, verify_lines,
+    Break, Checked, Entry, GENESIS, HashAlg, Leaf, Record, RecordAt, SourceRef, Summary, Walker, alg_of, canonical,
+    check_entry, digest_hex, hash_of, leaf_of, leaf_of_with, records_of, verify_lines,
 };
 pub use service::run;
 pub use store::{STREAM_LEDGER, SUBJECT_LEDGER, declare, dump, verify_live};

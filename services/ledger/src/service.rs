@@ -29,7 +29,7 @@ use xj_bus::{Bus, Shutdown, TraceParent, headers as h};
 use xj_config::Settings;
 
 use crate::LedgerError;
-use crate::chain::{GENESIS, Record, SourceRef, canonical, entry_hash};
+use crate::chain::{GENESIS, HashAlg, Record, SourceRef, alg_field, canonical, digest_hex, entry_hash_with};
 use crate::recorded::{Key, Recorded, Stream};
 use crate::store::{SUBJECT_LEDGER, declare, read_from};
 
@@ -146,6 +146,8 @@ struct Writer {
     again: HashMap<Key, Vec<Message>>,
     max_bytes: usize,
     failures: u32,
+    /// What new entries are hashed with (`[ledger] hash`).
+    alg: HashAlg,
 }
 
 /// How far back a starting writer reads the chain for sources recorded but
@@ -176,7 +178,7 @@ pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> Resul
         consumers.push(durable.messages(&bus.js).await.map_err(LedgerError::bus)?);
         sources.push((stream, bus.js.get_stream(stream.name()).await.map_err(LedgerError::bus)?));
     }
-    let mut w = Writer::start(bus.js.clone(), ledger, sources, ack_wait).await?;
+    let mut w = Writer::start(bus.js.clone(), ledger, sources, ack_wait, settings.ledger.hash).await?;
     tracing::info!(entries = w.tail.n, recorded_runs = w.recorded.runs(), "ledger running");
 
     // Its own loop (it batches across two streams), counted like the
@@ -244,6 +246,7 @@ impl Writer {
         mut ledger: stream::Stream,
         sources: Vec<(Stream, stream::Stream)>,
         ack_wait: Duration,
+        alg: HashAlg,
     ) -> Result<Self, LedgerError> {
         let server_max = js.client().server_info().max_payload;
         let stream_max = usize::try_from(ledger.cached_info().config.max_message_size).ok().filter(|&m| m > 0);
@@ -266,6 +269,7 @@ impl Writer {
             again: HashMap::new(),
             max_bytes,
             failures: 0,
+            alg,
         };
         // Floors first: what the window holds at or below them is not kept.
         w.refresh_floors().await;
@@ -379,7 +383,7 @@ impl Writer {
         }
         let hop = hop_of(&m);
         let record = record_of(&m, key);
-        let prepared = prepare(record, self.max_bytes);
+        let prepared = prepare(record, self.max_bytes, self.alg);
         let size = prepared.body.len() + LEAF_OVERHEAD;
         self.held.insert(key);
         self.pending.push_back((Held { msg: m, key, size, hop }, prepared));
@@ -404,8 +408,8 @@ impl Writer {
         }
         let n = self.tail.n + 1;
         let at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-        let hash = entry_hash(n, &at, &self.tail.hash, records.iter().map(|r| r.leaf.as_str()));
-        let payload = entry_json(n, &at, &self.tail.hash, &hash, &records, bytes);
+        let hash = entry_hash_with(self.alg, n, &at, &self.tail.hash, records.iter().map(|r| r.leaf.as_str()));
+        let payload = entry_json(self.alg, n, &at, &self.tail.hash, &hash, &records, bytes);
         let mut hd = HeaderMap::new();
         // Stored only right after the entry it names: two writers never fork the chain.
         hd.put("Nats-Expected-Last-Sequence", self.tail.n.to_string().as_str());
@@ -571,7 +575,7 @@ fn record_of(m: &Message, key: Key) -> Record {
 /// The record, prepared for an entry of at most `max_bytes`. A record that
 /// could never fit is recorded by the digest and size of its content
 /// instead: recorded, if not whole, rather than blocking the ledger.
-fn prepare(mut record: Record, max_bytes: usize) -> Prepared {
+fn prepare(mut record: Record, max_bytes: usize, alg: HashAlg) -> Prepared {
     let mut body = record.canonical();
     if body.len() + LEAF_OVERHEAD + ENTRY_OVERHEAD > max_bytes {
         let inner = canonical(&record.record);
@@ -582,14 +586,18 @@ fn prepare(mut record: Record, max_bytes: usize) -> Prepared {
         });
         body = record.canonical();
     }
-    Prepared { leaf: hex::encode(Sha256::digest(body.as_bytes())), body }
+    Prepared { leaf: digest_hex(alg, body.as_bytes()), body }
 }
 
 /// An entry's JSON (as [`crate::Entry`] reads it), each record written as
 /// `{"leaf":…,` followed by its canonical JSON without the opening brace.
-fn entry_json(n: u64, at: &str, prev: &str, hash: &str, records: &[Prepared], size: usize) -> Vec<u8> {
+fn entry_json(alg: HashAlg, n: u64, at: &str, prev: &str, hash: &str, records: &[Prepared], size: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(size);
-    out.extend_from_slice(format!("{{\"n\":{n},\"at\":\"{at}\",\"prev\":\"{prev}\",\"records\":[").as_bytes());
+    out.extend_from_slice(format!("{{\"n\":{n},\"at\":\"{at}\",\"prev\":\"{prev}\",").as_bytes());
+    if let Some(a) = alg_field(alg) {
+        out.extend_from_slice(format!("\"alg\":\"{a}\",").as_bytes());
+    }
+    out.extend_from_slice(b"\"records\":[");
     for (i, r) in records.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -620,13 +628,13 @@ mod tests {
 
     #[test]
     fn a_record_too_large_for_any_entry_is_recorded_by_its_digest() {
-        let p = prepare(record("small"), 64 * 1024);
+        let p = prepare(record("small"), 64 * 1024, HashAlg::Sha256);
         let small: Value = serde_json::from_str(&p.body).unwrap();
         assert_eq!(small["record"]["detail"], "small");
         assert_eq!(p.leaf, record("small").leaf());
 
         let big = "x".repeat(70 * 1024);
-        let p = prepare(record(&big), 64 * 1024);
+        let p = prepare(record(&big), 64 * 1024, HashAlg::Sha256);
         assert!(p.body.len() < 1024);
         let r: Record = serde_json::from_str(&p.body).unwrap();
         assert_eq!(r.record["too_large"], true);
@@ -637,19 +645,25 @@ mod tests {
 
     #[test]
     fn an_entry_written_from_prepared_records_is_the_entry_they_make() {
-        let records: Vec<Record> = ["a", "b\"\n中文", "c"].iter().map(|d| record(d)).collect();
-        let prepared: Vec<Prepared> = records.iter().map(|r| prepare(r.clone(), 64 * 1024)).collect();
-        let hash = entry_hash(7, "2026-11-21T01:00:00.000Z", GENESIS, prepared.iter().map(|p| p.leaf.as_str()));
-        let raw = entry_json(7, "2026-11-21T01:00:00.000Z", GENESIS, &hash, &prepared, 0);
-        let written: crate::Entry = serde_json::from_slice(&raw).unwrap();
-        let expected = crate::Entry::new(
-            7,
-            "2026-11-21T01:00:00.000Z".into(),
-            GENESIS.into(),
-            records.into_iter().map(crate::Leaf::of).collect(),
-        );
-        assert_eq!(written, expected);
-        let c = crate::check_entry(&serde_json::from_slice(&raw).unwrap(), 7, false).unwrap();
-        assert_eq!((c.records, c.hash), (3, hash));
+        for alg in [HashAlg::Sha256, HashAlg::Sm3] {
+            let records: Vec<Record> = ["a", "b\"\n中文", "c"].iter().map(|d| record(d)).collect();
+            let prepared: Vec<Prepared> = records.iter().map(|r| prepare(r.clone(), 64 * 1024, alg)).collect();
+            let at = "2026-11-21T01:00:00.000Z";
+            let hash = entry_hash_with(alg, 7, at, GENESIS, prepared.iter().map(|p| p.leaf.as_str()));
+            let raw = entry_json(alg, 7, at, GENESIS, &hash, &prepared, 0);
+            let written: crate::Entry = serde_json::from_slice(&raw).unwrap();
+            let expected = crate::Entry::new_with(
+                alg,
+                7,
+                at.into(),
+                GENESIS.into(),
+                records.into_iter().map(|r| crate::Leaf::of_with(r, alg)).collect(),
+            );
+            assert_eq!(written, expected, "{alg:?}");
+            let v: Value = serde_json::from_slice(&raw).unwrap();
+            assert_eq!(v.get("alg").and_then(Value::as_str), alg_field(alg), "{alg:?}");
+            let c = crate::check_entry(&v, 7, false).unwrap();
+            assert_eq!((c.records, c.hash.clone()), (3, hash), "{alg:?}");
+        }
     }
 }

@@ -4,6 +4,7 @@ written in Python does to sign a submission and to check a delivery
 
   gm.py sign   <private hex> <public hex 128> <file>   -> the signature, hex r||s
   gm.py verify <public hex 128> <signature hex> <file> -> "ok" or "bad"
+  gm.py sm3    <file>                                  -> SM3 of the file, hex
 
 gmssl signs and verifies with the default distinguishing id
 1234567812345678, as the hub does.
@@ -11,7 +12,7 @@ gmssl signs and verifies with the default distinguishing id
 
 import sys
 
-from gmssl import sm2
+from gmssl import func, sm2, sm3
 
 
 def main():
@@ -25,6 +26,9 @@ def main():
         data = open(path, "rb").read()
         good = sm2.CryptSM2(private_key=None, public_key=public).verify_with_sm3(signature, data)
         print("ok" if good else "bad")
+    elif cmd == "sm3":
+        data = open(sys.argv[2], "rb").read()
+        print(sm3.sm3_hash(func.bytes_to_list(data)))
     else:
         sys.exit(f"unknown command {cmd}")
 

@@ -4,7 +4,8 @@
 //! deliveries so that gmssl verifies them (and refuses a changed body); an
 //! organisation with an SM2 key (`key_alg = "sm2"`) signs its submission
 //! with gmssl and the hub accepts it — and refuses it changed, or passed
-//! off as Ed25519.
+//! off as Ed25519. A ledger with `[ledger] hash = "sm3"` chains entries
+//! whose hashes gmssl's SM3 computes alike.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -136,5 +137,41 @@ async fn an_organisation_signing_with_gmssl_is_accepted() -> anyhow::Result<()> 
     let sig2 = B64.encode(hex::decode(gm(&["sign", &hex::encode(secret), &gm_public(&public_b64)?], &body2)?)?);
     let (s, r) = post(body2, Some(format!("keyid=qh-gm-1,sig={sig2}"))).await?;
     assert_eq!(s, 401, "an SM2 signature passed off as Ed25519: {r}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sm3_ledger_chains_entries_gmssl_hashes_alike() -> anyhow::Result<()> {
+    let hub = TestHub::start("[ledger]\nhash = \"sm3\"\n").await?;
+    let clue = sample_clue("GM-LEDGER-1", "qh-market", "FOOD-STALL", "990101101");
+    let (s, receipt) = hub.submit("qh-market", &clue).await?;
+    assert_eq!(s, 202, "{receipt}");
+    let js = async_nats::jetstream::new(async_nats::connect(hub.nats.url()).await?);
+    let dump = eventually(Duration::from_secs(20), "the message in the ledger", || async {
+        let dump = xj_ledger::dump(&js).await.ok()?;
+        dump.contains("GM-LEDGER-1").then_some(dump)
+    })
+    .await?;
+    let summary = xj_ledger::verify_lines(&dump).map_err(|b| anyhow::anyhow!("the chain breaks: {b}"))?;
+    assert!(summary.entries >= 1);
+    let entry: Value = dump
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e.to_string().contains("GM-LEDGER-1"))
+        .ok_or_else(|| anyhow::anyhow!("no entry records GM-LEDGER-1"))?;
+    assert_eq!(entry["alg"], "sm3", "{entry}");
+    // gmssl's SM3 over what the entry hash covers (every field but `hash`,
+    // the records as their leaves) and over a record gives the stored hashes.
+    let mut head = entry.as_object().cloned().unwrap_or_default();
+    head.remove("hash");
+    let records = head.remove("records").unwrap_or_default();
+    let leaves: Vec<Value> = records.as_array().into_iter().flatten().map(|r| r["leaf"].clone()).collect();
+    head.insert("leaves".into(), Value::Array(leaves));
+    let covered = xj_ledger::canonical(&Value::Object(head));
+    assert_eq!(gm(&["sm3"], covered.as_bytes())?, entry["hash"].as_str().unwrap_or_default());
+    let mut record = records[0].as_object().cloned().unwrap_or_default();
+    let leaf = record.remove("leaf").unwrap_or_default();
+    let record = xj_ledger::canonical(&Value::Object(record));
+    assert_eq!(gm(&["sm3"], record.as_bytes())?, leaf.as_str().unwrap_or_default());
     Ok(())
 }
