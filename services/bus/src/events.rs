@@ -182,6 +182,10 @@ pub struct Delivery {
     pub delivery: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waits_for: Option<String>,
+    /// The recipient's signed receipt, checked against its key
+    /// (docs/security.md, "Signed receipts").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<crate::signing::SignedReceipt>,
 }
 
 impl Delivery {

@@ -433,6 +433,86 @@ pub fn verify_header_as(alg: Alg, public_key_b64: &str, header: &str, body: &[u8
     key.verify(body, &sig)
 }
 
+/// The header a recipient answers a delivery with to sign its receipt.
+pub const RECEIPT_HEADER: &str = "xj-receipt-signature";
+
+/// How far a receipt's `at=` may be from the hub's clock: the receiver
+/// signs when it stores, the hub checks as the answer arrives.
+pub const RECEIPT_SKEW_SECONDS: i64 = 3600;
+
+/// What a recipient signs to say it received a delivery (docs/security.md,
+/// "Signed receipts"): the message (sender and id), who received it, the
+/// SHA-256 of the exact bytes delivered, and when.
+pub fn receipt_text(sender: &str, msg_id: &str, recipient: &str, body_sha256: &str, at: &str) -> String {
+    format!("xj-receipt-v1\n{sender}\n{msg_id}\n{recipient}\n{body_sha256}\n{at}")
+}
+
+/// A receipt as the hub checked and recorded it: the parts of the
+/// recipient's header, each its own field (so that no screen's masking of
+/// `sig=…` text hides the evidence), and the digest it covers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SignedReceipt {
+    /// When the recipient says it received the delivery (RFC 3339).
+    pub at: String,
+    /// SHA-256 (hex) of the bytes delivered, which the signature covers.
+    pub sha256: String,
+    /// `ed25519` or `sm2`.
+    pub alg: String,
+    /// The recipient's label for its key.
+    pub keyid: String,
+    /// The signature, base64.
+    pub sig: String,
+}
+
+impl SignedReceipt {
+    /// The `Xj-Receipt-Signature` header it was sent as.
+    pub fn header(&self) -> String {
+        let alg = if self.alg == "sm2" { "alg=sm2," } else { "" };
+        format!("{alg}keyid={},at={},sig={}", self.keyid, self.at, self.sig)
+    }
+}
+
+/// Checks an `Xj-Receipt-Signature` header against the recipient's
+/// registered key: it must name an `at=` within
+/// [`RECEIPT_SKEW_SECONDS`] of `now` and sign [`receipt_text`].
+pub fn verify_receipt(
+    alg: Alg,
+    public_key_b64: &str,
+    header: &str,
+    message: (&str, &str),
+    recipient: &str,
+    body: &[u8],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<SignedReceipt, String> {
+    let at = header
+        .split(',')
+        .find_map(|p| p.trim().strip_prefix("at="))
+        .ok_or_else(|| "no at=<RFC 3339 time of receipt> in Xj-Receipt-Signature".to_string())?;
+    let when = chrono::DateTime::parse_from_rfc3339(at).map_err(|e| format!("at={at} is not an RFC 3339 time: {e}"))?;
+    if (when.with_timezone(&chrono::Utc) - now).num_seconds().abs() > RECEIPT_SKEW_SECONDS {
+        return Err(format!("at={at} is more than an hour from the hub's clock"));
+    }
+    let sha256 = hex::encode(Sha256::digest(body));
+    let text = receipt_text(message.0, message.1, recipient, &sha256, at);
+    verify_header_as(alg, public_key_b64, header, text.as_bytes())?;
+    let part = |name: &str| header.split(',').find_map(|p| p.trim().strip_prefix(name)).unwrap_or_default().to_string();
+    Ok(SignedReceipt {
+        at: at.to_string(),
+        sha256,
+        alg: alg.as_str().to_string(),
+        keyid: part("keyid="),
+        sig: part("sig="),
+    })
+}
+
+/// Signs a receipt as a recipient does (its systems; tests).
+pub fn sign_receipt(key: &HubKey, kid: &str, message: (&str, &str), recipient: &str, body: &[u8], at: &str) -> String {
+    let text = receipt_text(message.0, message.1, recipient, &hex::encode(Sha256::digest(body)), at);
+    let sig = key.secret.sign(text.as_bytes());
+    let alg = if key.alg() == Alg::Sm2 { "alg=sm2," } else { "" };
+    format!("{alg}keyid={kid},at={at},sig={}", B64.encode(sig))
+}
+
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
@@ -538,5 +618,26 @@ mod tests {
         // Key ids: SHA-256 of an Ed25519 key, SM3 of an SM2 key.
         assert_eq!(old.kid(), &hex::encode(Sha256::digest(B64.decode(old.public_key_b64()).unwrap()))[..16]);
         assert_eq!(new.kid(), &hex::encode(sm3::Sm3::digest(B64.decode(new.public_key_b64()).unwrap()))[..16]);
+    }
+
+    #[test]
+    fn receipts_verify_for_their_bytes_time_and_recipient_only() {
+        for alg in [Alg::Ed25519, Alg::Sm2] {
+            let key = HubKey::generate(alg);
+            let now = chrono::Utc::now();
+            let at = now.to_rfc3339();
+            let h = sign_receipt(&key, "k1", ("qh-market", "M-1"), "qh-police", b"body", &at);
+            let r = verify_receipt(alg, &key.public_key_b64(), &h, ("qh-market", "M-1"), "qh-police", b"body", now)
+                .unwrap();
+            assert_eq!((r.at.as_str(), r.keyid.as_str(), r.alg.as_str()), (at.as_str(), "k1", alg.as_str()));
+            assert_eq!(r.header(), h, "the header rebuilt from the record");
+            let pk = key.public_key_b64();
+            assert!(verify_receipt(alg, &pk, &h, ("qh-market", "M-1"), "qh-police", b"bodY", now).is_err());
+            assert!(verify_receipt(alg, &pk, &h, ("qh-market", "M-2"), "qh-police", b"body", now).is_err());
+            assert!(verify_receipt(alg, &pk, &h, ("qh-market", "M-1"), "qh-other", b"body", now).is_err());
+            let later = now + chrono::Duration::hours(2);
+            let e = verify_receipt(alg, &pk, &h, ("qh-market", "M-1"), "qh-police", b"body", later).unwrap_err();
+            assert!(e.contains("hour"), "{e}");
+        }
     }
 }

@@ -736,6 +736,11 @@ pub struct Org {
     /// `handoff_receipt` when delivery succeeds.
     #[serde(default)]
     pub auto_receipt: bool,
+    /// Its system signs a receipt for every webhook delivery
+    /// (`Xj-Receipt-Signature` with its `public_key`): a delivery answered
+    /// without a valid one is not delivered, and retried.
+    #[serde(default)]
+    pub sign_receipts: bool,
     /// The organisation's Ed25519 public key (base64, 32 bytes): when set,
     /// every submission must carry `Xj-Signature` over the exact body.
     pub public_key: Option<String>,

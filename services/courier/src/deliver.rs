@@ -73,6 +73,8 @@ pub enum Outcome {
     Delivered {
         status: Option<u16>,
         stored: Option<u64>,
+        /// A webhook answer's `Xj-Receipt-Signature`, as sent.
+        receipt: Option<String>,
         /// Stored for a pull organisation: delivered only once collected.
         held: bool,
         elapsed: Duration,
@@ -133,7 +135,7 @@ pub async fn attempt(http: &reqwest::Client, bus: &Bus, key: &HubKey, p: &Parcel
     };
     let elapsed = started.elapsed();
     match stored {
-        Ok(seq) => Outcome::Delivered { status: None, stored: Some(seq), held, elapsed },
+        Ok(seq) => Outcome::Delivered { status: None, stored: Some(seq), receipt: None, held, elapsed },
         Err(reason) => Outcome::Failed { reason, status: None, elapsed },
     }
 }
@@ -176,6 +178,10 @@ pub async fn webhook(http: &reqwest::Client, key: &HubKey, p: &Parcel<'_>, url: 
         Ok(r) if r.status().is_success() => Outcome::Delivered {
             status: Some(r.status().as_u16()),
             stored: None,
+            receipt: r
+                .headers()
+                .get(xj_bus::signing::RECEIPT_HEADER)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).chars().take(1024).collect()),
             held: false,
             elapsed: started.elapsed(),
         },
@@ -185,6 +191,28 @@ pub async fn webhook(http: &reqwest::Client, key: &HubKey, p: &Parcel<'_>, url: 
             Outcome::Failed { reason, status: Some(status), elapsed: started.elapsed() }
         }
         Err(e) => Outcome::Failed { reason: describe(&e), status: None, elapsed: started.elapsed() },
+    }
+}
+
+/// What a webhook answer's receipt means for `org` (docs/security.md,
+/// "Signed receipts"): checked against its registered key when it sent one
+/// (a receipt that does not verify fails the attempt), required when it
+/// must sign them; ignored from an organisation with no key to check it.
+pub fn check_receipt(
+    org: &Org,
+    message: (&str, &str),
+    body: &[u8],
+    header: Option<&str>,
+) -> Result<Option<xj_bus::signing::SignedReceipt>, String> {
+    let Some(key) = org.public_key.as_deref() else { return Ok(None) };
+    match header {
+        None if org.sign_receipts => {
+            Err(format!("{} must sign its receipts (sign_receipts): the answer has no Xj-Receipt-Signature", org.id))
+        }
+        None => Ok(None),
+        Some(h) => xj_bus::signing::verify_receipt(org.key_alg, key, h, message, &org.id, body, chrono::Utc::now())
+            .map(Some)
+            .map_err(|e| format!("Xj-Receipt-Signature does not verify against the key {} registered: {e}", org.id)),
     }
 }
 

@@ -28,7 +28,7 @@ use xj_bus::signing::HubKey;
 use xj_bus::{Bus, Shutdown, TraceParent, events, headers as h, subjects};
 use xj_config::Settings;
 
-use crate::deliver::{Outcome, Parcel, attempt, backoff, delivery_id, native_form};
+use crate::deliver::{Outcome, Parcel, attempt, backoff, check_receipt, delivery_id, native_form};
 
 const CONSUMER: &str = "courier";
 
@@ -391,6 +391,7 @@ impl Courier {
             (Some(a), Err(reason)) => a.fail(reason.clone()),
             (None, _) => {}
         }
+        let mut receipt_checked = None;
         let (outcome, untranslatable) = match native {
             Ok((body, content_type)) => {
                 let parcel = Parcel {
@@ -404,7 +405,23 @@ impl Courier {
                     body,
                     content_type,
                 };
-                (attempt(&self.http, bus, &self.key, &parcel).await, false)
+                let outcome = attempt(&self.http, bus, &self.key, &parcel).await;
+                // A receipt is checked over the bytes delivered: a receipt
+                // that does not verify (or is owed and missing) is no delivery.
+                let outcome = match outcome {
+                    Outcome::Delivered { status, stored, receipt, held, elapsed } => {
+                        let message = (copy.sender.as_str(), copy.msg_id.as_str());
+                        match check_receipt(org, message, &parcel.body, receipt.as_deref()) {
+                            Ok(signed) => {
+                                receipt_checked = signed;
+                                Outcome::Delivered { status, stored, receipt, held, elapsed }
+                            }
+                            Err(reason) => Outcome::Failed { reason, status: None, elapsed },
+                        }
+                    }
+                    failed => failed,
+                };
+                (outcome, false)
             }
             Err(reason) => (Outcome::Failed { reason, status: None, elapsed: Duration::ZERO }, true),
         };
@@ -413,9 +430,10 @@ impl Courier {
         let mut detail = events::Delivery::to(&copy.recipient, attempt_no);
         detail.replayed_by = copy.replayed_by.clone();
         let (step, result) = match &outcome {
-            Outcome::Delivered { status, stored, held, elapsed } => {
+            Outcome::Delivered { status, stored, held, elapsed, .. } => {
                 metrics::histogram!("xj_delivery_seconds", "outcome" => "delivered").record(elapsed.as_secs_f64());
                 detail.status = *status;
+                detail.receipt = receipt_checked.take();
                 detail.ms = Some(elapsed.as_millis() as u64);
                 // Where the copy of a NATS-native organisation is: the
                 // trace says delivered only for a copy the outbox holds.

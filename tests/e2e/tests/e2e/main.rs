@@ -20,6 +20,7 @@ mod letters;
 mod monthly;
 mod nats_org;
 mod read_side;
+mod receipts;
 mod replies;
 mod routing;
 mod supervision_read;
