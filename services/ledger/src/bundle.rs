@@ -23,6 +23,40 @@ pub const FORMAT: &str = "xianjie-evidence-bundle/2";
 /// Bundles exported before batching; still verified.
 pub const FORMAT_V1: &str = "xianjie-evidence-bundle/1";
 
+/// What a bundle shows whole: one case's records, or one message's (its
+/// acceptance, routing, deliveries and receipts — `xj audit export
+/// --message`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Case(String),
+    Message { sender: String, id: String },
+}
+
+impl Scope {
+    /// Whether `record` (as JSON) is in the scope.
+    pub fn shows(&self, record: &Value) -> bool {
+        match self {
+            Scope::Case(c) => record["case"] == c.as_str(),
+            Scope::Message { sender, id } => record["msg_id"] == id.as_str() && record["sender"] == sender.as_str(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Scope::Case(c) => format!("case {c:?}"),
+            Scope::Message { sender, id } => format!("message {id:?} of {sender}"),
+        }
+    }
+
+    /// The scope a bundle says it shows.
+    fn of_bundle(b: &Value) -> Option<Self> {
+        match b.get("message") {
+            Some(m) => Some(Scope::Message { sender: m["sender"].as_str()?.into(), id: m["id"].as_str()?.into() }),
+            None => Some(Scope::Case(b["case"].as_str()?.into())),
+        }
+    }
+}
+
 /// Whether a record (as JSON) is held whole, not reduced to its leaf hash.
 fn is_whole(r: &Value) -> bool {
     r.as_object().is_some_and(|m| m.len() > 1 || !m.contains_key("leaf"))
@@ -31,22 +65,28 @@ fn is_whole(r: &Value) -> bool {
 /// The entry as `case`'s bundle shows it, or `None` when it holds no record
 /// of the case.
 pub fn for_case(entry: &Value, case: &str) -> Option<Value> {
+    for_scope(entry, &Scope::Case(case.into()))
+}
+
+/// The entry as a bundle of `scope` shows it, or `None` when it holds no
+/// record in the scope.
+pub fn for_scope(entry: &Value, scope: &Scope) -> Option<Value> {
     if !is_batched(entry) {
-        return (entry["case"] == case).then(|| entry.clone());
+        return scope.shows(entry).then(|| entry.clone());
     }
     let records = entry["records"].as_array()?;
-    if !records.iter().any(|r| r["case"] == case) {
+    if !records.iter().any(|r| scope.shows(r)) {
         return None;
     }
     let mut shown = entry.clone();
     shown["records"] =
-        records.iter().map(|r| if r["case"] == case { r.clone() } else { json!({ "leaf": r["leaf"] }) }).collect();
+        records.iter().map(|r| if scope.shows(r) { r.clone() } else { json!({ "leaf": r["leaf"] }) }).collect();
     Some(shown)
 }
 
 /// Reads a chain in order and keeps what `case`'s bundle needs.
 struct Collect<'a> {
-    case: &'a str,
+    scope: &'a Scope,
     walker: Walker,
     broken: Option<Break>,
     /// `n`, `prev`, `hash` of every entry from the case's first on.
@@ -57,21 +97,21 @@ struct Collect<'a> {
 }
 
 impl<'a> Collect<'a> {
-    fn new(case: &'a str) -> Self {
-        Self { case, walker: Walker::default(), broken: None, links: Vec::new(), ours: Vec::new(), after_break: false }
+    fn new(scope: &'a Scope) -> Self {
+        Self { scope, walker: Walker::default(), broken: None, links: Vec::new(), ours: Vec::new(), after_break: false }
     }
 
     fn step(&mut self, seq: u64, raw: &[u8]) -> bool {
         if self.broken.is_some() {
             // Past a break nothing verifies, but the case may still have
             // records there: then its bundle would leave them out.
-            let maybe_ours = serde_json::from_slice::<Value>(raw).map_or(true, |e| for_case(&e, self.case).is_some());
+            let maybe_ours = serde_json::from_slice::<Value>(raw).map_or(true, |e| for_scope(&e, self.scope).is_some());
             self.after_break |= maybe_ours;
             return true;
         }
         match self.walker.step(seq, raw) {
             Ok(e) => {
-                let shown = for_case(&e, self.case);
+                let shown = for_scope(&e, self.scope);
                 if shown.is_some() || !self.ours.is_empty() {
                     self.links.push(json!({ "n": e["n"], "prev": e["prev"], "hash": e["hash"] }));
                 }
@@ -88,9 +128,8 @@ impl<'a> Collect<'a> {
     /// The case's entries and the links from its first to its last;
     /// refuses a chain broken before the last (or where it cannot tell).
     fn finish(mut self) -> Result<(Vec<Value>, Vec<Value>, Summary), LedgerError> {
-        let case = self.case;
         let Some(last_n) = self.ours.last().and_then(|e| e["n"].as_u64()) else {
-            return Err(LedgerError::Bundle(format!("the ledger has no record of case {case:?}")));
+            return Err(LedgerError::Bundle(format!("the ledger has no record of {}", self.scope.describe())));
         };
         if let Some(b) = &self.broken
             && (b.n <= last_n || self.after_break)
@@ -104,12 +143,11 @@ impl<'a> Collect<'a> {
 
 /// The accepted messages the case's entries record: (entry, record index
 /// from 1, sequence in `XJ_ACCEPTED`, digest).
-fn message_refs(ours: &[Value], case: &str) -> Vec<(u64, usize, u64, Value)> {
+fn message_refs(ours: &[Value], scope: &Scope) -> Vec<(u64, usize, u64, Value)> {
     let mut refs = Vec::new();
     for e in ours {
         for (i, r) in records_of(e).into_iter().enumerate() {
-            if r["kind"] == "message" && r["case"] == case && r["source"]["stream"] == xj_bus::subjects::STREAM_ACCEPTED
-            {
+            if r["kind"] == "message" && scope.shows(r) && r["source"]["stream"] == xj_bus::subjects::STREAM_ACCEPTED {
                 let seq = r["source"]["seq"].as_u64().unwrap_or_default();
                 refs.push((e["n"].as_u64().unwrap_or_default(), i + 1, seq, r["record"]["sha256"].clone()));
             }
@@ -118,14 +156,45 @@ fn message_refs(ours: &[Value], case: &str) -> Vec<(u64, usize, u64, Value)> {
     refs
 }
 
+/// The keys of the organisations whose receipts a bundle holds, as the
+/// hub's configuration registered them: `{org: {"alg", "public_key"}}`.
+pub type PartyKeys = serde_json::Map<String, Value>;
+
+/// The recipients that signed receipts in `ours`, with their keys.
+fn receipt_keys(ours: &[Value], keys: &dyn Fn(&str) -> Option<(String, String)>) -> PartyKeys {
+    let mut out = PartyKeys::new();
+    for e in ours {
+        for r in records_of(e).into_iter().filter(|r| is_whole(r)) {
+            let d = &r["record"]["detail"];
+            if d.get("receipt").is_some()
+                && let Some(org) = d["recipient"].as_str()
+                && let Some((alg, key)) = keys(org)
+            {
+                out.insert(org.into(), json!({ "alg": alg, "public_key": key }));
+            }
+        }
+    }
+    out
+}
+
 fn assemble(
-    case: &str,
+    scope: &Scope,
     ours: Vec<Value>,
     links: Vec<Value>,
     messages: Vec<Value>,
     chain: Summary,
+    party_keys: PartyKeys,
     key: &HubKey,
 ) -> Value {
+    // A message's case, as its records say.
+    let case = match scope {
+        Scope::Case(c) => c.clone(),
+        Scope::Message { .. } => ours
+            .iter()
+            .flat_map(records_of)
+            .find_map(|r| scope.shows(r).then(|| r["case"].as_str().map(str::to_owned)).flatten())
+            .unwrap_or_default(),
+    };
     let mut bundle = json!({
         "format": FORMAT,
         "case": case,
@@ -135,7 +204,11 @@ fn assemble(
         "links": links,
         "messages": messages,
         "keys": key.jwks(),
+        "party_keys": party_keys,
     });
+    if let Scope::Message { sender, id } = scope {
+        bundle["message"] = json!({ "sender": sender, "id": id });
+    }
     let sig = key.sign_header(canonical(&bundle).as_bytes());
     bundle["signature"] = json!(sig);
     bundle
@@ -153,16 +226,30 @@ fn message(n: u64, index: usize, seq: u64, sha256: Value, body: Option<&[u8]>) -
 /// Builds the bundle of `case` from the live ledger; refuses when the chain
 /// is broken before the case's last entry.
 pub async fn export_case(js: &async_nats::jetstream::Context, case: &str, key: &HubKey) -> Result<Value, LedgerError> {
-    let mut c = Collect::new(case);
+    export(js, &Scope::Case(case.into()), &|_| None, key).await
+}
+
+/// Builds the bundle of `scope` from the live ledger, with the keys
+/// (`keys(org)` → algorithm and base64 public key) of the recipients whose
+/// signed receipts it holds; refuses when the chain is broken before the
+/// scope's last entry.
+pub async fn export(
+    js: &async_nats::jetstream::Context,
+    scope: &Scope,
+    keys: &dyn Fn(&str) -> Option<(String, String)>,
+    key: &HubKey,
+) -> Result<Value, LedgerError> {
+    let mut c = Collect::new(scope);
     read_all(js, |seq, raw| c.step(seq, raw)).await?;
     let (ours, links, chain) = c.finish()?;
     let accepted = js.get_stream(xj_bus::subjects::STREAM_ACCEPTED).await.map_err(LedgerError::bus)?;
     let mut messages = Vec::new();
-    for (n, index, seq, sha256) in message_refs(&ours, case) {
+    for (n, index, seq, sha256) in message_refs(&ours, scope) {
         let body = accepted.get_raw_message(seq).await.ok().map(|m| m.payload);
         messages.push(message(n, index, seq, sha256, body.as_deref()));
     }
-    Ok(assemble(case, ours, links, messages, chain, key))
+    let party_keys = receipt_keys(&ours, keys);
+    Ok(assemble(scope, ours, links, messages, chain, party_keys, key))
 }
 
 /// Builds the bundle of `case` from a ledger dump (JSON lines) and the
@@ -173,16 +260,17 @@ pub fn export_from_dump(
     accepted: &dyn Fn(u64) -> Option<Vec<u8>>,
     key: &HubKey,
 ) -> Result<Value, LedgerError> {
-    let mut c = Collect::new(case);
+    let scope = Scope::Case(case.into());
+    let mut c = Collect::new(&scope);
     for (i, line) in dump.lines().filter(|l| !l.trim().is_empty()).enumerate() {
         c.step(i as u64 + 1, line.as_bytes());
     }
     let (ours, links, chain) = c.finish()?;
-    let messages = message_refs(&ours, case)
+    let messages = message_refs(&ours, &scope)
         .into_iter()
         .map(|(n, index, seq, sha256)| message(n, index, seq, sha256, accepted(seq).as_deref()))
         .collect();
-    Ok(assemble(case, ours, links, messages, chain, key))
+    Ok(assemble(&scope, ours, links, messages, chain, PartyKeys::new(), key))
 }
 
 /// What an offline check of a bundle found.
@@ -204,6 +292,8 @@ pub struct Verified {
     /// Other cases' records, shown only by their leaf hashes.
     pub others: usize,
     pub messages: usize,
+    /// Recipients' signed receipts checked against their keys.
+    pub receipts: usize,
     pub kid: String,
 }
 
@@ -224,6 +314,7 @@ pub fn verify_bundle(b: &Value) -> Result<Verified, BundleError> {
         .map_err(|e| bad(format!("the hub's signature does not verify: {e}")))?;
     let kid = xj_bus::signing::header_kid(sig).unwrap_or_default().to_string();
     let case = b["case"].as_str().ok_or_else(|| bad("no case".into()))?;
+    let scope = Scope::of_bundle(b).ok_or_else(|| bad("no case or message it shows".into()))?;
     let links = b["links"].as_array().ok_or_else(|| bad("no links".into()))?;
     let mut prev: Option<(u64, String)> = None;
     for l in links {
@@ -240,20 +331,28 @@ pub fn verify_bundle(b: &Value) -> Result<Verified, BundleError> {
         prev = Some((n, lh.to_string()));
     }
     let entries = b["entries"].as_array().ok_or_else(|| bad("no entries".into()))?;
-    let (mut records, mut others) = (0, 0);
+    let (mut records, mut others, mut receipts) = (0, 0, 0);
     for e in entries {
         let n = e["n"].as_u64().ok_or_else(|| bad("an entry without n".into()))?;
         let entry_err = |reason: &str| BundleError::Entry(Break::entry(n, reason));
         let checked = check_entry(e, n, true).map_err(BundleError::Entry)?;
         for (i, r) in records_of(e).into_iter().enumerate().filter(|(_, r)| is_whole(r)) {
-            if r["case"] != case {
-                let at = RecordAt {
-                    index: i + 1,
-                    stream: r["source"]["stream"].as_str().map(str::to_owned),
-                    seq: r["source"]["seq"].as_u64(),
+            let at = || RecordAt {
+                index: i + 1,
+                stream: r["source"]["stream"].as_str().map(str::to_owned),
+                seq: r["source"]["seq"].as_u64(),
+            };
+            if !scope.shows(r) {
+                let reason = match scope {
+                    Scope::Case(_) => "belongs to another case, whose records a bundle shows only by their leaf hashes",
+                    Scope::Message { .. } => {
+                        "belongs to another message, whose records a bundle shows only by their leaf hashes"
+                    }
                 };
-                let reason = "belongs to another case, whose records a bundle shows only by their leaf hashes";
-                return Err(BundleError::Entry(Break { n, record: Some(at), reason: reason.into() }));
+                return Err(BundleError::Entry(Break { n, record: Some(at()), reason: reason.into() }));
+            }
+            if check_receipt(b, r).map_err(|reason| BundleError::Entry(Break { n, record: Some(at()), reason }))? {
+                receipts += 1;
             }
         }
         if checked.records == 0 {
@@ -292,7 +391,41 @@ pub fn verify_bundle(b: &Value) -> Result<Verified, BundleError> {
             }
         }
     }
-    Ok(Verified { case: case.to_string(), entries: entries.len(), records, others, messages: messages.len(), kid })
+    Ok(Verified {
+        case: case.to_string(),
+        entries: entries.len(),
+        records,
+        others,
+        messages: messages.len(),
+        receipts,
+        kid,
+    })
+}
+
+/// Checks the signed receipt a delivery record holds, if any, against the
+/// recipient's key in the bundle's `party_keys`: whether there was one.
+fn check_receipt(b: &Value, record: &Value) -> Result<bool, String> {
+    let d = &record["record"]["detail"];
+    let Some(receipt) = d.get("receipt") else { return Ok(false) };
+    let receipt: xj_bus::signing::SignedReceipt =
+        serde_json::from_value(receipt.clone()).map_err(|e| format!("its receipt cannot be read: {e}"))?;
+    let recipient = d["recipient"].as_str().unwrap_or_default();
+    let key = &b["party_keys"][recipient];
+    let alg = match key["alg"].as_str() {
+        Some("sm2") => xj_bus::signing::Alg::Sm2,
+        Some("ed25519") => xj_bus::signing::Alg::Ed25519,
+        _ => return Err(format!("holds a receipt of {recipient}, whose key the bundle does not give")),
+    };
+    let (sender, id) = (record["sender"].as_str().unwrap_or_default(), record["msg_id"].as_str().unwrap_or_default());
+    let text = xj_bus::signing::receipt_text(sender, id, recipient, &receipt.sha256, &receipt.at);
+    xj_bus::signing::verify_header_as(
+        alg,
+        key["public_key"].as_str().unwrap_or_default(),
+        &receipt.header(),
+        text.as_bytes(),
+    )
+    .map_err(|e| format!("{recipient}'s signed receipt does not verify: {e}"))?;
+    Ok(true)
 }
 
 #[cfg(test)]

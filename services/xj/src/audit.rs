@@ -24,20 +24,30 @@ pub enum AuditCmd {
         #[arg(long)]
         file: Option<PathBuf>,
     },
-    /// Write the entries holding one case's records (other cases' records by
-    /// their leaf hashes only), the chain links and the case's messages as a
+    /// Write the entries holding one case's records — or one message's, with
+    /// --message — (other records by their leaf hashes only), the chain links,
+    /// the messages, the recipients' signed receipts and their keys as a
     /// signed evidence bundle that verifies offline.
     Export {
         #[arg(long, default_value = "xianjie.toml")]
         config: PathBuf,
         #[arg(long)]
         nats: Option<String>,
+        #[arg(long, required_unless_present = "message", conflicts_with = "message")]
+        case: Option<String>,
+        /// One message's package: its id (with --sender, the organisation that sent it).
+        #[arg(long, requires = "sender")]
+        message: Option<String>,
         #[arg(long)]
-        case: String,
+        sender: Option<String>,
         /// Output file (default: standard output).
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Check an evidence package (`xj audit export`) offline, with no hub:
+    /// the hub's signature, every record and entry, the chain links, the
+    /// messages against their digests, the recipients' signed receipts.
+    VerifyPackage { file: PathBuf },
     /// Write the whole ledger as JSON lines (an offline copy `verify --file` checks).
     Dump {
         #[arg(long, default_value = "xianjie.toml")]
@@ -105,19 +115,34 @@ pub async fn audit(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        AuditCmd::Export { config, nats, case, out } => {
+        AuditCmd::Export { config, nats, case, message, sender, out } => {
+            use xj_ledger::bundle::Scope;
             let s = settings(&config)?;
             let js = connect(&s, nats).await?;
             let key = HubKey::load_or_create_as(&xj::hub::key_path(&s), s.hub.signature)?
                 .with_previous(&s.hub.previous_public_keys)?;
-            let bundle = xj_ledger::bundle::export_case(&js, &case, &key).await?;
+            let scope = match (case, message, sender) {
+                (Some(c), _, _) => Scope::Case(c),
+                (None, Some(id), Some(sender)) => Scope::Message { sender, id },
+                _ => anyhow::bail!("name --case, or --message with --sender"),
+            };
+            // The keys a receipt in the package is checked with, as registered.
+            let keys = |org: &str| {
+                let o = s.org(org)?;
+                Some((o.key_alg.as_str().to_string(), o.public_key.clone()?))
+            };
+            let bundle = xj_ledger::bundle::export(&js, &scope, &keys, &key).await?;
             write_out(out.as_deref(), &serde_json::to_string_pretty(&bundle)?)?;
             let entries = bundle["entries"].as_array().map(Vec::as_slice).unwrap_or_default();
-            let records: usize =
-                entries.iter().flat_map(xj_ledger::records_of).filter(|r| r["case"] == case.as_str()).count();
-            eprintln!("case {case}: {records} records in {} entries exported", entries.len());
+            let records: usize = entries.iter().flat_map(xj_ledger::records_of).filter(|r| scope.shows(r)).count();
+            let what = match &scope {
+                Scope::Case(c) => format!("case {c}"),
+                Scope::Message { sender, id } => format!("message {id} of {sender} (case {})", bundle["case"]),
+            };
+            eprintln!("{what}: {records} records in {} entries exported", entries.len());
             Ok(ExitCode::SUCCESS)
         }
+        AuditCmd::VerifyPackage { file } => verify_file(&file),
         AuditCmd::Dump { config, nats, out } => {
             let s = settings(&config)?;
             let js = connect(&s, nats).await?;
@@ -143,9 +168,13 @@ fn verify_file(file: &Path) -> anyhow::Result<ExitCode> {
     if let Some(b) = bundle {
         return Ok(match xj_ledger::bundle::verify_bundle(&b) {
             Ok(v) => {
+                let what = match b.get("message") {
+                    Some(m) => format!("message {} of {} (case {})", m["id"], m["sender"], v.case),
+                    None => format!("case {}", v.case),
+                };
                 println!(
-                    "bundle ok: case {}, {} records in {} entries ({} records of other cases by their leaf hashes only), {} messages, signed by hub key {}",
-                    v.case, v.records, v.entries, v.others, v.messages, v.kid
+                    "bundle ok: {what}, {} records in {} entries ({} other records by their leaf hashes only), {} messages, {} signed receipts, signed by hub key {}",
+                    v.records, v.entries, v.others, v.messages, v.receipts, v.kid
                 );
                 ExitCode::SUCCESS
             }

@@ -157,5 +157,62 @@ async fn a_receipt_owed_is_checked_recorded_and_verifies_offline() -> anyhow::Re
         xj_ledger::dump(&js).await.ok()?.contains(&receipt.sig).then_some(())
     })
     .await?;
+
+    // The message's evidence package: verifies offline with the receipt,
+    // and names what was changed.
+    let key = HubKey::load_or_create_as(&hub.settings.signing_key_path(), hub.settings.hub.signature)?;
+    let scope = xj_ledger::bundle::Scope::Message { sender: "qh-market".into(), id: "RCPT-1".into() };
+    let keys = |org: &str| {
+        let o = hub.settings.org(org)?;
+        Some((o.key_alg.as_str().to_string(), o.public_key.clone()?))
+    };
+    let package = xj_ledger::bundle::export(&js, &scope, &keys, &key).await?;
+    assert_eq!(package["message"]["id"], "RCPT-1");
+    assert_eq!(package["party_keys"]["qh-rcpt"]["public_key"], public.as_str());
+    let v = xj_ledger::bundle::verify_bundle(&package).map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!((v.receipts, v.messages), (1, 1), "{v:?}");
+    // Any byte changed: the hub's signature over the package breaks.
+    let text = package.to_string();
+    let other = if receipt.sig.starts_with('Z') { "Y" } else { "Z" };
+    let flipped = text.replacen(&receipt.sig, &format!("{other}{}", &receipt.sig[1..]), 1);
+    assert_ne!(flipped, text);
+    let e = xj_ledger::bundle::verify_bundle(&serde_json::from_str(&flipped)?).unwrap_err().to_string();
+    assert!(e.contains("the hub's signature does not verify"), "{e}");
+    // Re-signed by the hub (so the inner checks speak): the part is named.
+    let resign = |mut b: Value| {
+        if let Some(m) = b.as_object_mut() {
+            m.remove("signature");
+        }
+        let sig = key.sign_header(xj_ledger::canonical(&b).as_bytes());
+        b["signature"] = sig.into();
+        b
+    };
+    let mut forged = package.clone();
+    for e in forged["entries"].as_array_mut().into_iter().flatten() {
+        for r in e["records"].as_array_mut().into_iter().flatten() {
+            if let Some(at) = r.pointer_mut("/record/detail/receipt/at") {
+                *at = "2026-12-03T00:00:00Z".into();
+            }
+        }
+    }
+    let e = xj_ledger::bundle::verify_bundle(&resign(forged)).unwrap_err().to_string();
+    assert!(e.contains("leaf hash does not match"), "a changed receipt changes its record: {e}");
+    let mut keyless = package.clone();
+    keyless["party_keys"] = json!({});
+    let e = xj_ledger::bundle::verify_bundle(&resign(keyless)).unwrap_err().to_string();
+    assert!(e.contains("qh-rcpt") && e.contains("key"), "{e}");
+    let mut other_key = package.clone();
+    other_key["party_keys"]["qh-rcpt"]["public_key"] = police.wrong.public_key_b64().into();
+    let e = xj_ledger::bundle::verify_bundle(&resign(other_key)).unwrap_err().to_string();
+    assert!(e.contains("signed receipt does not verify"), "{e}");
+    let mut body = package.clone();
+    if let Some(b) = body["messages"][0]["body_b64"].as_str() {
+        let mut raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b)?;
+        raw[3] ^= 1;
+        body["messages"][0]["body_b64"] =
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, raw).into();
+    }
+    let e = xj_ledger::bundle::verify_bundle(&resign(body)).unwrap_err().to_string();
+    assert!(e.contains("does not match the digest"), "{e}");
     Ok(())
 }
