@@ -83,7 +83,10 @@ fn audit_verify_checks_a_bundle_offline_that_shows_only_its_case() {
     // `verify-package` is the same check by the name evidence packages use.
     let o = xj().args(["audit", "verify-package"]).arg(&path).output().unwrap();
     let said = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success() && said.contains("bundle ok: case XJ-1") && said.contains("0 signed receipts"), "{said}");
+    assert!(
+        o.status.success() && said.contains("bundle ok: case XJ-1") && said.contains("0 signed receipts"),
+        "{said}"
+    );
 
     // One changed byte in a record: the signature no longer verifies.
     let original = std::fs::read_to_string(&path).unwrap();
