@@ -496,13 +496,13 @@ pub fn verify_receipt(
     let text = receipt_text(message.0, message.1, recipient, &sha256, at);
     verify_header_as(alg, public_key_b64, header, text.as_bytes())?;
     let part = |name: &str| header.split(',').find_map(|p| p.trim().strip_prefix(name)).unwrap_or_default().to_string();
-    Ok(SignedReceipt {
-        at: at.to_string(),
-        sha256,
-        alg: alg.as_str().to_string(),
-        keyid: part("keyid="),
-        sig: part("sig="),
-    })
+    // The label is the recipient's and outside the signed text: it is
+    // recorded only as short visible ASCII.
+    let keyid = part("keyid=");
+    if keyid.is_empty() || keyid.len() > 64 || !keyid.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("keyid= must be 1 to 64 visible ASCII characters".into());
+    }
+    Ok(SignedReceipt { at: at.to_string(), sha256, alg: alg.as_str().to_string(), keyid, sig: part("sig=") })
 }
 
 /// Signs a receipt as a recipient does (its systems; tests).
@@ -635,6 +635,9 @@ mod tests {
             assert!(verify_receipt(alg, &pk, &h, ("qh-market", "M-1"), "qh-police", b"bodY", now).is_err());
             assert!(verify_receipt(alg, &pk, &h, ("qh-market", "M-2"), "qh-police", b"body", now).is_err());
             assert!(verify_receipt(alg, &pk, &h, ("qh-market", "M-1"), "qh-other", b"body", now).is_err());
+            let odd = sign_receipt(&key, "k\u{1b}[2J", ("qh-market", "M-1"), "qh-police", b"body", &at);
+            let e = verify_receipt(alg, &pk, &odd, ("qh-market", "M-1"), "qh-police", b"body", now).unwrap_err();
+            assert!(e.contains("keyid"), "{e}");
             let later = now + chrono::Duration::hours(2);
             let e = verify_receipt(alg, &pk, &h, ("qh-market", "M-1"), "qh-police", b"body", later).unwrap_err();
             assert!(e.contains("hour"), "{e}");
