@@ -584,7 +584,7 @@ pub enum LedgerHash {
 }
 
 /// The audit ledger.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LedgerSettings {
     /// `sha256` (default) or `sm3`: the digest of new entries and their
@@ -592,6 +592,37 @@ pub struct LedgerSettings {
     /// head; entries already written keep theirs.
     #[serde(default)]
     pub hash: LedgerHash,
+    /// Seconds between signed heads: the ledger signs its last entry (when
+    /// it moved) with the hub's key into `XJ_LEDGER_HEADS`, and an evidence
+    /// package chains its records to the first head after them.
+    #[serde(default = "default_head_every_s")]
+    pub head_every_s: u64,
+    /// An RFC 3161 time-stamping authority: each signed head is sent to it
+    /// (off every message's path) and its token kept with the head.
+    #[serde(default)]
+    pub timestamp_url: Option<String>,
+    /// How long the time-stamping authority may take to answer.
+    #[serde(default = "default_timestamp_timeout_ms")]
+    pub timestamp_timeout_ms: u64,
+}
+
+impl Default for LedgerSettings {
+    fn default() -> Self {
+        Self {
+            hash: LedgerHash::default(),
+            head_every_s: default_head_every_s(),
+            timestamp_url: None,
+            timestamp_timeout_ms: default_timestamp_timeout_ms(),
+        }
+    }
+}
+
+fn default_head_every_s() -> u64 {
+    60
+}
+
+fn default_timestamp_timeout_ms() -> u64 {
+    10_000
 }
 
 /// Printed documents (PDF).

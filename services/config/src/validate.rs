@@ -73,6 +73,18 @@ fn resolve_secret(
 pub(crate) fn validate(s: &mut Settings, base: &Path) -> Vec<Unlocated> {
     let mut out = Vec::new();
 
+    if !(1..=86_400).contains(&s.ledger.head_every_s) {
+        out.push(bad("ledger.head_every_s", "must be 1 to 86400 seconds"));
+    }
+    if let Some(url) = &s.ledger.timestamp_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        out.push(bad("ledger.timestamp_url", format!("{url:?} must be an http:// or https:// URL")));
+    }
+    if !(100..=120_000).contains(&s.ledger.timestamp_timeout_ms) {
+        out.push(bad("ledger.timestamp_timeout_ms", "must be 100 to 120000 ms"));
+    }
+
     let op = s.operator.clone();
     match resolve_secret("operator.token", &op.token, &op.token_file, &op.token_env, base, &mut out) {
         Some(t) if t.len() >= 16 => s.operator.token = Some(t),

@@ -16,6 +16,7 @@ use xj_bus::signing::HubKey;
 
 use crate::LedgerError;
 use crate::chain::{Break, RecordAt, Summary, Walker, canonical, check_entry, is_batched, records_of};
+use crate::heads::{HeadChecked, SignedHead};
 use crate::store::read_all;
 
 /// Bundles of batched entries (and of legacy ones, which they may hold).
@@ -136,9 +137,24 @@ impl<'a> Collect<'a> {
         {
             return Err(LedgerError::Bundle(format!("the ledger is broken ({b}); not exporting from a broken chain")));
         }
-        self.links.retain(|l| l["n"].as_u64().is_some_and(|n| n <= last_n));
+        // Links past the scope's last entry are kept (until a break): a
+        // signed head further on may be what they lead to.
+        if let Some(b) = &self.broken {
+            self.links.retain(|l| l["n"].as_u64().is_some_and(|n| n < b.n));
+        }
         Ok((self.ours, self.links, self.walker.summary()))
     }
+}
+
+/// The links up to entry `upto`.
+fn links_to(mut links: Vec<Value>, upto: u64) -> Vec<Value> {
+    links.retain(|l| l["n"].as_u64().is_some_and(|n| n <= upto));
+    links
+}
+
+/// The last entry number in `ours`.
+fn last_n(ours: &[Value]) -> u64 {
+    ours.last().and_then(|e| e["n"].as_u64()).unwrap_or_default()
 }
 
 /// The accepted messages the case's entries record: (entry, record index
@@ -177,6 +193,7 @@ fn receipt_keys(ours: &[Value], keys: &dyn Fn(&str) -> Option<(String, String)>)
     out
 }
 
+#[allow(clippy::too_many_arguments)]
 fn assemble(
     scope: &Scope,
     ours: Vec<Value>,
@@ -184,6 +201,7 @@ fn assemble(
     messages: Vec<Value>,
     chain: Summary,
     party_keys: PartyKeys,
+    signed_head: Option<SignedHead>,
     key: &HubKey,
 ) -> Value {
     // A message's case, as its records say.
@@ -208,6 +226,9 @@ fn assemble(
     });
     if let Scope::Message { sender, id } = scope {
         bundle["message"] = json!({ "sender": sender, "id": id });
+    }
+    if let Some(h) = signed_head {
+        bundle["signed_head"] = serde_json::to_value(h).unwrap_or_default();
     }
     let sig = key.sign_header(canonical(&bundle).as_bytes());
     bundle["signature"] = json!(sig);
@@ -242,6 +263,24 @@ pub async fn export(
     let mut c = Collect::new(scope);
     read_all(js, |seq, raw| c.step(seq, raw)).await?;
     let (ours, links, chain) = c.finish()?;
+    // The first signed head at or after the scope's last entry, within
+    // what was read; without one yet, the links end at that entry.
+    let read_to = links.last().and_then(|l| l["n"].as_u64()).unwrap_or_default();
+    let head = crate::heads::covering(js, last_n(&ours), read_to).await?;
+    let head = match head {
+        Some(h) => {
+            let at_head = links.iter().find(|l| l["n"] == h.n).map(|l| l["hash"].clone());
+            if at_head != Some(json!(h.hash)) {
+                return Err(LedgerError::Bundle(format!(
+                    "the signed head of entry {} does not match the chain's entry {}; not exporting",
+                    h.n, h.n
+                )));
+            }
+            Some(h)
+        }
+        None => None,
+    };
+    let links = links_to(links, head.as_ref().map_or(last_n(&ours), |h| h.n));
     let accepted = js.get_stream(xj_bus::subjects::STREAM_ACCEPTED).await.map_err(LedgerError::bus)?;
     let mut messages = Vec::new();
     for (n, index, seq, sha256) in message_refs(&ours, scope) {
@@ -249,7 +288,7 @@ pub async fn export(
         messages.push(message(n, index, seq, sha256, body.as_deref()));
     }
     let party_keys = receipt_keys(&ours, keys);
-    Ok(assemble(scope, ours, links, messages, chain, party_keys, key))
+    Ok(assemble(scope, ours, links, messages, chain, party_keys, head, key))
 }
 
 /// Builds the bundle of `case` from a ledger dump (JSON lines) and the
@@ -266,11 +305,12 @@ pub fn export_from_dump(
         c.step(i as u64 + 1, line.as_bytes());
     }
     let (ours, links, chain) = c.finish()?;
+    let links = links_to(links, last_n(&ours));
     let messages = message_refs(&ours, &scope)
         .into_iter()
         .map(|(n, index, seq, sha256)| message(n, index, seq, sha256, accepted(seq).as_deref()))
         .collect();
-    Ok(assemble(&scope, ours, links, messages, chain, PartyKeys::new(), key))
+    Ok(assemble(&scope, ours, links, messages, chain, PartyKeys::new(), None, key))
 }
 
 /// What an offline check of a bundle found.
@@ -295,6 +335,8 @@ pub struct Verified {
     /// Recipients' signed receipts checked against their keys.
     pub receipts: usize,
     pub kid: String,
+    /// The signed head the links lead to, when the package has one.
+    pub head: Option<HeadChecked>,
 }
 
 /// Checks a bundle offline: the hub's signature, each record against its
@@ -306,12 +348,6 @@ pub fn verify_bundle(b: &Value) -> Result<Verified, BundleError> {
         return Err(bad(format!("not a {FORMAT} document")));
     }
     let sig = b["signature"].as_str().ok_or_else(|| bad("no signature".into()))?;
-    let mut unsigned = b.clone();
-    if let Value::Object(m) = &mut unsigned {
-        m.remove("signature");
-    }
-    xj_bus::signing::verify_with_keys(&b["keys"], sig, canonical(&unsigned).as_bytes())
-        .map_err(|e| bad(format!("the hub's signature does not verify: {e}")))?;
     let kid = xj_bus::signing::header_kid(sig).unwrap_or_default().to_string();
     let case = b["case"].as_str().ok_or_else(|| bad("no case".into()))?;
     let scope = Scope::of_bundle(b).ok_or_else(|| bad("no case or message it shows".into()))?;
@@ -391,6 +427,27 @@ pub fn verify_bundle(b: &Value) -> Result<Verified, BundleError> {
             }
         }
     }
+    let head = match b.get("signed_head").filter(|h| !h.is_null()) {
+        None => None,
+        Some(h) => {
+            let n = h["n"].as_u64().unwrap_or_default();
+            let checked =
+                crate::heads::verify(h, &b["keys"]).map_err(|e| bad(format!("the signed head of entry {n}: {e}")))?;
+            let last = links.last().filter(|l| l["n"] == checked.n && l["hash"] == h["hash"]);
+            if last.is_none() {
+                return Err(bad(format!("the links do not lead to the signed head of entry {n}")));
+            }
+            Some(checked)
+        }
+    };
+    // The hub's signature last: a change to any part above is named by
+    // that part's own check, not only as a broken signature.
+    let mut unsigned = b.clone();
+    if let Value::Object(m) = &mut unsigned {
+        m.remove("signature");
+    }
+    xj_bus::signing::verify_with_keys(&b["keys"], sig, canonical(&unsigned).as_bytes())
+        .map_err(|e| bad(format!("the hub's signature over the package does not verify: {e}")))?;
     Ok(Verified {
         case: case.to_string(),
         entries: entries.len(),
@@ -399,7 +456,40 @@ pub fn verify_bundle(b: &Value) -> Result<Verified, BundleError> {
         messages: messages.len(),
         receipts,
         kid,
+        head,
     })
+}
+
+/// Checks a package file as the hub wrote it (`xj audit export`): its
+/// content as [`verify_bundle`] does, then its bytes, which must be exactly
+/// the hub's layout of that content — so a changed byte anywhere, even in
+/// white space, is a failure that says where.
+pub fn verify_package(bytes: &[u8]) -> Result<Verified, BundleError> {
+    let bad = |s: String| BundleError::Bundle(s);
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()].iter().filter(|&&c| c == b'\n').count() + 1;
+        bad(format!("line {line}: the package is not UTF-8 text"))
+    })?;
+    let b: Value = serde_json::from_str(text)
+        .map_err(|e| bad(format!("line {}, column {}: the package is not JSON: {e}", e.line(), e.column())))?;
+    let v = verify_bundle(&b)?;
+    let laid_out = layout(&b);
+    if text != laid_out {
+        let line = text
+            .lines()
+            .zip(laid_out.lines())
+            .position(|(a, b)| a != b)
+            .map_or_else(|| text.lines().count().min(laid_out.lines().count()) + 1, |i| i + 1);
+        return Err(bad(format!("line {line}: the package's bytes are not as the hub wrote them")));
+    }
+    Ok(v)
+}
+
+/// The bytes `xj audit export` writes a package as.
+pub fn layout(b: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(b).unwrap_or_default();
+    text.push('\n');
+    text
 }
 
 /// Checks the signed receipt a delivery record holds, if any, against the
@@ -535,9 +625,16 @@ mod tests {
 
         let mut forged = b.clone();
         forged["entries"][1]["records"][1]["record"]["step"] = json!("forged");
-        assert!(matches!(verify_bundle(&forged), Err(BundleError::Bundle(_))), "the signature covers the bundle");
-        let err = verify_bundle(&resign(forged, &key)).unwrap_err();
-        assert_eq!(err.to_string(), "entry 2, record 2 (XJ_EVENTS seq 2): leaf hash does not match the record");
+        // Named by the part that broke, signed again or not.
+        for forged in [forged.clone(), resign(forged, &key)] {
+            let err = verify_bundle(&forged).unwrap_err();
+            assert_eq!(err.to_string(), "entry 2, record 2 (XJ_EVENTS seq 2): leaf hash does not match the record");
+        }
+        // What only the hub's signature covers.
+        let mut when = b.clone();
+        when["exported_at"] = json!("2020-01-01T00:00:00Z");
+        let err = verify_bundle(&when).unwrap_err().to_string();
+        assert!(err.starts_with("bundle: the hub's signature over the package does not verify"), "{err}");
 
         // Another case's record shown whole, or a leaf hash changed.
         let mut shown = b.clone();
@@ -558,6 +655,36 @@ mod tests {
             err.to_string(),
             "entry 2, record 4 (XJ_ACCEPTED seq 3): the message does not match the digest the ledger recorded"
         );
+    }
+
+    #[test]
+    fn a_package_file_fails_at_any_changed_byte() {
+        let (dump, bodies) = ledger();
+        let (_dir, key) = key();
+        let b = export_from_dump(&dump, "A", &|seq| bodies.get(&seq).cloned(), &key).unwrap();
+        let file = layout(&b).into_bytes();
+        assert!(verify_package(&file).is_ok());
+        for i in 0..file.len() {
+            let mut changed = file.clone();
+            // A byte that stays ASCII keeps the text UTF-8 where it can.
+            changed[i] = if file[i] == b' ' {
+                b'\t'
+            } else if file[i].is_ascii_alphanumeric() {
+                file[i] ^ 0x01
+            } else {
+                b' '
+            };
+            if changed[i] == file[i] {
+                changed[i] = b'x';
+            }
+            assert!(verify_package(&changed).is_err(), "byte {i} ({:?}) changed and still verified", file[i] as char);
+        }
+        let mut spaced = file.clone();
+        spaced.insert(2, b' ');
+        let err = verify_package(&spaced).unwrap_err().to_string();
+        assert_eq!(err, "bundle: line 2: the package's bytes are not as the hub wrote them");
+        let err = verify_package(b"{\n  \"format\": ").unwrap_err().to_string();
+        assert!(err.starts_with("bundle: line 2, column"), "{err}");
     }
 
     #[test]

@@ -14,12 +14,17 @@
 //!   (other cases' records reduced to their leaf hashes), the chain links
 //!   between them and the accepted messages themselves as an evidence
 //!   bundle signed by the hub, which verifies offline ([`bundle`]).
+//! - Every `[ledger] head_every_s` the hub signs the chain's head, and has
+//!   it time-stamped when `[ledger] timestamp_url` names an RFC 3161
+//!   authority ([`heads`], [`tsa`]); packages chain to such a head.
 
 pub mod bundle;
 pub mod chain;
+pub mod heads;
 mod recorded;
 mod service;
 mod store;
+pub mod tsa;
 
 pub use chain::{
     Break, Checked, Entry, GENESIS, HashAlg, Leaf, Record, RecordAt, SourceRef, Summary, Walker, alg_of, canonical,

@@ -164,7 +164,12 @@ fn window(ack_wait: Duration) -> Duration {
 /// Runs until `shutdown`: consumes `XJ_EVENTS` and `XJ_ACCEPTED` with
 /// durable consumers named `ledger` and appends their messages as records,
 /// many to an entry.
-pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> Result<(), LedgerError> {
+pub async fn run(
+    settings: Arc<Settings>,
+    bus: Bus,
+    key: xj_bus::signing::HubKey,
+    shutdown: Shutdown,
+) -> Result<(), LedgerError> {
     // Asked again for a while, like the hub's other streams.
     let ledger =
         xj_bus::streams::patiently("the ledger stream", Some(&shutdown), || declare(&bus.js, settings.nats.replicas))
@@ -179,6 +184,7 @@ pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> Resul
         sources.push((stream, bus.js.get_stream(stream.name()).await.map_err(LedgerError::bus)?));
     }
     let mut w = Writer::start(bus.js.clone(), ledger, sources, ack_wait, settings.ledger.hash).await?;
+    let heads = tokio::spawn(crate::heads::run(settings.clone(), bus.js.clone(), key, shutdown.clone()));
     tracing::info!(entries = w.tail.n, recorded_runs = w.recorded.runs(), "ledger running");
 
     // Its own loop (it batches across two streams), counted like the
@@ -235,6 +241,7 @@ pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> Resul
         }
     }
     w.release().await;
+    let _ = heads.await;
     tracing::info!(entries = w.tail.n, "ledger stopped");
     Ok(())
 }

@@ -88,7 +88,7 @@ async fn append(
 
 fn start(s: &Setup) -> (Shutdown, tokio::task::JoinHandle<Result<(), xj_ledger::LedgerError>>) {
     let shutdown = Shutdown::new();
-    let task = tokio::spawn(xj_ledger::run(s.settings.clone(), s.bus.clone(), shutdown.clone()));
+    let task = tokio::spawn(xj_ledger::run(s.settings.clone(), s.bus.clone(), test_key(), shutdown.clone()));
     (shutdown, task)
 }
 
@@ -202,7 +202,7 @@ async fn a_writer_that_cannot_declare_its_stream_yet_keeps_asking() -> anyhow::R
     let text = "[nats]\nack_wait_ms = 1000\nreplicas = 3\n[operator]\ntoken = \"operator-token-0123456789\"\n";
     let settings = Arc::new(xj_config::load_str(text, "ledger-r3.toml")?);
     let shutdown = Shutdown::new();
-    let writer = tokio::spawn(xj_ledger::run(settings, s.bus.clone(), shutdown.clone()));
+    let writer = tokio::spawn(xj_ledger::run(settings, s.bus.clone(), test_key(), shutdown.clone()));
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(!writer.is_finished(), "the writer gave up at the first refusal: {:?}", writer.await);
     shutdown.cancel();
@@ -210,4 +210,9 @@ async fn a_writer_that_cannot_declare_its_stream_yet_keeps_asking() -> anyhow::R
     let err = result.expect_err("three copies on one node cannot be declared");
     assert!(err.to_string().to_lowercase().contains("replica"), "the refusal is named: {err}");
     Ok(())
+}
+
+/// A hub key for the writer's signed heads.
+fn test_key() -> xj_bus::signing::HubKey {
+    xj_bus::signing::HubKey::from_bytes(&[9u8; 32])
 }

@@ -132,14 +132,18 @@ pub async fn audit(cmd: AuditCmd) -> anyhow::Result<ExitCode> {
                 Some((o.key_alg.as_str().to_string(), o.public_key.clone()?))
             };
             let bundle = xj_ledger::bundle::export(&js, &scope, &keys, &key).await?;
-            write_out(out.as_deref(), &serde_json::to_string_pretty(&bundle)?)?;
+            write_out(out.as_deref(), &xj_ledger::bundle::layout(&bundle))?;
             let entries = bundle["entries"].as_array().map(Vec::as_slice).unwrap_or_default();
             let records: usize = entries.iter().flat_map(xj_ledger::records_of).filter(|r| scope.shows(r)).count();
             let what = match &scope {
                 Scope::Case(c) => format!("case {c}"),
                 Scope::Message { sender, id } => format!("message {id} of {sender} (case {})", bundle["case"]),
             };
-            eprintln!("{what}: {records} records in {} entries exported", entries.len());
+            let head = match bundle.get("signed_head") {
+                Some(h) => format!("chained to the signed head of entry {}", h["n"]),
+                None => "no signed head covers them yet (one comes within [ledger] head_every_s)".into(),
+            };
+            eprintln!("{what}: {records} records in {} entries exported, {head}", entries.len());
             Ok(ExitCode::SUCCESS)
         }
         AuditCmd::VerifyPackage { file } => verify_file(&file),
@@ -163,17 +167,31 @@ fn write_out(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
 }
 
 fn verify_file(file: &Path) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let bundle = serde_json::from_str::<serde_json::Value>(&text).ok().filter(|v| v.get("format").is_some());
-    if let Some(b) = bundle {
-        return Ok(match xj_ledger::bundle::verify_bundle(&b) {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    // A package starts as the hub lays it out; a dump is JSON lines.
+    if bytes.starts_with(b"{\n") {
+        let b = serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default();
+        return Ok(match xj_ledger::bundle::verify_package(&bytes) {
             Ok(v) => {
                 let what = match b.get("message") {
                     Some(m) => format!("message {} of {} (case {})", m["id"], m["sender"], v.case),
                     None => format!("case {}", v.case),
                 };
+                let head = match &v.head {
+                    None => "not yet chained to a signed head".to_string(),
+                    Some(h) => {
+                        let mut s = format!("chained to the hub's signed head of entry {} ({})", h.n, h.at);
+                        if let Some(t) = &h.stamped {
+                            s += &format!(
+                                ", time-stamped {} by {} (certificate SHA-256 {})",
+                                t.gen_time, t.tsa, t.cert_sha256
+                            );
+                        }
+                        s
+                    }
+                };
                 println!(
-                    "bundle ok: {what}, {} records in {} entries ({} other records by their leaf hashes only), {} messages, {} signed receipts, signed by hub key {}",
+                    "bundle ok: {what}, {} records in {} entries ({} other records by their leaf hashes only), {} messages, {} signed receipts, signed by hub key {}, {head}",
                     v.records, v.entries, v.others, v.messages, v.receipts, v.kid
                 );
                 ExitCode::SUCCESS
@@ -184,6 +202,7 @@ fn verify_file(file: &Path) -> anyhow::Result<ExitCode> {
             }
         });
     }
+    let text = String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", file.display()))?;
     Ok(match xj_ledger::verify_lines(&text) {
         Ok(s) => {
             println!("ledger ok: {}", summary(&s));

@@ -183,7 +183,7 @@ pub async fn start(
                 hub.spawn(svc, xj_tracker::run(settings, bus, shutdown));
             }
             Service::Ledger => {
-                hub.spawn(svc, async move { xj_ledger::run(settings, bus, shutdown).await.map_err(Into::into) });
+                hub.spawn(svc, async move { xj_ledger::run(settings, bus, key, shutdown).await.map_err(Into::into) });
             }
             Service::Console => {}
         }

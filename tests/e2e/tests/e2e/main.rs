@@ -11,6 +11,7 @@ mod courts;
 mod delivery;
 mod disputes;
 mod docs;
+mod evidence;
 mod gateway_status;
 mod gm;
 mod idempotency;
