@@ -45,6 +45,9 @@ pub enum Step {
     Delivered(Delivery),
     /// The copy went to `xj.dead.<org>`.
     Dead(Delivery),
+    /// A NATS organisation signed its receipt for a copy stored in its
+    /// outbox (`outbox_seq`); the receipt is in the detail.
+    Receipted(Delivery),
     /// An operator replayed a dead letter.
     Replayed(Replayed),
     /// The tracker could not fold an event into its case record.
@@ -218,8 +221,18 @@ pub struct CaseRecordFull {
 
 impl Step {
     /// Every step's name, as [`Step::name`] gives it.
-    pub const NAMES: [&'static str; 9] =
-        ["accepted", "routed", "unplaced", "waiting", "attempt", "delivered", "dead", "replayed", "case_record_full"];
+    pub const NAMES: [&'static str; 10] = [
+        "accepted",
+        "routed",
+        "unplaced",
+        "waiting",
+        "attempt",
+        "delivered",
+        "dead",
+        "receipted",
+        "replayed",
+        "case_record_full",
+    ];
 
     /// The step's name: the last token of its subject and `step` on the wire.
     pub fn name(&self) -> &'static str {
@@ -231,6 +244,7 @@ impl Step {
             Self::Attempt(_) => "attempt",
             Self::Delivered(_) => "delivered",
             Self::Dead(_) => "dead",
+            Self::Receipted(_) => "receipted",
             Self::Replayed(_) => "replayed",
             Self::CaseRecordFull(_) => "case_record_full",
         }
@@ -247,7 +261,7 @@ impl Step {
     /// The copy a delivery step is about.
     pub fn delivery(&self) -> Option<&Delivery> {
         match self {
-            Self::Waiting(d) | Self::Attempt(d) | Self::Delivered(d) | Self::Dead(d) => Some(d),
+            Self::Waiting(d) | Self::Attempt(d) | Self::Delivered(d) | Self::Dead(d) | Self::Receipted(d) => Some(d),
             _ => None,
         }
     }
@@ -255,7 +269,9 @@ impl Step {
     /// The one receiver a step is about (delivery steps, replays, a full record).
     pub fn recipient(&self) -> Option<&str> {
         match self {
-            Self::Waiting(d) | Self::Attempt(d) | Self::Delivered(d) | Self::Dead(d) => Some(&d.recipient),
+            Self::Waiting(d) | Self::Attempt(d) | Self::Delivered(d) | Self::Dead(d) | Self::Receipted(d) => {
+                Some(&d.recipient)
+            }
             Self::Replayed(r) => Some(&r.recipient),
             Self::CaseRecordFull(f) => f.recipient.as_deref(),
             _ => None,
@@ -274,7 +290,9 @@ impl Step {
         match self {
             Self::Accepted(d) => serde_json::to_value(d),
             Self::Routed(d) | Self::Unplaced(d) => serde_json::to_value(d),
-            Self::Waiting(d) | Self::Attempt(d) | Self::Delivered(d) | Self::Dead(d) => serde_json::to_value(d),
+            Self::Waiting(d) | Self::Attempt(d) | Self::Delivered(d) | Self::Dead(d) | Self::Receipted(d) => {
+                serde_json::to_value(d)
+            }
             Self::Replayed(d) => serde_json::to_value(d),
             Self::CaseRecordFull(d) => serde_json::to_value(d),
         }
@@ -290,6 +308,7 @@ impl Step {
             "attempt" => serde_json::from_value(d).map(Self::Attempt),
             "delivered" => serde_json::from_value(d).map(Self::Delivered),
             "dead" => serde_json::from_value(d).map(Self::Dead),
+            "receipted" => serde_json::from_value(d).map(Self::Receipted),
             "replayed" => serde_json::from_value(d).map(Self::Replayed),
             "case_record_full" => serde_json::from_value(d).map(Self::CaseRecordFull),
             other => return Err(format!("unknown step {other:?}")),

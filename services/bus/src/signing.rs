@@ -505,6 +505,29 @@ pub fn verify_receipt(
     Ok(SignedReceipt { at: at.to_string(), sha256, alg: alg.as_str().to_string(), keyid, sig: part("sig=") })
 }
 
+/// What a receipt means for `org` (docs/security.md, "Signed receipts"),
+/// whether it came with a webhook answer, a pull acknowledgement or on
+/// NATS: checked against its registered key when it sent one (a receipt
+/// that does not verify fails the attempt or the acknowledgement), required
+/// when it must sign them; ignored from an organisation with no key.
+pub fn check_receipt(
+    org: &xj_config::Org,
+    message: (&str, &str),
+    body: &[u8],
+    header: Option<&str>,
+) -> Result<Option<SignedReceipt>, String> {
+    let Some(key) = org.public_key.as_deref() else { return Ok(None) };
+    match header {
+        None if org.sign_receipts => {
+            Err(format!("{} must sign its receipts (sign_receipts): the answer has no Xj-Receipt-Signature", org.id))
+        }
+        None => Ok(None),
+        Some(h) => verify_receipt(org.key_alg, key, h, message, &org.id, body, chrono::Utc::now())
+            .map(Some)
+            .map_err(|e| format!("Xj-Receipt-Signature does not verify against the key {} registered: {e}", org.id)),
+    }
+}
+
 /// Signs a receipt as a recipient does (its systems; tests).
 pub fn sign_receipt(key: &HubKey, kid: &str, message: (&str, &str), recipient: &str, body: &[u8], at: &str) -> String {
     let text = receipt_text(message.0, message.1, recipient, &hex::encode(Sha256::digest(body)), at);
@@ -559,6 +582,50 @@ mod tests {
         verify_with_keys(&keys, &ring.sign_header(b"body"), b"body").unwrap();
         assert!(verify_with_keys(&keys, &old_sig, b"bodY").is_err());
         assert!(header_kid(&ring.sign_header(b"x")).is_some_and(|k| k == new.kid()));
+    }
+
+    /// The SM2 standard's example on the recommended curve (GM/T 0003.5-2012
+    /// Annex A, the curve of GB/T 32918.5-2017; the values OpenSSL's
+    /// test/sm2_internal_test.c reproduces): the example's private key gives
+    /// its public key, `e = SM3(Z_A ‖ "message digest")` with the published
+    /// `Z_A` for the default id, and the published signature verifies under
+    /// the hub's distinguishing id — and fails for another message or id.
+    #[test]
+    fn sm2_the_standard_example_verifies() {
+        use sm2::dsa::signature::Verifier as _;
+        use sm2::elliptic_curve::sec1::ToEncodedPoint;
+        let h = |s: &str| hex::decode(s).unwrap();
+        let d = h("3945208F7B2144B13F36E38AC6D39F95889393692860B51A42FB81EF4DF7C5B8");
+        let secret = sm2::SecretKey::from_slice(&d).unwrap();
+        let point = secret.public_key().to_encoded_point(false);
+        assert_eq!(
+            point.x().unwrap().as_slice(),
+            h("09F9DF311E5421A150DD7D161E4BC5C672179FAD1833FC076BB08FF356F35020")
+        );
+        assert_eq!(
+            point.y().unwrap().as_slice(),
+            h("CCEA490CE26775A52DC6EA718CC1AA600AED05FBF35E084A6632F6072DA9AD13")
+        );
+        let mut za_m = h("B2E14C5C79C6DF5B85F4FE7ED8DB7A262B9DA7E07CCB0EA9F4747B8CCDA8A4F3");
+        za_m.extend_from_slice(b"message digest");
+        assert_eq!(
+            hex::encode_upper(sm3::Sm3::digest(&za_m)),
+            "F0B43E94BA45ACCAACE692ED534382EB17E6AB5A19CE7B31F4486FDFC0D28640"
+        );
+        let mut rs = h("F5A03B0648D2C4630EEAC513E1BB81A15944DA3827D5B74143AC7EACEEE720B3");
+        rs.extend(h("B1B6AA29DF212FD8763182BC0D421CA1BB9038FD1F7F42D4840B69C485BBC1AA"));
+        let sig = sm2::dsa::Signature::from_slice(&rs).unwrap();
+        let key = sm2::dsa::VerifyingKey::from_sec1_bytes(SM2_DIST_ID, point.as_bytes()).unwrap();
+        assert!(key.verify(b"message digest", &sig).is_ok(), "the standard's signature");
+        assert!(key.verify(b"message digesT", &sig).is_err());
+        let other = sm2::dsa::VerifyingKey::from_sec1_bytes("ALICE123@YAHOO.COM", point.as_bytes()).unwrap();
+        assert!(other.verify(b"message digest", &sig).is_err(), "the id is part of what is signed");
+        // The hub's own path: the example's key registered as an
+        // organisation's, its signature given as an Xj-Signature header.
+        let b64 = B64.encode(point.as_bytes());
+        let header = format!("alg=sm2,keyid=annex-a,sig={}", B64.encode(&rs));
+        assert!(verify_header_as(Alg::Sm2, &b64, &header, b"message digest").is_ok());
+        assert!(verify_header_as(Alg::Sm2, &b64, &header, b"message digesT").is_err());
     }
 
     /// GB/T 32905-2016 Annex A: the two examples of SM3.

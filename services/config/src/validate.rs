@@ -323,9 +323,6 @@ fn trust_checks(org: &crate::Org, k: &dyn Fn(&str) -> String, out: &mut Vec<Unlo
     if org.sign_receipts && org.public_key.is_none() {
         out.push(bad(k("sign_receipts"), "needs the organisation's public_key to check its receipts with"));
     }
-    if org.sign_receipts && org.deliver.webhook.is_none() {
-        out.push(bad(k("sign_receipts"), "signed receipts come with webhook answers: deliver = { webhook = … }"));
-    }
     if let Some(nkey) = &org.nkey
         && !(nkey.len() == 56
             && nkey.starts_with('U')

@@ -16,7 +16,7 @@ const TYPES = {
 const STEPS = {
   accepted: ['已接收', 'accepted'], routed: ['已路由', 'routed'], unplaced: ['待定管辖', 'unplaced'], attempt: ['投递失败，将重试', 'attempt failed, retrying'],
   retrying: ['重试中', 'retrying'], waiting: ['排队等待', 'waiting in line'], delivered: ['已投递', 'delivered'], dead: ['死信', 'dead letter'], replayed: ['已重放', 'replayed'],
-  case_record_full: ['案卷超限未记入', 'not recorded: case record full'],
+  case_record_full: ['案卷超限未记入', 'not recorded: case record full'], receipted: ['已签收（签名回执）', 'receipt signed'],
   running: ['计时中', 'running'], reminded: ['已提醒', 'reminded'], met: ['按时', 'met'], late: ['逾期办结', 'late'], overdue: ['已逾期', 'overdue'],
   lapsed: ['已失效', 'lapsed'], escalated: ['已升级', 'escalated'], cancelled: ['已取消', 'cancelled'], ok: ['正常', 'ok'],
   degraded: ['有失败', 'degraded'], failing: ['异常', 'failing'], clock_started: ['时限开始', 'clock started'],

@@ -181,7 +181,7 @@ fn fold(s: &mut Summary, ev: &Event) {
                 }
             }
         }
-        Step::Accepted(_) | Step::CaseRecordFull(_) => {}
+        Step::Accepted(_) | Step::CaseRecordFull(_) | Step::Receipted(_) => {}
     }
     s.status = status(s);
 }

@@ -194,28 +194,6 @@ pub async fn webhook(http: &reqwest::Client, key: &HubKey, p: &Parcel<'_>, url: 
     }
 }
 
-/// What a webhook answer's receipt means for `org` (docs/security.md,
-/// "Signed receipts"): checked against its registered key when it sent one
-/// (a receipt that does not verify fails the attempt), required when it
-/// must sign them; ignored from an organisation with no key to check it.
-pub fn check_receipt(
-    org: &Org,
-    message: (&str, &str),
-    body: &[u8],
-    header: Option<&str>,
-) -> Result<Option<xj_bus::signing::SignedReceipt>, String> {
-    let Some(key) = org.public_key.as_deref() else { return Ok(None) };
-    match header {
-        None if org.sign_receipts => {
-            Err(format!("{} must sign its receipts (sign_receipts): the answer has no Xj-Receipt-Signature", org.id))
-        }
-        None => Ok(None),
-        Some(h) => xj_bus::signing::verify_receipt(org.key_alg, key, h, message, &org.id, body, chrono::Utc::now())
-            .map(Some)
-            .map_err(|e| format!("Xj-Receipt-Signature does not verify against the key {} registered: {e}", org.id)),
-    }
-}
-
 /// Checks that `stream` holds message `msg_id` for `outbox` at `seq`.
 async fn stored_copy(bus: &Bus, stream: &str, seq: u64, outbox: &str, msg_id: &str) -> Result<(), String> {
     let unseen = |e: &dyn std::fmt::Display| {

@@ -28,7 +28,8 @@ use xj_bus::signing::HubKey;
 use xj_bus::{Bus, Shutdown, TraceParent, events, headers as h, subjects};
 use xj_config::Settings;
 
-use crate::deliver::{Outcome, Parcel, attempt, backoff, check_receipt, delivery_id, native_form};
+use crate::deliver::{Outcome, Parcel, attempt, backoff, delivery_id, native_form};
+use xj_bus::signing::check_receipt;
 
 const CONSUMER: &str = "courier";
 
@@ -406,10 +407,12 @@ impl Courier {
                     content_type,
                 };
                 let outcome = attempt(&self.http, bus, &self.key, &parcel).await;
-                // A receipt is checked over the bytes delivered: a receipt
-                // that does not verify (or is owed and missing) is no delivery.
+                // A webhook's receipt is checked over the bytes delivered: a
+                // receipt that does not verify (or is owed and missing) is no
+                // delivery. NATS and pull organisations sign theirs later,
+                // for the copy stored (the gateway checks those).
                 let outcome = match outcome {
-                    Outcome::Delivered { status, stored, receipt, held, elapsed } => {
+                    Outcome::Delivered { status, stored, receipt, held, elapsed } if org.deliver.webhook.is_some() => {
                         let message = (copy.sender.as_str(), copy.msg_id.as_str());
                         match check_receipt(org, message, &parcel.body, receipt.as_deref()) {
                             Ok(signed) => {

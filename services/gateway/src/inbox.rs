@@ -130,10 +130,18 @@ pub async fn get_inbox(
     if !problems.is_empty() {
         return Err(ApiError::Invalid(problems));
     }
+    if after.is_some() && state.settings.org(&org).is_some_and(|o| o.sign_receipts) {
+        return Err(ApiError::Invalid(vec![Problem::new(
+            "/after",
+            format!(
+                "{org} signs its receipts (sign_receipts): acknowledge with POST /v1/inbox/ack and a receipt for each delivery"
+            ),
+        )]));
+    }
     let subject = subjects::inbox(&org);
     let stream = state.bus.js.get_stream(subjects::STREAM_INBOX).await.map_err(ApiError::unavailable)?;
     if let Some(upto) = after {
-        acknowledge(&state, &stream, &org, &subject, upto).await?;
+        acknowledge(&state, &stream, &org, &subject, upto, &[]).await?;
     }
     let from = after.map(|c| c + 1).unwrap_or(1);
     let mut found = list(&stream, &subject, from, limit).await?;
@@ -199,16 +207,102 @@ fn render(m: &async_nats::jetstream::message::StreamMessage) -> Value {
     out
 }
 
-/// Marks every delivery of `subject` up to `upto` delivered, then removes
-/// them. A cursor the inbox never gave (beyond its last delivery) is
-/// refused: nothing is acknowledged unseen.
+/// `POST /v1/inbox/ack`: acknowledges every delivery up to `cursor`, as
+/// `GET /v1/inbox?after=` does, with the organisation's signed receipts
+/// (`receipts: [{cursor, signature}]`, docs/security.md "Signed receipts").
+/// Each receipt is checked against the bytes of the delivery at its cursor
+/// and the organisation's registered key, and recorded in that delivery's
+/// `delivered` step; an organisation with `sign_receipts = true` owes one
+/// for every delivery it acknowledges. Any problem refuses the whole
+/// acknowledgement, each at its JSON pointer: nothing is acknowledged.
+pub async fn post_ack(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let org = match caller(&state, &headers)? {
+        Caller::Org(org) => org,
+        Caller::Operator => {
+            return Err(ApiError::Forbidden("an inbox is acknowledged with its organisation's token".into()));
+        }
+    };
+    let channel = state.settings.org(&org).map(|o| o.deliver.channel()).unwrap_or("webhook");
+    if channel != "pull" {
+        return Err(ApiError::Conflict(format!(
+            "{org} receives by {channel}: POST /v1/inbox/ack is for organisations with deliver = {{ pull = true }}"
+        )));
+    }
+    let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::syntax(&e))?;
+    let mut problems = Vec::new();
+    let Some(obj) = v.as_object() else {
+        return Err(ApiError::Invalid(vec![Problem::new(
+            "",
+            "give an object: {\"cursor\": \"c-…\", \"receipts\": […]}",
+        )]));
+    };
+    for k in obj.keys().filter(|k| !["cursor", "receipts"].contains(&k.as_str())) {
+        problems.push(Problem::new(
+            format!("/{}", crate::error::clip(k)),
+            "not a field of an acknowledgement (cursor, receipts)",
+        ));
+    }
+    let upto = match v["cursor"].as_str() {
+        Some(c) => parse_cursor(c).or_else(|| {
+            problems.push(Problem::new(
+                "/cursor",
+                format!("{:?} is not a cursor of this inbox (c-<n>)", crate::error::clip(c)),
+            ));
+            None
+        }),
+        None => {
+            problems.push(Problem::new("/cursor", "the cursor to acknowledge up to is required (c-<n>)"));
+            None
+        }
+    };
+    let mut receipts = Vec::new();
+    match &v["receipts"] {
+        Value::Null => {}
+        Value::Array(list) if list.len() <= MAX_LIMIT => {
+            for (i, r) in list.iter().enumerate() {
+                let cursor = r["cursor"].as_str().and_then(parse_cursor);
+                let signature = r["signature"].as_str().filter(|s| !s.is_empty() && s.len() <= 1024);
+                match (cursor, signature) {
+                    (Some(c), Some(sig)) => receipts.push((i, c, sig.to_string())),
+                    (None, _) => problems.push(Problem::new(format!("/receipts/{i}/cursor"), "the cursor of the delivery received (c-<n>)")),
+                    (_, None) => problems.push(Problem::new(
+                        format!("/receipts/{i}/signature"),
+                        "the receipt, as an Xj-Receipt-Signature header: [alg=sm2,]keyid=…,at=…,sig=… (at most 1024 characters)",
+                    )),
+                }
+            }
+        }
+        Value::Array(_) => problems.push(Problem::new("/receipts", format!("at most {MAX_LIMIT} receipts at once"))),
+        _ => problems.push(Problem::new("/receipts", "a list of {cursor, signature}")),
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Invalid(problems));
+    }
+    let upto = upto.unwrap_or_default();
+    let subject = subjects::inbox(&org);
+    let stream = state.bus.js.get_stream(subjects::STREAM_INBOX).await.map_err(ApiError::unavailable)?;
+    let (acknowledged, signed) = acknowledge(&state, &stream, &org, &subject, upto, &receipts).await?;
+    Ok(Json(json!({ "cursor": cursor(upto), "acknowledged": acknowledged, "receipts": signed })))
+}
+
+/// Marks every delivery of `subject` up to `upto` delivered, with the
+/// receipts given for them (`(index in the request, cursor, header)`), then
+/// removes them: how many were acknowledged, and with a receipt. A cursor
+/// the inbox never gave (beyond its last delivery) is refused: nothing is
+/// acknowledged unseen. So is a receipt that does not verify, one for a
+/// delivery not acknowledged, and a missing one that is owed.
 async fn acknowledge(
     state: &GatewayState,
     stream: &async_nats::jetstream::stream::Stream,
     org: &str,
     subject: &str,
     upto: u64,
-) -> Result<(), ApiError> {
+    receipts: &[(usize, u64, String)],
+) -> Result<(usize, usize), ApiError> {
     let last = match stream.get_last_raw_message_by_subject(subject).await {
         Ok(m) => Some(m.sequence),
         Err(e) if e.kind() == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound => None,
@@ -224,6 +318,7 @@ async fn acknowledge(
             format!("cursor {} is beyond the last delivery of this inbox", cursor(upto)),
         )]));
     }
+    let mut copies = Vec::new();
     let mut seq = 1;
     loop {
         let m = match stream.raw_message_builder().sequence(seq).next_by_subject(subject.to_string()).send().await {
@@ -233,12 +328,60 @@ async fn acknowledge(
             Err(e) => return Err(ApiError::unavailable(e)),
         };
         seq = m.sequence + 1;
-        delivered(state, org, &m).await?;
+        copies.push(m);
+    }
+    // Every receipt is checked before anything is acknowledged.
+    let o = state.settings.org(org);
+    let mut checked = std::collections::HashMap::new();
+    let mut problems = Vec::new();
+    for (i, c, header) in receipts {
+        let Some(m) = copies.iter().find(|m| m.sequence == *c) else {
+            problems.push(Problem::new(
+                format!("/receipts/{i}/cursor"),
+                format!("{} is not a delivery waiting in this inbox up to {}", cursor(*c), cursor(upto)),
+            ));
+            continue;
+        };
+        let hd = Some(&m.headers);
+        let message = (h::get(hd, h::SENDER).unwrap_or_default(), h::get(hd, h::MESSAGE_ID).unwrap_or_default());
+        let Some(o) = o.filter(|o| o.public_key.is_some()) else {
+            problems.push(Problem::new(
+                format!("/receipts/{i}/signature"),
+                format!("{org} has no public_key registered to check its receipts with"),
+            ));
+            continue;
+        };
+        match xj_bus::signing::check_receipt(o, message, &m.payload, Some(header)) {
+            Ok(r) => {
+                checked.insert(*c, r);
+            }
+            Err(e) => problems.push(Problem::new(format!("/receipts/{i}/signature"), e)),
+        }
+    }
+    if o.is_some_and(|o| o.sign_receipts) {
+        let owed: Vec<String> = copies
+            .iter()
+            .filter(|m| !receipts.iter().any(|(_, c, _)| *c == m.sequence))
+            .map(|m| cursor(m.sequence))
+            .collect();
+        if !owed.is_empty() {
+            problems.push(Problem::new(
+                "/receipts",
+                format!("{org} must sign its receipts (sign_receipts): none for {}", owed.join(", ")),
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Invalid(problems));
+    }
+    for m in &copies {
+        delivered(state, org, m, checked.remove(&m.sequence).flatten()).await?;
     }
     if last.is_some() {
         stream.purge().filter(subject).sequence(upto + 1).await.map_err(ApiError::unavailable)?;
     }
-    Ok(())
+    let signed = receipts.len();
+    Ok((copies.len(), signed))
 }
 
 /// The `delivered` step of a collected copy, as the courier records one for
@@ -247,6 +390,7 @@ async fn delivered(
     state: &GatewayState,
     org: &str,
     m: &async_nats::jetstream::message::StreamMessage,
+    receipt: Option<xj_bus::signing::SignedReceipt>,
 ) -> Result<(), ApiError> {
     let hd = Some(&m.headers);
     let (Some(msg_id), Some(sender)) = (h::get(hd, h::MESSAGE_ID), h::get(hd, h::SENDER)) else {
@@ -256,6 +400,7 @@ async fn delivered(
     let trace = TraceParent::received(hd).map(|t| t.child()).unwrap_or_else(TraceParent::new_root);
     let mut detail = Delivery::to(org, h::get(hd, h::ATTEMPT).and_then(|a| a.parse().ok()).unwrap_or(1));
     detail.outbox_seq = Some(m.sequence);
+    detail.receipt = receipt;
     let ev = Event {
         step: Step::Delivered(detail),
         service: "gateway".into(),

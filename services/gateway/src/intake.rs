@@ -7,6 +7,8 @@
 use std::time::Duration;
 use xj_bus::headers::Put;
 
+use axum::http::StatusCode;
+
 use async_nats::HeaderMap;
 use async_nats::jetstream::{AckKind, Message};
 use xj_bus::consume::{self, Durable};
@@ -18,6 +20,88 @@ use crate::native::{NativeError, accept_native};
 use crate::state::{Caller, GatewayState};
 
 const CONSUMER: &str = "intake";
+
+/// The header of a NATS organisation's receipt: the `XJ_OUT` sequence of
+/// the delivery it signs for (its `Xj-Receipt-Signature` beside it).
+pub const RECEIPT_FOR: &str = "Xj-Receipt-For";
+/// NATS headers are case-sensitive: the receipt's header as documented.
+const RECEIPT_SIGNATURE: &str = "Xj-Receipt-Signature";
+
+/// A NATS organisation's signed receipt for the copy at `seq` in its
+/// outbox (docs/security.md, "Signed receipts"): checked against the
+/// copy's bytes and the organisation's key, and recorded as the copy's
+/// `receipted` step. The message id and the answer's body on success.
+async fn receipt(
+    state: &GatewayState,
+    org: &str,
+    seq: &str,
+    header: Option<&str>,
+) -> Result<(String, serde_json::Value), NativeError> {
+    let invalid = |header: &'static str, message: String| {
+        NativeError::Api(ApiError::Header {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid",
+            header,
+            message,
+        })
+    };
+    let Some(seq) = seq.trim().parse::<u64>().ok().filter(|s| *s > 0) else {
+        return Err(invalid(RECEIPT_FOR, format!("{:?} is not a sequence of your outbox", crate::error::clip(seq))));
+    };
+    let Some(header) = header else {
+        return Err(invalid(
+            "Xj-Receipt-Signature",
+            "a receipt needs Xj-Receipt-Signature: [alg=sm2,]keyid=…,at=…,sig=…".into(),
+        ));
+    };
+    let Some(o) = state.settings.org(org).filter(|o| o.public_key.is_some()) else {
+        return Err(invalid(
+            "Xj-Receipt-Signature",
+            format!("{org} has no public_key registered to check receipts with"),
+        ));
+    };
+    let outbox =
+        state.bus.js.get_stream(subjects::STREAM_OUT).await.map_err(|e| NativeError::Api(ApiError::unavailable(e)))?;
+    let copy = match outbox.get_raw_message(seq).await {
+        Ok(c) if c.subject.as_str() == subjects::outbox(org) => c,
+        Ok(_) | Err(_) => {
+            return Err(invalid(RECEIPT_FOR, format!("{seq} is not a delivery in {org}'s outbox (xj.out.{org})")));
+        }
+    };
+    let hd = Some(&copy.headers);
+    let (Some(id), Some(sender)) = (h::get(hd, h::MESSAGE_ID), h::get(hd, h::SENDER)) else {
+        return Err(invalid(RECEIPT_FOR, format!("{seq} is an answer of the hub's, not a delivery")));
+    };
+    if h::get(hd, "Xj-Answer").is_some() {
+        return Err(invalid(RECEIPT_FOR, format!("{seq} is an answer of the hub's, not a delivery")));
+    }
+    let signed = xj_bus::signing::check_receipt(o, (sender, id), &copy.payload, Some(header))
+        .map_err(|e| invalid("Xj-Receipt-Signature", e))?
+        .ok_or_else(|| invalid("Xj-Receipt-Signature", "no receipt".into()))?;
+    let trace = xj_bus::TraceParent::received(hd).map(|t| t.child()).unwrap_or_else(xj_bus::TraceParent::new_root);
+    let mut detail =
+        xj_bus::events::Delivery::to(org, h::get(hd, h::ATTEMPT).and_then(|a| a.parse().ok()).unwrap_or(1));
+    detail.outbox_seq = Some(seq);
+    detail.receipt = Some(signed.clone());
+    let ev = xj_bus::events::Event {
+        step: xj_bus::events::Step::Receipted(detail),
+        service: "gateway".into(),
+        msg_id: id.to_string(),
+        sender: sender.to_string(),
+        case: h::get(hd, h::CASE).map(str::to_owned),
+        msg_type: None,
+        at: state.clock.now(),
+        trace_id: trace.trace_id_hex(),
+        span_id: trace.span_id_hex(),
+    };
+    // One receipt per copy: a repeat is the same receipt recorded once.
+    let dedup = format!("evt:receipted:{org}:{seq}");
+    xj_bus::events::publish_once(&state.bus.js, &ev, &dedup)
+        .await
+        .map_err(|e| NativeError::Api(ApiError::unavailable(e.to_string())))?;
+    let body = serde_json::json!({ "receipt": "recorded", "for": seq, "sender": sender, "id": id, "at": signed.at });
+    Ok((id.to_string(), body))
+}
 
 pub async fn run(state: GatewayState, shutdown: Shutdown) -> anyhow::Result<()> {
     let messages = Durable::new(subjects::STREAM_IN, CONSUMER).messages(&state.bus.js).await?;
@@ -35,6 +119,14 @@ async fn handle(state: &GatewayState, m: Message) {
         tracing::warn!(%org, "message on xj.in from an organisation not configured for NATS; dropped by policy");
         let _ = m.ack_with(AckKind::Term).await;
         return;
+    }
+    if let Some(seq) = h::get(m.headers.as_ref(), RECEIPT_FOR) {
+        // Receipts spend from the organisation's one bucket like submissions.
+        let result = match crate::trust::spend(state, &Caller::Org(org.clone())) {
+            Err(e) => Err(NativeError::Api(e)),
+            Ok(()) => receipt(state, &org, seq, h::get(m.headers.as_ref(), RECEIPT_SIGNATURE)).await,
+        };
+        return answer(state, &org, m, result.map(|(id, body)| (StatusCode::ACCEPTED, id, body)), None).await;
     }
     let tp = h::get(m.headers.as_ref(), h::TRACEPARENT);
     // An organisation with a native format publishes native documents: the
@@ -61,8 +153,24 @@ async fn handle(state: &GatewayState, m: Message) {
         Err(NativeError::Api(e)) => e.retry_after(),
         _ => None,
     };
+    let result = result.map(|(status, receipt)| {
+        let id = receipt.id.clone();
+        (status, id, serde_json::to_value(&receipt).unwrap_or_default())
+    });
+    answer(state, &org, m, result, retry_after).await;
+}
+
+/// Publishes the answer to an inbound message on the organisation's outbox
+/// and acknowledges it (or, the bus unavailable, asks for it again).
+async fn answer(
+    state: &GatewayState,
+    org: &str,
+    m: Message,
+    result: Result<(StatusCode, String, serde_json::Value), NativeError>,
+    retry_after: Option<u64>,
+) {
     let (status, body, id) = match result {
-        Ok((status, receipt)) => (status.as_u16(), serde_json::to_vec(&receipt).unwrap_or_default(), receipt.id),
+        Ok((status, id, body)) => (status.as_u16(), serde_json::to_vec(&body).unwrap_or_default(), id),
         Err(NativeError::Api(ApiError::Unavailable(reason))) => {
             tracing::warn!(%org, %reason, "intake: bus unavailable, will retry");
             let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
@@ -86,7 +194,7 @@ async fn handle(state: &GatewayState, m: Message) {
     }
     let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
     hdr.put(h::NATS_MSG_ID, format!("answer:{org}:{seq}").as_str());
-    let res = async { state.bus.js.publish_with_headers(subjects::outbox(&org), hdr, body.into()).await?.await }.await;
+    let res = async { state.bus.js.publish_with_headers(subjects::outbox(org), hdr, body.into()).await?.await }.await;
     match res {
         Ok(_) => {
             let _ = m.double_ack().await;

@@ -71,6 +71,7 @@ pub fn routes(state: GatewayState) -> Router {
         .route("/v1/me", get(me::get_me))
         .route("/v1/supervision", get(supervision::get_supervision))
         .route("/v1/inbox", get(inbox::get_inbox))
+        .route("/v1/inbox/ack", post(inbox::post_ack))
         .route("/v1/admin/inbox", get(inbox::admin_inbox))
         .route("/v1/attachments", post(attachments::upload).layer(attachment_limit))
         .route("/v1/attachments/{sha256}", get(attachments::fetch))

@@ -754,6 +754,21 @@ async fn every_documented_operation_answers_as_documented() -> anyhow::Result<()
         &call(&hub, "POST", adv, Some(market), &[], Some(j(&json!({ "by": "PT1H" })))).await?,
     )?;
 
+    // Acknowledging the pull town's inbox, last: nothing after needs it.
+    let page_body: Value = serde_json::from_slice(&page.body)?;
+    let upto = page_body["cursor"].as_str().unwrap_or_default().to_string();
+    let ackp = "/v1/inbox/ack";
+    let ack = json!({ "cursor": upto, "receipts": [] });
+    c.doc_request(ackp, &ack)?;
+    for (token, body, what) in [
+        (op, ack.clone(), "the operator"),
+        (market, ack.clone(), "not a pull org"),
+        (town, json!({ "cursor": "soon" }), "no cursor"),
+        (town, ack.clone(), "the pull town"),
+    ] {
+        c.check("POST", ackp, what, &call(&hub, "POST", ackp, Some(token), &[], Some(j(&body))).await?)?;
+    }
+
     let all = documented(&c.doc);
     let missed: Vec<_> = all.difference(&c.called).collect();
     assert!(missed.is_empty(), "documented operations the test did not call: {missed:?}");

@@ -214,3 +214,125 @@ async fn the_inbox_refuses_what_it_cannot_answer() -> anyhow::Result<()> {
     assert_eq!(first.await??, 200);
     Ok(())
 }
+
+/// A pull town that must sign its receipts (docs/security.md, "Signed
+/// receipts"): it acknowledges with `POST /v1/inbox/ack` and a receipt for
+/// each delivery; a missing, misplaced or forged one refuses the whole
+/// acknowledgement at its pointer, and the valid one is in the trace and
+/// in the message's evidence package.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_town_that_signs_its_receipts_acknowledges_with_them() -> anyhow::Result<()> {
+    use xj_bus::signing::{Alg, HubKey};
+    let town_key = HubKey::generate(Alg::Sm2);
+    let extra = format!(
+        "[[org]]\nid = \"qh-town-sr\"\nname = \"南关镇人民政府\"\nkind = \"town_government\"\nregion = \"990101104\"\n\
+         token = \"token-qh-town-sr-0123456789\"\ndeliver = {{ pull = true }}\nkey_alg = \"sm2\"\n\
+         public_key = \"{}\"\nsign_receipts = true\n",
+        town_key.public_key_b64()
+    );
+    let token = "token-qh-town-sr-0123456789";
+    let hub = TestHub::start(&extra).await?;
+    for id in ["SR-1", "SR-2"] {
+        let mut clue = sample_clue(id, "qh-market", "FOOD-STALL", "990101104");
+        clue["recipient"] = "qh-town-sr".into();
+        let (s, r) = hub.submit("qh-market", &clue).await?;
+        assert_eq!(s, 202, "{r}");
+    }
+    let page = eventually(T, "two deliveries in the inbox", || async {
+        let (_, p) = inbox(&hub, "", token).await.ok()?;
+        (p["messages"].as_array()?.len() == 2).then_some(p)
+    })
+    .await?;
+    let copy = |i: usize| {
+        let m = &page["messages"][i];
+        (m["cursor"].as_str().unwrap_or_default().to_string(), m["body"].as_str().unwrap_or_default().to_string())
+    };
+    let ((c1, b1), (c2, b2)) = (copy(0), copy(1));
+    let at = chrono::Utc::now().to_rfc3339();
+    let sign = |id: &str, body: &str, key: &HubKey| {
+        xj_bus::signing::sign_receipt(key, "town-sm2", ("qh-market", id), "qh-town-sr", body.as_bytes(), &at)
+    };
+    let (hub_ref, key_ref) = (&hub, &town_key);
+    // A town with a registered key signs every body it posts.
+    let ack = |body: Value| async move {
+        let bytes = serde_json::to_vec(&body)?;
+        let signature = xj_bus::signing::sign_as(key_ref, "town-sm2", &bytes);
+        let r = hub_ref
+            .http
+            .post(format!("{}/v1/inbox/ack", hub_ref.base))
+            .bearer_auth(token)
+            .header("xj-signature", signature)
+            .header("content-type", "application/json")
+            .body(bytes)
+            .send()
+            .await?;
+        anyhow::Ok((r.status().as_u16(), r.json::<Value>().await?))
+    };
+    let pointers = |v: &Value| -> Vec<String> {
+        v["details"].as_array().into_iter().flatten().filter_map(|d| d["pointer"].as_str().map(str::to_owned)).collect()
+    };
+
+    // `after=` would acknowledge unsigned: refused for this town.
+    let (s, v) = inbox(&hub, &format!("?after={c2}"), token).await?;
+    assert_eq!((s, pointers(&v)), (422, vec!["/after".to_string()]), "{v}");
+    // A receipt owed and missing, one for the wrong bytes, one for a cursor
+    // not acknowledged: each named, nothing acknowledged.
+    let (s, v) =
+        ack(json!({ "cursor": c2, "receipts": [{ "cursor": c1, "signature": sign("SR-1", &b1, &town_key) }] })).await?;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(pointers(&v), vec!["/receipts"], "{v}");
+    assert!(v.to_string().contains(&c2), "the delivery without a receipt is named: {v}");
+    let forged = HubKey::generate(Alg::Sm2);
+    let (s, v) = ack(json!({ "cursor": c2, "receipts": [
+        { "cursor": c1, "signature": sign("SR-1", &b1, &town_key) },
+        { "cursor": c2, "signature": sign("SR-2", &b2, &forged) },
+    ] }))
+    .await?;
+    assert_eq!((s, pointers(&v)), (422, vec!["/receipts/1/signature".to_string()]), "{v}");
+    let (s, v) = ack(json!({ "cursor": c1, "receipts": [
+        { "cursor": c1, "signature": sign("SR-1", &b1, &town_key) },
+        { "cursor": c2, "signature": sign("SR-2", &b2, &town_key) },
+    ] }))
+    .await?;
+    assert_eq!((s, pointers(&v)), (422, vec!["/receipts/1/cursor".to_string()]), "{v}");
+    let (s, v) = ack(json!({ "cursor": c2, "receipt": [] })).await?;
+    assert_eq!((s, pointers(&v)), (422, vec!["/receipt".to_string()]), "{v}");
+    let (_, p) = inbox(&hub, "", token).await?;
+    assert_eq!(p["messages"].as_array().map(Vec::len), Some(2), "nothing was acknowledged: {p}");
+
+    // Both signed: acknowledged, gone from the inbox, receipts recorded.
+    let (s, v) = ack(json!({ "cursor": c2, "receipts": [
+        { "cursor": c1, "signature": sign("SR-1", &b1, &town_key) },
+        { "cursor": c2, "signature": sign("SR-2", &b2, &town_key) },
+    ] }))
+    .await?;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!((v["acknowledged"].as_u64(), v["receipts"].as_u64()), (Some(2), Some(2)), "{v}");
+    let (_, p) = inbox(&hub, "", token).await?;
+    assert_eq!(p["messages"].as_array().map(Vec::len), Some(0), "{p}");
+    let delivered = eventually(T, "SR-1 delivered with its receipt", || async {
+        let (_, t) = hub.get("/v1/messages/SR-1/trace", &hub.token("qh-market")).await.ok()?;
+        t["hops"].as_array()?.iter().find(|h| h["step"] == "delivered").cloned()
+    })
+    .await?;
+    let r = &delivered["detail"]["receipt"];
+    assert_eq!((r["alg"].as_str(), r["keyid"].as_str()), (Some("sm2"), Some("town-sm2")), "{delivered}");
+    assert_eq!(r["sha256"], hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b1.as_bytes())), "{delivered}");
+
+    // The message's package carries the receipt, checked offline.
+    let js = async_nats::jetstream::new(async_nats::connect(hub.nats.url()).await?);
+    let key = HubKey::load_or_create_as(&hub.settings.signing_key_path(), hub.settings.hub.signature)?;
+    let keys = |org: &str| {
+        let o = hub.settings.org(org)?;
+        Some((o.key_alg.as_str().to_string(), o.public_key.clone()?))
+    };
+    let scope = xj_ledger::bundle::Scope::Message { sender: "qh-market".into(), id: "SR-1".into() };
+    let v = eventually(T, "the receipt in SR-1's package", || async {
+        let b = xj_ledger::bundle::export(&js, &scope, &keys, &key).await.ok()?;
+        let v = xj_ledger::bundle::verify_package(xj_ledger::bundle::layout(&b).as_bytes()).ok()?;
+        (v.receipts == 1).then_some(v)
+    })
+    .await?;
+    assert_eq!(v.messages, 1, "{v:?}");
+    Ok(())
+}

@@ -243,3 +243,72 @@ async fn a_handoff_reaches_a_nats_native_police_unit_and_procuratorate() -> anyh
     one_copy_each(&hub, "HO-NATS-1", "qh-market", &native).await?;
     Ok(())
 }
+
+/// A NATS organisation signs its receipt for a delivery by publishing it on
+/// `xj.in.<org>` with `Xj-Receipt-For` (the copy's `XJ_OUT` sequence) and
+/// `Xj-Receipt-Signature` (docs/security.md, "Signed receipts"): checked
+/// against the copy's bytes and its key, answered on its outbox, recorded
+/// as the copy's `receipted` step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_org_signs_its_receipt_on_its_inbound_subject() -> anyhow::Result<()> {
+    use xj_bus::signing::{Alg, HubKey};
+    let key = HubKey::generate(Alg::Ed25519);
+    let extra = format!(
+        "[[org]]\nid = \"qh-agri\"\nname = \"清河县农业农村局\"\nkind = \"agriculture\"\nregion = \"990101\"\n\
+         token = \"token-qh-agri-0123456789\"\ndeliver = {{ nats = true }}\npublic_key = \"{}\"\nsign_receipts = true\n",
+        key.public_key_b64()
+    );
+    let hub = TestHub::start(&extra).await?;
+    let js = async_nats::jetstream::new(async_nats::connect(hub.nats.url()).await?);
+    let consumer: async_nats::jetstream::consumer::PullConsumer =
+        js.get_consumer_from_stream("qh-agri", "XJ_OUT").await.map_err(anyhow::Error::msg)?;
+    let mut out = consumer.messages().await?;
+    let mut clue = sample_clue("NR-1", "qh-market", "FOOD-STALL", "990101101");
+    clue["recipient"] = "qh-agri".into();
+    let (s, r) = hub.submit("qh-market", &clue).await?;
+    assert_eq!(s, 202, "{r}");
+    let copy = next(&mut out).await?;
+    let seq = copy.info().map_err(anyhow::Error::msg)?.stream_sequence;
+    let at = chrono::Utc::now().to_rfc3339();
+    let sign =
+        |k: &HubKey| xj_bus::signing::sign_receipt(k, "agri-1", ("qh-market", "NR-1"), "qh-agri", &copy.payload, &at);
+    let send = |for_seq: String, sig: String| {
+        let js = js.clone();
+        async move {
+            let mut h = async_nats::HeaderMap::new();
+            h.put("Xj-Receipt-For", for_seq.as_str());
+            h.put("Xj-Receipt-Signature", sig.as_str());
+            js.publish_with_headers("xj.in.qh-agri", h, Vec::new().into()).await?.await?;
+            anyhow::Ok(())
+        }
+    };
+    let answer = |m: &async_nats::jetstream::Message| {
+        let status = m.headers.as_ref().and_then(|h| h.get("Xj-Answer")).map(|v| v.to_string()).unwrap_or_default();
+        (status, String::from_utf8_lossy(&m.payload).to_string())
+    };
+
+    // Forged: refused, naming the header.
+    send(seq.to_string(), sign(&HubKey::generate(Alg::Ed25519))).await?;
+    let (status, body) = answer(&next(&mut out).await?);
+    assert_eq!(status, "422", "{body}");
+    assert!(body.contains("Xj-Receipt-Signature") && body.contains("does not verify"), "{body}");
+    // For something that is not its delivery (the answer just read): refused.
+    send((seq + 1).to_string(), sign(&key)).await?;
+    let (status, body) = answer(&next(&mut out).await?);
+    assert_eq!(status, "422", "{body}");
+    assert!(body.contains("Xj-Receipt-For"), "{body}");
+    // Its own, for its copy: recorded.
+    send(seq.to_string(), sign(&key)).await?;
+    let (status, body) = answer(&next(&mut out).await?);
+    assert_eq!(status, "202", "{body}");
+    let receipted = xj_testkit::eventually(Duration::from_secs(20), "the receipted step", || async {
+        let (_, t) = hub.get("/v1/messages/NR-1/trace", &hub.token("qh-market")).await.ok()?;
+        t["hops"].as_array()?.iter().find(|h| h["step"] == "receipted").cloned()
+    })
+    .await?;
+    let r = &receipted["detail"]["receipt"];
+    assert_eq!((r["keyid"].as_str(), r["alg"].as_str()), (Some("agri-1"), Some("ed25519")), "{receipted}");
+    assert_eq!(receipted["detail"]["outbox_seq"], seq);
+    assert_eq!(r["sha256"], hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&copy.payload)));
+    Ok(())
+}
