@@ -22,6 +22,11 @@ pub const REPLY_SENDER: &str = "Xj-Reply-Sender";
 /// stream's duplicate window the server drops it; after the window the
 /// router drops it if it routed the message before.
 pub const REPEAT: &str = "Xj-Repeat";
+/// On an accepted message its organisation signed: the SHA-256 of the bytes
+/// it submitted (kept in the object store `xj_submissions`) and its
+/// `Xj-Signature` over them — what an evidence package shows of the sender.
+pub const SUBMITTED_SHA256: &str = "Xj-Submitted-Sha256";
+pub const SUBMITTED_SIGNATURE: &str = "Xj-Submitted-Signature";
 pub const DEAD_REASON: &str = "Xj-Dead-Reason";
 /// When the courier gave up (RFC 3339).
 pub const DEAD_AT: &str = "Xj-Dead-At";

@@ -14,6 +14,9 @@
 //! docs/architecture.md.
 
 pub const STREAM_IN: &str = "XJ_IN";
+/// The object store of signed submissions as their organisations sent
+/// them, by SHA-256 (named by `Xj-Submitted-Sha256` on the accepted message).
+pub const BUCKET_SUBMISSIONS: &str = "xj_submissions";
 pub const STREAM_ACCEPTED: &str = "XJ_ACCEPTED";
 pub const STREAM_ROUTED: &str = "XJ_ROUTED";
 pub const STREAM_OUT: &str = "XJ_OUT";

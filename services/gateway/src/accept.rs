@@ -58,7 +58,20 @@ pub async fn accept(
     raw: &[u8],
     traceparent: Option<&str>,
 ) -> Result<(StatusCode, Receipt), ApiError> {
-    let result = accept_inner(state, org, raw, traceparent).await;
+    accept_signed(state, org, raw, traceparent, None).await
+}
+
+/// [`accept`] of a submission its organisation signed: `signature` is the
+/// `Xj-Signature` already checked over `raw`, both kept as evidence
+/// ([`crate::signed`]).
+pub async fn accept_signed(
+    state: &GatewayState,
+    org: &str,
+    raw: &[u8],
+    traceparent: Option<&str>,
+    signature: Option<&str>,
+) -> Result<(StatusCode, Receipt), ApiError> {
+    let result = accept_inner(state, org, raw, traceparent, signature).await;
     if let Err(e) = &result {
         // Refusals by type and outcome (accepted and repeats are counted where they happen).
         let doc = serde_json::from_slice::<Value>(raw).ok();
@@ -75,7 +88,9 @@ async fn accept_inner(
     org: &str,
     raw: &[u8],
     traceparent: Option<&str>,
+    signature: Option<&str>,
 ) -> Result<(StatusCode, Receipt), ApiError> {
+    let signed = signature.map(|s| (raw, s));
     let started = std::time::SystemTime::now();
     let doc: Value = serde_json::from_slice(raw).map_err(|e| ApiError::syntax(&e))?;
     if !doc.is_object() {
@@ -123,7 +138,7 @@ async fn accept_inner(
         // A repeat (or a reuse of its id) is answered as such, whatever
         // has happened to its thread since.
         Err(e) => match existing_claim(state, &key).await? {
-            Some(claim) => return repeat(state, &doc, &env, claim, &digest, &attachments).await,
+            Some(claim) => return repeat(state, &doc, &env, claim, &digest, &attachments, signed).await,
             None => return Err(e),
         },
     };
@@ -133,7 +148,7 @@ async fn accept_inner(
         && let Err(e) = holds_the_dispute(state, &case, &env.sender).await
     {
         return match existing_claim(state, &key).await? {
-            Some(claim) => repeat(state, &doc, &env, claim, &digest, &attachments).await,
+            Some(claim) => repeat(state, &doc, &env, claim, &digest, &attachments, signed).await,
             None => Err(e),
         };
     }
@@ -155,7 +170,7 @@ async fn accept_inner(
         Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
             // A repeat, or another request with the same id won the race.
             let claim = claim_from_leader(state, &key).await?;
-            return repeat(state, &doc, &env, claim, &digest, &attachments).await;
+            return repeat(state, &doc, &env, claim, &digest, &attachments, signed).await;
         }
         Err(e) => return Err(unavailable(e)),
     }
@@ -165,7 +180,7 @@ async fn accept_inner(
         .attr("xj.type", env.kind.as_str())
         .attr("xj.sender", env.sender.clone())
         .attr_opt("xj.reply_to", env.reply_to.clone());
-    if let Err(e) = publish(state, &doc, &env, &claim, false).await {
+    if let Err(e) = publish(state, &doc, &env, &claim, false, signed).await {
         hop.fail(e.to_string());
         return Err(e);
     }
@@ -208,6 +223,7 @@ async fn repeat(
     claim: Claim,
     digest: &str,
     attachments: &[String],
+    signed: Option<(&[u8], &str)>,
 ) -> Result<(StatusCode, Receipt), ApiError> {
     if claim.digest != digest {
         return Err(ApiError::Conflict(format!(
@@ -218,7 +234,7 @@ async fn repeat(
     // Publishing again is what makes a crash after the claim harmless; the
     // stream's duplicate window drops it when the first copy got through,
     // and after the window the router does (it is marked as a repeat).
-    publish(state, doc, env, &claim, true).await?;
+    publish(state, doc, env, &claim, true, signed).await?;
     crate::attachments::record_references(state, &env.sender, &env.id, attachments).await?;
     metrics::counter!("xj_messages_total", "type" => env.kind.as_str(), "outcome" => "repeat").increment(1);
     Ok((StatusCode::OK, claim.receipt))
@@ -541,7 +557,14 @@ async fn publish(
     env: &Envelope,
     claim: &Claim,
     repeat: bool,
+    signed: Option<(&[u8], &str)>,
 ) -> Result<(), ApiError> {
+    // The organisation's signed bytes are kept before the message is
+    // accepted: the ledger's record of it names them.
+    let kept = match signed {
+        Some((raw, sig)) => Some((crate::signed::keep(state, raw).await?, sig)),
+        None => None,
+    };
     let mut msg = doc.clone();
     msg["case"] = Value::String(claim.receipt.case.clone());
     let payload = serde_json::to_vec(&msg).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -554,6 +577,10 @@ async fn publish(
     }
     if repeat {
         hdr.put(h::REPEAT, "1");
+    }
+    if let Some((sha256, sig)) = kept {
+        hdr.put(h::SUBMITTED_SHA256, sha256.as_str());
+        hdr.put(h::SUBMITTED_SIGNATURE, sig);
     }
     let trace = TraceParent::parse(&claim.traceparent).unwrap_or_else(TraceParent::new_root);
     let ev = events::Event {

@@ -14,7 +14,7 @@ use async_nats::jetstream::{AckKind, Message};
 use xj_bus::consume::{self, Durable};
 use xj_bus::{Shutdown, headers as h, subjects};
 
-use crate::accept::accept;
+use crate::accept::accept_signed;
 use crate::error::ApiError;
 use crate::native::{NativeError, accept_native};
 use crate::state::{Caller, GatewayState};
@@ -147,7 +147,8 @@ async fn handle(state: &GatewayState, m: Message) {
     } else if native {
         accept_native(state, &org, &m.payload, tp).await
     } else {
-        accept(state, &org, &m.payload, tp).await.map_err(NativeError::Api)
+        let signed = crate::trust::signs(state, &org).then_some(signature).flatten();
+        accept_signed(state, &org, &m.payload, tp, signed).await.map_err(NativeError::Api)
     };
     let retry_after = match &result {
         Err(NativeError::Api(e)) => e.retry_after(),

@@ -19,6 +19,7 @@ mod letters;
 mod me;
 mod native;
 mod reports;
+pub mod signed;
 mod state;
 mod submit;
 mod supervision;
@@ -119,6 +120,12 @@ pub async fn run_with(
 ) -> anyhow::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, "gateway listening");
+    // The store of signed submissions exists before the first one, so the
+    // first does not pay for making it (and a failure here is only logged:
+    // a submission asks again).
+    if let Err(e) = signed::ready(&state).await {
+        tracing::warn!(error = %e, "the store of signed submissions is not ready yet");
+    }
     let intake = tokio::spawn(intake::run(state.clone(), shutdown.clone()));
     let http = state.settings.http.clone();
     let app = serve::harden(routes(state).merge(extra), &http);

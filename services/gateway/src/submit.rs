@@ -7,7 +7,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::accept::{Receipt, accept};
+use crate::accept::{Receipt, accept_signed};
 use crate::auth::caller;
 use crate::error::ApiError;
 use crate::native::NativeError;
@@ -21,7 +21,12 @@ pub async fn post_message(
     let started = std::time::Instant::now();
     let result = async {
         let (org, body, tp) = submission(&state, &headers, body)?;
-        accept(&state, &org, &body, tp).await
+        // Checked over these bytes already (crate::trust::body) when the
+        // organisation has a key: kept with the message as evidence.
+        let signed = crate::trust::signs(&state, &org)
+            .then(|| headers.get(xj_bus::headers::SIGNATURE).and_then(|v| v.to_str().ok()))
+            .flatten();
+        accept_signed(&state, &org, &body, tp, signed).await
     }
     .await;
     respond(&state, started, "canonical", result.map_err(NativeError::Api))

@@ -171,6 +171,11 @@ pub fn body_error(e: &(dyn std::error::Error + 'static), max: usize, timeout_ms:
     ApiError::Malformed(format!("the request body could not be read ({e}); nothing was accepted"))
 }
 
+/// Whether `org` registered a key, so that its submissions are signed.
+pub fn signs(state: &GatewayState, org: &str) -> bool {
+    state.settings.org(org).is_some_and(|o| o.public_key.is_some())
+}
+
 /// An organisation that registered a public key signs every submission:
 /// `Xj-Signature: [alg=sm2,]keyid=<any>,sig=<base64 signature over the exact
 /// body>` with the algorithm it registered (`key_alg`).

@@ -157,15 +157,31 @@ fn last_n(ours: &[Value]) -> u64 {
     ours.last().and_then(|e| e["n"].as_u64()).unwrap_or_default()
 }
 
-/// The accepted messages the case's entries record: (entry, record index
-/// from 1, sequence in `XJ_ACCEPTED`, digest).
-fn message_refs(ours: &[Value], scope: &Scope) -> Vec<(u64, usize, u64, Value)> {
+/// An accepted message a bundle's entries record.
+struct MessageRef {
+    n: u64,
+    /// The record's index in its entry, from 1.
+    index: usize,
+    /// Its sequence in `XJ_ACCEPTED`.
+    seq: u64,
+    sha256: Value,
+    /// The digest of the bytes its sender signed, when it signed them.
+    submitted: Option<String>,
+}
+
+/// The accepted messages the case's entries record.
+fn message_refs(ours: &[Value], scope: &Scope) -> Vec<MessageRef> {
     let mut refs = Vec::new();
     for e in ours {
         for (i, r) in records_of(e).into_iter().enumerate() {
             if r["kind"] == "message" && scope.shows(r) && r["source"]["stream"] == xj_bus::subjects::STREAM_ACCEPTED {
-                let seq = r["source"]["seq"].as_u64().unwrap_or_default();
-                refs.push((e["n"].as_u64().unwrap_or_default(), i + 1, seq, r["record"]["sha256"].clone()));
+                refs.push(MessageRef {
+                    n: e["n"].as_u64().unwrap_or_default(),
+                    index: i + 1,
+                    seq: r["source"]["seq"].as_u64().unwrap_or_default(),
+                    sha256: r["record"]["sha256"].clone(),
+                    submitted: r["record"]["submitted"]["sha256"].as_str().map(str::to_owned),
+                });
             }
         }
     }
@@ -176,14 +192,21 @@ fn message_refs(ours: &[Value], scope: &Scope) -> Vec<(u64, usize, u64, Value)> 
 /// hub's configuration registered them: `{org: {"alg", "public_key"}}`.
 pub type PartyKeys = serde_json::Map<String, Value>;
 
-/// The recipients that signed receipts in `ours`, with their keys.
+/// The organisations whose signatures `ours` holds — recipients' receipts,
+/// senders' signed submissions — with their keys.
 fn receipt_keys(ours: &[Value], keys: &dyn Fn(&str) -> Option<(String, String)>) -> PartyKeys {
     let mut out = PartyKeys::new();
     for e in ours {
         for r in records_of(e).into_iter().filter(|r| is_whole(r)) {
             let d = &r["record"]["detail"];
-            if d.get("receipt").is_some()
-                && let Some(org) = d["recipient"].as_str()
+            let signer = if d.get("receipt").is_some() {
+                d["recipient"].as_str()
+            } else if r["record"].get("submitted").is_some() {
+                r["sender"].as_str()
+            } else {
+                None
+            };
+            if let Some(org) = signer
                 && let Some((alg, key)) = keys(org)
             {
                 out.insert(org.into(), json!({ "alg": alg, "public_key": key }));
@@ -282,13 +305,34 @@ pub async fn export(
     };
     let links = links_to(links, head.as_ref().map_or(last_n(&ours), |h| h.n));
     let accepted = js.get_stream(xj_bus::subjects::STREAM_ACCEPTED).await.map_err(LedgerError::bus)?;
+    let submissions = js.get_object_store(xj_bus::subjects::BUCKET_SUBMISSIONS).await.ok();
     let mut messages = Vec::new();
-    for (n, index, seq, sha256) in message_refs(&ours, scope) {
-        let body = accepted.get_raw_message(seq).await.ok().map(|m| m.payload);
-        messages.push(message(n, index, seq, sha256, body.as_deref()));
+    for r in message_refs(&ours, scope) {
+        let body = accepted.get_raw_message(r.seq).await.ok().map(|m| m.payload);
+        let mut m = message(r.n, r.index, r.seq, r.sha256, body.as_deref());
+        if let Some(sha) = &r.submitted {
+            match submitted_bytes(submissions.as_ref(), sha).await {
+                Some(raw) => m["submitted_b64"] = json!(B64.encode(raw)),
+                None => m["submitted_missing"] = json!("not in the object store xj_submissions"),
+            }
+        }
+        messages.push(m);
     }
     let party_keys = receipt_keys(&ours, keys);
     Ok(assemble(scope, ours, links, messages, chain, party_keys, head, key))
+}
+
+/// The bytes a sender signed, from the object store, when they are there
+/// whole.
+async fn submitted_bytes(
+    store: Option<&async_nats::jetstream::object_store::ObjectStore>,
+    sha: &str,
+) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut obj = store?.get(sha).await.ok()?;
+    let mut raw = Vec::new();
+    obj.read_to_end(&mut raw).await.ok()?;
+    (hex::encode(Sha256::digest(&raw)) == sha).then_some(raw)
 }
 
 /// Builds the bundle of `case` from a ledger dump (JSON lines) and the
@@ -308,7 +352,7 @@ pub fn export_from_dump(
     let links = links_to(links, last_n(&ours));
     let messages = message_refs(&ours, &scope)
         .into_iter()
-        .map(|(n, index, seq, sha256)| message(n, index, seq, sha256, accepted(seq).as_deref()))
+        .map(|r| message(r.n, r.index, r.seq, r.sha256, accepted(r.seq).as_deref()))
         .collect();
     Ok(assemble(&scope, ours, links, messages, chain, PartyKeys::new(), None, key))
 }
@@ -334,6 +378,9 @@ pub struct Verified {
     pub messages: usize,
     /// Recipients' signed receipts checked against their keys.
     pub receipts: usize,
+    /// Senders' signatures over what they submitted, checked against
+    /// their keys.
+    pub submissions: usize,
     pub kid: String,
     /// The signed head the links lead to, when the package has one.
     pub head: Option<HeadChecked>,
@@ -367,7 +414,7 @@ pub fn verify_bundle(b: &Value) -> Result<Verified, BundleError> {
         prev = Some((n, lh.to_string()));
     }
     let entries = b["entries"].as_array().ok_or_else(|| bad("no entries".into()))?;
-    let (mut records, mut others, mut receipts) = (0, 0, 0);
+    let (mut records, mut others, mut receipts, mut submissions) = (0, 0, 0, 0);
     for e in entries {
         let n = e["n"].as_u64().ok_or_else(|| bad("an entry without n".into()))?;
         let entry_err = |reason: &str| BundleError::Entry(Break::entry(n, reason));
@@ -420,11 +467,19 @@ pub fn verify_bundle(b: &Value) -> Result<Verified, BundleError> {
         if record["record"]["sha256"] != m["sha256"] {
             return Err(record_err("the message's digest is not the one the ledger recorded"));
         }
-        if let Some(body) = m["body_b64"].as_str() {
-            let raw = B64.decode(body).map_err(|_| record_err("the message is not base64"))?;
-            if hex::encode(Sha256::digest(&raw)) != m["sha256"].as_str().unwrap_or_default() {
-                return Err(record_err("the message does not match the digest the ledger recorded"));
+        let accepted_body = match m["body_b64"].as_str() {
+            Some(body) => {
+                let raw = B64.decode(body).map_err(|_| record_err("the message is not base64"))?;
+                if hex::encode(Sha256::digest(&raw)) != m["sha256"].as_str().unwrap_or_default() {
+                    return Err(record_err("the message does not match the digest the ledger recorded"));
+                }
+                Some(raw)
             }
+            None => None,
+        };
+        if record["record"].get("submitted").is_some() {
+            check_submission(b, record, m, accepted_body.as_deref()).map_err(|e| record_err(&e))?;
+            submissions += 1;
         }
     }
     let head = match b.get("signed_head").filter(|h| !h.is_null()) {
@@ -455,6 +510,7 @@ pub fn verify_bundle(b: &Value) -> Result<Verified, BundleError> {
         others,
         messages: messages.len(),
         receipts,
+        submissions,
         kid,
         head,
     })
@@ -490,6 +546,73 @@ pub fn layout(b: &Value) -> String {
     let mut text = serde_json::to_string_pretty(b).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// Checks a signed submission: the bytes the sender signed are in the
+/// package and match the digest the ledger recorded, the sender's signature
+/// over them verifies with its key in `party_keys`, and the message the hub
+/// accepted is that submission with (only) the case the hub gave it.
+fn check_submission(b: &Value, record: &Value, m: &Value, accepted: Option<&[u8]>) -> Result<(), String> {
+    let s = &record["record"]["submitted"];
+    let sender = record["sender"].as_str().unwrap_or_default();
+    let Some(b64) = m["submitted_b64"].as_str() else {
+        return Err(format!("the bytes {sender} signed are not in the package"));
+    };
+    let raw = B64.decode(b64).map_err(|_| "the submission is not base64".to_string())?;
+    if hex::encode(Sha256::digest(&raw)) != s["sha256"].as_str().unwrap_or_default() {
+        return Err(format!("the submission does not match the digest of what {sender} signed"));
+    }
+    let key = &b["party_keys"][sender];
+    let alg = match key["alg"].as_str() {
+        Some("sm2") => xj_bus::signing::Alg::Sm2,
+        Some("ed25519") => xj_bus::signing::Alg::Ed25519,
+        _ => return Err(format!("holds a submission signed by {sender}, whose key the package does not give")),
+    };
+    let alg_part = if s["alg"] == "sm2" { "alg=sm2," } else { "" };
+    let header = format!(
+        "{alg_part}keyid={},sig={}",
+        s["keyid"].as_str().unwrap_or_default(),
+        s["sig"].as_str().unwrap_or_default()
+    );
+    xj_bus::signing::verify_header_as(alg, key["public_key"].as_str().unwrap_or_default(), &header, &raw)
+        .map_err(|e| format!("{sender}'s signature over its submission does not verify: {e}"))?;
+    if let Some(accepted) = accepted {
+        let mut sent: Value = serde_json::from_slice(&raw)
+            .map_err(|_| format!("what {sender} signed is not JSON (a native document)"))?;
+        let mut got: Value =
+            serde_json::from_slice(accepted).map_err(|_| "the accepted message is not JSON".to_string())?;
+        // A message that named no case was given one by the hub.
+        if sent.get("case").is_none_or(Value::is_null) {
+            for v in [&mut sent, &mut got] {
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("case");
+                }
+            }
+        }
+        if let Some(at) = first_difference(&sent, &got, String::new()) {
+            return Err(format!(
+                "the accepted message is not what {sender} signed with the case the hub gave it (at {at:?})"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The JSON pointer of the first place `a` and `b` differ.
+fn first_difference(a: &Value, b: &Value, at: String) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            keys.into_iter().find_map(|k| match (x.get(k), y.get(k)) {
+                (Some(p), Some(q)) => first_difference(p, q, format!("{at}/{k}")),
+                _ => Some(format!("{at}/{k}")),
+            })
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            x.iter().zip(y).enumerate().find_map(|(i, (p, q))| first_difference(p, q, format!("{at}/{i}")))
+        }
+        _ => (a != b).then_some(at),
+    }
 }
 
 /// Checks the signed receipt a delivery record holds, if any, against the

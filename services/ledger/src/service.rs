@@ -556,6 +556,10 @@ fn record_of(m: &Message, key: Key) -> Record {
             "sent_at": env.get("sent_at"),
             "accepted_at": h::get(m.headers.as_ref(), h::ACCEPTED_AT),
         });
+        let mut record = record;
+        if let Some(s) = submitted(m.headers.as_ref()) {
+            record["submitted"] = s;
+        }
         return Record {
             kind: "message".into(),
             source,
@@ -577,6 +581,21 @@ fn record_of(m: &Message, key: Key) -> Record {
         sender: s("sender"),
         record: ev,
     }
+}
+
+/// What an accepted message's headers say of its sender's signature
+/// (`Xj-Submitted-Sha256`, `Xj-Submitted-Signature`): the digest of the bytes
+/// it signed and the signature's parts, each its own field.
+fn submitted(hd: Option<&HeaderMap>) -> Option<Value> {
+    let sha256 = h::get(hd, h::SUBMITTED_SHA256)?;
+    let sig = h::get(hd, h::SUBMITTED_SIGNATURE)?;
+    let part = |name: &str| sig.split(',').find_map(|p| p.trim().strip_prefix(name)).map(str::to_owned);
+    Some(json!({
+        "sha256": sha256,
+        "alg": part("alg=").unwrap_or_else(|| "ed25519".into()),
+        "keyid": part("keyid=").unwrap_or_default(),
+        "sig": part("sig=").unwrap_or_default(),
+    }))
 }
 
 /// The record, prepared for an entry of at most `max_bytes`. A record that

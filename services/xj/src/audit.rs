@@ -191,8 +191,8 @@ fn verify_file(file: &Path) -> anyhow::Result<ExitCode> {
                     }
                 };
                 println!(
-                    "bundle ok: {what}, {} records in {} entries ({} other records by their leaf hashes only), {} messages, {} signed receipts, signed by hub key {}, {head}",
-                    v.records, v.entries, v.others, v.messages, v.receipts, v.kid
+                    "bundle ok: {what}, {} records in {} entries ({} other records by their leaf hashes only), {} messages ({} signed by their senders), {} signed receipts, signed by hub key {}, {head}",
+                    v.records, v.entries, v.others, v.messages, v.submissions, v.receipts, v.kid
                 );
                 ExitCode::SUCCESS
             }

@@ -105,7 +105,17 @@ async fn a_hand_off_package_is_chained_to_a_time_stamped_head_and_any_changed_by
     let nats = TestNats::start()?;
     let (receivers, mut urls) = county_receivers().await?;
     urls.insert("qh-police-econ".into(), police_url);
+    // The market bureau signs its submissions with SM2.
+    let market = HubKey::generate(Alg::Sm2);
     let county = county_config(&urls).replacen(
+        "token = \"token-qh-market-0123456789\"\n",
+        &format!(
+            "token = \"token-qh-market-0123456789\"\nkey_alg = \"sm2\"\npublic_key = \"{}\"\n",
+            market.public_key_b64()
+        ),
+        1,
+    );
+    let county = county.replacen(
         "unit = \"economic\"\n",
         &format!("unit = \"economic\"\npublic_key = \"{}\"\nsign_receipts = true\n", police.key.public_key_b64()),
         1,
@@ -120,7 +130,18 @@ async fn a_hand_off_package_is_chained_to_a_time_stamped_head_and_any_changed_by
     let settings = Arc::new(xj_config::load_file(&path)?);
     let hub = TestHub::start_with(nats, settings, receivers).await?;
 
-    let (s, r) = hub.submit("qh-market", &handoff("HO-EV-1")).await?;
+    let sent = serde_json::to_vec(&handoff("HO-EV-1"))?;
+    let answer = hub
+        .http
+        .post(format!("{}/v1/messages", hub.base))
+        .bearer_auth(hub.token("qh-market"))
+        .header("content-type", "application/json")
+        .header("xj-signature", xj_bus::signing::sign_as(&market, "market-sm2", &sent))
+        .body(sent.clone())
+        .send()
+        .await?;
+    let s = answer.status().as_u16();
+    let r: Value = answer.json().await?;
     assert_eq!(s, 202, "{r}");
     let case = r["case"].as_str().unwrap_or_default().to_string();
 
@@ -142,6 +163,11 @@ async fn a_hand_off_package_is_chained_to_a_time_stamped_head_and_any_changed_by
     let v = xj_ledger::bundle::verify_package(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
     assert_eq!(v.case, case);
     assert!(v.receipts >= 1 && v.messages >= 1, "{v:?}");
+    // The market bureau's own signature over the very bytes it sent.
+    assert_eq!(v.submissions, 1, "{v:?}");
+    let m = package["messages"].as_array().into_iter().flatten().find(|m| m.get("submitted_b64").is_some());
+    let submitted = B64.decode(m.and_then(|m| m["submitted_b64"].as_str()).unwrap_or_default())?;
+    assert_eq!(submitted, sent, "the package holds the bytes the bureau signed");
     let head = v.head.clone().ok_or_else(|| anyhow::anyhow!("no signed head in {v:?}"))?;
     let stamped = head.stamped.ok_or_else(|| anyhow::anyhow!("the head is not time-stamped"))?;
     assert!(stamped.tsa.contains("Test TSA"), "{stamped:?}");
@@ -215,6 +241,19 @@ async fn a_hand_off_package_is_chained_to_a_time_stamped_head_and_any_changed_by
         b["messages"][0]["body_b64"] = flip(&body).into();
     });
     assert!(e.contains("the message does not match the digest") || e.contains("not base64"), "{e}");
+    let e = named(package.clone(), &|b| {
+        for m in b["messages"].as_array_mut().into_iter().flatten() {
+            if let Some(raw) = m["submitted_b64"].as_str().and_then(|t| B64.decode(t).ok()) {
+                let changed = String::from_utf8_lossy(&raw).replacen("86000", "86001", 1);
+                m["submitted_b64"] = B64.encode(changed).into();
+            }
+        }
+    });
+    assert!(e.contains("the submission does not match the digest of what qh-market signed"), "{e}");
+    let e = named(package.clone(), &|b| {
+        b["party_keys"]["qh-market"]["public_key"] = HubKey::generate(Alg::Sm2).public_key_b64().into()
+    });
+    assert!(e.contains("qh-market's signature over its submission does not verify"), "{e}");
     let e = named(package.clone(), &|b| b["exported_at"] = "2020-01-01T00:00:00Z".into());
     assert!(e.contains("the hub's signature over the package does not verify"), "{e}");
     let e = named(package.clone(), &|b| {
