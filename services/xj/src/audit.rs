@@ -168,9 +168,11 @@ fn write_out(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
 
 fn verify_file(file: &Path) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    // A package starts as the hub lays it out; a dump is JSON lines.
-    if bytes.starts_with(b"{\n") {
-        let b = serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default();
+    // A package is one JSON document with a format (or, broken, starts as
+    // the hub lays one out); a dump is JSON lines.
+    let whole = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
+    if whole.as_ref().is_some_and(|v| v.get("format").is_some()) || bytes.starts_with(b"{\n") {
+        let b = whole.unwrap_or_default();
         return Ok(match xj_ledger::bundle::verify_package(&bytes) {
             Ok(v) => {
                 let what = match b.get("message") {

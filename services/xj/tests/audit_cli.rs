@@ -73,7 +73,7 @@ fn audit_verify_checks_a_bundle_offline_that_shows_only_its_case() {
     let text = bundle.to_string();
     assert!(!text.contains("XJ-2") && !text.contains("\"M1\""), "another case's records show: {text}");
     let path = dir.path().join("XJ-1.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&bundle).unwrap()).unwrap();
+    std::fs::write(&path, xj_ledger::bundle::layout(&bundle)).unwrap();
     let (ok, out) = verify(&path);
     assert!(ok, "{out}");
     assert!(
@@ -88,14 +88,19 @@ fn audit_verify_checks_a_bundle_offline_that_shows_only_its_case() {
         "{said}"
     );
 
-    // One changed byte in a record: the signature no longer verifies.
+    // One changed byte in a record: that record is named.
     let original = std::fs::read_to_string(&path).unwrap();
     let changed = original.replacen("\"attempt\": 4", "\"attempt\": 5", 1);
     assert_ne!(changed, original);
     std::fs::write(&path, changed).unwrap();
     let (ok, out) = verify(&path);
     assert!(!ok);
-    assert!(out.contains("bundle broken: bundle: the hub's signature does not verify"), "{out}");
+    assert!(out.contains("bundle broken: entry") && out.contains("leaf hash does not match the record"), "{out}");
+    // White space changed: the bytes are not the hub's.
+    std::fs::write(&path, original.replacen("\n  ", "\n   ", 1)).unwrap();
+    let (ok, out) = verify(&path);
+    assert!(!ok);
+    assert!(out.contains("bundle broken: bundle: line 2: the package's bytes are not as the hub wrote them"), "{out}");
 }
 
 const CONFIG: &str = r#"
