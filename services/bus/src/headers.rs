@@ -28,6 +28,10 @@ pub const REPEAT: &str = "Xj-Repeat";
 pub const SUBMITTED_SHA256: &str = "Xj-Submitted-Sha256";
 pub const SUBMITTED_SIGNATURE: &str = "Xj-Submitted-Signature";
 pub const DEAD_REASON: &str = "Xj-Dead-Reason";
+/// A batched webhook delivery: the hub's signature over the whole body
+/// (`Xj-Signature`'s form) and how many messages it holds.
+pub const BATCH_SIGNATURE: &str = "Xj-Batch-Signature";
+pub const BATCH_SIZE: &str = "Xj-Batch-Size";
 /// When the courier gave up (RFC 3339).
 pub const DEAD_AT: &str = "Xj-Dead-At";
 pub const REPLAYED_BY: &str = "Xj-Replayed-By";

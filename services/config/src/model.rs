@@ -823,6 +823,10 @@ pub struct Deliver {
     /// Pull: hours a delivery may wait uncollected before the operator's
     /// view flags the organisation (`GET /v1/admin/inbox`).
     pub pull_alert_hours: Option<u32>,
+    /// Webhook: up to this many messages in one `POST` as
+    /// `{"messages": […]}`, signed as a whole (`Xj-Batch-Signature`); its
+    /// 2xx acknowledges all of them (docs/api.md, "Batched delivery").
+    pub batch: Option<u32>,
 }
 
 impl Deliver {

@@ -247,6 +247,25 @@ pub(crate) fn validate(s: &mut Settings, base: &Path) -> Vec<Unlocated> {
             1 => {}
             _ => out.push(bad(k("deliver"), "choose one of webhook, nats and pull")),
         }
+        if let Some(n) = d.batch {
+            if d.webhook.is_none() {
+                out.push(bad(k("deliver"), "batch is for webhook delivery: { webhook = \"…\", batch = N }"));
+            } else if !(1..=500).contains(&n) {
+                out.push(bad(k("deliver"), format!("batch = {n}: give 1 to 500 messages a POST")));
+            }
+            if org.format != "canonical" {
+                out.push(bad(
+                    k("deliver"),
+                    "batches carry canonical JSON: an organisation with a native format receives one document a POST",
+                ));
+            }
+            if org.sign_receipts {
+                out.push(bad(
+                    k("sign_receipts"),
+                    "a batch has no per-message receipt: batched delivery and sign_receipts do not go together",
+                ));
+            }
+        }
         if let Some(url) = &d.webhook
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {

@@ -67,6 +67,7 @@ pub fn native_form(mappings: &Formats, org: &Org, canonical: &Bytes) -> Result<(
         .map_err(|e| format!("not expressible in {}'s format: {e}", org.id))
 }
 
+#[derive(Clone)]
 pub enum Outcome {
     /// `status`: the webhook's answer; `stored`: the copy's sequence in
     /// `XJ_OUT` for a NATS-native organisation.
@@ -102,6 +103,11 @@ pub fn client(c: &xj_config::CourierSettings) -> reqwest::Result<reqwest::Client
 
 pub async fn attempt(http: &reqwest::Client, bus: &Bus, key: &HubKey, p: &Parcel<'_>) -> Outcome {
     if let Some(url) = &p.org.deliver.webhook {
+        // An organisation that takes batches gets every delivery as one,
+        // a retry of a single message included.
+        if p.org.deliver.batch.is_some() {
+            return webhook_batch(http, key, std::slice::from_ref(p), url, chrono::Utc::now().timestamp()).await;
+        }
         return webhook(http, key, p, url, chrono::Utc::now().timestamp()).await;
     }
     let started = Instant::now();
@@ -182,6 +188,85 @@ pub async fn webhook(http: &reqwest::Client, key: &HubKey, p: &Parcel<'_>, url: 
                 .headers()
                 .get(xj_bus::signing::RECEIPT_HEADER)
                 .map(|v| String::from_utf8_lossy(v.as_bytes()).chars().take(1024).collect()),
+            held: false,
+            elapsed: started.elapsed(),
+        },
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let reason = refusal(r).await;
+            Outcome::Failed { reason, status: Some(status), elapsed: started.elapsed() }
+        }
+        Err(e) => Outcome::Failed { reason: describe(&e), status: None, elapsed: started.elapsed() },
+    }
+}
+
+/// The body of a batched delivery: the messages' exact bytes, in order, as
+/// `{"messages": [ … ]}`.
+pub fn batch_body(parcels: &[Parcel<'_>]) -> Bytes {
+    let mut body = Vec::with_capacity(parcels.iter().map(|p| p.body.len() + 1).sum::<usize>() + 16);
+    body.extend_from_slice(b"{\"messages\":[");
+    for (i, p) in parcels.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&p.body);
+    }
+    body.extend_from_slice(b"]}");
+    Bytes::from(body)
+}
+
+/// One `POST` of several messages to an organisation with `deliver = {
+/// webhook, batch = N }` (docs/api.md, "Batched delivery"): the body is
+/// [`batch_body`], signed as a whole in `Xj-Batch-Signature` and with
+/// Standard Webhooks (its `webhook-id` names the batch by the copies in it,
+/// the same on every attempt of the same copies); a 2xx acknowledges them
+/// all, anything else fails them all.
+pub async fn webhook_batch(
+    http: &reqwest::Client,
+    key: &HubKey,
+    parcels: &[Parcel<'_>],
+    url: &str,
+    now: i64,
+) -> Outcome {
+    let started = Instant::now();
+    let Some(first) = parcels.first() else {
+        return Outcome::Failed { reason: "an empty batch".into(), status: None, elapsed: started.elapsed() };
+    };
+    let body = batch_body(parcels);
+    let signature = key.sign_header(&body);
+    let ids: Vec<&str> = parcels.iter().map(|p| p.delivery).collect();
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(ids.join("\n").as_bytes());
+    let hook_id = format!("batch.{}.{}", first.org.id, &hex::encode(digest)[..32]);
+    let derived;
+    let secrets = if first.org.webhook_secrets.is_empty() {
+        derived = [key.webhook_secret(&first.org.id)];
+        &derived[..]
+    } else {
+        &first.org.webhook_secrets[..]
+    };
+    let hook_sig = match xj_bus::webhooks::signature(secrets, &hook_id, now, &body) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Failed { reason: e.to_string(), status: None, elapsed: started.elapsed() },
+    };
+    let attempt = parcels.iter().map(|p| p.attempt).max().unwrap_or(1);
+    let resp = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header(xj_bus::webhooks::HEADER_WEBHOOK_ID, hook_id)
+        .header(xj_bus::webhooks::HEADER_WEBHOOK_TIMESTAMP, now.to_string())
+        .header(xj_bus::webhooks::HEADER_WEBHOOK_SIGNATURE, hook_sig)
+        .header(h::BATCH_SIZE, parcels.len().to_string())
+        .header(h::ATTEMPT, attempt.to_string())
+        .header(h::TRACEPARENT, first.trace.header())
+        .header(h::BATCH_SIGNATURE, signature)
+        .body(body)
+        .send()
+        .await;
+    match resp {
+        Ok(r) if r.status().is_success() => Outcome::Delivered {
+            status: Some(r.status().as_u16()),
+            stored: None,
+            receipt: None,
             held: false,
             elapsed: started.elapsed(),
         },

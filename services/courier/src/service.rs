@@ -66,6 +66,7 @@ pub async fn run(settings: Arc<Settings>, bus: Bus, key: HubKey, shutdown: Shutd
         key,
         http,
         lanes: Mutex::default(),
+        batches: Mutex::default(),
         ack_wait,
         shutdown: shutdown.clone(),
     });
@@ -89,6 +90,8 @@ struct Courier {
     /// Closed lanes by receiver; a receiver without an entry is served
     /// directly.
     lanes: Mutex<HashMap<String, Lane>>,
+    /// Copies gathering for organisations that take batches.
+    batches: Mutex<HashMap<String, Batch>>,
     ack_wait: Duration,
     shutdown: Shutdown,
 }
@@ -122,7 +125,47 @@ enum Step {
     Dead,
 }
 
+/// How long copies for an organisation that takes batches gather before
+/// the first batch goes: the copies that arrive together share one `POST`.
+const BATCH_LINGER: Duration = Duration::from_millis(5);
+
+/// Copies gathering for one organisation's next batch.
+#[derive(Default)]
+struct Batch {
+    pending: Vec<(Message, Copy, tokio::sync::oneshot::Sender<Step>)>,
+    /// A task is sending this organisation's batches.
+    flushing: bool,
+}
+
+/// A copy ready for an attempt (see [`Courier::prepare`]).
+struct Prepared<'a> {
+    org: &'a xj_config::Org,
+    trace: TraceParent,
+    hop: Hop,
+    native: Result<(bytes::Bytes, &'static str), String>,
+}
+
+impl<'a> Prepared<'a> {
+    fn parcel<'b>(&'b self, copy: &'b Copy, attempt: u64, body: bytes::Bytes, content_type: &'static str) -> Parcel<'b>
+    where
+        'a: 'b,
+    {
+        Parcel {
+            org: self.org,
+            sender: &copy.sender,
+            msg_id: &copy.msg_id,
+            case: &copy.case,
+            delivery: &copy.delivery,
+            attempt,
+            trace: self.trace,
+            body,
+            content_type,
+        }
+    }
+}
+
 /// What the routing headers say about a copy.
+#[derive(Clone)]
 struct Copy {
     recipient: String,
     msg_id: String,
@@ -177,7 +220,7 @@ impl Courier {
                     tracing::warn!(error = %e, "cannot hand a waiting copy back; it is redelivered after ack_wait");
                 }
             }
-            Held::Free(m) => match self.deliver(&m, &copy, copy.delivered).await {
+            Held::Free(m) => match self.clone().deliver_now(m.clone(), &copy).await {
                 Step::Failed(reason) | Step::Refused(reason)
                     if copy.delivered >= self.settings.courier.max_attempts as u64 =>
                 {
@@ -187,6 +230,54 @@ impl Courier {
                 Step::Refused(_) => self.retry_alone(&m, copy.delivered).await,
                 Step::Delivered | Step::Dead => {}
             },
+        }
+    }
+
+    /// Delivers a copy whose receiver's lane is open: alone, or with the
+    /// others waiting for the same organisation when it takes batches.
+    async fn deliver_now(self: Arc<Self>, m: Message, copy: &Copy) -> Step {
+        let batch = self.settings.org(&copy.recipient).and_then(|o| o.deliver.batch).unwrap_or(1) as usize;
+        if batch <= 1 {
+            return self.deliver(&m, copy, copy.delivered).await;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let start = {
+            let mut batches = self.batches.lock().unwrap_or_else(|p| p.into_inner());
+            let b = batches.entry(copy.recipient.clone()).or_default();
+            b.pending.push((m, copy.clone(), tx));
+            !std::mem::replace(&mut b.flushing, true)
+        };
+        if start {
+            tokio::spawn(self.clone().flush(copy.recipient.clone(), batch));
+        }
+        rx.await.unwrap_or_else(|_| Step::Failed("the courier stopped before the batch was sent".into()))
+    }
+
+    /// Sends what waits for `org` in batches of up to `size`, after a short
+    /// pause for the copies arriving together to join, until none is left.
+    async fn flush(self: Arc<Self>, org: String, size: usize) {
+        tokio::time::sleep(BATCH_LINGER).await;
+        loop {
+            let taken: Vec<(Message, Copy, tokio::sync::oneshot::Sender<Step>)> = {
+                let mut batches = self.batches.lock().unwrap_or_else(|p| p.into_inner());
+                let Some(b) = batches.get_mut(&org) else { return };
+                if b.pending.is_empty() {
+                    batches.remove(&org);
+                    return;
+                }
+                // Oldest first, as the lane would keep them.
+                b.pending.sort_by_key(|(_, c, _)| c.order);
+                let n = b.pending.len().min(size);
+                b.pending.drain(..n).collect()
+            };
+            let (items, replies): (Vec<(Message, Copy)>, Vec<_>) =
+                taken.into_iter().map(|(m, c, tx)| ((m, c), tx)).unzip();
+            metrics::histogram!("xj_delivery_batch_size").record(items.len() as f64);
+            let span = tracing::info_span!("deliver_batch", recipient = %org, size = items.len());
+            let steps = self.deliver_batch(&items).instrument(span).await;
+            for (tx, step) in replies.into_iter().zip(steps) {
+                let _ = tx.send(step);
+            }
         }
     }
 
@@ -354,14 +445,97 @@ impl Courier {
     }
 
     async fn deliver_inner(&self, m: &Message, copy: &Copy, attempt_no: u64) -> Step {
-        let (settings, bus) = (&self.settings, &self.bus);
+        let Some(p) = self.prepare(m, copy, attempt_no).await else { return Step::Dead };
+        let org = p.org;
+        let (outcome, untranslatable) = match &p.native {
+            Ok((body, content_type)) => {
+                let parcel = p.parcel(copy, attempt_no, body.clone(), content_type);
+                let outcome = attempt(&self.http, &self.bus, &self.key, &parcel).await;
+                // A webhook's receipt is checked over the bytes delivered: a
+                // receipt that does not verify (or is owed and missing) is no
+                // delivery. NATS and pull organisations sign theirs later,
+                // for the copy stored (the gateway checks those).
+                let outcome = match outcome {
+                    Outcome::Delivered { status, stored, receipt, held, elapsed } if org.deliver.webhook.is_some() => {
+                        let message = (copy.sender.as_str(), copy.msg_id.as_str());
+                        match check_receipt(org, message, &parcel.body, receipt.as_deref()) {
+                            Ok(signed) => {
+                                let mut delivered = Outcome::Delivered { status, stored, receipt, held, elapsed };
+                                return self
+                                    .finish(m, copy, attempt_no, p.hop, p.trace, &mut delivered, false, signed)
+                                    .await;
+                            }
+                            Err(reason) => Outcome::Failed { reason, status: None, elapsed },
+                        }
+                    }
+                    other => other,
+                };
+                (outcome, false)
+            }
+            Err(reason) => (Outcome::Failed { reason: reason.clone(), status: None, elapsed: Duration::ZERO }, true),
+        };
+        let mut outcome = outcome;
+        self.finish(m, copy, attempt_no, p.hop, p.trace, &mut outcome, untranslatable, None).await
+    }
+
+    /// Several copies for one organisation that takes batches, in one
+    /// `POST`: each copy's step, in order. A copy that cannot be delivered
+    /// at all (its organisation removed) is buried alone.
+    async fn deliver_batch(&self, items: &[(Message, Copy)]) -> Vec<Step> {
+        let mut steps: Vec<Option<Step>> = Vec::with_capacity(items.len());
+        let mut ready = Vec::new();
+        for (i, (m, copy)) in items.iter().enumerate() {
+            match self.prepare(m, copy, copy.delivered).await {
+                Some(p) => {
+                    steps.push(None);
+                    ready.push((i, p));
+                }
+                None => steps.push(Some(Step::Dead)),
+            }
+        }
+        let parcels: Vec<Parcel<'_>> = ready
+            .iter()
+            .filter_map(|(i, p)| {
+                let (body, content_type) = p.native.as_ref().ok()?;
+                Some(p.parcel(&items[*i].1, items[*i].1.delivered, body.clone(), content_type))
+            })
+            .collect();
+        let outcome = match (parcels.first(), parcels.len() == ready.len()) {
+            (Some(first), true) => match &first.org.deliver.webhook {
+                Some(url) => {
+                    let now = Utc::now().timestamp();
+                    crate::deliver::webhook_batch(&self.http, &self.key, &parcels, url, now).await
+                }
+                None => attempt(&self.http, &self.bus, &self.key, first).await,
+            },
+            // Canonical JSON is never untranslatable; should a copy be, the
+            // batch is tried one by one.
+            _ => Outcome::Failed {
+                reason: "a batch that cannot be sent whole".into(),
+                status: None,
+                elapsed: Duration::ZERO,
+            },
+        };
+        drop(parcels);
+        for (i, p) in ready {
+            let (m, copy) = &items[i];
+            let mut outcome = outcome.clone();
+            steps[i] = Some(self.finish(m, copy, copy.delivered, p.hop, p.trace, &mut outcome, false, None).await);
+        }
+        steps.into_iter().map(|s| s.unwrap_or(Step::Dead)).collect()
+    }
+
+    /// What an attempt of a copy needs: its organisation (a copy for one no
+    /// longer configured is buried, `None`), its trace and hop, and its body
+    /// in the organisation's format.
+    async fn prepare<'a>(&'a self, m: &Message, copy: &Copy, attempt_no: u64) -> Option<Prepared<'a>> {
         let hd = m.headers.as_ref();
-        let Some(org) = settings.org(&copy.recipient) else {
+        let Some(org) = self.settings.org(&copy.recipient) else {
             // The org was removed from the configuration after routing: an
             // operator must decide, so it goes to the dead letters at once.
             let reason = format!("organisation {:?} is no longer configured", copy.recipient);
             self.bury(m, copy, &reason, attempt_no).await;
-            return Step::Dead;
+            return None;
         };
         let received = TraceParent::received(hd);
         let trace = received.map(|t| t.child()).unwrap_or_else(TraceParent::new_root);
@@ -392,42 +566,26 @@ impl Courier {
             (Some(a), Err(reason)) => a.fail(reason.clone()),
             (None, _) => {}
         }
-        let mut receipt_checked = None;
-        let (outcome, untranslatable) = match native {
-            Ok((body, content_type)) => {
-                let parcel = Parcel {
-                    org,
-                    sender: &copy.sender,
-                    msg_id: &copy.msg_id,
-                    case: &copy.case,
-                    delivery: &copy.delivery,
-                    attempt: attempt_no,
-                    trace,
-                    body,
-                    content_type,
-                };
-                let outcome = attempt(&self.http, bus, &self.key, &parcel).await;
-                // A webhook's receipt is checked over the bytes delivered: a
-                // receipt that does not verify (or is owed and missing) is no
-                // delivery. NATS and pull organisations sign theirs later,
-                // for the copy stored (the gateway checks those).
-                let outcome = match outcome {
-                    Outcome::Delivered { status, stored, receipt, held, elapsed } if org.deliver.webhook.is_some() => {
-                        let message = (copy.sender.as_str(), copy.msg_id.as_str());
-                        match check_receipt(org, message, &parcel.body, receipt.as_deref()) {
-                            Ok(signed) => {
-                                receipt_checked = signed;
-                                Outcome::Delivered { status, stored, receipt, held, elapsed }
-                            }
-                            Err(reason) => Outcome::Failed { reason, status: None, elapsed },
-                        }
-                    }
-                    failed => failed,
-                };
-                (outcome, false)
-            }
-            Err(reason) => (Outcome::Failed { reason, status: None, elapsed: Duration::ZERO }, true),
-        };
+        Some(Prepared { org, trace, hop, native })
+    }
+
+    /// Records what an attempt came to — the event, the metrics, the hop —
+    /// and acknowledges a delivered or buried copy: the copy's step.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        m: &Message,
+        copy: &Copy,
+        attempt_no: u64,
+        mut hop: Hop,
+        trace: TraceParent,
+        outcome: &mut Outcome,
+        untranslatable: bool,
+        receipt_checked: Option<xj_bus::signing::SignedReceipt>,
+    ) -> Step {
+        let settings = &self.settings;
+        let mut receipt_checked = receipt_checked;
+        let outcome: &Outcome = outcome;
         let c = &settings.courier;
         let mut held_copy = false;
         let mut detail = events::Delivery::to(&copy.recipient, attempt_no);

@@ -51,20 +51,10 @@ struct Claim {
 }
 
 /// Accepts `raw` from `org`: `202` with a new receipt, `200` with the first
-/// receipt for an exact repeat, or the error to answer.
+/// receipt for an exact repeat, or the error to answer. `signature` is the
+/// `Xj-Signature` of an organisation that signs, already checked over
+/// `raw`: both are kept as evidence ([`crate::signed`]).
 pub async fn accept(
-    state: &GatewayState,
-    org: &str,
-    raw: &[u8],
-    traceparent: Option<&str>,
-) -> Result<(StatusCode, Receipt), ApiError> {
-    accept_signed(state, org, raw, traceparent, None).await
-}
-
-/// [`accept`] of a submission its organisation signed: `signature` is the
-/// `Xj-Signature` already checked over `raw`, both kept as evidence
-/// ([`crate::signed`]).
-pub async fn accept_signed(
     state: &GatewayState,
     org: &str,
     raw: &[u8],

@@ -50,19 +50,25 @@ fn unavailable(e: impl std::fmt::Display) -> ApiError {
 }
 
 async fn store(state: &GatewayState) -> Result<ObjectStore, ApiError> {
+    object_store(state, BUCKET, "evidence attachments by SHA-256").await.map_err(unavailable)
+}
+
+/// The object store `bucket`, made (file-backed, on `[nats] replicas`) if
+/// it is not there yet.
+pub(crate) async fn object_store(state: &GatewayState, bucket: &str, description: &str) -> Result<ObjectStore, String> {
     let js = &state.bus.js;
-    if let Ok(s) = js.get_object_store(BUCKET).await {
+    if let Ok(s) = js.get_object_store(bucket).await {
         return Ok(s);
     }
     js.create_object_store(object_store::Config {
-        bucket: BUCKET.into(),
-        description: Some("evidence attachments by SHA-256".into()),
+        bucket: bucket.into(),
+        description: Some(description.into()),
         storage: async_nats::jetstream::stream::StorageType::File,
         num_replicas: state.settings.nats.replicas,
         ..Default::default()
     })
     .await
-    .map_err(unavailable)
+    .map_err(|e| e.to_string())
 }
 
 async fn refs_bucket(state: &GatewayState) -> Result<kv::Store, ApiError> {

@@ -123,8 +123,11 @@ async fn batch(
 /// `{"status", "body"}`.
 async fn one(state: &GatewayState, org: &str, message: &Value, limit: usize, traceparent: Option<&str>) -> Value {
     let raw = serde_json::to_vec(message).unwrap_or_default();
-    let result =
-        if raw.len() > limit { Err(ApiError::TooLarge(limit)) } else { accept(state, org, &raw, traceparent).await };
+    let result = if raw.len() > limit {
+        Err(ApiError::TooLarge(limit))
+    } else {
+        accept(state, org, &raw, traceparent, None).await
+    };
     match result {
         Ok((status, receipt)) => json!({ "status": status.as_u16(), "body": receipt }),
         Err(e) => {

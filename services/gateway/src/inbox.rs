@@ -397,23 +397,46 @@ async fn delivered(
         tracing::warn!(seq = m.sequence, "an inbox message without its id or sender: removed unrecorded");
         return Ok(());
     };
+    let copy = StoredCopy { org, msg: (sender, msg_id), headers: &m.headers, seq: m.sequence };
+    let dedup = format!("evt:collected:{org}:{}", m.sequence);
+    copy_step(state, &copy, receipt, Step::Delivered, &dedup).await
+}
+
+/// A copy the courier stored for `org` (in its inbox or outbox): the
+/// message it is (sender, id), its headers and its sequence.
+pub(crate) struct StoredCopy<'a> {
+    pub org: &'a str,
+    pub msg: (&'a str, &'a str),
+    pub headers: &'a async_nats::HeaderMap,
+    pub seq: u64,
+}
+
+/// Records a step of a stored copy — its collection, a signed receipt for
+/// it — from the copy's own headers, once (`dedup`).
+pub(crate) async fn copy_step(
+    state: &GatewayState,
+    copy: &StoredCopy<'_>,
+    receipt: Option<xj_bus::signing::SignedReceipt>,
+    step: fn(Delivery) -> Step,
+    dedup: &str,
+) -> Result<(), ApiError> {
+    let hd = Some(copy.headers);
     let trace = TraceParent::received(hd).map(|t| t.child()).unwrap_or_else(TraceParent::new_root);
-    let mut detail = Delivery::to(org, h::get(hd, h::ATTEMPT).and_then(|a| a.parse().ok()).unwrap_or(1));
-    detail.outbox_seq = Some(m.sequence);
+    let mut detail = Delivery::to(copy.org, h::get(hd, h::ATTEMPT).and_then(|a| a.parse().ok()).unwrap_or(1));
+    detail.outbox_seq = Some(copy.seq);
     detail.receipt = receipt;
     let ev = Event {
-        step: Step::Delivered(detail),
+        step: step(detail),
         service: "gateway".into(),
-        msg_id: msg_id.to_string(),
-        sender: sender.to_string(),
+        msg_id: copy.msg.1.to_string(),
+        sender: copy.msg.0.to_string(),
         case: h::get(hd, h::CASE).map(str::to_owned),
         msg_type: None,
         at: state.clock.now(),
         trace_id: trace.trace_id_hex(),
         span_id: trace.span_id_hex(),
     };
-    let dedup = format!("evt:collected:{org}:{}", m.sequence);
-    events::publish_once(&state.bus.js, &ev, &dedup).await.map_err(|e| ApiError::unavailable(e.to_string()))
+    events::publish_once(&state.bus.js, &ev, dedup).await.map_err(|e| ApiError::unavailable(e.to_string()))
 }
 
 /// `GET /v1/admin/inbox`: each pull organisation, how many deliveries wait

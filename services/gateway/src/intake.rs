@@ -14,7 +14,7 @@ use async_nats::jetstream::{AckKind, Message};
 use xj_bus::consume::{self, Durable};
 use xj_bus::{Shutdown, headers as h, subjects};
 
-use crate::accept::accept_signed;
+use crate::accept::accept;
 use crate::error::ApiError;
 use crate::native::{NativeError, accept_native};
 use crate::state::{Caller, GatewayState};
@@ -78,28 +78,14 @@ async fn receipt(
     let signed = xj_bus::signing::check_receipt(o, (sender, id), &copy.payload, Some(header))
         .map_err(|e| invalid("Xj-Receipt-Signature", e))?
         .ok_or_else(|| invalid("Xj-Receipt-Signature", "no receipt".into()))?;
-    let trace = xj_bus::TraceParent::received(hd).map(|t| t.child()).unwrap_or_else(xj_bus::TraceParent::new_root);
-    let mut detail =
-        xj_bus::events::Delivery::to(org, h::get(hd, h::ATTEMPT).and_then(|a| a.parse().ok()).unwrap_or(1));
-    detail.outbox_seq = Some(seq);
-    detail.receipt = Some(signed.clone());
-    let ev = xj_bus::events::Event {
-        step: xj_bus::events::Step::Receipted(detail),
-        service: "gateway".into(),
-        msg_id: id.to_string(),
-        sender: sender.to_string(),
-        case: h::get(hd, h::CASE).map(str::to_owned),
-        msg_type: None,
-        at: state.clock.now(),
-        trace_id: trace.trace_id_hex(),
-        span_id: trace.span_id_hex(),
-    };
+    let at = signed.at.clone();
+    let stored = crate::inbox::StoredCopy { org, msg: (sender, id), headers: &copy.headers, seq };
     // One receipt per copy: a repeat is the same receipt recorded once.
     let dedup = format!("evt:receipted:{org}:{seq}");
-    xj_bus::events::publish_once(&state.bus.js, &ev, &dedup)
+    crate::inbox::copy_step(state, &stored, Some(signed), xj_bus::events::Step::Receipted, &dedup)
         .await
-        .map_err(|e| NativeError::Api(ApiError::unavailable(e.to_string())))?;
-    let body = serde_json::json!({ "receipt": "recorded", "for": seq, "sender": sender, "id": id, "at": signed.at });
+        .map_err(NativeError::Api)?;
+    let body = serde_json::json!({ "receipt": "recorded", "for": seq, "sender": sender, "id": id, "at": at });
     Ok((id.to_string(), body))
 }
 
@@ -148,7 +134,7 @@ async fn handle(state: &GatewayState, m: Message) {
         accept_native(state, &org, &m.payload, tp).await
     } else {
         let signed = crate::trust::signs(state, &org).then_some(signature).flatten();
-        accept_signed(state, &org, &m.payload, tp, signed).await.map_err(NativeError::Api)
+        accept(state, &org, &m.payload, tp, signed).await.map_err(NativeError::Api)
     };
     let retry_after = match &result {
         Err(NativeError::Api(e)) => e.retry_after(),

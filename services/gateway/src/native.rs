@@ -114,7 +114,7 @@ pub async fn accept_native(
     };
     let canonical = serde_json::to_vec(&translated.message).map_err(|e| ApiError::Internal(e.to_string()))?;
     let traceparent = own.header();
-    match accept(state, org, &canonical, Some(&traceparent)).await {
+    match accept(state, org, &canonical, Some(&traceparent), None).await {
         Ok(ok) => Ok(ok),
         Err(ApiError::Invalid(problems)) => Err(NativeError::Located {
             status: StatusCode::UNPROCESSABLE_ENTITY,

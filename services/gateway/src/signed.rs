@@ -7,7 +7,7 @@
 //! a third party checks the sender's own signature over what it sent, and
 //! that what the hub accepted is that message with the case it assigned.
 
-use async_nats::jetstream::object_store::{self, ObjectStore};
+use async_nats::jetstream::object_store::ObjectStore;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
@@ -21,19 +21,8 @@ fn unavailable(e: impl std::fmt::Display) -> ApiError {
 }
 
 async fn store(state: &GatewayState) -> Result<ObjectStore, ApiError> {
-    let js = &state.bus.js;
-    if let Ok(s) = js.get_object_store(BUCKET).await {
-        return Ok(s);
-    }
-    js.create_object_store(object_store::Config {
-        bucket: BUCKET.into(),
-        description: Some("signed submissions as their organisations sent them, by SHA-256".into()),
-        storage: async_nats::jetstream::stream::StorageType::File,
-        num_replicas: state.settings.nats.replicas,
-        ..Default::default()
-    })
-    .await
-    .map_err(unavailable)
+    let what = "signed submissions as their organisations sent them, by SHA-256";
+    crate::attachments::object_store(state, BUCKET, what).await.map_err(unavailable)
 }
 
 /// Makes the store, if it is not there yet.

@@ -7,7 +7,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::accept::{Receipt, accept_signed};
+use crate::accept::{Receipt, accept};
 use crate::auth::caller;
 use crate::error::ApiError;
 use crate::native::NativeError;
@@ -26,7 +26,7 @@ pub async fn post_message(
         let signed = crate::trust::signs(&state, &org)
             .then(|| headers.get(xj_bus::headers::SIGNATURE).and_then(|v| v.to_str().ok()))
             .flatten();
-        accept_signed(&state, &org, &body, tp, signed).await
+        accept(&state, &org, &body, tp, signed).await
     }
     .await;
     respond(&state, started, "canonical", result.map_err(NativeError::Api))

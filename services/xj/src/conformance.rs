@@ -116,7 +116,12 @@ pub async fn run_checks(settings: &Settings, key: &HubKey, org: &Org, url: &str)
                     body,
                     content_type,
                 };
-                deliver::webhook(&http, &key, &parcel, url, at).await
+                // An organisation that takes batches gets everything as one.
+                if org.deliver.batch.is_some() {
+                    deliver::webhook_batch(&http, &key, std::slice::from_ref(&parcel), url, at).await
+                } else {
+                    deliver::webhook(&http, &key, &parcel, url, at).await
+                }
             }
         };
     let mut checks = Vec::new();
@@ -204,12 +209,47 @@ pub async fn run_checks(settings: &Settings, key: &HubKey, org: &Org, url: &str)
         format!("slowest answer {} ms; [courier] timeout_ms = {}", slowest.as_millis(), limit.as_millis()),
     ));
 
-    // 6. Batches: the hub does not deliver in batches yet.
-    checks.push(Check::new(
-        "handles a batch",
-        Verdict::NotApplicable,
-        "batched webhook delivery is not available yet (docs/api.md, \"Not yet available\"): every delivery is one message",
-    ));
+    // 6. Batches: two messages in one POST, for an organisation that takes them.
+    match org.deliver.batch {
+        Some(n) if n > 1 => {
+            let (a, b) = (message(&org.id, &id(6))?, message(&org.id, &id(7))?);
+            let ids = [id(6), id(7)];
+            let deliveries: Vec<String> = ids.iter().map(|i| deliver::delivery_id(None, SENDER, i, &org.id)).collect();
+            let parcels: Vec<Parcel<'_>> = [(a, 0), (b, 1)]
+                .into_iter()
+                .map(|(body, i)| Parcel {
+                    org,
+                    sender: SENDER,
+                    msg_id: &ids[i],
+                    case: CASE,
+                    delivery: &deliveries[i],
+                    attempt: 1,
+                    trace: TraceParent::new_root(),
+                    body,
+                    content_type: "application/json",
+                })
+                .collect();
+            let batch = deliver::webhook_batch(&http, key, &parcels, url, now()).await;
+            let ok = matches!(batch, Outcome::Delivered { .. });
+            checks.push(Check::new(
+                "handles a batch",
+                if ok { Verdict::Pass } else { Verdict::Fail },
+                if ok {
+                    format!("{}; {} and {} should each be in your system once", answered(&batch), ids[0], ids[1])
+                } else {
+                    format!(
+                        "{}: a batch's 2xx acknowledges all its messages; anything else retries them",
+                        answered(&batch)
+                    )
+                },
+            ));
+        }
+        _ => checks.push(Check::new(
+            "handles a batch",
+            Verdict::NotApplicable,
+            "the organisation receives one message a POST ([[org]] deliver has no batch)",
+        )),
+    }
     Ok(checks)
 }
 

@@ -102,6 +102,27 @@ pub fn sample_clue(id: &str, sender: &str, matter: &str, region: &str) -> Value 
     })
 }
 
+/// A criminal hand-off (行刑衔接) of counterfeit liquor by the market bureau:
+/// sales of 86,000 yuan, over the PRODUCT-FAKE threshold, so it goes to the
+/// economic police and the procuratorate.
+pub fn sample_handoff(id: &str) -> Value {
+    let mut m = sample_clue(id, "qh-market", "PRODUCT-FAKE", "990101101");
+    m["type"] = "criminal_handoff".into();
+    let b = &mut m["body"];
+    b["cause"] = "销售伪劣白酒".into();
+    b["filed_on"] = "2026-09-10".into();
+    b["found_on"] = "2026-09-10".into();
+    b["facts"] = json!({ "sales_amount": 86000 });
+    b["offence"] = "生产、销售伪劣产品罪".into();
+    b["reported_on"] = "2026-09-21".into();
+    b["approved_on"] = "2026-09-22".into();
+    b["approved_by"] = json!({ "name": "刘局长", "title": "局长" });
+    b["reports"] =
+        json!([{ "title": "案件调查报告", "kind": "investigation" }, { "title": "检验报告", "kind": "inspection" }]);
+    b["seized_items"] = json!([{ "name": "白酒", "quantity": 300, "unit": "瓶", "disposed": false }]);
+    m
+}
+
 /// Two NATS-native bureaus to append to the county (`TestHub::start`,
 /// `start_secured`): agriculture, then transport. Each `[[org]]` block ends
 /// with its `deliver` line, so a test may append settings to the last one.

@@ -22,7 +22,7 @@ use xj_bus::embedded::{NatsServer, ServerOptions};
 use xj_config::Settings;
 
 pub use cluster::{TestCluster, http_get};
-pub use county::{NATS_AGRI, NATS_TRANSPORT, ORGS, county_config, sample_clue, sample_uscc};
+pub use county::{NATS_AGRI, NATS_TRANSPORT, ORGS, county_config, sample_clue, sample_handoff, sample_uscc};
 pub use receiver::{Delivery, Receiver};
 pub use secure::{SERVICE_PASSWORD, SERVICE_USER};
 

@@ -132,3 +132,116 @@ async fn messages_on_one_case_keep_the_batch_order() -> anyhow::Result<()> {
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "accepted out of the batch's order: {seqs:?}");
     Ok(())
 }
+
+/// One POST: its headers and body.
+type Post = (axum::http::HeaderMap, Vec<u8>);
+
+/// What the batching town's system got: each POST's headers and body.
+#[derive(Clone, Default)]
+struct Posts {
+    got: std::sync::Arc<std::sync::Mutex<Vec<Post>>>,
+    /// Answers 503 to this many POSTs first.
+    fail_first: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn take_batch(
+    axum::extract::State(p): axum::extract::State<Posts>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    use std::sync::atomic::Ordering;
+    if p.fail_first.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+    }
+    p.got.lock().unwrap_or_else(|e| e.into_inner()).push((headers, body.to_vec()));
+    axum::http::StatusCode::OK
+}
+
+/// `deliver = { webhook, batch = 10 }` (docs/api.md, "Batched delivery"):
+/// a backlog of 25 referrals reaches the town in POSTs of up to 10 as
+/// `{"messages": […]}`, each signed whole (`Xj-Batch-Signature`) and with
+/// Standard Webhooks; a batch answered 503 is retried and nothing is lost
+/// or delivered twice; every message's trace says delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organisation_that_takes_batches_gets_its_backlog_in_signed_batches() -> anyhow::Result<()> {
+    use xj::hub::Service;
+    let posts = Posts::default();
+    posts.fail_first.store(1, std::sync::atomic::Ordering::SeqCst);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/batch", listener.local_addr()?);
+    let app = axum::Router::new().fallback(take_batch).with_state(posts.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let extra = format!(
+        "[courier]\nbackoff_initial_ms = 100\nbackoff_max_ms = 300\n\n\
+         [[org]]\nid = \"qh-town-nb\"\nname = \"南关镇人民政府\"\nkind = \"town_government\"\nregion = \"990101104\"\n\
+         token = \"token-qh-town-nb-0123456789\"\ndeliver = {{ webhook = \"{url}\", batch = 10 }}\n\
+         webhook_secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n"
+    );
+    // The courier starts once the backlog is routed, so copies are there together.
+    let hub = TestHub::start_services(&extra, &[Service::Gateway, Service::Router, Service::Tracker, Service::Ledger])
+        .await?;
+    let ids: Vec<String> = (1..=25).map(|i| format!("NB-{i:02}")).collect();
+    let messages: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            let mut m = sample_clue(id, "qh-market", "FOOD-STALL", "990101104");
+            m["recipient"] = "qh-town-nb".into();
+            m
+        })
+        .collect();
+    let (s, answer, _) = post_batch(&hub, "qh-market", batch_of(&messages)).await?;
+    assert_eq!(s, 207, "{answer}");
+    for id in &ids {
+        xj_testkit::eventually(WAIT, "routed", || async {
+            let (_, t) = hub.get(&format!("/v1/messages/{id}/trace"), &hub.operator_token()).await.ok()?;
+            t["hops"].as_array()?.iter().any(|h| h["step"] == "routed").then_some(())
+        })
+        .await?;
+    }
+    let _courier = hub.service(Service::Courier).await?;
+    let seen = xj_testkit::eventually(WAIT, "all 25 delivered", || async {
+        let got = posts.got.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let n: usize = got
+            .iter()
+            .filter_map(|(_, b)| serde_json::from_slice::<Value>(b).ok())
+            .map(|v| v["messages"].as_array().map_or(0, Vec::len))
+            .sum();
+        (n >= 25).then_some(got)
+    })
+    .await?;
+    let (kid, public_key) = crate::common::hub_key(&hub).await?;
+    let mut delivered_ids = std::collections::BTreeSet::new();
+    let mut largest = 0;
+    for (headers, body) in &seen {
+        let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let sig = h("xj-batch-signature");
+        assert!(sig.contains(&format!("keyid={kid}")), "{sig}");
+        xj_bus::signing::verify_header(&public_key, &sig, body).expect("Xj-Batch-Signature is over the exact body");
+        xj_bus::webhooks::verify("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", body, headers)
+            .expect("Standard Webhooks verifies the batch too");
+        let v: Value = serde_json::from_slice(body)?;
+        let list = v["messages"].as_array().cloned().unwrap_or_default();
+        assert!((1..=10).contains(&list.len()), "{} messages in one POST", list.len());
+        assert_eq!(h("xj-batch-size"), list.len().to_string());
+        largest = largest.max(list.len());
+        for m in list {
+            assert_eq!(m["sender"], "qh-market");
+            assert!(m["case"].as_str().is_some_and(|c| c.starts_with("XJ-")), "{m}");
+            assert!(delivered_ids.insert(m["id"].as_str().unwrap_or_default().to_string()), "{m} delivered twice");
+        }
+    }
+    assert_eq!(delivered_ids.into_iter().collect::<Vec<_>>(), ids, "every message once");
+    assert!(largest > 1, "a backlog goes in batches, not one by one");
+    for id in &ids {
+        xj_testkit::eventually(WAIT, "delivered in the trace", || async {
+            let (_, t) = hub.get(&format!("/v1/messages/{id}/trace"), &hub.token("qh-market")).await.ok()?;
+            t["hops"]
+                .as_array()?
+                .iter()
+                .any(|h| h["step"] == "delivered" && h["detail"]["recipient"] == "qh-town-nb")
+                .then_some(())
+        })
+        .await?;
+    }
+    Ok(())
+}

@@ -13,21 +13,7 @@ const T: Duration = Duration::from_secs(30);
 const MANUAL: &str = "[clock]\nmode = \"manual\"\nstart = \"2026-09-24T10:00:00+08:00\"\n";
 
 fn handoff(id: &str) -> Value {
-    let mut m = sample_clue(id, "qh-market", "PRODUCT-FAKE", "990101101");
-    m["type"] = "criminal_handoff".into();
-    let b = &mut m["body"];
-    b["cause"] = "销售伪劣白酒".into();
-    b["filed_on"] = "2026-09-10".into();
-    b["found_on"] = "2026-09-10".into();
-    b["facts"] = json!({ "sales_amount": 86000 });
-    b["offence"] = "生产、销售伪劣产品罪".into();
-    b["reported_on"] = "2026-09-21".into();
-    b["approved_on"] = "2026-09-22".into();
-    b["approved_by"] = json!({ "name": "刘局长", "title": "局长" });
-    b["reports"] =
-        json!([{ "title": "案件调查报告", "kind": "investigation" }, { "title": "检验报告", "kind": "inspection" }]);
-    b["seized_items"] = json!([{ "name": "白酒", "quantity": 300, "unit": "瓶", "disposed": false }]);
-    m
+    xj_testkit::sample_handoff(id)
 }
 
 /// The environment bureau's penalty decision (a fine) on `party`, with no

@@ -12,9 +12,9 @@ use std::time::Duration;
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use serde_json::{Value, json};
+use serde_json::Value;
 use xj_bus::signing::{Alg, HubKey};
-use xj_testkit::{TestHub, TestNats, county_config, county_receivers, eventually, sample_clue};
+use xj_testkit::{TestHub, TestNats, county_config, county_receivers, eventually};
 
 const T: Duration = Duration::from_secs(40);
 
@@ -74,23 +74,6 @@ async fn receive(
     (StatusCode::OK, out, "收到")
 }
 
-fn handoff(id: &str) -> Value {
-    let mut m = sample_clue(id, "qh-market", "PRODUCT-FAKE", "990101101");
-    m["type"] = "criminal_handoff".into();
-    let b = &mut m["body"];
-    b["cause"] = "销售伪劣白酒".into();
-    b["filed_on"] = "2026-09-10".into();
-    b["found_on"] = "2026-09-10".into();
-    b["facts"] = json!({ "sales_amount": 86000 });
-    b["offence"] = "生产、销售伪劣产品罪".into();
-    b["reported_on"] = "2026-09-21".into();
-    b["approved_on"] = "2026-09-22".into();
-    b["approved_by"] = json!({ "name": "刘局长", "title": "局长" });
-    b["reports"] = json!([{ "title": "案件调查报告", "kind": "investigation" }]);
-    b["seized_items"] = json!([{ "name": "白酒", "quantity": 300, "unit": "瓶", "disposed": false }]);
-    m
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hand_off_package_is_chained_to_a_time_stamped_head_and_any_changed_byte_is_named() -> anyhow::Result<()> {
     let tsa = LocalTsa::start()?;
@@ -130,7 +113,7 @@ async fn a_hand_off_package_is_chained_to_a_time_stamped_head_and_any_changed_by
     let settings = Arc::new(xj_config::load_file(&path)?);
     let hub = TestHub::start_with(nats, settings, receivers).await?;
 
-    let sent = serde_json::to_vec(&handoff("HO-EV-1"))?;
+    let sent = serde_json::to_vec(&xj_testkit::sample_handoff("HO-EV-1"))?;
     let answer = hub
         .http
         .post(format!("{}/v1/messages", hub.base))

@@ -225,19 +225,7 @@ async fn a_handoff_reaches_a_nats_native_police_unit_and_procuratorate() -> anyh
         false,
     )
     .await?;
-    let mut handoff = sample_clue("HO-NATS-1", "qh-market", "PRODUCT-FAKE", "990101101");
-    handoff["type"] = "criminal_handoff".into();
-    let b = &mut handoff["body"];
-    b["cause"] = "销售伪劣白酒".into();
-    b["filed_on"] = "2026-09-10".into();
-    b["found_on"] = "2026-09-10".into();
-    b["facts"] = json!({ "sales_amount": 86000 });
-    b["offence"] = "生产、销售伪劣产品罪".into();
-    b["reported_on"] = "2026-09-21".into();
-    b["approved_on"] = "2026-09-22".into();
-    b["approved_by"] = json!({ "name": "刘局长", "title": "局长" });
-    b["reports"] = json!([{ "title": "案件调查报告", "kind": "investigation" }]);
-    b["seized_items"] = json!([{ "name": "白酒", "quantity": 300, "unit": "瓶", "disposed": false }]);
+    let handoff = xj_testkit::sample_handoff("HO-NATS-1");
     let (status, receipt) = hub.submit("qh-market", &handoff).await?;
     assert_eq!(status, 202, "{receipt}");
     one_copy_each(&hub, "HO-NATS-1", "qh-market", &native).await?;
