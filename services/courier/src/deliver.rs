@@ -146,40 +146,21 @@ pub async fn attempt(http: &reqwest::Client, bus: &Bus, key: &HubKey, p: &Parcel
     }
 }
 
-/// One webhook attempt at `url` at `now` (Unix seconds, signed into
-/// `webhook-timestamp`): Standard Webhooks beside `Xj-Signature` — the same
-/// id on every attempt, this attempt's time, one signature per secret in
-/// force.
-pub async fn webhook(http: &reqwest::Client, key: &HubKey, p: &Parcel<'_>, url: &str, now: i64) -> Outcome {
-    let started = Instant::now();
-    let signature = key.sign_header(&p.body);
-    let hook_id = xj_bus::webhooks::delivery_id(p.sender, p.msg_id, &p.org.id);
+/// The Standard Webhooks signature of `body` as `hook_id` at `now`, with the
+/// organisation's secrets in force (or the one derived from the hub's key).
+fn hook_signature(key: &HubKey, org: &Org, hook_id: &str, now: i64, body: &[u8]) -> Result<String, String> {
     let derived;
-    let secrets = if p.org.webhook_secrets.is_empty() {
-        derived = [key.webhook_secret(&p.org.id)];
+    let secrets = if org.webhook_secrets.is_empty() {
+        derived = [key.webhook_secret(&org.id)];
         &derived[..]
     } else {
-        &p.org.webhook_secrets[..]
+        &org.webhook_secrets[..]
     };
-    let hook_sig = match xj_bus::webhooks::signature(secrets, &hook_id, now, &p.body) {
-        Ok(s) => s,
-        Err(e) => return Outcome::Failed { reason: e.to_string(), status: None, elapsed: started.elapsed() },
-    };
-    let resp = http
-        .post(url)
-        .header("content-type", p.content_type)
-        .header(xj_bus::webhooks::HEADER_WEBHOOK_ID, hook_id)
-        .header(xj_bus::webhooks::HEADER_WEBHOOK_TIMESTAMP, now.to_string())
-        .header(xj_bus::webhooks::HEADER_WEBHOOK_SIGNATURE, hook_sig)
-        .header(h::MESSAGE_ID, p.msg_id)
-        .header(h::SENDER, p.sender)
-        .header(h::CASE, p.case)
-        .header(h::ATTEMPT, p.attempt.to_string())
-        .header(h::TRACEPARENT, p.trace.header())
-        .header(h::SIGNATURE, signature)
-        .body(p.body.clone())
-        .send()
-        .await;
+    xj_bus::webhooks::signature(secrets, hook_id, now, body).map_err(|e| e.to_string())
+}
+
+/// What a webhook's answer (or its absence) comes to.
+async fn answer(resp: reqwest::Result<reqwest::Response>, started: Instant) -> Outcome {
     match resp {
         Ok(r) if r.status().is_success() => Outcome::Delivered {
             status: Some(r.status().as_u16()),
@@ -198,6 +179,36 @@ pub async fn webhook(http: &reqwest::Client, key: &HubKey, p: &Parcel<'_>, url: 
         }
         Err(e) => Outcome::Failed { reason: describe(&e), status: None, elapsed: started.elapsed() },
     }
+}
+
+/// One webhook attempt at `url` at `now` (Unix seconds, signed into
+/// `webhook-timestamp`): Standard Webhooks beside `Xj-Signature` — the same
+/// id on every attempt, this attempt's time, one signature per secret in
+/// force.
+pub async fn webhook(http: &reqwest::Client, key: &HubKey, p: &Parcel<'_>, url: &str, now: i64) -> Outcome {
+    let started = Instant::now();
+    let signature = key.sign_header(&p.body);
+    let hook_id = xj_bus::webhooks::delivery_id(p.sender, p.msg_id, &p.org.id);
+    let hook_sig = match hook_signature(key, p.org, &hook_id, now, &p.body) {
+        Ok(s) => s,
+        Err(reason) => return Outcome::Failed { reason, status: None, elapsed: started.elapsed() },
+    };
+    let resp = http
+        .post(url)
+        .header("content-type", p.content_type)
+        .header(xj_bus::webhooks::HEADER_WEBHOOK_ID, hook_id)
+        .header(xj_bus::webhooks::HEADER_WEBHOOK_TIMESTAMP, now.to_string())
+        .header(xj_bus::webhooks::HEADER_WEBHOOK_SIGNATURE, hook_sig)
+        .header(h::MESSAGE_ID, p.msg_id)
+        .header(h::SENDER, p.sender)
+        .header(h::CASE, p.case)
+        .header(h::ATTEMPT, p.attempt.to_string())
+        .header(h::TRACEPARENT, p.trace.header())
+        .header(h::SIGNATURE, signature)
+        .body(p.body.clone())
+        .send()
+        .await;
+    answer(resp, started).await
 }
 
 /// The body of a batched delivery: the messages' exact bytes, in order, as
@@ -237,16 +248,9 @@ pub async fn webhook_batch(
     let ids: Vec<&str> = parcels.iter().map(|p| p.delivery).collect();
     let digest = <sha2::Sha256 as sha2::Digest>::digest(ids.join("\n").as_bytes());
     let hook_id = format!("batch.{}.{}", first.org.id, &hex::encode(digest)[..32]);
-    let derived;
-    let secrets = if first.org.webhook_secrets.is_empty() {
-        derived = [key.webhook_secret(&first.org.id)];
-        &derived[..]
-    } else {
-        &first.org.webhook_secrets[..]
-    };
-    let hook_sig = match xj_bus::webhooks::signature(secrets, &hook_id, now, &body) {
+    let hook_sig = match hook_signature(key, first.org, &hook_id, now, &body) {
         Ok(s) => s,
-        Err(e) => return Outcome::Failed { reason: e.to_string(), status: None, elapsed: started.elapsed() },
+        Err(reason) => return Outcome::Failed { reason, status: None, elapsed: started.elapsed() },
     };
     let attempt = parcels.iter().map(|p| p.attempt).max().unwrap_or(1);
     let resp = http
@@ -262,20 +266,13 @@ pub async fn webhook_batch(
         .body(body)
         .send()
         .await;
-    match resp {
-        Ok(r) if r.status().is_success() => Outcome::Delivered {
-            status: Some(r.status().as_u16()),
-            stored: None,
-            receipt: None,
-            held: false,
-            elapsed: started.elapsed(),
-        },
-        Ok(r) => {
-            let status = r.status().as_u16();
-            let reason = refusal(r).await;
-            Outcome::Failed { reason, status: Some(status), elapsed: started.elapsed() }
+    // A batch has no per-message receipt (configuration refuses the pair):
+    // a receipt header on its answer is not one.
+    match answer(resp, started).await {
+        Outcome::Delivered { status, stored, held, elapsed, .. } => {
+            Outcome::Delivered { status, stored, receipt: None, held, elapsed }
         }
-        Err(e) => Outcome::Failed { reason: describe(&e), status: None, elapsed: started.elapsed() },
+        failed => failed,
     }
 }
 
