@@ -44,7 +44,8 @@ bench:
 # HTTP in -> route -> webhook out with the tracker and ledger running;
 # throughput, p50/p99/p99.9 latency, peak memory per service, beside raw
 # JetStream in the same run. Tune with XJ_LOAD_RATES, XJ_LOAD_SECS,
-# XJ_LOAD_MAX_N, XJ_LOAD_INFLIGHT, XJ_LOAD_RAW_N, XJ_LOAD_ONLY=raw|hub|soak.
+# XJ_LOAD_MAX_N, XJ_LOAD_INFLIGHT, XJ_LOAD_RAW_N, XJ_LOAD_BATCH (the batched
+# edges phase: batch size, default 100, 0 skips it), XJ_LOAD_ONLY=raw|hub|batch|soak.
 # See docs/performance.md.
 bench-load:
     cargo bench -p xj --bench load

@@ -68,6 +68,9 @@ struct Opts {
     raw_n: usize,
     soak_n: usize,
     soak_rate: u64,
+    /// Messages a batch at the batched edges (`POST /v1/messages/batch` in,
+    /// `deliver = { webhook, batch }` out); 0 skips that phase.
+    batch: usize,
     only: Option<String>,
 }
 
@@ -89,6 +92,7 @@ impl Opts {
             raw_n: env("XJ_LOAD_RAW_N").unwrap_or(100_000),
             soak_n: env("XJ_LOAD_SOAK_N").unwrap_or(0),
             soak_rate: env("XJ_LOAD_SOAK_RATE").unwrap_or(2000),
+            batch: env("XJ_LOAD_BATCH").unwrap_or(100),
             only: std::env::var("XJ_LOAD_ONLY").ok().filter(|s| !s.is_empty()),
         }
     }
@@ -107,7 +111,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
     };
     let mut summary = Vec::new();
     if want("hub") || want("soak") {
-        let hub = Hub::start(opts.inflight.max(256)).await?;
+        let hub = Hub::start(opts.inflight.max(256), None).await?;
         hub.warm().await?;
         if want("hub") {
             for &rate in &opts.rates {
@@ -131,6 +135,19 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
         for (name, peak) in hub.peaks() {
             println!("  {name:<12} {:>7.1} MiB", peak as f64 / 1048576.0);
         }
+    }
+    // The batched edges on a hub of their own (the receiver takes batches).
+    if want("batch") && opts.batch > 1 {
+        let hub = Hub::start(opts.inflight.max(256), Some(opts.batch)).await?;
+        hub.warm().await?;
+        let batches = (opts.inflight / 8).max(4);
+        println!(
+            "\n== hub, maximum with batched edges: {} referrals in POST /v1/messages/batch of {}, {batches} batches in flight, delivered in webhook batches of up to {} ==",
+            opts.max_n, opts.batch, opts.batch
+        );
+        let r = hub.closed_loop_batched("MAXB", opts.max_n, batches, opts.batch).await?;
+        r.print();
+        summary.push(r);
     }
     println!("\n== summary ==");
     if let Some(raw) = raw_rate {
@@ -188,12 +205,25 @@ struct Inbox {
     hits: Arc<AtomicUsize>,
 }
 
-async fn inbox_handler(State(inbox): State<Inbox>, headers: HeaderMap, _body: Bytes) -> StatusCode {
+async fn inbox_handler(State(inbox): State<Inbox>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let at = now_ns();
-    inbox.hits.fetch_add(1, Ordering::Relaxed);
-    let id = headers.get("xj-message-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    // A batched delivery: the ids are in the body.
+    let ids: Vec<String> = if headers.contains_key("xj-batch-size") {
+        serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["messages"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|m| m["id"].as_str().map(str::to_owned))
+            .collect()
+    } else {
+        vec![headers.get("xj-message-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()]
+    };
+    inbox.hits.fetch_add(ids.len(), Ordering::Relaxed);
     if let Ok(mut m) = inbox.first.lock() {
-        m.entry(id.into()).or_insert(at);
+        for id in ids {
+            m.entry(id.into()).or_insert(at);
+        }
     }
     StatusCode::OK
 }
@@ -292,7 +322,7 @@ impl Phase {
 }
 
 impl Hub {
-    async fn start(courier_concurrency: usize) -> anyhow::Result<Self> {
+    async fn start(courier_concurrency: usize, batch: Option<usize>) -> anyhow::Result<Self> {
         let nats = TestNats::start()?;
         let inbox = Inbox::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -303,10 +333,18 @@ impl Hub {
         });
         let dir = nats.dir.path().to_path_buf();
         let port = xj_bus::embedded::free_port();
-        let urls = HashMap::from([(RECIPIENT.to_string(), webhook)]);
+        let urls = HashMap::from([(RECIPIENT.to_string(), webhook.clone())]);
+        let mut county = county_config(&urls);
+        if let Some(n) = batch {
+            county = county.replacen(
+                &format!("deliver = {{ webhook = \"{webhook}\" }}"),
+                &format!("deliver = {{ webhook = \"{webhook}\", batch = {n} }}"),
+                1,
+            );
+        }
         let text = format!(
             "{}\n[nats]\nurl = \"{}\"\n\n[data]\ndir = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n# the load generator is one address with many connections\nmax_connections_per_client = 100000\n\n[http.rate_limit]\nper_second = 1000000.0\nburst = 1000000\n\n[courier]\nconcurrency = {courier_concurrency}\n\n[telemetry]\nlog = \"warn\"\n",
-            county_config(&urls),
+            county,
             nats.url(),
             dir.join("data").display()
         );
@@ -495,6 +533,70 @@ impl Hub {
 
     fn results_push(&self, r: (u64, u64, u16)) {
         self.results.lock().map(|mut v| v.push(r)).ok();
+    }
+
+    /// `n` referrals in `POST /v1/messages/batch` of `size`, `inflight`
+    /// batches at once; each message's answer is its own in the 207.
+    async fn closed_loop_batched(&self, prefix: &str, n: usize, inflight: usize, size: usize) -> anyhow::Result<Phase> {
+        let ids: Vec<String> = (0..n).map(|i| Self::id(prefix, i)).collect();
+        let cpu0 = self.cpu();
+        let t0_ns = now_ns();
+        let mut tasks = FuturesUnordered::new();
+        let mut sched = Vec::with_capacity(n);
+        for chunk in ids.chunks(size) {
+            while tasks.len() >= inflight {
+                if let Some(rs) = tasks.next().await {
+                    for r in rs {
+                        self.results_push(r);
+                    }
+                }
+            }
+            let mut body = b"{\"messages\":[".to_vec();
+            for (i, id) in chunk.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(&self.body(id));
+                sched.push((id.clone(), now_ns()));
+            }
+            body.extend_from_slice(b"]}");
+            tasks.push(self.submit_batch(body.into(), chunk.len()));
+        }
+        while let Some(rs) = tasks.next().await {
+            for r in rs {
+                self.results_push(r);
+            }
+        }
+        self.finish(prefix, None, sched, FuturesUnordered::<std::future::Ready<(u64, u64, u16)>>::new(), cpu0, t0_ns)
+            .await
+    }
+
+    /// One batch: (start, answer, status) of each of its `n` messages.
+    async fn submit_batch(&self, body: Bytes, n: usize) -> Vec<(u64, u64, u16)> {
+        let start = now_ns();
+        let answer = self
+            .http
+            .post(format!("{}/v1/messages/batch", self.base))
+            .header("authorization", format!("Bearer token-{SENDER}-0123456789"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await;
+        let statuses: Vec<u16> = match answer {
+            Ok(r) if r.status().as_u16() == 207 => {
+                let v: serde_json::Value = r.json().await.unwrap_or_default();
+                v["results"]
+                    .as_array()
+                    .map(|a| a.iter().map(|x| x["status"].as_u64().unwrap_or(0) as u16).collect())
+                    .unwrap_or_default()
+            }
+            Ok(r) => vec![r.status().as_u16(); n],
+            Err(_) => vec![0; n],
+        };
+        let end = now_ns();
+        let mut out: Vec<(u64, u64, u16)> = statuses.into_iter().map(|s| (start, end, s)).collect();
+        out.resize(n, (start, end, 0));
+        out
     }
 
     async fn closed_loop(&self, prefix: &str, n: usize, inflight: usize) -> anyhow::Result<Phase> {
