@@ -220,7 +220,7 @@ impl Courier {
                     tracing::warn!(error = %e, "cannot hand a waiting copy back; it is redelivered after ack_wait");
                 }
             }
-            Held::Free(m) => match self.clone().deliver_now(m.clone(), &copy).await {
+            Held::Free(m) => match self.clone().deliver_now(&m, &copy).await {
                 Step::Failed(reason) | Step::Refused(reason)
                     if copy.delivered >= self.settings.courier.max_attempts as u64 =>
                 {
@@ -235,11 +235,14 @@ impl Courier {
 
     /// Delivers a copy whose receiver's lane is open: alone, or with the
     /// others waiting for the same organisation when it takes batches.
-    async fn deliver_now(self: Arc<Self>, m: Message, copy: &Copy) -> Step {
+    async fn deliver_now(self: Arc<Self>, m: &Message, copy: &Copy) -> Step {
         let batch = self.settings.org(&copy.recipient).and_then(|o| o.deliver.batch).unwrap_or(1) as usize;
         if batch <= 1 {
-            return self.deliver(&m, copy, copy.delivered).await;
+            return self.deliver(m, copy, copy.delivered).await;
         }
+        // The batch's task takes its own handle; this one stays with the
+        // lane should the batch fail.
+        let m = m.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let start = {
             let mut batches = self.batches.lock().unwrap_or_else(|p| p.into_inner());
@@ -460,9 +463,9 @@ impl Courier {
                         let message = (copy.sender.as_str(), copy.msg_id.as_str());
                         match check_receipt(org, message, &parcel.body, receipt.as_deref()) {
                             Ok(signed) => {
-                                let mut delivered = Outcome::Delivered { status, stored, receipt, held, elapsed };
+                                let delivered = Outcome::Delivered { status, stored, receipt, held, elapsed };
                                 return self
-                                    .finish(m, copy, attempt_no, p.hop, p.trace, &mut delivered, false, signed)
+                                    .finish(m, copy, attempt_no, p.hop, p.trace, &delivered, false, signed)
                                     .await;
                             }
                             Err(reason) => Outcome::Failed { reason, status: None, elapsed },
@@ -474,8 +477,7 @@ impl Courier {
             }
             Err(reason) => (Outcome::Failed { reason: reason.clone(), status: None, elapsed: Duration::ZERO }, true),
         };
-        let mut outcome = outcome;
-        self.finish(m, copy, attempt_no, p.hop, p.trace, &mut outcome, untranslatable, None).await
+        self.finish(m, copy, attempt_no, p.hop, p.trace, &outcome, untranslatable, None).await
     }
 
     /// Several copies for one organisation that takes batches, in one
@@ -519,8 +521,7 @@ impl Courier {
         drop(parcels);
         for (i, p) in ready {
             let (m, copy) = &items[i];
-            let mut outcome = outcome.clone();
-            steps[i] = Some(self.finish(m, copy, copy.delivered, p.hop, p.trace, &mut outcome, false, None).await);
+            steps[i] = Some(self.finish(m, copy, copy.delivered, p.hop, p.trace, &outcome, false, None).await);
         }
         steps.into_iter().map(|s| s.unwrap_or(Step::Dead)).collect()
     }
@@ -579,13 +580,12 @@ impl Courier {
         attempt_no: u64,
         mut hop: Hop,
         trace: TraceParent,
-        outcome: &mut Outcome,
+        outcome: &Outcome,
         untranslatable: bool,
         receipt_checked: Option<xj_bus::signing::SignedReceipt>,
     ) -> Step {
         let settings = &self.settings;
         let mut receipt_checked = receipt_checked;
-        let outcome: &Outcome = outcome;
         let c = &settings.courier;
         let mut held_copy = false;
         let mut detail = events::Delivery::to(&copy.recipient, attempt_no);

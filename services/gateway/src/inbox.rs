@@ -374,13 +374,13 @@ async fn acknowledge(
     if !problems.is_empty() {
         return Err(ApiError::Invalid(problems));
     }
+    let signed = checked.values().filter(|r| r.is_some()).count();
     for m in &copies {
         delivered(state, org, m, checked.remove(&m.sequence).flatten()).await?;
     }
     if last.is_some() {
         stream.purge().filter(subject).sequence(upto + 1).await.map_err(ApiError::unavailable)?;
     }
-    let signed = receipts.len();
     Ok((copies.len(), signed))
 }
 

@@ -26,6 +26,9 @@ use x509_cert::Certificate;
 use x509_cert::spki::AlgorithmIdentifier;
 use x509_tsp::{MessageImprint, TimeStampReq, TimeStampResp, TspVersion, TstInfo};
 
+/// The largest answer read from a time-stamping authority.
+const MAX_REPLY: usize = 64 * 1024;
+
 /// `id-ct-TSTInfo` (RFC 3161 §2.4.2).
 const ID_CT_TST_INFO: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.1.4");
 
@@ -85,7 +88,16 @@ pub async fn stamp(client: &reqwest::Client, url: &str, imprint: &[u8; 32]) -> R
     if !status.is_success() {
         return Err(format!("the time-stamping authority at {url} answered {status}"));
     }
-    let body = resp.bytes().await.map_err(|e| format!("the time-stamping authority's answer: {e}"))?;
+    // A token is a few KiB; an answer larger than this is not one, and is
+    // not read further.
+    let mut resp = resp;
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| format!("the time-stamping authority's answer: {e}"))? {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_REPLY {
+            return Err(format!("the time-stamping authority's answer is over {MAX_REPLY} bytes: not a token"));
+        }
+    }
     let reply = TimeStampResp::from_der(&body).map_err(|e| format!("the TSA's answer is not a TimeStampResp: {e}"))?;
     let granted = matches!(reply.status.status, PkiStatus::Accepted | PkiStatus::GrantedWithMods);
     let Some(token) = reply.time_stamp_token.filter(|_| granted) else {

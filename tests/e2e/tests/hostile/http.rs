@@ -768,7 +768,9 @@ async fn mutated_requests_get_located_json_refusals_and_deliver_nothing() -> any
             let t = with_org(t, "qh-town-xs", &format!("public_key = \"{public}\""));
             format!(
                 "{t}\n[http]\nmax_header_bytes = 8192\n\n[http.rate_limit]\nper_second = 100000.0\nburst = 100000\n\n\
-                 [clock]\nmode = \"manual\"\n"
+                 [clock]\nmode = \"manual\"\n\n\
+                 [[org]]\nid = \"qh-town-hp\"\nname = \"临水镇\"\nkind = \"town_government\"\nregion = \"990101103\"\n\
+                 token = \"token-qh-town-hp-0123456789\"\ndeliver = {{ pull = true }}\n"
             )
         },
         false,
@@ -776,6 +778,28 @@ async fn mutated_requests_get_located_json_refusals_and_deliver_nothing() -> any
     .await?;
     let mut f =
         Fuzz { hub: &hub, rng: Rng::new(SEED), accepted: BTreeSet::new(), tried: 0, statuses: Default::default() };
+
+    // Acknowledgements of a pull inbox: cut, odd, huge, another's cursors.
+    let long = "9".repeat(5000);
+    let acks: Vec<Vec<u8>> = vec![
+        b"{\"cursor\":".to_vec(),
+        b"[]".to_vec(),
+        b"{\"cursor\":\"c-\\u0000\"}".to_vec(),
+        format!("{{\"cursor\":\"c-{long}\"}}").into_bytes(),
+        b"{\"cursor\":\"c-1\",\"receipts\":{}}".to_vec(),
+        b"{\"cursor\":\"c-1\",\"receipts\":[{\"cursor\":\"c-1\",\"signature\":5}]}".to_vec(),
+        format!("{{\"cursor\":\"c-1\",\"receipts\":[{{\"cursor\":\"c-1\",\"signature\":\"{long}\"}}]}}").into_bytes(),
+        format!("{{\"cursor\":\"c-1\",\"receipts\":[{}]}}", vec!["{}"; 501].join(",")).into_bytes(),
+        b"{\"cursor\":\"c-1\",\"other\\u0007\":1}".to_vec(),
+        b"\xff\xfe".to_vec(),
+    ];
+    for (i, body) in acks.into_iter().enumerate() {
+        for org in ["qh-town-hp", "qh-enforce"] {
+            let r = f.post("/v1/inbox/ack", org).header("content-type", "application/json").body(body.clone());
+            let (status, answer) = f.send(&format!("ack #{i} as {org}"), r).await?;
+            assert!(status >= 400, "ack #{i} as {org}: {status} {answer}");
+        }
+    }
 
     // Canonical bodies.
     for i in 0..160 {
