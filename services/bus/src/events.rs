@@ -1,6 +1,8 @@
 //! Step events: each service records what it did to a message on
 //! `xj.evt.<sender>.<msg>.<step>`. Traces, the tracker, the console and
 //! the ledger read them; nothing in the delivery path depends on them.
+//! The first step, `accepted`, is the message itself as stored in
+//! `XJ_ACCEPTED` ([`Event::of_accepted`], [`story`]).
 //!
 //! This module is the one definition of what each step says. On the wire
 //! an event is one JSON object: the common fields, `step` (its name) and
@@ -31,7 +33,8 @@ pub struct Event {
 /// What happened, with what that step says about it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
-    /// The gateway stored the message (`XJ_ACCEPTED`).
+    /// The gateway stored the message (`XJ_ACCEPTED`). Never published:
+    /// read from the stored message ([`Event::of_accepted`]).
     Accepted(Accepted),
     /// The router decided who receives it and published one copy each.
     Routed(Routed),
@@ -376,6 +379,82 @@ impl Event {
     pub fn subject(&self) -> String {
         crate::subjects::event(&self.sender, &self.msg_id, self.step.name())
     }
+
+    /// The `accepted` step of a message as `XJ_ACCEPTED` stores it: the
+    /// stored message is its acceptance, so no event of its own is written
+    /// (one stored message less per message). `None` for what is not a
+    /// message the hub accepted.
+    pub fn of_accepted(headers: Option<&async_nats::HeaderMap>, payload: &[u8]) -> Option<Event> {
+        let doc: Value = serde_json::from_slice(payload).ok()?;
+        let text = |k: &str| doc.get(k).and_then(Value::as_str).map(str::to_owned);
+        let accepted_at = crate::headers::get(headers, crate::headers::ACCEPTED_AT)?.to_string();
+        let at = DateTime::parse_from_rfc3339(&accepted_at).ok()?.with_timezone(&Utc);
+        let trace = crate::TraceParent::received(headers);
+        Some(Event {
+            step: Step::Accepted(Accepted { accepted_at, reply_to: text("reply_to") }),
+            service: "gateway".into(),
+            msg_id: text("id")?,
+            sender: text("sender")?,
+            case: text("case"),
+            msg_type: text("type").and_then(|t| MessageType::parse(&t)),
+            at,
+            trace_id: trace.map(|t| t.trace_id_hex()).unwrap_or_default(),
+            span_id: trace.map(|t| t.span_id_hex()).unwrap_or_default(),
+        })
+    }
+}
+
+/// Every step of every message with id `msg_id` (each sender's message of
+/// that id is a message of its own): the acceptance read from
+/// `XJ_ACCEPTED`, the other steps from `XJ_EVENTS`; in the order stored,
+/// acceptances first. The one reader of a message's story (traces,
+/// letters, the console).
+pub async fn story(js: &async_nats::jetstream::Context, msg_id: &str) -> Result<Vec<Event>, crate::streams::BusError> {
+    use crate::subjects;
+    let (accepted, steps) = tokio::try_join!(
+        matching(js, subjects::STREAM_ACCEPTED, subjects::accepted_of(msg_id)),
+        matching(js, subjects::STREAM_EVENTS, subjects::events_of(msg_id)),
+    )?;
+    let mut out: Vec<Event> =
+        accepted.iter().filter_map(|m| Event::of_accepted(m.headers.as_ref(), &m.payload)).collect();
+    out.extend(steps.iter().filter_map(|m| serde_json::from_slice::<Event>(&m.payload).ok()));
+    Ok(out)
+}
+
+/// Every message of `stream` whose subject matches `filter`, oldest first.
+async fn matching(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    filter: String,
+) -> Result<Vec<async_nats::Message>, crate::streams::BusError> {
+    use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+    use futures::StreamExt;
+    let err = |e: &dyn std::fmt::Display| crate::streams::BusError::Declare {
+        what: format!("a reader of {stream}"),
+        message: e.to_string(),
+    };
+    let stream = js.get_stream(stream).await.map_err(|e| err(&e))?;
+    let mut consumer = stream
+        .create_consumer(OrderedConfig {
+            filter_subject: filter,
+            deliver_policy: DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| err(&e))?;
+    let pending = consumer.info().await.map_err(|e| err(&e))?.num_pending as usize;
+    let mut out = Vec::with_capacity(pending);
+    if pending == 0 {
+        return Ok(out);
+    }
+    let mut messages = consumer.messages().await.map_err(|e| err(&e))?;
+    while out.len() < pending {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), messages.next()).await {
+            Ok(Some(Ok(m))) => out.push(m.message),
+            _ => break,
+        }
+    }
+    Ok(out)
 }
 
 /// Publishes an event and waits for the stream to store it.
@@ -455,6 +534,31 @@ mod tests {
         assert!(e.to_string().contains("delivered") && e.to_string().contains("recipient"), "{e}");
         let e = serde_json::from_value::<Event>(wire("teleported", json!({}))).expect_err("unknown");
         assert!(e.to_string().contains("teleported"), "{e}");
+    }
+
+    /// The stored message is its acceptance: the step read from it says
+    /// what the gateway's `accepted` event said.
+    #[test]
+    fn the_accepted_step_is_read_from_the_stored_message() {
+        let tp = crate::TraceParent::new_root();
+        let mut hd = async_nats::HeaderMap::new();
+        crate::headers::Put::put(&mut hd, crate::headers::ACCEPTED_AT, "2026-01-05T01:00:00.123Z");
+        crate::headers::Put::put(&mut hd, crate::headers::TRACEPARENT, tp.header().as_str());
+        let msg = json!({ "id": "M-1", "sender": "qh-a", "type": "clue_referral", "case": "XJ-1", "reply_to": "M-0",
+                          "body": {} });
+        let ev = Event::of_accepted(Some(&hd), &serde_json::to_vec(&msg).unwrap()).expect("an acceptance");
+        assert_eq!(
+            ev.step,
+            Step::Accepted(Accepted { accepted_at: "2026-01-05T01:00:00.123Z".into(), reply_to: Some("M-0".into()) })
+        );
+        assert_eq!((ev.msg_id.as_str(), ev.sender.as_str(), ev.case.as_deref()), ("M-1", "qh-a", Some("XJ-1")));
+        assert_eq!(ev.msg_type, Some(MessageType::ClueReferral));
+        assert_eq!((ev.trace_id.clone(), ev.span_id.clone()), (tp.trace_id_hex(), tp.span_id_hex()));
+        assert_eq!(ev.at.to_rfc3339(), "2026-01-05T01:00:00.123+00:00");
+        // Without its acceptance time, or not a message, it is no acceptance.
+        assert!(Event::of_accepted(None, &serde_json::to_vec(&msg).unwrap()).is_none());
+        assert!(Event::of_accepted(Some(&hd), b"not json").is_none());
+        assert!(Event::of_accepted(Some(&hd), br#"{"id": "M-1"}"#).is_none());
     }
 
     #[test]

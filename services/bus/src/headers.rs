@@ -17,11 +17,14 @@ pub const ACCEPTED_AT: &str = "Xj-Accepted-At";
 pub const ACCEPTED_SEQ: &str = "Xj-Accepted-Seq";
 /// Set by the gateway on a reply: the org that sent the message answered.
 pub const REPLY_SENDER: &str = "Xj-Reply-Sender";
-/// Set by the gateway when it publishes a message again for an exact repeat
-/// (the first publish may have been lost in a crash). Within the intake
-/// stream's duplicate window the server drops it; after the window the
-/// router drops it if it routed the message before.
-pub const REPEAT: &str = "Xj-Repeat";
+/// On an accepted message: the content digest of what its organisation
+/// submitted (key order and whitespace aside). The message's own subject
+/// is its claim on the id; a second submission of the id is told a repeat
+/// (the first receipt again) or a reuse for other content by this.
+pub const CONTENT_DIGEST: &str = "Xj-Content-Digest";
+/// On an accepted referral no rule places: the routing preview its receipt
+/// gave (JSON), given again with the first receipt to a repeat.
+pub const ROUTING: &str = "Xj-Routing";
 /// On an accepted message its organisation signed: the SHA-256 of the bytes
 /// it submitted (kept in the object store `xj_submissions`) and its
 /// `Xj-Signature` over them — what an evidence package shows of the sender.

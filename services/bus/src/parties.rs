@@ -11,13 +11,16 @@
 //!
 //! | key                     | written by                         | before |
 //! |-------------------------|------------------------------------|--------|
-//! | `<case>`                | gateway, when it opens a case      | the 202 |
-//! | `<case>.sent.<org>`     | gateway, for the sender            | the 202 |
-//! | `<case>.received.<org>` | router (and the alerts it and the tracker raise), for each recipient | the copy is published |
+//! | `<case>` (value: the opener) | gateway, when it opens a case  | the 202 |
+//! | `<case>.sent.<org>`     | gateway, for the sender of a message on a case it did not open | the 202 |
+//! | `<case>.received.<org>` | router (and the alerts it and the tracker raise), for each recipient of anything but a referral | the copy is published |
 //! | `<case>.referred.<org>` | router, for the recipient of a referral | the copy is published |
 //!
 //! Each key is written once (`create`; a repeat finds it there) and never
-//! changes, so there is nothing to compare and set.
+//! changes, so there is nothing to compare and set. One key says each
+//! fact: the opener is not marked `sent` (the case's key names it), a
+//! referral's recipient not `received` (being referred implies it) — a
+//! message that opens a case writes one key, a referral one per recipient.
 
 use async_nats::jetstream::kv::{self, CreateErrorKind};
 
@@ -54,13 +57,18 @@ pub async fn mark(store: &kv::Store, case: &str, role: Role, org: &str) -> anyho
     create(store, &key(case, role, org)).await
 }
 
-/// Records that `case` exists (the gateway opened it).
-pub async fn open(store: &kv::Store, case: &str) -> anyhow::Result<()> {
-    create(store, &token(case)).await
+/// Records that `case` exists, opened by `opener`'s message (which makes
+/// it party to the case).
+pub async fn open(store: &kv::Store, case: &str, opener: &str) -> anyhow::Result<()> {
+    create_with(store, &token(case), bytes::Bytes::copy_from_slice(opener.as_bytes())).await
 }
 
 async fn create(store: &kv::Store, key: &str) -> anyhow::Result<()> {
-    match store.create(key, bytes::Bytes::new()).await {
+    create_with(store, key, bytes::Bytes::new()).await
+}
+
+async fn create_with(store: &kv::Store, key: &str, value: bytes::Bytes) -> anyhow::Result<()> {
+    match store.create(key, value).await {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e.into()),
@@ -76,10 +84,17 @@ pub async fn is(store: &kv::Store, case: &str, role: Role, org: &str) -> anyhow:
     exists(store, &key(case, role, org)).await
 }
 
-/// Whether `org` sent or received anything on `case`.
+/// Whether `org` sent or received anything on `case`: it opened the case,
+/// sent on it, or received or was referred anything on it.
 pub async fn is_party(store: &kv::Store, case: &str, org: &str) -> anyhow::Result<bool> {
-    let (sent, received) = tokio::try_join!(is(store, case, Role::Sent, org), is(store, case, Role::Received, org))?;
-    Ok(sent || received)
+    let opener = async { Ok::<_, anyhow::Error>(store.get(token(case)).await?.is_some_and(|v| v == org.as_bytes())) };
+    let (opened, sent, received, referred) = tokio::try_join!(
+        opener,
+        is(store, case, Role::Sent, org),
+        is(store, case, Role::Received, org),
+        is(store, case, Role::Referred, org)
+    )?;
+    Ok(opened || sent || received || referred)
 }
 
 /// Whether the gateway opened `case`.

@@ -35,7 +35,6 @@ impl std::ops::Deref for Bus {
 pub struct BusInner {
     pub client: async_nats::Client,
     pub js: jetstream::Context,
-    pub receipts: kv::Store,
     pub routes: kv::Store,
     pub cases: kv::Store,
     pub parties: kv::Store,
@@ -84,7 +83,6 @@ impl Bus {
             }
         };
         Ok(Self(std::sync::Arc::new(BusInner {
-            receipts: bucket(KV_RECEIPTS).await?,
             routes: bucket(KV_ROUTES).await?,
             cases: bucket(KV_CASES).await?,
             parties: bucket(KV_PARTIES).await?,
@@ -165,8 +163,8 @@ fn stream_cfg(name: &str, subject: &str, replicas: usize) -> stream::Config {
         num_replicas: replicas,
         max_bytes: -1,
         max_messages: -1,
-        // Long enough that a client retrying after a long outage is still
-        // recognised; the receipts bucket covers anything older.
+        // Long enough that a republish after a crash is recognised; an
+        // accepted message's own subject (one message each) covers longer.
         duplicate_window: Duration::from_secs(600),
         max_age: RETENTION,
         // A full stream refuses new messages instead of dropping old ones:
@@ -228,6 +226,13 @@ pub async fn declare_with(js: &jetstream::Context, limits: &Limits) -> Result<()
             cfg.max_bytes = limits.intake_max_bytes;
             cfg.max_messages = limits.intake_max_msgs;
         }
+        if name == STREAM_ACCEPTED {
+            // The message's subject is its claim on the id: one message a
+            // subject, a second refused by the server (a repeat or a reuse
+            // of the id; the gateway reads the first back to say which).
+            cfg.max_messages_per_subject = 1;
+            cfg.discard_new_per_subject = true;
+        }
         if name == STREAM_INBOX {
             // A delivery waits for its organisation however long that takes:
             // collecting it removes it, age never does.
@@ -235,7 +240,11 @@ pub async fn declare_with(js: &jetstream::Context, limits: &Limits) -> Result<()
         }
         let err =
             |e: &dyn std::fmt::Display| BusError::Declare { what: format!("stream {name}"), message: e.to_string() };
-        let stream = js.get_or_create_stream(cfg.clone()).await.map_err(|e| err(&e))?;
+        let mut stream = js.get_or_create_stream(cfg.clone()).await.map_err(|e| err(&e))?;
+        let have = &stream.cached_info().config;
+        if name == STREAM_ACCEPTED && have.max_messages_per_subject != 1 {
+            one_message_a_subject(js, &mut stream).await.map_err(|e| err(&e))?;
+        }
         let have = &stream.cached_info().config;
         let unlimited = |v: i64| if v <= 0 { -1 } else { v };
         let differs = have.num_replicas.max(1) != cfg.num_replicas
@@ -263,13 +272,12 @@ pub async fn declare_with(js: &jetstream::Context, limits: &Limits) -> Result<()
             scale(js, stream, replicas).await?;
         }
     }
-    // Receipts (for answering repeats) and routes (for threading replies)
-    // are kept as long as the messages they point to; without an age every
+    // Routes (for threading replies) are kept as long as the messages
+    // they point to; without an age every
     // referral ever accepted would stay indexed in the servers' memory.
     // Case records, penalties, holders, statistics are kept for good.
     let forever = Duration::ZERO;
     for (bucket, max_age) in [
-        (KV_RECEIPTS, RETENTION),
         (KV_ROUTES, RETENTION),
         (KV_CASES, forever),
         (KV_PARTIES, forever),
@@ -297,6 +305,35 @@ pub async fn declare_with(js: &jetstream::Context, limits: &Limits) -> Result<()
         .map_err(|e| BusError::Declare { what: format!("bucket {bucket}"), message: e.to_string() })?;
     }
     Ok(())
+}
+
+/// Gives an `XJ_ACCEPTED` of an earlier version (one subject per sender,
+/// ids claimed in a bucket) one message a subject. Only an empty one: on a
+/// stream that holds messages the server would keep just the newest of
+/// each sender's, so the service refuses to start instead
+/// (docs/operations.md, "Upgrading").
+async fn one_message_a_subject(js: &jetstream::Context, stream: &mut stream::Stream) -> Result<(), String> {
+    let info = stream.info().await.map_err(|e| e.to_string())?;
+    if info.state.messages > 0 {
+        return Err(format!(
+            "it holds {} messages stored one subject per sender (an earlier version's layout); this version stores one \
+             subject per message and cannot take them over in place: see docs/operations.md, \"Upgrading\"",
+            info.state.messages
+        ));
+    }
+    let mut update = info.config.clone();
+    update.max_messages_per_subject = 1;
+    update.discard_new_per_subject = true;
+    js.update_stream(&update).await.map_err(|e| e.to_string())?;
+    *stream = js.get_stream(STREAM_ACCEPTED).await.map_err(|e| e.to_string())?;
+    tracing::info!("XJ_ACCEPTED now keeps one message a subject");
+    Ok(())
+}
+
+/// Whether a publish to `XJ_ACCEPTED` was refused because the message's
+/// subject already holds its one message: the id was accepted before.
+pub fn subject_taken(e: &impl std::fmt::Display) -> bool {
+    e.to_string().contains("maximum messages per subject")
 }
 
 /// Gives an existing bucket's stream the age limit of this version.

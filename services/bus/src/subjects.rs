@@ -3,7 +3,7 @@
 //! | stream        | subjects                                  | written by          | read by            |
 //! |---------------|-------------------------------------------|---------------------|--------------------|
 //! | `XJ_IN`       | `xj.in.<org>`                             | NATS-native orgs    | gateway (intake)   |
-//! | `XJ_ACCEPTED` | `xj.accepted.<sender>`                    | gateway, tracker¹   | router, ledger     |
+//! | `XJ_ACCEPTED` | `xj.accepted.<sender>.<msg>` (one message each) | gateway, tracker¹ | router, ledger, traces |
 //! | `XJ_ROUTED`   | `xj.routed.<recipient>`                   | router, replay, tracker² | courier       |
 //! | `XJ_OUT`      | `xj.out.<org>`                            | courier             | NATS-native orgs   |
 //! | `XJ_INBOX`    | `xj.inbox.<org>`                          | courier             | gateway (`GET /v1/inbox`) |
@@ -25,8 +25,6 @@ pub const STREAM_INBOX: &str = "XJ_INBOX";
 pub const STREAM_DEAD: &str = "XJ_DEAD";
 pub const STREAM_EVENTS: &str = "XJ_EVENTS";
 
-/// Idempotency records: `<sender>.<msg>` → content digest and first receipt.
-pub const KV_RECEIPTS: &str = "xj_receipts";
 /// Where each message went: `<recipient>.<msg>` → [{sender, case}]; lets a
 /// reply find its thread long after the routed stream has moved on.
 pub const KV_ROUTES: &str = "xj_routes";
@@ -51,8 +49,15 @@ pub const CTL_RELOAD: &str = "xj.ctl.reload";
 pub fn inbound(org: &str) -> String {
     format!("xj.in.{org}")
 }
-pub fn accepted(sender: &str) -> String {
-    format!("xj.accepted.{sender}")
+/// One subject per accepted message: `XJ_ACCEPTED` keeps one message a
+/// subject and refuses a second (`discard_new_per_subject`), so storing
+/// the message is claiming its id — no claim of its own is written.
+pub fn accepted(sender: &str, msg_id: &str) -> String {
+    format!("xj.accepted.{sender}.{}", token(msg_id))
+}
+/// Every accepted message with one id, whoever sent it.
+pub fn accepted_of(msg_id: &str) -> String {
+    format!("xj.accepted.*.{}", token(msg_id))
 }
 pub fn routed(recipient: &str) -> String {
     format!("xj.routed.{recipient}")

@@ -4,7 +4,6 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -12,8 +11,8 @@ use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
+use xj_bus::dead;
 use xj_bus::events::{Event, Step};
-use xj_bus::{dead, subjects};
 
 use crate::auth::Operator;
 use crate::error::{ConsoleError, Result};
@@ -59,34 +58,9 @@ pub async fn live(
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
-/// Every event whose subject matches `filter`, in stream order.
-pub async fn read_events(state: &ConsoleState, filter: String) -> Result<Vec<Event>> {
-    let stream = state.bus.js.get_stream(subjects::STREAM_EVENTS).await.map_err(ConsoleError::bus)?;
-    let mut consumer = stream
-        .create_consumer(OrderedConfig {
-            filter_subject: filter,
-            deliver_policy: DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await
-        .map_err(ConsoleError::bus)?;
-    let pending = consumer.info().await.map_err(ConsoleError::bus)?.num_pending as usize;
-    let mut out = Vec::with_capacity(pending);
-    if pending == 0 {
-        return Ok(out);
-    }
-    let mut messages = consumer.messages().await.map_err(ConsoleError::bus)?;
-    while out.len() < pending {
-        match tokio::time::timeout(Duration::from_secs(5), messages.next()).await {
-            Ok(Some(Ok(m))) => {
-                if let Ok(ev) = serde_json::from_slice::<Event>(&m.payload) {
-                    out.push(ev);
-                }
-            }
-            _ => break,
-        }
-    }
-    Ok(out)
+/// Every step of the messages with id `id` (xj_bus::events::story).
+pub async fn read_events(state: &ConsoleState, id: &str) -> Result<Vec<Event>> {
+    xj_bus::events::story(&state.bus.js, id).await.map_err(ConsoleError::bus)
 }
 
 fn valid_id(id: &str) -> bool {
@@ -99,7 +73,7 @@ pub async fn trace(_op: Operator, State(state): State<ConsoleState>, Path(id): P
     if !valid_id(&id) {
         return Err(ConsoleError::NotFound(format!("no message {id:?}")));
     }
-    let mut events = read_events(&state, subjects::events_of(&id)).await?;
+    let mut events = read_events(&state, &id).await?;
     if events.is_empty() {
         return Err(ConsoleError::NotFound(format!("no message {id:?}")));
     }
@@ -268,7 +242,7 @@ pub async fn search(
     let mut messages = Vec::new();
     let mut cases = Vec::new();
     if valid_id(&q) {
-        let events = read_events(&state, subjects::events_of(&q)).await?;
+        let events = read_events(&state, &q).await?;
         let mut seen = std::collections::BTreeSet::new();
         for e in &events {
             if seen.insert(e.sender.clone()) {

@@ -1,5 +1,5 @@
-//! The live feed: every step event from `XJ_EVENTS` (the last day's at
-//! start, then as they are written), folded into one summary per message
+//! The live feed: every step event from `XJ_EVENTS` and every acceptance
+//! from `XJ_ACCEPTED` (the last day's at start, then as they are written), folded into one summary per message
 //! and per-organisation delivery health, and pushed to every open page as
 //! a server-sent event. The stream pushes; nothing here polls.
 
@@ -242,17 +242,25 @@ fn health(h: &mut BTreeMap<String, Health>, ev: &Event) {
     }
 }
 
-/// Reads `XJ_EVENTS` from a day back, then follows it, until `shutdown`.
+/// Reads `XJ_EVENTS` and `XJ_ACCEPTED` (each message's acceptance, which
+/// has no event of its own) from a day back, then follows them, until
+/// `shutdown`.
 pub async fn run(feed: std::sync::Arc<Feed>, bus: Bus, shutdown: Shutdown) {
     let since = Utc::now() - chrono::Duration::hours(HISTORY_HOURS);
     let start = match async_nats::datetime::parse_rfc3339(&since.to_rfc3339()) {
         Ok(start_time) => DeliverPolicy::ByStartTime { start_time },
         Err(_) => DeliverPolicy::All,
     };
-    xj_bus::consume::follow(&bus.js, subjects::STREAM_EVENTS, start, shutdown, "console feed", |m| {
-        if let Ok(ev) = serde_json::from_slice::<Event>(&m.payload) {
+    let steps =
+        xj_bus::consume::follow(&bus.js, subjects::STREAM_EVENTS, start, shutdown.clone(), "console feed", |m| {
+            if let Ok(ev) = serde_json::from_slice::<Event>(&m.payload) {
+                feed.apply(&ev);
+            }
+        });
+    let accepted = xj_bus::consume::follow(&bus.js, subjects::STREAM_ACCEPTED, start, shutdown, "console feed", |m| {
+        if let Some(ev) = Event::of_accepted(m.headers.as_ref(), &m.payload) {
             feed.apply(&ev);
         }
-    })
-    .await;
+    });
+    tokio::join!(steps, accepted);
 }

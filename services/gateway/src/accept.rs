@@ -1,14 +1,15 @@
 //! Accepting one submitted message: the rules of docs/api.md in one place,
 //! shared by the HTTP endpoint and NATS intake.
 //!
-//! Order matters for "nothing lost, nothing twice": the id is claimed in the
-//! receipts bucket first, then the message is published with `Nats-Msg-Id`.
-//! A crash between the two leaves a claim without a message; the client,
-//! having had no 202, retries, finds the claim with the same digest and the
-//! message is published again (the stream drops it if it was already there).
+//! "Nothing lost, nothing twice": storing the message is claiming its id.
+//! `XJ_ACCEPTED` keeps one message a subject, `xj.accepted.<sender>.<id>`,
+//! and refuses a second; the stored message carries what its receipt said
+//! (headers), so a repeat is answered from it with the first receipt, and a
+//! reuse of the id for other content is refused. There is no moment where
+//! the id is claimed and the message not stored.
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::kv::CreateErrorKind;
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use axum::http::StatusCode;
 use chrono::{SecondsFormat, Utc};
 use rand::RngCore;
@@ -18,7 +19,7 @@ use xj_bus::headers::Put;
 use xj_bus::otel::{Hop, SpanKind};
 use xj_bus::parties::Role;
 use xj_bus::records::{CaseRecord, RouteEntry};
-use xj_bus::{TraceParent, events, headers as h, subjects};
+use xj_bus::{TraceParent, headers as h, subjects};
 use xj_config::OrgKind;
 use xj_model::{Envelope, MessageType, Problem};
 use xj_rules::{Knowledge, RuleSet, check_recipients, decide, knowledge};
@@ -40,13 +41,12 @@ pub struct Receipt {
     pub routing: Option<Value>,
 }
 
-/// What the receipts bucket keeps per `<sender>.<id>`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What a stored message says of its acceptance (its headers and case).
+#[derive(Debug, Clone)]
 struct Claim {
     digest: String,
     receipt: Receipt,
     traceparent: String,
-    #[serde(default)]
     reply_sender: Option<String>,
 }
 
@@ -119,16 +119,15 @@ async fn accept_inner(
     let attachments = crate::attachments::check_references(state, &env).await?;
 
     let digest = content_digest(&doc);
-    let key = subjects::key(org, &env.id);
-    // No lookup first: the claim below is a create that fails for an id
-    // already claimed, and a repeat is answered from there. One round trip
-    // less for every new message, a little wasted work for a repeat.
+    // No lookup first: the publish below is refused for an id already
+    // stored, and a repeat is answered from there. One round trip less for
+    // every new message, a little wasted work for a repeat.
     let (case, reply_sender) = match thread_of(state, org, &env).await {
         Ok(t) => t,
         // A repeat (or a reuse of its id) is answered as such, whatever
         // has happened to its thread since.
-        Err(e) => match existing_claim(state, &key).await? {
-            Some(claim) => return repeat(state, &doc, &env, claim, &digest, &attachments, signed).await,
+        Err(e) => match existing_claim(state, org, &env.id).await? {
+            Some(claim) => return repeat(state, &env, claim, &digest, &attachments).await,
             None => return Err(e),
         },
     };
@@ -137,8 +136,8 @@ async fn accept_inner(
     if env.kind == MessageType::JurisdictionDesignation
         && let Err(e) = holds_the_dispute(state, &case, &env.sender).await
     {
-        return match existing_claim(state, &key).await? {
-            Some(claim) => repeat(state, &doc, &env, claim, &digest, &attachments, signed).await,
+        return match existing_claim(state, org, &env.id).await? {
+            Some(claim) => repeat(state, &env, claim, &digest, &attachments).await,
             None => Err(e),
         };
     }
@@ -154,25 +153,25 @@ async fn accept_inner(
         routing,
     };
     let claim = Claim { digest: digest.clone(), receipt, traceparent: trace.header(), reply_sender };
-    let bytes = serde_json::to_vec(&claim).map_err(|e| ApiError::Internal(e.to_string()))?;
-    match state.bus.receipts.create(&key, bytes.into()).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
-            // A repeat, or another request with the same id won the race.
-            let claim = claim_from_leader(state, &key).await?;
-            return repeat(state, &doc, &env, claim, &digest, &attachments, signed).await;
-        }
-        Err(e) => return Err(unavailable(e)),
-    }
     let mut hop = Hop::start("gateway", "accept", received, trace).since(started).kind(SpanKind::Server);
     hop.attr("xj.message_id", env.id.clone())
         .attr("xj.case", claim.receipt.case.clone())
         .attr("xj.type", env.kind.as_str())
         .attr("xj.sender", env.sender.clone())
         .attr_opt("xj.reply_to", env.reply_to.clone());
-    if let Err(e) = publish(state, &doc, &env, &claim, false, signed).await {
-        hop.fail(e.to_string());
-        return Err(e);
+    match publish(state, &doc, &env, &claim, signed).await {
+        Ok(Stored::New) => {}
+        Ok(Stored::Before) => {
+            // A repeat, or another request with the same id won the race.
+            hop.attr("xj.repeat", true);
+            hop.finish();
+            let claim = claim_from_leader(state, org, &env.id).await?;
+            return repeat(state, &env, claim, &digest, &attachments).await;
+        }
+        Err(e) => {
+            hop.fail(e.to_string());
+            return Err(e);
+        }
     }
     crate::attachments::record_references(state, &env.sender, &env.id, &attachments).await?;
     hop.finish();
@@ -181,39 +180,62 @@ async fn accept_inner(
     Ok((StatusCode::ACCEPTED, claim.receipt))
 }
 
-async fn existing_claim(state: &GatewayState, key: &str) -> Result<Option<Claim>, ApiError> {
-    match state.bus.receipts.get(key).await.map_err(unavailable)? {
-        Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| ApiError::Internal(e.to_string())),
-        None => Ok(None),
+/// What the stored message of `org`'s `id` says of its acceptance, if the
+/// id was accepted.
+async fn existing_claim(state: &GatewayState, org: &str, id: &str) -> Result<Option<Claim>, ApiError> {
+    let stream = state.bus.js.get_stream_no_info(subjects::STREAM_ACCEPTED).await.map_err(unavailable)?;
+    match stream.get_last_raw_message_by_subject(&subjects::accepted(org, id)).await {
+        Ok(m) => claim_of(&m).map(Some),
+        Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+        Err(e) => Err(unavailable(e)),
     }
 }
 
-/// The claim that made a create fail, read from the bucket's stream leader.
-/// A plain get may be answered by any replica (direct get), and one that has
-/// not caught up yet says "no such key" for a claim the leader just refused
-/// to overwrite: seen as a `500` while a cluster re-elected its leaders.
-async fn claim_from_leader(state: &GatewayState, key: &str) -> Result<Claim, ApiError> {
-    let store = &state.bus.receipts;
-    let subject = format!("{}{key}", store.prefix);
+/// The stored message that made a publish fail, read from the stream's
+/// leader (a message get is answered by the leader, never by a replica
+/// still catching up), a few times while a cluster re-elects one.
+async fn claim_from_leader(state: &GatewayState, org: &str, id: &str) -> Result<Claim, ApiError> {
     let mut last = String::new();
     for pause in [0u64, 50, 200, 500] {
         tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
-        match store.stream.get_last_raw_message_by_subject(&subject).await {
-            Ok(m) => return serde_json::from_slice(&m.payload).map_err(|e| ApiError::Internal(e.to_string())),
+        match existing_claim(state, org, id).await {
+            Ok(Some(c)) => return Ok(c),
+            Ok(None) => last = "not found".into(),
             Err(e) => last = e.to_string(),
         }
     }
-    Err(ApiError::unavailable(format!("claim {key} exists but cannot be read: {last}")))
+    Err(ApiError::unavailable(format!("message {org}/{id} is stored but cannot be read: {last}")))
 }
 
+/// The receipt a stored message was accepted with.
+fn claim_of(m: &async_nats::jetstream::message::StreamMessage) -> Result<Claim, ApiError> {
+    let hd = Some(&m.headers);
+    let doc: Value = serde_json::from_slice(&m.payload).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let text = |k: &str| doc.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let traceparent = h::get(hd, h::TRACEPARENT).unwrap_or_default().to_string();
+    let trace_id = TraceParent::parse(&traceparent).map(|t| t.trace_id_hex()).unwrap_or_default();
+    Ok(Claim {
+        digest: h::get(hd, h::CONTENT_DIGEST).unwrap_or_default().to_string(),
+        receipt: Receipt {
+            id: text("id"),
+            case: text("case"),
+            trace_id,
+            accepted_at: h::get(hd, h::ACCEPTED_AT).unwrap_or_default().to_string(),
+            routing: h::get(hd, h::ROUTING).and_then(|r| serde_json::from_str(r).ok()),
+        },
+        traceparent,
+        reply_sender: h::get(hd, h::REPLY_SENDER).map(str::to_owned),
+    })
+}
+
+/// A second submission of an id: the first receipt for the same content
+/// (`200`), a conflict for other content. Nothing is stored again.
 async fn repeat(
     state: &GatewayState,
-    doc: &Value,
     env: &Envelope,
     claim: Claim,
     digest: &str,
     attachments: &[String],
-    signed: Option<(&[u8], &str)>,
 ) -> Result<(StatusCode, Receipt), ApiError> {
     if claim.digest != digest {
         return Err(ApiError::Conflict(format!(
@@ -221,10 +243,6 @@ async fn repeat(
             env.id, claim.receipt.accepted_at
         )));
     }
-    // Publishing again is what makes a crash after the claim harmless; the
-    // stream's duplicate window drops it when the first copy got through,
-    // and after the window the router does (it is marked as a repeat).
-    publish(state, doc, env, &claim, true, signed).await?;
     crate::attachments::record_references(state, &env.sender, &env.id, attachments).await?;
     metrics::counter!("xj_messages_total", "type" => env.kind.as_str(), "outcome" => "repeat").increment(1);
     Ok((StatusCode::OK, claim.receipt))
@@ -541,14 +559,19 @@ fn new_case_id() -> String {
     format!("XJ-{}-{}", Utc::now().format("%Y%m%d"), hex::encode_upper(r))
 }
 
+/// Whether [`publish`] stored the message or found its id stored before.
+enum Stored {
+    New,
+    Before,
+}
+
 async fn publish(
     state: &GatewayState,
     doc: &Value,
     env: &Envelope,
     claim: &Claim,
-    repeat: bool,
     signed: Option<(&[u8], &str)>,
-) -> Result<(), ApiError> {
+) -> Result<Stored, ApiError> {
     // The organisation's signed bytes are kept before the message is
     // accepted: the ledger's record of it names them.
     let kept = match signed {
@@ -559,61 +582,47 @@ async fn publish(
     msg["case"] = Value::String(claim.receipt.case.clone());
     let payload = serde_json::to_vec(&msg).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut hdr = HeaderMap::new();
-    hdr.put(h::NATS_MSG_ID, format!("{}:{}", env.sender, env.id).as_str());
     hdr.put(h::TRACEPARENT, claim.traceparent.as_str());
     hdr.put(h::ACCEPTED_AT, claim.receipt.accepted_at.as_str());
+    hdr.put(h::CONTENT_DIGEST, claim.digest.as_str());
+    if let Some(r) = &claim.receipt.routing {
+        hdr.put(h::ROUTING, r.to_string().as_str());
+    }
     if let Some(rs) = &claim.reply_sender {
         hdr.put(h::REPLY_SENDER, rs.as_str());
-    }
-    if repeat {
-        hdr.put(h::REPEAT, "1");
     }
     if let Some((sha256, sig)) = kept {
         hdr.put(h::SUBMITTED_SHA256, sha256.as_str());
         hdr.put(h::SUBMITTED_SIGNATURE, sig);
     }
-    let trace = TraceParent::parse(&claim.traceparent).unwrap_or_else(TraceParent::new_root);
-    let ev = events::Event {
-        step: events::Step::Accepted(events::Accepted {
-            accepted_at: claim.receipt.accepted_at.clone(),
-            reply_to: env.reply_to.clone(),
-        }),
-        service: "gateway".into(),
-        msg_id: env.id.clone(),
-        sender: env.sender.clone(),
-        case: Some(claim.receipt.case.clone()),
-        msg_type: Some(env.kind),
-        at: Utc::now(),
-        trace_id: trace.trace_id_hex(),
-        span_id: trace.span_id_hex(),
-    };
-    // A repeat publishes again (see above); the event carries the same kind
-    // of deduplication id as the message, so the trace shows one acceptance.
-    let mut ev_hdr = HeaderMap::new();
-    ev_hdr.put(h::NATS_MSG_ID, format!("evt:{}:{}:accepted", env.sender, env.id).as_str());
-    let ev_payload = serde_json::to_vec(&ev).map_err(|e| ApiError::Internal(e.to_string()))?;
     let js = &state.bus.js;
     // The case exists, and its sender is party to it, before the 202: a GET
     // of the case or the sender's next message on it must not depend on
-    // how far behind the tracker is (xj_bus::parties).
+    // how far behind the tracker is (xj_bus::parties). Written beside the
+    // message: a refused repeat leaves at most a mark that is true anyway
+    // (its sender sent on that case) or a case nobody was told of.
     let case = claim.receipt.case.as_str();
     let parties = &state.bus.parties;
-    let (main, event, known) = tokio::join!(
-        async { js.publish_with_headers(subjects::accepted(&env.sender), hdr, payload.into()).await?.await },
-        async { js.publish_with_headers(ev.subject(), ev_hdr, ev_payload.into()).await?.await },
+    let (main, known) = tokio::join!(
+        async { js.publish_with_headers(subjects::accepted(&env.sender, &env.id), hdr, payload.into()).await?.await },
         async {
-            // Only a message that names no case and answers none opens one.
-            let opens = env.case.is_none() && env.reply_to.is_none();
-            let open = async { if opens { xj_bus::parties::open(parties, case).await } else { Ok(()) } };
-            tokio::try_join!(open, xj_bus::parties::mark(parties, case, Role::Sent, &env.sender))
+            // Only a message that names no case and answers none opens one;
+            // the case's key names its opener as party.
+            if env.case.is_none() && env.reply_to.is_none() {
+                xj_bus::parties::open(parties, case, &env.sender).await
+            } else {
+                xj_bus::parties::mark(parties, case, Role::Sent, &env.sender).await
+            }
         },
     );
-    main.map_err(unavailable)?;
+    let stored = match main {
+        Ok(ack) if ack.duplicate => Stored::Before,
+        Ok(_) => Stored::New,
+        Err(e) if xj_bus::streams::subject_taken(&e) => Stored::Before,
+        Err(e) => return Err(unavailable(e)),
+    };
     known.map_err(unavailable)?;
-    if let Err(e) = event {
-        tracing::warn!(error = %e, msg_id = %env.id, "accepted event not recorded");
-    }
-    Ok(())
+    Ok(stored)
 }
 
 fn unavailable(e: impl std::fmt::Display) -> ApiError {

@@ -1030,7 +1030,7 @@ pub async fn get_letter(
     if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b)) {
         return Err(not_found());
     }
-    let events = crate::trace::read_events(&state, subjects::events_of(&id)).await?;
+    let events = crate::trace::read_events(&state, &id).await?;
     let mut readable = Vec::new();
     for r in routings(&events).into_iter().filter(|r| q.sender.as_deref().is_none_or(|s| s == r.sender)) {
         let Some(reader) = reader(&state, &who, &id, &r).await? else { continue };
@@ -1147,7 +1147,7 @@ async fn stored(state: &GatewayState, seq: u64, sender: &str, id: &str) -> Resul
     };
     let message: Value = serde_json::from_slice(&raw.payload)
         .map_err(|e| ApiError::Internal(format!("XJ_ACCEPTED {seq} is not JSON: {e}")))?;
-    if raw.subject.as_str() != subjects::accepted(sender)
+    if raw.subject.as_str() != subjects::accepted(sender, id)
         || text(&message, "/id") != Some(id)
         || text(&message, "/sender") != Some(sender)
     {

@@ -1,50 +1,20 @@
 //! `GET /v1/messages/{id}/trace`: every step the hub took with a message,
-//! read back from the events stream by subject.
+//! read back by subject: its acceptance from `XJ_ACCEPTED`, the rest from
+//! the events stream.
 
-use std::time::Duration;
-
-use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use futures::StreamExt;
 use serde_json::{Value, json};
 use xj_bus::events::{Event, Routed, Step};
-use xj_bus::subjects;
 
 use crate::auth::caller;
 use crate::error::ApiError;
 use crate::state::{Caller, GatewayState};
 
-/// All events whose subject matches `filter`, oldest first.
-pub async fn read_events(state: &GatewayState, filter: String) -> Result<Vec<Event>, ApiError> {
-    let unavailable = |e: &dyn std::fmt::Display| ApiError::unavailable(e);
-    let stream = state.bus.js.get_stream(subjects::STREAM_EVENTS).await.map_err(|e| unavailable(&e))?;
-    let mut consumer = stream
-        .create_consumer(OrderedConfig {
-            filter_subject: filter,
-            deliver_policy: DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| unavailable(&e))?;
-    let pending = consumer.info().await.map_err(|e| unavailable(&e))?.num_pending as usize;
-    let mut out = Vec::with_capacity(pending);
-    if pending == 0 {
-        return Ok(out);
-    }
-    let mut messages = consumer.messages().await.map_err(|e| unavailable(&e))?;
-    while out.len() < pending {
-        match tokio::time::timeout(Duration::from_secs(5), messages.next()).await {
-            Ok(Some(Ok(m))) => {
-                if let Ok(ev) = serde_json::from_slice::<Event>(&m.payload) {
-                    out.push(ev);
-                }
-            }
-            _ => break,
-        }
-    }
-    Ok(out)
+/// Every step of the messages with id `id` (xj_bus::events::story).
+pub async fn read_events(state: &GatewayState, id: &str) -> Result<Vec<Event>, ApiError> {
+    xj_bus::events::story(&state.bus.js, id).await.map_err(ApiError::unavailable)
 }
 
 pub async fn get_trace(
@@ -58,7 +28,7 @@ pub async fn get_trace(
     if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b)) {
         return Err(not_found());
     }
-    let events = read_events(&state, subjects::events_of(&id)).await?;
+    let events = read_events(&state, &id).await?;
     let mut visible: Vec<Event> = match &who {
         Caller::Operator => events,
         Caller::Org(org) => {

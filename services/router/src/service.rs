@@ -109,15 +109,6 @@ async fn route(rs: &RuleSet, bus: &Bus, m: &Message, env: &Envelope, case: &str)
     let k = knowledge::gather(rs, bus, env, reply_sender).await?;
     let decision = decide(rs, env, &k);
     let decided_at = Utc::now();
-    if h::get(hd, h::REPEAT).is_some() && routed_before(bus, env, &decision, seq).await? {
-        // A sender's repeat published again after the intake stream's
-        // duplicate window: its first copy went out already.
-        tracing::info!("a repeat of a message routed before; not sent again");
-        metrics::counter!("xj_messages_total", "type" => env.kind.as_str(), "outcome" => "repeat_dropped").increment(1);
-        hop.attr("xj.repeat_dropped", true);
-        hop.finish();
-        return Ok(());
-    }
     // A designation or a transfer (移送主管机关, Decree 310 art. 7): the
     // rules said which original goes on to whom.
     if let Some(r) = &decision.reroute {
@@ -195,29 +186,16 @@ async fn route(rs: &RuleSet, bus: &Bus, m: &Message, env: &Envelope, case: &str)
 }
 
 /// Records `org` as party to `case` (xj_bus::parties): it received a
-/// message, and, for a clue or case referral, a referral it may not pass on
-/// by itself (police who got a hand-off may still hand a case back, art. 13).
+/// message, or, for a clue or case referral, a referral it may not pass on
+/// by itself (police who got a hand-off may still hand a case back, art.
+/// 13) — which makes it party as well, so one key says both.
 async fn mark_recipient(bus: &Bus, env: &Envelope, case: &str, org: &str) -> anyhow::Result<()> {
-    let referred = async {
-        if matches!(env.kind, MessageType::ClueReferral | MessageType::CaseReferral) {
-            parties::mark(&bus.parties, case, parties::Role::Referred, org).await?;
-        }
-        anyhow::Ok(())
+    let role = if matches!(env.kind, MessageType::ClueReferral | MessageType::CaseReferral) {
+        parties::Role::Referred
+    } else {
+        parties::Role::Received
     };
-    tokio::try_join!(parties::mark(&bus.parties, case, parties::Role::Received, org), referred)?;
-    Ok(())
-}
-
-/// Whether this message (same sender, same id) was routed to any of the
-/// decision's recipients from another place in the intake stream.
-async fn routed_before(bus: &Bus, env: &Envelope, decision: &Decision, seq: Option<u64>) -> anyhow::Result<bool> {
-    for t in &decision.targets {
-        let entries = route_record(bus, &t.org, &env.id).await?;
-        if entries.iter().any(|e| e.sender == env.sender && (e.seq.is_none() || e.seq != seq)) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    parties::mark(&bus.parties, case, role, org).await
 }
 
 /// What `xj_routes` holds for message `msg_id` routed to `org` (empty when

@@ -282,15 +282,24 @@ impl Tracker {
                     "body": { "received_at": now.to_rfc3339(), "auto": true }
                 });
                 let mut hd = HeaderMap::new();
-                hd.put(h::NATS_MSG_ID, format!("{police}:{id}").as_str());
                 hd.put(h::TRACEPARENT, TraceParent::new_root().header().as_str());
                 hd.put(h::ACCEPTED_AT, now.to_rfc3339().as_str());
                 hd.put(h::REPLY_SENDER, handoff_sender.as_str());
-                self.bus
-                    .js
-                    .publish_with_headers(subjects::accepted(&police), hd, serde_json::to_vec(&msg)?.into())
-                    .await?
-                    .await?;
+                // Its subject is its id's claim: a second firing (the event
+                // redelivered) finds it stored and leaves it.
+                let stored = async {
+                    self.bus
+                        .js
+                        .publish_with_headers(subjects::accepted(&police, &id), hd, serde_json::to_vec(&msg)?.into())
+                        .await?
+                        .await
+                        .map_err(anyhow::Error::from)
+                };
+                match stored.await {
+                    Ok(_) => {}
+                    Err(e) if xj_bus::streams::subject_taken(&e) => {}
+                    Err(e) => return Err(e),
+                }
             }
             Action::Complaint { channel, about, stage, body } => {
                 let id = xj_bus::alerts::hub_message_id("XJC", "complaint_update", (&about.0, &about.1), stage);

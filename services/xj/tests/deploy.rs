@@ -202,7 +202,7 @@ async fn the_shipped_cluster_configuration_runs_and_survives_a_node() -> anyhow:
         anyhow::ensure!(start.elapsed() < Duration::from_secs(30), "the ledger never scaled to three: {e}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    for name in ["XJ_ACCEPTED", "XJ_ROUTED", "XJ_EVENTS", "XJ_LEDGER", "KV_xj_receipts", "OBJ_xj_evidence"] {
+    for name in ["XJ_ACCEPTED", "XJ_ROUTED", "XJ_EVENTS", "XJ_LEDGER", "KV_xj_routes", "OBJ_xj_evidence"] {
         let mut s = bus.js.get_stream(name).await?;
         assert_eq!(s.info().await?.config.num_replicas, 3, "{name}");
     }
@@ -213,7 +213,7 @@ async fn the_shipped_cluster_configuration_runs_and_survives_a_node() -> anyhow:
             .await
             .is_err()
     );
-    bus.js.publish("xj.accepted.qh-market", "one".into()).await?.await?;
+    bus.js.publish("xj.accepted.qh-market.M-1", "one".into()).await?.await?;
     // A node can be lost once the two other copies are current: scaling a
     // stream from one copy to three takes a moment, and a node killed
     // before its followers caught up may take the only full copy with it.
@@ -231,7 +231,7 @@ async fn the_shipped_cluster_configuration_runs_and_survives_a_node() -> anyhow:
     // Within an election, publishing goes on on the two nodes left.
     let start = Instant::now();
     loop {
-        match async { bus.js.publish("xj.accepted.qh-market", "two".into()).await?.await }.await {
+        match async { bus.js.publish("xj.accepted.qh-market.M-2", "two".into()).await?.await }.await {
             Ok(_) => break,
             Err(e) if start.elapsed() < Duration::from_secs(30) => {
                 let _ = e;

@@ -306,8 +306,9 @@ async fn the_ledger_chains_everything_and_names_a_flipped_byte() -> anyhow::Resu
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .map(|e| e["records"].as_array().map_or(0, Vec::len) as u64)
             .sum::<u64>();
-        // 10 messages, each accepted, routed and delivered.
-        (sources >= 40 && records >= sources).then_some((text, sources))
+        // 10 messages, each accepted (the stored message is its
+        // acceptance), routed and delivered.
+        (sources >= 30 && records >= sources).then_some((text, sources))
     })
     .await?;
     let chain = xj_ledger::verify_live(&js).await?.map_err(anyhow::Error::msg)?;
@@ -318,7 +319,7 @@ async fn the_ledger_chains_everything_and_names_a_flipped_byte() -> anyhow::Resu
     let records: Vec<&Value> = entries.iter().flat_map(|e| e["records"].as_array().unwrap()).collect();
     let kinds: Vec<&str> =
         records.iter().filter(|r| r["msg_id"] == "LG-4").filter_map(|r| r["kind"].as_str()).collect();
-    for k in ["message", "event:accepted", "event:routed", "event:delivered"] {
+    for k in ["message", "event:routed", "event:delivered"] {
         assert!(kinds.contains(&k), "LG-4 has no {k} record: {kinds:?}");
     }
     // The message's record holds its exact digest.
@@ -331,7 +332,7 @@ async fn the_ledger_chains_everything_and_names_a_flipped_byte() -> anyhow::Resu
     let bundle = xj_ledger::bundle::export_case(&js, &case, &key).await?;
     let ok = xj_ledger::bundle::verify_bundle(&bundle).map_err(anyhow::Error::msg)?;
     assert_eq!(ok.case, case);
-    assert!(ok.records >= 4 && ok.messages == 1, "{ok:?}");
+    assert!(ok.records >= 3 && ok.messages == 1, "{ok:?}");
     assert!(ok.others >= 1, "LG-4's entries hold other cases' records too: {ok:?}");
     let text = bundle.to_string();
     for (i, other) in cases.iter().enumerate().filter(|(_, c)| **c != case) {

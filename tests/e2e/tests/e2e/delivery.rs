@@ -268,7 +268,8 @@ async fn a_backlog_goes_out_in_the_order_the_messages_were_accepted() -> anyhow:
     let (s, b) = hub.submit("qh-market", &sample_clue("D-ORDER-R", "qh-market", "FOOD-STALL", "990101101")).await?;
     assert_eq!(s, 202, "{b}");
     delivered(&hub, "qh-town-dg", "D-ORDER-R").await?;
-    let accepted = js.get_stream("XJ_ACCEPTED").await?.get_last_raw_message_by_subject("xj.accepted.qh-market").await?;
+    let accepted =
+        js.get_stream("XJ_ACCEPTED").await?.get_last_raw_message_by_subject("xj.accepted.qh-market.D-ORDER-R").await?;
     let copy = js.get_stream("XJ_ROUTED").await?.get_last_raw_message_by_subject("xj.routed.qh-town-dg").await?;
     let header = copy.headers.get("Xj-Accepted-Seq").map(|v| v.as_str().to_string());
     assert_eq!(header, Some(accepted.sequence.to_string()));

@@ -227,7 +227,7 @@ async fn a_pull_request_cannot_aim_its_reply_into_the_hub() -> anyhow::Result<()
     let ledger_before = before.streams.iter().find(|(n, ..)| n == "XJ_LEDGER").map(|(_, m, _)| *m);
 
     let mut pulled = 0;
-    for reply in ["xj.ledger", "xj.accepted.qh-transport", "xj.routed.qh-town-dg"] {
+    for reply in ["xj.ledger", "xj.accepted.qh-transport.EVIL-1", "xj.routed.qh-town-dg"] {
         let got = raw_request(
             &agri,
             &format!("{}.CONSUMER.MSG.NEXT.XJ_OUT.qh-agri", xj::nats_auth::ORG_API_PREFIX),
@@ -249,7 +249,7 @@ async fn a_pull_request_cannot_aim_its_reply_into_the_hub() -> anyhow::Result<()
         ),
         (
             "$JS.API.CONSUMER.DURABLE.CREATE.XJ_OUT.evil",
-            json!({ "stream_name": "XJ_OUT", "config": { "durable_name": "evil", "deliver_subject": "xj.accepted.qh-agri" } }),
+            json!({ "stream_name": "XJ_OUT", "config": { "durable_name": "evil", "deliver_subject": "xj.accepted.qh-agri.EVIL-2" } }),
         ),
     ] {
         let answer = raw_request(&agri, subject, "_INBOX.agri.create", config).await;
@@ -327,7 +327,8 @@ async fn no_js_request_from_an_org_changes_the_hub() -> anyhow::Result<()> {
         ("$JS.API.ACCOUNT.PURGE.XJ_HUB", json!({})),
         ("$JS.API.META.LEADER.STEPDOWN", json!({})),
         ("$KV.xj_cases.C-1", json!({ "forged": true })),
-        ("$KV.xj_receipts.qh-transport.X", json!({ "forged": true })),
+        ("$KV.xj_routes.qh-transport.X", json!({ "forged": true })),
+        ("xj.accepted.qh-transport.FORGED-1", json!({ "id": "FORGED-1" })),
         ("$O.xj_evidence.C.x", json!({})),
         ("$JS.ACK.XJ_OUT.qh-transport.1.1.1.0.0", json!("+ACK")),
         ("$JS.ACK.XJ_ROUTED.courier.1.1.1.0.0", json!("+TERM")),
@@ -339,7 +340,7 @@ async fn no_js_request_from_an_org_changes_the_hub() -> anyhow::Result<()> {
         ("JS.xj.API.CONSUMER.DELETE.XJ_OUT.qh-agri", json!({})),
         ("JS.xj.API.STREAM.INFO.XJ_OUT", json!({})),
         ("xj.ledger", json!({ "n": 1 })),
-        ("xj.accepted.qh-agri", json!({ "id": "X" })),
+        ("xj.accepted.qh-agri.X", json!({ "id": "X" })),
         ("xj.routed.qh-town-dg", json!({ "id": "X" })),
         ("xj.evt.qh-agri.X.routed", json!({})),
         ("xj.ctl.reload", json!({})),
