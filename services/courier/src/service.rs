@@ -484,10 +484,15 @@ impl Courier {
     /// `POST`: each copy's step, in order. A copy that cannot be delivered
     /// at all (its organisation removed) is buried alone.
     async fn deliver_batch(&self, items: &[(Message, Copy)]) -> Vec<Step> {
+        // Each copy's preparation and, below, its step (an event stored, an
+        // acknowledgement) are round trips of its own: made side by side, a
+        // batch costs a few round trips, not a few per copy.
+        let prepared =
+            futures::future::join_all(items.iter().map(|(m, copy)| self.prepare(m, copy, copy.delivered))).await;
         let mut steps: Vec<Option<Step>> = Vec::with_capacity(items.len());
         let mut ready = Vec::new();
-        for (i, (m, copy)) in items.iter().enumerate() {
-            match self.prepare(m, copy, copy.delivered).await {
+        for (i, p) in prepared.into_iter().enumerate() {
+            match p {
                 Some(p) => {
                     steps.push(None);
                     ready.push((i, p));
@@ -519,9 +524,14 @@ impl Courier {
             },
         };
         drop(parcels);
-        for (i, p) in ready {
+        let outcome = &outcome;
+        let finished = futures::future::join_all(ready.into_iter().map(|(i, p)| async move {
             let (m, copy) = &items[i];
-            steps[i] = Some(self.finish(m, copy, copy.delivered, p.hop, p.trace, &outcome, false, None).await);
+            (i, self.finish(m, copy, copy.delivered, p.hop, p.trace, outcome, false, None).await)
+        }))
+        .await;
+        for (i, step) in finished {
+            steps[i] = Some(step);
         }
         steps.into_iter().map(|s| s.unwrap_or(Step::Dead)).collect()
     }
@@ -647,21 +657,28 @@ impl Courier {
         }
         // The last attempt's story is told by the `dead` step that follows.
         let last = matches!(result, Step::Failed(_) | Step::Refused(_)) && attempt_no >= c.max_attempts as u64;
-        if !last {
-            let step = if held_copy {
-                events::Step::Waiting(detail)
-            } else if matches!(result, Step::Delivered) {
-                events::Step::Delivered(detail)
-            } else {
-                events::Step::Attempt(detail)
-            };
-            self.event(copy, step, trace).await;
-        }
-        if matches!(result, Step::Delivered)
-            && let Err(e) = m.double_ack().await
-        {
-            tracing::warn!(error = %e, "ack failed; the delivery may repeat (receivers dedupe)");
-        }
+        // The step and the acknowledgement are two round trips that do not
+        // wait for each other.
+        let record = async {
+            if !last {
+                let step = if held_copy {
+                    events::Step::Waiting(detail)
+                } else if matches!(result, Step::Delivered) {
+                    events::Step::Delivered(detail)
+                } else {
+                    events::Step::Attempt(detail)
+                };
+                self.event(copy, step, trace).await;
+            }
+        };
+        let acknowledge = async {
+            if matches!(result, Step::Delivered)
+                && let Err(e) = m.double_ack().await
+            {
+                tracing::warn!(error = %e, "ack failed; the delivery may repeat (receivers dedupe)");
+            }
+        };
+        tokio::join!(record, acknowledge);
         tracing::debug!(step, "delivery step");
         result
     }

@@ -82,7 +82,7 @@ async fn accept_inner(
 ) -> Result<(StatusCode, Receipt), ApiError> {
     let signed = signature.map(|s| (raw, s));
     let started = std::time::SystemTime::now();
-    let doc: Value = serde_json::from_slice(raw).map_err(|e| ApiError::syntax(&e))?;
+    let mut doc: Value = serde_json::from_slice(raw).map_err(|e| ApiError::syntax(&e))?;
     if !doc.is_object() {
         return Err(ApiError::Syntax {
             message: "body must be a JSON object (the canonical envelope)".into(),
@@ -159,7 +159,7 @@ async fn accept_inner(
         .attr("xj.type", env.kind.as_str())
         .attr("xj.sender", env.sender.clone())
         .attr_opt("xj.reply_to", env.reply_to.clone());
-    match publish(state, &doc, &env, &claim, signed).await {
+    match publish(state, &mut doc, &env, &claim, signed).await {
         Ok(Stored::New) => {}
         Ok(Stored::Before) => {
             // A repeat, or another request with the same id won the race.
@@ -565,9 +565,11 @@ enum Stored {
     Before,
 }
 
+/// Stores `doc` with the hub's case written into it (the digest and the
+/// checks are done: the document is not read again).
 async fn publish(
     state: &GatewayState,
-    doc: &Value,
+    doc: &mut Value,
     env: &Envelope,
     claim: &Claim,
     signed: Option<(&[u8], &str)>,
@@ -578,9 +580,8 @@ async fn publish(
         Some((raw, sig)) => Some((crate::signed::keep(state, raw).await?, sig)),
         None => None,
     };
-    let mut msg = doc.clone();
-    msg["case"] = Value::String(claim.receipt.case.clone());
-    let payload = serde_json::to_vec(&msg).map_err(|e| ApiError::Internal(e.to_string()))?;
+    doc["case"] = Value::String(claim.receipt.case.clone());
+    let payload = serde_json::to_vec(doc).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut hdr = HeaderMap::new();
     hdr.put(h::TRACEPARENT, claim.traceparent.as_str());
     hdr.put(h::ACCEPTED_AT, claim.receipt.accepted_at.as_str());

@@ -140,7 +140,8 @@ impl Schemas {
         if !problems.is_empty() {
             return Err(problems);
         }
-        match serde_json::from_value::<Envelope>(doc.clone()) {
+        // Read from the document in place: no copy of the whole of it.
+        match <Envelope as serde::Deserialize>::deserialize(doc) {
             Ok(envelope) => Ok(Validated { envelope }),
             Err(e) => Err(vec![Problem::new("", format!("envelope does not decode: {e}"))]),
         }

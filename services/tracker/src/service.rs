@@ -52,14 +52,24 @@ struct Tracker {
     cal: Calendar,
     clock: HubClock,
     schedule: Schedule,
-    order: CaseOrder,
+    queues: CaseQueues,
+    /// Case workers ([`Tracker::work`]): waited for at shutdown.
+    workers: tokio_util::task::TaskTracker,
+    /// At most [`CONCURRENCY`] of them fold at once.
+    slots: tokio::sync::Semaphore,
     stats: StatsBatch,
 }
 
-/// Events handled at once. A case's events are still applied one after
-/// the other in stream order (see [`CaseOrder`]); different cases proceed
-/// side by side.
+/// Cases worked on at once. A case's events are applied in the order they
+/// arrive (see [`CaseQueues`]); different cases proceed side by side.
 const CONCURRENCY: usize = 32;
+
+/// How long a case's first event waits for more of the same case before
+/// the record is read: a referral's routed and delivered events, a few
+/// milliseconds apart, then cost one read and one write of the case record
+/// instead of two each. The wait holds no slot ([`CONCURRENCY`] counts
+/// folding only), and case records are off the delivery path.
+const GATHER: Duration = Duration::from_millis(20);
 
 pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> anyhow::Result<()> {
     let cal = Calendar::load(settings.clock.holidays.as_deref()).context("holiday table")?;
@@ -71,7 +81,9 @@ pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> anyho
         cal,
         clock,
         schedule: Schedule::default(),
-        order: CaseOrder::default(),
+        queues: CaseQueues::default(),
+        workers: tokio_util::task::TaskTracker::new(),
+        slots: tokio::sync::Semaphore::new(CONCURRENCY),
         stats: StatsBatch::default(),
     });
     t.rebuild_schedule().await?;
@@ -84,23 +96,17 @@ pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> anyho
         .messages(&bus.js)
         .await?;
     tracing::info!(mode = ?t.clock.mode(), "tracker running");
-    // Each case's history is a sequence: a message takes its turn behind
-    // the one before it of the same case, in the order they arrive.
+    // Each case's history is a sequence: its events are folded in the
+    // order they arrive, by one worker at a time, many at once when they
+    // come together.
     consume::run(messages, CONCURRENCY, shutdown, "tracker", |m| {
         let t = t.clone();
-        let ev = serde_json::from_slice::<Event>(&m.payload);
-        let turn = ev.as_ref().ok().and_then(|e| e.case.as_deref()).filter(|c| !c.is_empty()).map(|c| t.order.take(c));
-        async move {
-            if let Some(turn) = &turn {
-                turn.wait().await;
-            }
-            t.handle(m, ev).await;
-            if let Some(turn) = turn {
-                t.order.done(turn);
-            }
-        }
+        async move { t.arrive(m).await }
     })
     .await;
+    // The events taken in are folded before the tracker stops.
+    t.workers.close();
+    t.workers.wait().await;
     let _ = firing.await;
     // Every handler has finished (and so had its counts stored).
     t.stats.closed.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -115,8 +121,10 @@ impl Tracker {
         Ctx { settings: &self.settings, cal: &self.cal, now: self.clock.now() }
     }
 
-    async fn handle(&self, m: Message, ev: Result<Event, serde_json::Error>) {
-        let ev: Event = match ev {
+    /// An event arrives: it joins its case's queue; the first of a case to
+    /// arrive starts the case's worker.
+    async fn arrive(self: &Arc<Self>, m: Message) {
+        let ev: Event = match serde_json::from_slice(&m.payload) {
             Ok(ev) => ev,
             Err(e) => {
                 tracing::error!(error = %e, "undecodable event");
@@ -128,19 +136,66 @@ impl Tracker {
             let _ = m.ack().await;
             return;
         };
+        if self.queues.join(&case, m, ev) {
+            let t = self.clone();
+            self.workers.spawn(async move { t.work(case).await });
+        }
+    }
+
+    /// Works `case`'s queue until it is empty: waits [`GATHER`] for the
+    /// events that come together, then folds what is queued, and again.
+    async fn work(&self, case: String) {
+        let worker = Worker { queues: &self.queues, case, freed: std::sync::atomic::AtomicBool::new(false) };
+        tokio::time::sleep(GATHER).await;
+        let Ok(_slot) = self.slots.acquire().await else { return };
+        while let Some(batch) = worker.next() {
+            self.fold(&worker.case, batch).await;
+        }
+    }
+
+    /// Folds a case's queued events into its record in one update; should
+    /// the record then not fit, one at a time, so that only the event that
+    /// overflows it is refused.
+    async fn fold(&self, case: &str, batch: Vec<(Message, Event)>) {
+        if batch.len() == 1 {
+            for (m, ev) in batch {
+                self.handle(case, m, ev).await;
+            }
+            return;
+        }
+        let span = tracing::info_span!("track", case = %case, events = batch.len());
+        let hops: Vec<Hop> = batch.iter().map(|(_, ev)| hop(case, ev)).collect();
+        let result = self
+            .update(case, |rec, ctx| batch.iter().flat_map(|(_, ev)| apply(rec, ev, ctx)).collect())
+            .instrument(span)
+            .await;
+        match result {
+            Ok(()) => {
+                for ((m, _), hop) in batch.iter().zip(hops) {
+                    hop.finish();
+                    let _ = m.ack().await;
+                }
+            }
+            Err(e) if e.downcast_ref::<RecordFull>().is_some() => {
+                drop(hops);
+                for (m, ev) in batch {
+                    self.handle(case, m, ev).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "case update failed; will retry");
+                for ((m, _), hop) in batch.iter().zip(hops) {
+                    hop.fail(e.to_string());
+                    let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                }
+            }
+        }
+    }
+
+    async fn handle(&self, case: &str, m: Message, ev: Event) {
+        let case = case.to_string();
         let span = tracing::info_span!("track", msg_id = %ev.msg_id, case = %case, step = ev.step.name());
-        // The tracker continues the trace of the step it folds in.
-        let received = TraceParent::from_hex(&ev.trace_id, &ev.span_id);
-        let own = received.map(|t| t.child()).unwrap_or_else(TraceParent::new_root);
-        let mut hop = Hop::start("tracker", "track", received, own).kind(SpanKind::Consumer);
-        hop.attr("xj.message_id", ev.msg_id.clone())
-            .attr("xj.case", case.clone())
-            .attr("xj.sender", ev.sender.clone())
-            .attr("xj.step", ev.step.name())
-            .attr_opt("xj.type", ev.msg_type.map(MessageType::as_str))
-            .attr_opt("xj.rule", ev.step.routing().map(|r| r.rule.clone()))
-            .attr_opt("xj.rule_version", ev.step.routing().map(|r| r.rule_version.clone()))
-            .attr_opt("xj.recipient", ev.step.recipient().map(str::to_owned));
+        let hop = hop(&case, &ev);
         match self.update(&case, |rec, ctx| apply(rec, &ev, ctx)).instrument(span).await {
             Ok(()) => {
                 hop.finish();
@@ -452,6 +507,23 @@ impl Tracker {
 
 /// Tells the server not to deliver `m` again, and why (the reason shows in
 /// the server's advisory). One line: the reason is the hub's own text.
+/// The tracker's span for folding `ev` in: it continues the trace of the
+/// step.
+fn hop(case: &str, ev: &Event) -> Hop {
+    let received = TraceParent::from_hex(&ev.trace_id, &ev.span_id);
+    let own = received.map(|t| t.child()).unwrap_or_else(TraceParent::new_root);
+    let mut hop = Hop::start("tracker", "track", received, own).kind(SpanKind::Consumer);
+    hop.attr("xj.message_id", ev.msg_id.clone())
+        .attr("xj.case", case.to_string())
+        .attr("xj.sender", ev.sender.clone())
+        .attr("xj.step", ev.step.name())
+        .attr_opt("xj.type", ev.msg_type.map(MessageType::as_str))
+        .attr_opt("xj.rule", ev.step.routing().map(|r| r.rule.clone()))
+        .attr_opt("xj.rule_version", ev.step.routing().map(|r| r.rule_version.clone()))
+        .attr_opt("xj.recipient", ev.step.recipient().map(str::to_owned));
+    hop
+}
+
 async fn terminate(m: &Message, reason: &str) {
     let Some(reply) = m.reply.clone() else {
         return;
@@ -478,46 +550,57 @@ fn count_clocks(counts: &std::collections::BTreeMap<String, f64>, sign: f64) {
     }
 }
 
-/// Turns per case: each message of a case waits for the one before it (in
-/// the order the consumer delivered them) to finish.
+/// Events waiting per case, in the order they arrived. The first event
+/// of a case with nothing queued starts the case's worker; every event's
+/// handler returns at once, its message unacknowledged until the worker
+/// has folded it in.
 #[derive(Default)]
-struct CaseOrder {
-    tails: Mutex<std::collections::HashMap<String, (u64, Finished)>>,
-    next: std::sync::atomic::AtomicU64,
+struct CaseQueues(Mutex<std::collections::HashMap<String, Vec<(Message, Event)>>>);
+
+impl CaseQueues {
+    /// Queues the event; true when the case has no worker yet.
+    fn join(&self, case: &str, m: Message, ev: Event) -> bool {
+        let mut q = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(waiting) = q.get_mut(case) {
+            waiting.push((m, ev));
+            return false;
+        }
+        q.insert(case.to_string(), vec![(m, ev)]);
+        true
+    }
 }
 
-type Finished = futures::future::Shared<tokio::sync::oneshot::Receiver<()>>;
-
-struct Turn {
+/// The one worker of a case. Dropped — done, or its task cancelled — it
+/// frees the case: events still queued are left unacknowledged, so the
+/// server delivers them again.
+struct Worker<'a> {
+    queues: &'a CaseQueues,
     case: String,
-    id: u64,
-    before: Option<Finished>,
-    done: tokio::sync::oneshot::Sender<()>,
+    /// The case was freed by [`Worker::next`]: a later event may have made
+    /// a new worker of it, whose queue is not this one's to remove.
+    freed: std::sync::atomic::AtomicBool,
 }
 
-impl Turn {
-    /// Until the case's previous message is finished (or abandoned).
-    async fn wait(&self) {
-        if let Some(before) = self.before.clone() {
-            let _ = before.await;
+impl Worker<'_> {
+    /// Everything queued for the case, or `None` when nothing is (and the
+    /// case is free again).
+    fn next(&self) -> Option<Vec<(Message, Event)>> {
+        let mut q = self.queues.0.lock().unwrap_or_else(|p| p.into_inner());
+        match q.get_mut(&self.case) {
+            Some(waiting) if !waiting.is_empty() => Some(std::mem::take(waiting)),
+            _ => {
+                q.remove(&self.case);
+                self.freed.store(true, std::sync::atomic::Ordering::Relaxed);
+                None
+            }
         }
     }
 }
 
-impl CaseOrder {
-    fn take(&self, case: &str) -> Turn {
-        let (done, finished) = tokio::sync::oneshot::channel();
-        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut tails = self.tails.lock().unwrap_or_else(|p| p.into_inner());
-        let before = tails.insert(case.to_string(), (id, futures::FutureExt::shared(finished))).map(|(_, f)| f);
-        Turn { case: case.to_string(), id, before, done }
-    }
-
-    fn done(&self, turn: Turn) {
-        let _ = turn.done.send(());
-        let mut tails = self.tails.lock().unwrap_or_else(|p| p.into_inner());
-        if tails.get(&turn.case).is_some_and(|(id, _)| *id == turn.id) {
-            tails.remove(&turn.case);
+impl Drop for Worker<'_> {
+    fn drop(&mut self) {
+        if !self.freed.load(std::sync::atomic::Ordering::Relaxed) {
+            self.queues.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.case);
         }
     }
 }

@@ -123,7 +123,15 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
             println!("\n== hub, maximum: {} referrals, {} requests in flight ==", opts.max_n, opts.inflight);
             let r = hub.closed_loop("MAX", opts.max_n, opts.inflight).await?;
             r.print();
+            // The latency target is set at half the maximum the hub records.
+            let half = (r.recorded_rate() / 2.0) as u64;
             summary.push(r);
+            if half > 0 {
+                println!("\n== hub, open loop at half the recorded maximum: {half}/s for {} s ==", opts.secs);
+                let r = hub.open_loop("HALF", half, (half * opts.secs) as usize).await?;
+                r.print();
+                summary.push(r);
+            }
         }
         if want("soak") && opts.soak_n > 0 {
             println!("\n== soak: {} referrals at {}/s ==", opts.soak_n, opts.soak_rate);
@@ -165,12 +173,41 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
                 100.0 * r.delivered_rate / raw
             );
         }
+        targets(raw, &summary);
     } else {
         for r in &summary {
             r.print_line();
         }
     }
     Ok(())
+}
+
+/// The lean flow's targets (docs/performance.md), against this run.
+fn targets(raw: f64, summary: &[Phase]) {
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!("\n== targets ==");
+    for label in ["MAX", "MAXB"] {
+        if let Some(r) = summary.iter().find(|r| r.label == label) {
+            let share = 100.0 * r.recorded_rate() / raw;
+            let what = if label == "MAX" { "single requests" } else { "batched edges" };
+            println!(
+                "maximum delivered and recorded, {what:<15} >= 30 % of raw: {:>7.0}/s = {share:>5.1} %  {}",
+                r.recorded_rate(),
+                verdict(share >= 30.0)
+            );
+        }
+    }
+    if let Some(r) = summary.iter().find(|r| r.label == "HALF") {
+        let (p99, p999) = (r.e2e.value_at_quantile(0.99), r.e2e.value_at_quantile(0.999));
+        println!(
+            "open loop at half the maximum ({}/s): p99 {} <= 50 ms {}, p99.9 {} <= 100 ms {}",
+            r.offered.unwrap_or_default(),
+            ms(p99),
+            verdict(p99 <= 50_000),
+            ms(p999),
+            verdict(p999 <= 100_000)
+        );
+    }
 }
 
 // ---------------------------------------------------------------- helpers --
@@ -306,6 +343,11 @@ impl Phase {
         println!("CPU cores used               {}", cpu.join(", "));
         let rss: Vec<String> = self.rss.iter().map(|(n, b)| format!("{n} {:.0}", *b as f64 / 1048576.0)).collect();
         println!("resident MiB at the end      {}", rss.join(", "));
+    }
+
+    /// Delivered and fully recorded: ledger and case records caught up.
+    fn recorded_rate(&self) -> f64 {
+        self.delivered_rate.min(self.ledgered_rate).min(self.tracked_rate.unwrap_or(0.0))
     }
 
     fn print_line(&self) {
