@@ -62,7 +62,7 @@ struct Tracker {
 
 /// Cases worked on at once. A case's events are applied in the order they
 /// arrive (see [`CaseQueues`]); different cases proceed side by side.
-const CONCURRENCY: usize = 32;
+const CONCURRENCY: usize = 128;
 
 /// How long a case's first event waits for more of the same case before
 /// the record is read: a referral's routed and delivered events, a few
@@ -90,8 +90,10 @@ pub async fn run(settings: Arc<Settings>, bus: Bus, shutdown: Shutdown) -> anyho
     let firing = tokio::spawn(t.clone().firing_loop(shutdown.clone()));
     let flusher = tokio::spawn(t.clone().stats_flusher());
 
+    // Room for the events gathering per case besides those being folded.
     let messages = Durable::new(subjects::STREAM_EVENTS, CONSUMER)
         .ack_wait(Duration::from_millis(settings.nats.ack_wait_ms))
+        .max_ack_pending(4096)
         .filter(&["xj.evt.*.*.routed", "xj.evt.*.*.unplaced", "xj.evt.*.*.delivered", "xj.evt.*.*.waiting"])
         .messages(&bus.js)
         .await?;
