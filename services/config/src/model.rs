@@ -827,6 +827,11 @@ pub struct Deliver {
     /// `{"messages": […]}`, signed as a whole (`Xj-Batch-Signature`); its
     /// 2xx acknowledges all of them (docs/api.md, "Batched delivery").
     pub batch: Option<u32>,
+    /// Webhook over plain `http://`: the receiver speaks HTTP/2 without TLS
+    /// (h2c, prior knowledge), so every delivery shares one connection. An
+    /// `https://` receiver is offered HTTP/2 in the TLS handshake anyway.
+    #[serde(default)]
+    pub http2: bool,
 }
 
 impl Deliver {

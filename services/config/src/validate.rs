@@ -266,6 +266,9 @@ pub(crate) fn validate(s: &mut Settings, base: &Path) -> Vec<Unlocated> {
                 ));
             }
         }
+        if d.http2 && d.webhook.is_none() {
+            out.push(bad(k("deliver"), "http2 is for webhook delivery: { webhook = \"http://…\", http2 = true }"));
+        }
         if let Some(url) = &d.webhook
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {

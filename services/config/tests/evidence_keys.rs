@@ -1,5 +1,5 @@
-//! The keys of batched delivery, signed receipts and the ledger's signed
-//! heads: what each refuses, named by its key.
+//! The keys of batched delivery, HTTP/2 to receivers, signed receipts and
+//! the ledger's signed heads: what each refuses, named by its key.
 
 fn config(org_extra: &str, deliver: &str, rest: &str) -> String {
     format!(
@@ -32,6 +32,14 @@ fn batches_are_for_canonical_webhooks_without_receipts() {
         "",
     ));
     assert!(e.contains("sign_receipts") && e.contains("do not go together"), "{e}");
+}
+
+#[test]
+fn http2_is_for_webhooks() {
+    assert_eq!(refusal(&config("", "{ webhook = \"http://127.0.0.1:1/in\", http2 = true }", "")), "");
+    assert_eq!(refusal(&config("", "{ webhook = \"http://127.0.0.1:1/in\", http2 = true, batch = 9 }", "")), "");
+    let e = refusal(&config("", "{ pull = true, http2 = true }", ""));
+    assert!(e.contains("org[0].deliver") && e.contains("http2 is for webhook delivery"), "{e}");
 }
 
 #[test]

@@ -87,8 +87,32 @@ pub enum Outcome {
     },
 }
 
-/// The HTTP client webhooks are posted with (`xj conformance` uses it too).
-pub fn client(c: &xj_config::CourierSettings) -> reqwest::Result<reqwest::Client> {
+/// The HTTP clients webhooks are posted with (`xj conformance` uses them
+/// too): kept-alive connections, HTTP/2 where the receiver takes it —
+/// offered in the TLS handshake to `https://` receivers, spoken at once
+/// (h2c) to an `http://` receiver configured `http2 = true`.
+#[derive(Clone)]
+pub struct Clients {
+    http: reqwest::Client,
+    h2c: reqwest::Client,
+}
+
+impl Clients {
+    pub fn new(c: &xj_config::CourierSettings) -> reqwest::Result<Self> {
+        Ok(Self { http: builder(c).build()?, h2c: builder(c).http2_prior_knowledge().build()? })
+    }
+
+    /// The client for `org`'s webhook.
+    pub fn of(&self, org: &xj_config::Org) -> &reqwest::Client {
+        if org.deliver.http2 && org.deliver.webhook.as_deref().is_some_and(|u| u.starts_with("http://")) {
+            &self.h2c
+        } else {
+            &self.http
+        }
+    }
+}
+
+fn builder(c: &xj_config::CourierSettings) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .timeout(Duration::from_millis(c.timeout_ms))
         // A redirect is the receiver's answer, not a delivery: following a
@@ -98,7 +122,6 @@ pub fn client(c: &xj_config::CourierSettings) -> reqwest::Result<reqwest::Client
         // attempt with the status and `Location` in the reason.
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(c.concurrency)
-        .build()
 }
 
 pub async fn attempt(http: &reqwest::Client, bus: &Bus, key: &HubKey, p: &Parcel<'_>) -> Outcome {

@@ -46,7 +46,7 @@ const HOLD: usize = 10_000;
 pub async fn run(settings: Arc<Settings>, bus: Bus, key: HubKey, shutdown: Shutdown) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let c = &settings.courier;
-    let http = crate::deliver::client(c).context("HTTP client")?;
+    let http = crate::deliver::Clients::new(c).context("HTTP client")?;
     // Longer than one webhook request, so no copy is handed to a second
     // courier while the first still waits for the answer.
     let ack_wait = Duration::from_millis(settings.nats.ack_wait_ms.max(c.timeout_ms + 2_000));
@@ -86,7 +86,7 @@ struct Courier {
     settings: Arc<Settings>,
     bus: Bus,
     key: HubKey,
-    http: reqwest::Client,
+    http: crate::deliver::Clients,
     /// Closed lanes by receiver; a receiver without an entry is served
     /// directly.
     lanes: Mutex<HashMap<String, Lane>>,
@@ -453,7 +453,7 @@ impl Courier {
         let (outcome, untranslatable) = match &p.native {
             Ok((body, content_type)) => {
                 let parcel = p.parcel(copy, attempt_no, body.clone(), content_type);
-                let outcome = attempt(&self.http, &self.bus, &self.key, &parcel).await;
+                let outcome = attempt(self.http.of(org), &self.bus, &self.key, &parcel).await;
                 // A webhook's receipt is checked over the bytes delivered: a
                 // receipt that does not verify (or is owed and missing) is no
                 // delivery. NATS and pull organisations sign theirs later,
@@ -511,9 +511,9 @@ impl Courier {
             (Some(first), true) => match &first.org.deliver.webhook {
                 Some(url) => {
                     let now = Utc::now().timestamp();
-                    crate::deliver::webhook_batch(&self.http, &self.key, &parcels, url, now).await
+                    crate::deliver::webhook_batch(self.http.of(first.org), &self.key, &parcels, url, now).await
                 }
-                None => attempt(&self.http, &self.bus, &self.key, first).await,
+                None => attempt(self.http.of(first.org), &self.bus, &self.key, first).await,
             },
             // Canonical JSON is never untranslatable; should a copy be, the
             // batch is tried one by one.

@@ -22,7 +22,9 @@
 //! `XJ_LOAD_RATES` (default `1000,2000,5000`), `XJ_LOAD_SECS` (per rate,
 //! default 10), `XJ_LOAD_MAX_N` (default 30000), `XJ_LOAD_INFLIGHT` (default
 //! 256), `XJ_LOAD_RAW_N` (default 100000), `XJ_LOAD_SOAK_N` (default 0),
-//! `XJ_LOAD_SOAK_RATE` (default 2000), `XJ_LOAD_ONLY` (`raw`, `hub`, `soak`).
+//! `XJ_LOAD_SOAK_RATE` (default 2000), `XJ_LOAD_BATCH` (default 100),
+//! `XJ_LOAD_ONLY` (`raw`, `hub`, `soak`, `batch`), `XJ_LOAD_HTTP2` (set: the
+//! receiver is configured `http2 = true`, deliveries go by h2c).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -72,6 +74,8 @@ struct Opts {
     /// `deliver = { webhook, batch }` out); 0 skips that phase.
     batch: usize,
     only: Option<String>,
+    /// The receiver configured `http2 = true` (deliveries by h2c).
+    http2: bool,
 }
 
 fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
@@ -94,6 +98,7 @@ impl Opts {
             soak_rate: env("XJ_LOAD_SOAK_RATE").unwrap_or(2000),
             batch: env("XJ_LOAD_BATCH").unwrap_or(100),
             only: std::env::var("XJ_LOAD_ONLY").ok().filter(|s| !s.is_empty()),
+            http2: std::env::var_os("XJ_LOAD_HTTP2").is_some(),
         }
     }
 }
@@ -111,7 +116,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
     };
     let mut summary = Vec::new();
     if want("hub") || want("soak") {
-        let hub = Hub::start(opts.inflight.max(256), None).await?;
+        let hub = Hub::start(opts.inflight.max(256), None, opts.http2).await?;
         hub.warm().await?;
         if want("hub") {
             for &rate in &opts.rates {
@@ -146,7 +151,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
     }
     // The batched edges on a hub of their own (the receiver takes batches).
     if want("batch") && opts.batch > 1 {
-        let hub = Hub::start(opts.inflight.max(256), Some(opts.batch)).await?;
+        let hub = Hub::start(opts.inflight.max(256), Some(opts.batch), opts.http2).await?;
         hub.warm().await?;
         let batches = (opts.inflight / 8).max(4);
         println!(
@@ -364,7 +369,7 @@ impl Phase {
 }
 
 impl Hub {
-    async fn start(courier_concurrency: usize, batch: Option<usize>) -> anyhow::Result<Self> {
+    async fn start(courier_concurrency: usize, batch: Option<usize>, http2: bool) -> anyhow::Result<Self> {
         let nats = TestNats::start()?;
         let inbox = Inbox::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -377,10 +382,18 @@ impl Hub {
         let port = xj_bus::embedded::free_port();
         let urls = HashMap::from([(RECIPIENT.to_string(), webhook.clone())]);
         let mut county = county_config(&urls);
+        let mut deliver = Vec::new();
         if let Some(n) = batch {
+            deliver.push(format!("batch = {n}"));
+        }
+        // The receiver is axum: it speaks HTTP/2 without TLS too.
+        if http2 {
+            deliver.push("http2 = true".into());
+        }
+        if !deliver.is_empty() {
             county = county.replacen(
                 &format!("deliver = {{ webhook = \"{webhook}\" }}"),
-                &format!("deliver = {{ webhook = \"{webhook}\", batch = {n} }}"),
+                &format!("deliver = {{ webhook = \"{webhook}\", {} }}", deliver.join(", ")),
                 1,
             );
         }

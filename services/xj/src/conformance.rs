@@ -93,7 +93,7 @@ fn refused(o: &Outcome) -> bool {
 pub async fn run_checks(settings: &Settings, key: &HubKey, org: &Org, url: &str) -> anyhow::Result<Vec<Check>> {
     // reqwest's TLS needs the process's crypto provider (https receivers).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = deliver::client(&settings.courier)?;
+    let http = deliver::Clients::new(&settings.courier)?.of(org).clone();
     let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
     let id = |n: u32| format!("XJ-CONFORMANCE-{stamp}-{n}");
     let native = |canonical: Bytes| -> anyhow::Result<(Bytes, &'static str)> {

@@ -22,6 +22,8 @@ pub struct Delivery {
     pub json: Value,
     /// When it arrived (the first copy).
     pub at: Instant,
+    /// The HTTP version it came by.
+    pub version: axum::http::Version,
 }
 
 impl Delivery {
@@ -164,15 +166,25 @@ impl Receiver {
     }
 }
 
-async fn inbox(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: Bytes) -> axum::response::Response {
+async fn inbox(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    version: axum::http::Version,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
     if inner.lock().unwrap_or_else(|p| p.into_inner()).down {
         return (StatusCode::SERVICE_UNAVAILABLE, [("connection", "close")]).into_response();
     }
-    record(&inner, headers, body).await.into_response()
+    record(&inner, version, headers, body).await.into_response()
 }
 
-async fn record(inner: &Arc<Mutex<Inner>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn record(
+    inner: &Arc<Mutex<Inner>>,
+    version: axum::http::Version,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
     let delay = inner.lock().unwrap_or_else(|p| p.into_inner()).delay;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -201,6 +213,6 @@ async fn record(inner: &Arc<Mutex<Inner>>, headers: HeaderMap, body: Bytes) -> S
         return StatusCode::OK;
     }
     let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    g.unique.push(Delivery { headers, body, json, at: Instant::now() });
+    g.unique.push(Delivery { headers, body, json, at: Instant::now(), version });
     StatusCode::OK
 }

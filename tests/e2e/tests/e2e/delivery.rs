@@ -275,3 +275,63 @@ async fn a_backlog_goes_out_in_the_order_the_messages_were_accepted() -> anyhow:
     assert_eq!(header, Some(accepted.sequence.to_string()));
     Ok(())
 }
+
+/// A receiver that speaks HTTP/2 without TLS (`deliver = { webhook =
+/// "http://…", http2 = true }`) gets its deliveries over HTTP/2 — many at
+/// once on one connection — signed over the exact body as ever; receivers
+/// without the key still get HTTP/1.1 with kept-alive connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_receiver_gets_its_deliveries_over_http2() -> anyhow::Result<()> {
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<(axum::http::Version, axum::http::HeaderMap, bytes::Bytes)>>>;
+    let seen: Seen = Default::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/h2", listener.local_addr()?);
+    let app = axum::Router::new()
+        .fallback(
+            |axum::extract::State(seen): axum::extract::State<Seen>,
+             version: axum::http::Version,
+             headers: axum::http::HeaderMap,
+             body: bytes::Bytes| async move {
+                seen.lock().unwrap_or_else(|p| p.into_inner()).push((version, headers, body));
+                axum::http::StatusCode::OK
+            },
+        )
+        .with_state(seen.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let extra = format!(
+        "[[org]]\nid = \"qh-town-nb\"\nname = \"南关镇人民政府\"\nkind = \"town_government\"\nregion = \"990101104\"\n\
+         token = \"token-qh-town-nb-0123456789\"\ndeliver = {{ webhook = \"{url}\", http2 = true }}\n"
+    );
+    let hub = TestHub::start(&extra).await?;
+    let ids: Vec<String> = (1..=8).map(|i| format!("H2-{i}")).collect();
+    let mut receipts = Vec::new();
+    for id in &ids {
+        let mut m = sample_clue(id, "qh-market", "FOOD-STALL", "990101104");
+        m["recipient"] = "qh-town-nb".into();
+        let (s, r) = hub.submit("qh-market", &m).await?;
+        assert_eq!(s, 202, "{r}");
+        receipts.push(r);
+    }
+    // And one for a town without the key.
+    let (s, r) = hub.submit("qh-market", &sample_clue("H1-1", "qh-market", "FOOD-STALL", "990101101")).await?;
+    assert_eq!(s, 202, "{r}");
+    let got = eventually(WAIT, "eight deliveries over HTTP/2", || async {
+        let got = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        (got.len() >= ids.len()).then_some(got)
+    })
+    .await?;
+    let (kid, public_key) = hub_key(&hub).await?;
+    let mut arrived = Vec::new();
+    for (version, headers, body) in &got {
+        assert_eq!(*version, axum::http::Version::HTTP_2, "{headers:?}");
+        let sig = headers.get("xj-signature").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(sig.contains(&format!("keyid={kid}")), "{sig}");
+        xj_bus::signing::verify_header(&public_key, sig, body).expect("Xj-Signature is over the exact body");
+        arrived.push(headers.get("xj-message-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string());
+    }
+    arrived.sort();
+    assert_eq!(arrived, ids, "each once");
+    let plain = delivered(&hub, "qh-town-dg", "H1-1").await?;
+    assert_eq!(plain.version, axum::http::Version::HTTP_11);
+    Ok(())
+}
