@@ -534,8 +534,11 @@ fn hop_of(m: &Message) -> Hop {
             .attr_opt("xj.case", ev["case"].as_str().map(str::to_owned))
             .attr_opt("xj.sender", ev["sender"].as_str().map(str::to_owned))
             .attr_opt("xj.step", ev["step"].as_str().map(str::to_owned));
-    } else {
-        hop.attr_opt("xj.message_id", h::get(m.headers.as_ref(), h::NATS_MSG_ID).map(str::to_owned));
+    } else if let Ok(msg) = serde_json::from_slice::<Value>(&m.payload) {
+        // An accepted message: its ids are in it.
+        hop.attr_opt("xj.message_id", msg["id"].as_str().map(str::to_owned))
+            .attr_opt("xj.case", msg["case"].as_str().map(str::to_owned))
+            .attr_opt("xj.sender", msg["sender"].as_str().map(str::to_owned));
     }
     hop
 }

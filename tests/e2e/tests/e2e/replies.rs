@@ -278,3 +278,39 @@ async fn parties_act_on_a_case_while_the_tracker_is_stopped() -> anyhow::Result<
     assert_eq!(pointers(&b), vec!["/case".to_string()], "{b}");
     Ok(())
 }
+
+/// The tracker folds a case's events that come together in one read and
+/// one write of its record: here each referral's `routed` and `delivered`
+/// are stored while no tracker runs, and once it starts every case record
+/// is written once, with both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cases_events_that_come_together_are_folded_in_one_write() -> anyhow::Result<()> {
+    use xj::hub::Service;
+    let without_tracker = [Service::Gateway, Service::Router, Service::Courier, Service::Ledger];
+    let hub = TestHub::start_services("", &without_tracker).await?;
+    let mut cases = Vec::new();
+    for i in 1..=3 {
+        let id = format!("FOLD-{i}");
+        let (s, r) = hub.submit("qh-market", &sample_clue(&id, "qh-market", "FOOD-STALL", "990101101")).await?;
+        assert_eq!(s, 202, "{r}");
+        wait_for_step(&hub, &id, "delivered").await?;
+        cases.push(r["case"].as_str().unwrap_or_default().to_string());
+    }
+    let js = async_nats::jetstream::new(async_nats::connect(hub.nats.url()).await?);
+    let mut records = js.get_stream("KV_xj_cases").await?;
+    let before = records.info().await?.state.last_sequence;
+    let _tracker = hub.service(Service::Tracker).await?;
+    let kv = js.get_key_value("xj_cases").await?;
+    for case in &cases {
+        xj_testkit::eventually(WAIT, "the case record with its delivery", || async {
+            let bytes = kv.get(case).await.ok()??;
+            let rec: Value = serde_json::from_slice(&bytes).ok()?;
+            let delivered = rec["messages"][0]["delivered"].as_array().is_some_and(|d| !d.is_empty());
+            (delivered && rec["messages"][0]["rule"].is_string()).then_some(())
+        })
+        .await?;
+    }
+    let after = records.info().await?.state.last_sequence;
+    assert_eq!(after - before, 3, "one write per case for its routed and delivered events");
+    Ok(())
+}
