@@ -26,12 +26,19 @@ pub async fn gather(
     let party = env.body.get("party").and_then(party_key);
     let matter = env.matter();
     if let (Some(p), Some(m)) = (&party, matter) {
-        if env.kind.is_referral() && env.kind != MessageType::CriminalHandoff {
-            k.holder = get(&bus.holders, &holder_key(p, m)).await?;
-        }
-        if rs.crimes.contains_key(m) {
-            k.priors = get(&bus.penalties, p).await?.unwrap_or_default();
-        }
+        // Two reads that do not depend on each other: side by side.
+        let holder = async {
+            if env.kind.is_referral() && env.kind != MessageType::CriminalHandoff {
+                get(&bus.holders, &holder_key(p, m)).await
+            } else {
+                Ok(None)
+            }
+        };
+        let priors =
+            async { if rs.crimes.contains_key(m) { get::<Vec<_>>(&bus.penalties, p).await } else { Ok(None) } };
+        let (holder, priors) = tokio::try_join!(holder, priors)?;
+        k.holder = holder;
+        k.priors = priors.unwrap_or_default();
     }
     Ok(k)
 }

@@ -532,10 +532,10 @@ async fn hub(n: usize, inflight: usize, courier: usize, services: &[xj::hub::Ser
             last_accept = last_accept.max(*e);
         }
     }
+    // An accepted message's subject names its sender and id.
     let stored_accepted = stored_times(&hub.nats.url(), xj_bus::subjects::STREAM_ACCEPTED, |m| {
-        h::get(m.headers.as_ref(), h::NATS_MSG_ID)
-            .and_then(|v| v.strip_prefix(&format!("{SENDER}:")))
-            .map(str::to_string)
+        let id = serde_json::from_slice::<serde_json::Value>(&m.payload).ok()?["id"].as_str()?.to_string();
+        (m.subject.as_str() == xj_bus::subjects::accepted(SENDER, &id)).then_some(id)
     })
     .await?;
     let stored_routed = stored_times(&hub.nats.url(), xj_bus::subjects::STREAM_ROUTED, |m| {
