@@ -124,7 +124,23 @@ where
 /// terminated as poison.
 pub const POISON_AFTER: i64 = 3;
 
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+/// Answers `messages` whose handling panicked outside [`run`]'s own guard
+/// (work a handler handed to a task of its own), as [`run`] does: a
+/// delayed `nak` while delivered fewer than [`POISON_AFTER`] times, then
+/// `term`.
+pub async fn answer_panicked(label: &'static str, messages: &[Message], text: &str) {
+    metrics::counter!("xj_handler_panics_total", "service" => label).increment(1);
+    for m in messages {
+        let poison = m.info().map(|i| i.delivered).unwrap_or(i64::MAX) >= POISON_AFTER;
+        tracing::error!(service = label, panic = %text, poison, "handler panicked; message answered, consuming on");
+        let kind =
+            if poison { jetstream::AckKind::Term } else { jetstream::AckKind::Nak(Some(Duration::from_secs(5))) };
+        let _ = m.ack_with(kind).await;
+    }
+}
+
+/// A panic's message, for logs and a terminated message's reason.
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     let text = panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())

@@ -151,7 +151,15 @@ impl Tracker {
         tokio::time::sleep(GATHER).await;
         let Ok(_slot) = self.slots.acquire().await else { return };
         while let Some(batch) = worker.next() {
-            self.fold(&worker.case, batch).await;
+            // The consumer loop's guard does not reach this task: a panic
+            // answers the batch's messages here (poison after a few).
+            let held: Vec<Message> = batch.iter().map(|(m, _)| m.clone()).collect();
+            let fold = std::panic::AssertUnwindSafe(self.fold(&worker.case, batch));
+            if let Err(panic) = futures::FutureExt::catch_unwind(fold).await {
+                let text = consume::panic_text(panic.as_ref());
+                drop(panic);
+                consume::answer_panicked("tracker", &held, &text).await;
+            }
         }
     }
 
