@@ -84,17 +84,33 @@ pub async fn is(store: &kv::Store, case: &str, role: Role, org: &str) -> anyhow:
     exists(store, &key(case, role, org)).await
 }
 
-/// Whether `org` sent or received anything on `case`: it opened the case,
-/// sent on it, or received or was referred anything on it.
-pub async fn is_party(store: &kv::Store, case: &str, org: &str) -> anyhow::Result<bool> {
-    let opener = async { Ok::<_, anyhow::Error>(store.get(token(case)).await?.is_some_and(|v| v == org.as_bytes())) };
-    let (opened, sent, received, referred) = tokio::try_join!(
+/// Where `org` stands on `case`, from one read of each key that says it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Standing {
+    /// The gateway opened the case (whoever it was for).
+    pub open: bool,
+    /// `org` opened it, sent on it, or received or was referred anything
+    /// on it.
+    pub party: bool,
+    /// `org` received a referral on it.
+    pub referred: bool,
+}
+
+pub async fn standing(store: &kv::Store, case: &str, org: &str) -> anyhow::Result<Standing> {
+    let opener = async { Ok::<_, anyhow::Error>(store.get(token(case)).await?) };
+    let (opener, sent, received, referred) = tokio::try_join!(
         opener,
         is(store, case, Role::Sent, org),
         is(store, case, Role::Received, org),
         is(store, case, Role::Referred, org)
     )?;
-    Ok(opened || sent || received || referred)
+    let opened = opener.as_ref().is_some_and(|v| v == org.as_bytes());
+    Ok(Standing { open: opener.is_some(), party: opened || sent || received || referred, referred })
+}
+
+/// Whether `org` sent or received anything on `case` ([`standing`]).
+pub async fn is_party(store: &kv::Store, case: &str, org: &str) -> anyhow::Result<bool> {
+    Ok(standing(store, case, org).await?.party)
 }
 
 /// Whether the gateway opened `case`.

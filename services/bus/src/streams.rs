@@ -336,6 +336,23 @@ pub fn subject_taken(e: &impl std::fmt::Display) -> bool {
     e.to_string().contains("maximum messages per subject")
 }
 
+/// Stores an accepted message on its own subject of `XJ_ACCEPTED`
+/// ([`crate::subjects::accepted`]): `true` when stored now, `false` when
+/// the subject held it already — the id was accepted before, and nothing
+/// is stored twice.
+pub async fn store_once(
+    js: &jetstream::Context,
+    subject: String,
+    headers: async_nats::HeaderMap,
+    payload: bytes::Bytes,
+) -> Result<bool, jetstream::context::PublishError> {
+    match async { js.publish_with_headers(subject, headers, payload).await?.await }.await {
+        Ok(ack) => Ok(!ack.duplicate),
+        Err(e) if subject_taken(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Gives an existing bucket's stream the age limit of this version.
 async fn age(js: &jetstream::Context, stream: &str, max_age: Duration) -> Result<(), BusError> {
     let err =

@@ -1,7 +1,8 @@
 //! The live feed: every step event from `XJ_EVENTS` and every acceptance
-//! from `XJ_ACCEPTED` (the last day's at start, then as they are written), folded into one summary per message
-//! and per-organisation delivery health, and pushed to every open page as
-//! a server-sent event. The stream pushes; nothing here polls.
+//! from `XJ_ACCEPTED` (the last day's at start, then as they are written),
+//! folded into one summary per message and per-organisation delivery
+//! health, and pushed to every open page as a server-sent event. The
+//! streams push; nothing here polls.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::RwLock;

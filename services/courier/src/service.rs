@@ -657,28 +657,24 @@ impl Courier {
         }
         // The last attempt's story is told by the `dead` step that follows.
         let last = matches!(result, Step::Failed(_) | Step::Refused(_)) && attempt_no >= c.max_attempts as u64;
-        // The step and the acknowledgement are two round trips that do not
-        // wait for each other.
-        let record = async {
-            if !last {
-                let step = if held_copy {
-                    events::Step::Waiting(detail)
-                } else if matches!(result, Step::Delivered) {
-                    events::Step::Delivered(detail)
-                } else {
-                    events::Step::Attempt(detail)
-                };
-                self.event(copy, step, trace).await;
-            }
-        };
-        let acknowledge = async {
-            if matches!(result, Step::Delivered)
-                && let Err(e) = m.double_ack().await
-            {
-                tracing::warn!(error = %e, "ack failed; the delivery may repeat (receivers dedupe)");
-            }
-        };
-        tokio::join!(record, acknowledge);
+        // The step is stored before the copy is acknowledged: a courier
+        // that dies in between delivers again rather than leave a delivery
+        // the trace and the case's clocks never hear of.
+        if !last {
+            let step = if held_copy {
+                events::Step::Waiting(detail)
+            } else if matches!(result, Step::Delivered) {
+                events::Step::Delivered(detail)
+            } else {
+                events::Step::Attempt(detail)
+            };
+            self.event(copy, step, trace).await;
+        }
+        if matches!(result, Step::Delivered)
+            && let Err(e) = m.double_ack().await
+        {
+            tracing::warn!(error = %e, "ack failed; the delivery may repeat (receivers dedupe)");
+        }
         tracing::debug!(step, "delivery step");
         result
     }

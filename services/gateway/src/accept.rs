@@ -495,20 +495,14 @@ async fn thread_of(state: &GatewayState, org: &str, env: &Envelope) -> Result<(S
         // (xj_bus::parties) answers at once, however far behind the tracker
         // is; cases from before those records existed fall back to the
         // tracker's record.
-        let parties = &state.bus.parties;
-        let (referred, party) = tokio::try_join!(
-            xj_bus::parties::is(parties, case, Role::Referred, org),
-            xj_bus::parties::is_party(parties, case, org)
-        )
-        .map_err(unavailable)?;
-        if env.kind.is_referral() && referred {
+        let here = xj_bus::parties::standing(&state.bus.parties, case, org).await.map_err(unavailable)?;
+        if env.kind.is_referral() && here.referred {
             return Err(ApiError::Invalid(vec![Problem::new(
                 "/case",
                 "a receiver may not pass a referral on by itself: answer with a referral_reply whose decision is \"objected\"",
             )]));
         }
-        let may =
-            party || (supervisor(state, org) && xj_bus::parties::is_open(parties, case).await.map_err(unavailable)?);
+        let may = here.party || (supervisor(state, org) && here.open);
         // A referral on a case is also checked against the record: a
         // case begun before these records existed has no `referred` mark.
         if may && !env.kind.is_referral() {
@@ -605,7 +599,7 @@ async fn publish(
     let case = claim.receipt.case.as_str();
     let parties = &state.bus.parties;
     let (main, known) = tokio::join!(
-        async { js.publish_with_headers(subjects::accepted(&env.sender, &env.id), hdr, payload.into()).await?.await },
+        xj_bus::streams::store_once(js, subjects::accepted(&env.sender, &env.id), hdr, payload.into()),
         async {
             // Only a message that names no case and answers none opens one;
             // the case's key names its opener as party.
@@ -616,12 +610,7 @@ async fn publish(
             }
         },
     );
-    let stored = match main {
-        Ok(ack) if ack.duplicate => Stored::Before,
-        Ok(_) => Stored::New,
-        Err(e) if xj_bus::streams::subject_taken(&e) => Stored::Before,
-        Err(e) => return Err(unavailable(e)),
-    };
+    let stored = if main.map_err(unavailable)? { Stored::New } else { Stored::Before };
     known.map_err(unavailable)?;
     Ok(stored)
 }

@@ -40,13 +40,13 @@ pub struct GatewayInner {
     pub clock: HubClock,
     /// SHA-256 of each credential → caller: the lookup never compares the
     /// secret itself byte by byte.
-    pub(crate) callers: Arc<HashMap<[u8; 32], Caller>>,
+    pub(crate) callers: HashMap<[u8; 32], Caller>,
     /// Requests per caller: HTTP and NATS submissions spend the same bucket.
-    pub(crate) limiter: Arc<crate::trust::Limiter>,
+    pub(crate) limiter: crate::trust::Limiter,
     /// The CJK font letters are printed with, read on the first letter
     /// asked for (`[print] font`): tens of megabytes no other request needs.
     /// Only a font that loaded is kept, so installing one needs no restart.
-    pub(crate) printer: Arc<tokio::sync::OnceCell<xj_print::Printer>>,
+    pub(crate) printer: tokio::sync::OnceCell<xj_print::Printer>,
 }
 
 impl GatewayState {
@@ -72,9 +72,9 @@ impl GatewayState {
             key,
             rules,
             clock,
-            callers: Arc::new(callers),
-            limiter: Arc::default(),
-            printer: Arc::default(),
+            callers,
+            limiter: Default::default(),
+            printer: Default::default(),
         }))
     }
 }

@@ -203,10 +203,9 @@ impl Tracker {
     }
 
     async fn handle(&self, case: &str, m: Message, ev: Event) {
-        let case = case.to_string();
         let span = tracing::info_span!("track", msg_id = %ev.msg_id, case = %case, step = ev.step.name());
-        let hop = hop(&case, &ev);
-        match self.update(&case, |rec, ctx| apply(rec, &ev, ctx)).instrument(span).await {
+        let hop = hop(case, &ev);
+        match self.update(case, |rec, ctx| apply(rec, &ev, ctx)).instrument(span).await {
             Ok(()) => {
                 hop.finish();
                 let _ = m.ack().await;
@@ -352,19 +351,8 @@ impl Tracker {
                 hd.put(h::REPLY_SENDER, handoff_sender.as_str());
                 // Its subject is its id's claim: a second firing (the event
                 // redelivered) finds it stored and leaves it.
-                let stored = async {
-                    self.bus
-                        .js
-                        .publish_with_headers(subjects::accepted(&police, &id), hd, serde_json::to_vec(&msg)?.into())
-                        .await?
-                        .await
-                        .map_err(anyhow::Error::from)
-                };
-                match stored.await {
-                    Ok(_) => {}
-                    Err(e) if xj_bus::streams::subject_taken(&e) => {}
-                    Err(e) => return Err(e),
-                }
+                let subject = subjects::accepted(&police, &id);
+                xj_bus::streams::store_once(&self.bus.js, subject, hd, serde_json::to_vec(&msg)?.into()).await?;
             }
             Action::Complaint { channel, about, stage, body } => {
                 let id = xj_bus::alerts::hub_message_id("XJC", "complaint_update", (&about.0, &about.1), stage);
@@ -515,8 +503,6 @@ impl Tracker {
     }
 }
 
-/// Tells the server not to deliver `m` again, and why (the reason shows in
-/// the server's advisory). One line: the reason is the hub's own text.
 /// The tracker's span for folding `ev` in: it continues the trace of the
 /// step.
 fn hop(case: &str, ev: &Event) -> Hop {
@@ -534,6 +520,8 @@ fn hop(case: &str, ev: &Event) -> Hop {
     hop
 }
 
+/// Tells the server not to deliver `m` again, and why (the reason shows in
+/// the server's advisory). One line: the reason is the hub's own text.
 async fn terminate(m: &Message, reason: &str) {
     let Some(reply) = m.reply.clone() else {
         return;

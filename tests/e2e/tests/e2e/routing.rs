@@ -98,6 +98,10 @@ async fn the_competent_sender_raises_a_jurisdiction_question() -> anyhow::Result
     // not sent back to its sender.
     assert_eq!(receipt["routing"]["status"], "jurisdiction_question", "{receipt}");
     assert_eq!(receipt["routing"]["to"], json!(["qh-coord"]));
+    // A repeat is answered from the stored message: the first receipt,
+    // its routing preview too.
+    let (s, again) = hub.submit("qh-market", &msg).await?;
+    assert_eq!((s, &again), (200, &receipt));
     let alerts = hub.receiver("qh-market").wait_for(1, std::time::Duration::from_secs(10)).await?;
     assert_eq!(alerts[0].json["type"], "supervision_alert");
     assert_eq!(alerts[0].json["body"]["kind"], "jurisdiction_question");
