@@ -24,7 +24,7 @@
 //! `XJ_BENCH_HUB_N` (default 10000), `XJ_BENCH_INFLIGHT` (HTTP requests in
 //! flight, default 64), `XJ_BENCH_COURIER` (courier concurrency, default
 //! 256), `XJ_BENCH_SKELETON_N` (default 30000), `XJ_BENCH_ONLY` (`raw`,
-//! `skeleton` or `hub`), `XJ_BENCH_SERVICES` (e.g.
+//! `skeleton` or `hub`, or several with commas), `XJ_BENCH_SERVICES` (e.g.
 //! `gateway,router,courier`; default all). Nothing here asserts on timing.
 //! Figures and their reading: docs/performance.md.
 
@@ -118,7 +118,7 @@ impl Opts {
 }
 
 async fn run(opts: Opts) -> anyhow::Result<()> {
-    let want = |part: &str| opts.only.as_deref().is_none_or(|o| o == part);
+    let want = |part: &str| opts.only.as_deref().is_none_or(|o| o.split(',').any(|p| p.trim() == part));
     println!("{}", machine());
     let raw = if want("raw") {
         println!(
@@ -132,22 +132,28 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
     } else {
         None
     };
-    let (skel, lean) = if want("skeleton") {
+    let (skel, lean, kept) = if want("skeleton") {
         println!(
             "\n== C. the hub's skeleton: its JetStream traffic per referral, none of its work, {} referrals ==",
             opts.skeleton_n
         );
-        let r = skeleton::skeleton(opts.skeleton_n, false).await?;
+        let r = skeleton::skeleton(opts.skeleton_n, skeleton::Flow::Old).await?;
         r.print();
         println!(
             "\n== C'. the lean skeleton: the same flow with the claim in the subject and the route in the copy, {} referrals ==",
             opts.skeleton_n
         );
-        let l = skeleton::skeleton(opts.skeleton_n, true).await?;
+        let l = skeleton::skeleton(opts.skeleton_n, skeleton::Flow::Lean).await?;
         l.print();
-        (Some(r), Some(l))
+        println!(
+            "\n== C\". the kept skeleton: the lean flow with the parties keys and one case-record write a referral, {} referrals ==",
+            opts.skeleton_n
+        );
+        let k = skeleton::skeleton(opts.skeleton_n, skeleton::Flow::Kept).await?;
+        k.print();
+        (Some(r), Some(l), Some(k))
     } else {
-        (None, None)
+        (None, None, None)
     };
     let hub = if want("hub") {
         println!(
@@ -161,7 +167,7 @@ async fn run(opts: Opts) -> anyhow::Result<()> {
     } else {
         None
     };
-    summary(raw.as_ref(), skel.as_ref(), lean.as_ref(), hub.as_ref());
+    summary(raw.as_ref(), skel.as_ref(), lean.as_ref(), kept.as_ref(), hub.as_ref());
     Ok(())
 }
 
@@ -694,6 +700,7 @@ fn summary(
     raw: Option<&RawResult>,
     skel: Option<&skeleton::SkeletonResult>,
     lean: Option<&skeleton::SkeletonResult>,
+    kept: Option<&skeleton::SkeletonResult>,
     hub: Option<&HubResult>,
 ) {
     println!("\n== summary ==");
@@ -718,6 +725,10 @@ fn summary(
         println!("{:<44} {:>10.0} /s", "lean skeleton (the flow redesigned)", k.rate);
         println!("{:<44} {:>10.0} /s", "lean skeleton, tracker and ledger caught up", k.caught_up);
     }
+    if let Some(k) = kept {
+        println!("{:<44} {:>10.0} /s", "kept skeleton (lean + parties, folded case)", k.rate);
+        println!("{:<44} {:>10.0} /s", "kept skeleton, tracker and ledger caught up", k.caught_up);
+    }
     if let Some(h) = hub {
         println!("{:<44} {:>10.0} /s", "hub end to end (HTTP in -> webhook out)", h.rate);
         println!("{:<44} {:>10.0} /s", "hub HTTP accept", h.accept_rate);
@@ -734,9 +745,15 @@ fn summary(
             println!("{label:<44} {:>13.1}%", 100.0 * p / w);
         }
     };
+    let recorded = |k: &skeleton::SkeletonResult| k.caught_up;
+    let (lean_rec, kept_rec) = (lean.map(recorded), kept.map(recorded));
+    let kept = kept.map(|k| k.rate);
     let (raw, skel, lean, hub) = (raw.map(|r| r.rate), skel.map(|k| k.rate), lean.map(|k| k.rate), hub.map(|h| h.rate));
     ratio("ratio hub / raw", hub, raw);
     ratio("ratio skeleton / raw (the flow's ceiling)", skel, raw);
     ratio("ratio lean skeleton / raw", lean, raw);
+    ratio("ratio lean skeleton recorded / raw", lean_rec, raw);
+    ratio("ratio kept skeleton / raw", kept, raw);
+    ratio("ratio kept skeleton recorded / raw", kept_rec, raw);
     ratio("ratio hub / skeleton (the hub's own work)", hub, skel);
 }

@@ -34,6 +34,14 @@
 //! route record and no `routed` event; the tracker and the ledger read the
 //! copies in `XJ_ROUTED` instead. What is left per referral: the message,
 //! its copy, the `delivered` event, two case-record writes, and the ledger.
+//!
+//! The *kept* flow (part C″) is the lean flow with what the hub cannot
+//! drop: the `xj_parties` key the gateway writes before it answers (the
+//! case, naming its opener) and the one the router writes before the copy
+//! leaves (the recipient referred), which let a party act on a case the
+//! tracker has not folded yet; and the case record written once per
+//! referral, as the tracker folds a case's steps that come together. It is
+//! the ceiling of the flow the hub is heading to, with none of its work.
 
 use super::*;
 use xj_bus::headers::Put;
@@ -50,6 +58,18 @@ const MESSAGE: usize = 1_300;
 const EVENT: usize = 400;
 const ROUTE: usize = 300;
 const CASE: usize = 1_500;
+
+/// Which message flow the skeleton replays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// The hub's flow of 2026-11-21 (part C, the yardstick).
+    Old,
+    /// The lean redesign (part C′).
+    Lean,
+    /// The lean redesign with the parties keys and one case-record write
+    /// per referral (part C″).
+    Kept,
+}
 
 pub struct SkeletonResult {
     pub n: usize,
@@ -95,7 +115,9 @@ async fn connect(url: &str) -> anyhow::Result<jetstream::Context> {
     Ok(jetstream::new(async_nats::connect(url).await?))
 }
 
-pub async fn skeleton(n: usize, lean: bool) -> anyhow::Result<SkeletonResult> {
+pub async fn skeleton(n: usize, flow: Flow) -> anyhow::Result<SkeletonResult> {
+    let lean = flow != Flow::Old;
+    let kept = flow == Flow::Kept;
     let nats = TestNats::start()?;
     let url = nats.url();
     let admin = connect(&url).await?;
@@ -117,6 +139,7 @@ pub async fn skeleton(n: usize, lean: bool) -> anyhow::Result<SkeletonResult> {
     let receipts = admin.create_key_value(bucket("sk_receipts")).await?;
     let routes = admin.create_key_value(bucket("sk_routes")).await?;
     let cases = admin.create_key_value(bucket("sk_cases")).await?;
+    let parties = admin.create_key_value(bucket("sk_parties")).await?;
     let pull = |name: &str, max_ack_pending: i64| consumer::pull::Config {
         durable_name: Some(name.into()),
         ack_policy: consumer::AckPolicy::Explicit,
@@ -142,13 +165,14 @@ pub async fn skeleton(n: usize, lean: bool) -> anyhow::Result<SkeletonResult> {
     // Router.
     let js = connect(&url).await?;
     let routes_r = js.get_key_value("sk_routes").await?;
+    let parties_r = js.get_key_value("sk_parties").await?;
     drop(routes);
     tasks.push(tokio::spawn(async move {
         router_in
             .messages()
             .await?
             .for_each_concurrent(ROUTER_CONCURRENCY, |m| {
-                let (js, routes) = (js.clone(), routes_r.clone());
+                let (js, routes, parties) = (js.clone(), routes_r.clone(), parties_r.clone());
                 async move {
                     let Ok(m) = m else { return };
                     let id = m.subject.rsplit('.').next().unwrap_or_default().to_string();
@@ -167,6 +191,10 @@ pub async fn skeleton(n: usize, lean: bool) -> anyhow::Result<SkeletonResult> {
                         if a.is_err() || b.is_err() {
                             return;
                         }
+                    }
+                    // The recipient is party before its copy leaves.
+                    if kept && parties.put(format!("XJ-{id}.referred.qh-town-dg"), pad(b"", 2)).await.is_err() {
+                        return;
                     }
                     let copy = async { js.publish(format!("sk.routed.qh-town-dg.{id}"), payload).await?.await };
                     if copy.await.is_ok() {
@@ -239,7 +267,10 @@ pub async fn skeleton(n: usize, lean: bool) -> anyhow::Result<SkeletonResult> {
                             let step = parts.next().unwrap_or_default().to_string();
                             (step, parts.next().unwrap_or_default().to_string())
                         };
-                        if step != "accepted" && cases.put(format!("XJ-{id}"), pad(b"", CASE)).await.is_err() {
+                        // Kept: a referral's two steps come together and are
+                        // folded in one write.
+                        let writes = if kept { step == "delivered" } else { step != "accepted" };
+                        if writes && cases.put(format!("XJ-{id}"), pad(b"", CASE)).await.is_err() {
                             return;
                         }
                         if m.ack().await.is_ok() {
@@ -287,13 +318,14 @@ pub async fn skeleton(n: usize, lean: bool) -> anyhow::Result<SkeletonResult> {
     // Edge: claim, then the message and its event.
     let js = connect(&url).await?;
     let receipts_g = js.get_key_value("sk_receipts").await?;
-    drop(receipts);
+    let parties_g = js.get_key_value("sk_parties").await?;
+    drop((receipts, parties));
     let cpu = CpuMeter::start();
     let msgs = MsgMeter::start(nats.server.monitor_port);
     let t0 = now_ns();
     let mut inflight = FuturesUnordered::new();
     for i in 0..n {
-        let (js, receipts) = (js.clone(), receipts_g.clone());
+        let (js, receipts, parties) = (js.clone(), receipts_g.clone(), parties_g.clone());
         inflight.push(async move {
             let id = format!("M{i:08}");
             let sent = now_ns();
@@ -301,7 +333,15 @@ pub async fn skeleton(n: usize, lean: bool) -> anyhow::Result<SkeletonResult> {
                 let mut headers = async_nats::HeaderMap::new();
                 headers.put("Nats-Msg-Id", id.as_str());
                 let subject = format!("sk.accepted.qh-market.{id}");
-                js.publish_with_headers(subject, headers, stamp(sent, MESSAGE)).await?.await?;
+                let message = async { js.publish_with_headers(subject, headers, stamp(sent, MESSAGE)).await?.await };
+                if kept {
+                    // The case's key, naming its opener, beside the message.
+                    let (a, b) = tokio::join!(message, parties.put(format!("XJ-{id}"), pad(b"qh-market", 64)));
+                    a?;
+                    b?;
+                } else {
+                    message.await?;
+                }
                 return anyhow::Ok(());
             }
             receipts.create(format!("qh-market.{id}"), pad(b"", ROUTE)).await?;
