@@ -3,10 +3,13 @@
 //! hub's public keys, signed by the hub — one JSON file that verifies
 //! offline (`xj audit verify --file`).
 //!
-//! An entry records many sources, often of several cases. In a bundle the
-//! other cases' records are reduced to their leaf hashes: the entry's hash
-//! still checks (it covers the leaf hashes, not the records), and the
-//! bundle shows nothing of any other case but how many records it had there.
+//! An entry records many sources, often of several cases. A bundle shows
+//! the case's records whole, each with its inclusion proof (its index and
+//! the hashes on its way to the entry's Merkle root), and leaves the other
+//! cases' records out: the entry's hash still checks (it covers the root
+//! and the count, not the records), and the bundle shows nothing of any
+//! other case but how many records the entry held. Entries written before
+//! the Merkle root show the other records reduced to their leaf hashes.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -15,12 +18,17 @@ use sha2::{Digest, Sha256};
 use xj_bus::signing::HubKey;
 
 use crate::LedgerError;
-use crate::chain::{Break, RecordAt, Summary, Walker, canonical, check_entry, is_batched, records_of};
+use crate::chain::{
+    Break, RecordAt, Summary, Walker, alg_of, canonical, check_entry, is_batched, placed_records, records_of,
+};
 use crate::heads::{HeadChecked, SignedHead};
 use crate::store::read_all;
 
-/// Bundles of batched entries (and of legacy ones, which they may hold).
-pub const FORMAT: &str = "xianjie-evidence-bundle/2";
+/// Bundles with inclusion proofs (and entries of every earlier kind, which
+/// they may hold).
+pub const FORMAT: &str = "xianjie-evidence-bundle/3";
+/// Bundles exported before inclusion proofs; still verified.
+pub const FORMAT_V2: &str = "xianjie-evidence-bundle/2";
 /// Bundles exported before batching; still verified.
 pub const FORMAT_V1: &str = "xianjie-evidence-bundle/1";
 
@@ -80,8 +88,22 @@ pub fn for_scope(entry: &Value, scope: &Scope) -> Option<Value> {
         return None;
     }
     let mut shown = entry.clone();
-    shown["records"] =
-        records.iter().map(|r| if scope.shows(r) { r.clone() } else { json!({ "leaf": r["leaf"] }) }).collect();
+    if entry.get("root").is_none() {
+        shown["records"] =
+            records.iter().map(|r| if scope.shows(r) { r.clone() } else { json!({ "leaf": r["leaf"] }) }).collect();
+        return Some(shown);
+    }
+    // A Merkle entry: the scope's records and their proofs, nothing else.
+    let alg = alg_of(entry).ok()?;
+    let leaves: Vec<&str> = records.iter().map(|r| r["leaf"].as_str().unwrap_or_default()).collect();
+    let (ours, proofs): (Vec<Value>, Vec<Value>) = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| scope.shows(r))
+        .map(|(i, r)| (r.clone(), json!({ "index": i, "path": crate::merkle::path(alg, &leaves, i) })))
+        .unzip();
+    shown["records"] = Value::Array(ours);
+    shown["proofs"] = Value::Array(proofs);
     Some(shown)
 }
 
@@ -173,11 +195,11 @@ struct MessageRef {
 fn message_refs(ours: &[Value], scope: &Scope) -> Vec<MessageRef> {
     let mut refs = Vec::new();
     for e in ours {
-        for (i, r) in records_of(e).into_iter().enumerate() {
+        for (index, r) in placed_records(e) {
             if r["kind"] == "message" && scope.shows(r) && r["source"]["stream"] == xj_bus::subjects::STREAM_ACCEPTED {
                 refs.push(MessageRef {
                     n: e["n"].as_u64().unwrap_or_default(),
-                    index: i + 1,
+                    index,
                     seq: r["source"]["seq"].as_u64().unwrap_or_default(),
                     sha256: r["record"]["sha256"].clone(),
                     submitted: r["record"]["submitted"]["sha256"].as_str().map(str::to_owned),
@@ -391,7 +413,7 @@ pub struct Verified {
 /// record shown is the case's, and each message against its digest.
 pub fn verify_bundle(b: &Value) -> Result<Verified, BundleError> {
     let bad = |s: String| BundleError::Bundle(s);
-    if b["format"] != FORMAT && b["format"] != FORMAT_V1 {
+    if b["format"] != FORMAT && b["format"] != FORMAT_V2 && b["format"] != FORMAT_V1 {
         return Err(bad(format!("not a {FORMAT} document")));
     }
     let sig = b["signature"].as_str().ok_or_else(|| bad("no signature".into()))?;
@@ -419,18 +441,16 @@ pub fn verify_bundle(b: &Value) -> Result<Verified, BundleError> {
         let n = e["n"].as_u64().ok_or_else(|| bad("an entry without n".into()))?;
         let entry_err = |reason: &str| BundleError::Entry(Break::entry(n, reason));
         let checked = check_entry(e, n, true).map_err(BundleError::Entry)?;
-        for (i, r) in records_of(e).into_iter().enumerate().filter(|(_, r)| is_whole(r)) {
+        for (index, r) in placed_records(e).into_iter().filter(|(_, r)| is_whole(r)) {
             let at = || RecordAt {
-                index: i + 1,
+                index,
                 stream: r["source"]["stream"].as_str().map(str::to_owned),
                 seq: r["source"]["seq"].as_u64(),
             };
             if !scope.shows(r) {
                 let reason = match scope {
-                    Scope::Case(_) => "belongs to another case, whose records a bundle shows only by their leaf hashes",
-                    Scope::Message { .. } => {
-                        "belongs to another message, whose records a bundle shows only by their leaf hashes"
-                    }
+                    Scope::Case(_) => "belongs to another case, whose records a bundle does not show",
+                    Scope::Message { .. } => "belongs to another message, whose records a bundle does not show",
                 };
                 return Err(BundleError::Entry(Break { n, record: Some(at()), reason: reason.into() }));
             }
@@ -453,12 +473,10 @@ pub fn verify_bundle(b: &Value) -> Result<Verified, BundleError> {
         let n = m["n"].as_u64().unwrap_or_default();
         let entry_err = |reason: &str| BundleError::Entry(Break::entry(n, reason));
         let entry = entries.iter().find(|e| e["n"] == n).ok_or_else(|| entry_err("message without entry"))?;
-        let held = records_of(entry);
-        // Format 2 names the record; format 1 had one record per entry.
-        let (index, record) = match m["record"].as_u64() {
-            Some(i) => (i as usize, usize::try_from(i).ok().and_then(|i| held.get(i.checked_sub(1)?)).copied()),
-            None => (1, held.first().copied()),
-        };
+        let held = placed_records(entry);
+        // Formats 2 and 3 name the record; format 1 had one record per entry.
+        let index = m["record"].as_u64().map_or(1, |i| usize::try_from(i).unwrap_or(0));
+        let record = held.iter().find(|(at, _)| *at == index).map(|(_, r)| *r);
         let at = RecordAt { index, stream: Some(xj_bus::subjects::STREAM_ACCEPTED.into()), seq: m["seq"].as_u64() };
         let record_err =
             |reason: &str| BundleError::Entry(Break { n, record: Some(at.clone()), reason: reason.into() });
@@ -644,7 +662,7 @@ fn check_receipt(b: &Value, record: &Value) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chain::{Entry, GENESIS, Leaf, Record, SourceRef};
+    use crate::chain::{Entry, GENESIS, HashAlg, Leaf, Record, SourceRef};
 
     /// A message accepted in `XJ_ACCEPTED` at `seq`, of `case`.
     fn accepted(seq: u64, case: &str) -> (Vec<u8>, Record) {
@@ -673,6 +691,11 @@ mod tests {
 
     /// Four entries; cases A and B share entries 2 and 3, entry 4 is B's alone.
     fn ledger() -> (String, std::collections::HashMap<u64, Vec<u8>>) {
+        ledger_listed_to(0)
+    }
+
+    /// The same, entries up to `listed` written as before the Merkle root.
+    fn ledger_listed_to(listed: u64) -> (String, std::collections::HashMap<u64, Vec<u8>>) {
         let mut bodies = std::collections::HashMap::new();
         let mut msg = |seq, case| {
             let (body, r) = accepted(seq, case);
@@ -688,12 +711,13 @@ mod tests {
         let mut prev = GENESIS.to_string();
         let mut lines = Vec::new();
         for (i, records) in batches.into_iter().enumerate() {
-            let e = Entry::new(
-                i as u64 + 1,
-                "2026-11-21T01:00:00.000Z".into(),
-                prev,
-                records.into_iter().map(Leaf::of).collect(),
-            );
+            let (n, at, leaves) =
+                (i as u64 + 1, "2026-11-21T01:00:00.000Z".to_string(), records.into_iter().map(Leaf::of));
+            let e = if n <= listed {
+                Entry::listed(n, at, prev, leaves.collect())
+            } else {
+                Entry::new(n, at, prev, leaves.collect())
+            };
             prev = e.hash.clone();
             lines.push(serde_json::to_string(&e).unwrap());
         }
@@ -741,13 +765,32 @@ mod tests {
     }
 
     #[test]
+    fn entries_written_before_the_merkle_root_show_other_cases_by_their_leaves() {
+        let (dump, bodies) = ledger_listed_to(2);
+        let (_dir, key) = key();
+        let b = export_from_dump(&dump, "A", &|seq| bodies.get(&seq).cloned(), &key).unwrap();
+        let v = verify_bundle(&b).unwrap();
+        assert_eq!((v.entries, v.records, v.others, v.messages), (3, 5, 3, 2), "{v:?}");
+        // Entry 2 is listed: four records, two of them leaves; entry 3 has
+        // a root: A's one record and its proof.
+        assert_eq!(b["entries"][1]["records"].as_array().unwrap().len(), 4);
+        assert!(b["entries"][1].get("proofs").is_none() && b["entries"][1].get("root").is_none());
+        assert_eq!(b["entries"][2]["records"].as_array().unwrap().len(), 1);
+        assert_eq!(b["entries"][2]["proofs"][0]["index"], 1);
+        let mut leaf = b.clone();
+        leaf["entries"][1]["records"][0]["leaf"] = json!(GENESIS);
+        let err = verify_bundle(&resign(leaf, &key)).unwrap_err();
+        assert!(err.to_string().starts_with("entry 2: its content does not match its hash"), "{err}");
+    }
+
+    #[test]
     fn a_changed_bundle_is_refused_and_the_record_named() {
         let (dump, bodies) = ledger();
         let (_dir, key) = key();
         let b = export_from_dump(&dump, "A", &|seq| bodies.get(&seq).cloned(), &key).unwrap();
 
         let mut forged = b.clone();
-        forged["entries"][1]["records"][1]["record"]["step"] = json!("forged");
+        forged["entries"][1]["records"][0]["record"]["step"] = json!("forged");
         // Named by the part that broke, signed again or not.
         for forged in [forged.clone(), resign(forged, &key)] {
             let err = verify_bundle(&forged).unwrap_err();
@@ -759,16 +802,47 @@ mod tests {
         let err = verify_bundle(&when).unwrap_err().to_string();
         assert!(err.starts_with("bundle: the hub's signature over the package does not verify"), "{err}");
 
-        // Another case's record shown whole, or a leaf hash changed.
+        // Another case's record shown whole, with its true proof: the
+        // entry checks, the scope does not.
         let mut shown = b.clone();
         let whole: Value = serde_json::from_str(dump.lines().nth(1).unwrap()).unwrap();
-        shown["entries"][1]["records"][0] = whole["records"][0].clone();
+        let leaves: Vec<&str> =
+            whole["records"].as_array().unwrap().iter().map(|r| r["leaf"].as_str().unwrap()).collect();
+        let proof = json!({ "index": 0, "path": crate::merkle::path(HashAlg::Sha256, &leaves, 0) });
+        shown["entries"][1]["records"].as_array_mut().unwrap().insert(0, whole["records"][0].clone());
+        shown["entries"][1]["proofs"].as_array_mut().unwrap().insert(0, proof);
         let err = verify_bundle(&resign(shown, &key)).unwrap_err();
         assert!(err.to_string().starts_with("entry 2, record 1 (XJ_ACCEPTED seq 2): belongs to another case"), "{err}");
-        let mut leaf = b.clone();
-        leaf["entries"][1]["records"][0]["leaf"] = json!(GENESIS);
-        let err = verify_bundle(&resign(leaf, &key)).unwrap_err();
-        assert!(err.to_string().starts_with("entry 2: its content does not match its hash"), "{err}");
+        // A leaf, a hash of a proof, its index, the root or the count changed.
+        let cases: [(&str, Value, &str); 5] = [
+            (
+                "/entries/1/records/0/leaf",
+                json!(GENESIS),
+                "entry 2, record 2 (XJ_EVENTS seq 2): leaf hash does not match",
+            ),
+            (
+                "/entries/1/proofs/0/path/0",
+                json!(GENESIS),
+                "entry 2, record 2 (XJ_EVENTS seq 2): its inclusion proof does not lead",
+            ),
+            (
+                "/entries/1/proofs/0/index",
+                json!(0),
+                "entry 2, record 1 (XJ_EVENTS seq 2): its inclusion proof does not lead",
+            ),
+            (
+                "/entries/1/root",
+                json!(GENESIS),
+                "entry 2, record 2 (XJ_EVENTS seq 2): its inclusion proof does not lead",
+            ),
+            ("/entries/1/count", json!(5), "entry 2, record 2 (XJ_EVENTS seq 2): its inclusion proof does not lead"),
+        ];
+        for (at, value, expected) in cases {
+            let mut changed = b.clone();
+            *changed.pointer_mut(at).unwrap() = value;
+            let err = verify_bundle(&resign(changed, &key)).unwrap_err().to_string();
+            assert!(err.starts_with(expected), "{at}: {err}");
+        }
 
         // A message that is not the one recorded.
         let mut body = b.clone();

@@ -3,11 +3,17 @@
 //! stream, on a JSON-lines dump and inside evidence bundles alike.
 //!
 //! An entry records many source messages. Each record carries its leaf hash
-//! (over the record's canonical JSON) and the entry's hash covers the leaf
-//! hashes, not the records: a record can be left out of a copy, its leaf
-//! kept, and the entry still verifies. That is what lets an evidence bundle
-//! show one case's records whole and of the other cases sharing its entries
-//! only their leaf hashes.
+//! (over the record's canonical JSON); the entry holds the Merkle root over
+//! the leaf hashes and their `count` (`crate::merkle`), and its hash covers
+//! those, not the records. So a record can be left out of a copy and the
+//! entry still verifies: an evidence bundle shows one case's records whole,
+//! each with its inclusion proof (`proofs`: its index and the hashes on its
+//! way to the root), and nothing of the other cases sharing the entry but
+//! their number.
+//!
+//! Entries written before the Merkle root ("listed") hash the list of leaf
+//! hashes itself (`leaves`); a bundle shows their other records as
+//! `{"leaf": …}`.
 //!
 //! Entries written before batching ("legacy": one source each, the hash over
 //! every other field) stay in the chain for ever, so the walk reads both.
@@ -138,8 +144,10 @@ impl Leaf {
 }
 
 /// One entry of the ledger. `hash` is SHA-256 (hex) over the canonical JSON
-/// of `n`, `at`, `prev` and the list of leaf hashes (as `leaves`), so each
-/// entry seals its records and, through `prev`, all before it.
+/// of `n`, `at`, `prev`, `count` and `root` (the Merkle root over the
+/// records' leaf hashes), so each entry seals its records and, through
+/// `prev`, all before it. A listed entry (no `root`) hashes the list of
+/// leaf hashes (as `leaves`) instead.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     /// Position in the chain, from 1; equal to its sequence in `XJ_LEDGER`.
@@ -153,6 +161,11 @@ pub struct Entry {
     /// SHA-256.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alg: Option<String>,
+    /// How many records, and the Merkle root over their leaf hashes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
     pub records: Vec<Leaf>,
     pub hash: String,
 }
@@ -165,24 +178,51 @@ impl Entry {
 
     /// A sealed entry hashed by `alg` (its records' leaves must be too).
     pub fn new_with(alg: HashAlg, n: u64, at: String, prev: String, records: Vec<Leaf>) -> Self {
-        Self { n, at, prev, alg: alg_field(alg).map(str::to_owned), records, hash: String::new() }.seal()
+        let root = Some(String::new());
+        Self { n, at, prev, alg: alg_field(alg).map(str::to_owned), count: None, root, records, hash: String::new() }
+            .seal()
     }
 
-    /// Computes and sets the hash.
+    /// A sealed entry as written before the Merkle root: its hash over the
+    /// list of leaf hashes.
+    pub fn listed(n: u64, at: String, prev: String, records: Vec<Leaf>) -> Self {
+        Self { n, at, prev, alg: None, count: None, root: None, records, hash: String::new() }.seal()
+    }
+
+    /// Computes and sets the hash (and, for a Merkle entry, count and root).
     pub fn seal(mut self) -> Self {
         let alg = if self.alg.as_deref() == Some("sm3") { HashAlg::Sm3 } else { HashAlg::Sha256 };
-        self.hash = entry_hash_with(alg, self.n, &self.at, &self.prev, self.records.iter().map(|l| l.leaf.as_str()));
+        let leaves: Vec<&str> = self.records.iter().map(|l| l.leaf.as_str()).collect();
+        self.hash = if self.root.is_some() {
+            let root = crate::merkle::root(alg, &leaves);
+            let hash = entry_hash_root(alg, self.n, &self.at, &self.prev, leaves.len() as u64, &root);
+            self.count = Some(leaves.len() as u64);
+            self.root = Some(root);
+            hash
+        } else {
+            entry_hash_with(alg, self.n, &self.at, &self.prev, leaves.into_iter())
+        };
         self
     }
 }
 
-/// The SHA-256 hash of entry `n` written `at` after `prev` and holding
-/// records with these leaf hashes, in order.
+/// The hash of a Merkle entry by `alg`: over `n`, `at`, `prev`, `count`,
+/// `root` and, for SM3, `"alg": "sm3"`.
+pub fn entry_hash_root(alg: HashAlg, n: u64, at: &str, prev: &str, count: u64, root: &str) -> String {
+    let mut head = serde_json::json!({ "n": n, "at": at, "prev": prev, "count": count, "root": root });
+    if let Some(a) = alg_field(alg) {
+        head["alg"] = a.into();
+    }
+    digest_hex(alg, canonical(&head).as_bytes())
+}
+
+/// The SHA-256 hash of listed entry `n` written `at` after `prev` and
+/// holding records with these leaf hashes, in order.
 pub fn entry_hash<'a>(n: u64, at: &str, prev: &str, leaves: impl Iterator<Item = &'a str>) -> String {
     entry_hash_with(HashAlg::Sha256, n, at, prev, leaves)
 }
 
-/// The hash of an entry by `alg`: over `n`, `at`, `prev`, the leaves and,
+/// The hash of a listed entry by `alg`: over `n`, `at`, `prev`, the leaves and,
 /// for SM3, `"alg": "sm3"` — so the algorithm cannot be changed without
 /// breaking the entry.
 pub fn entry_hash_with<'a>(
@@ -261,14 +301,24 @@ pub fn leaf_of_with(alg: HashAlg, record: &Value) -> String {
     }
 }
 
-/// The hash of an entry given as JSON. For a batched entry: over every
-/// field but `hash` with `records` replaced by the list of their stored
-/// leaf hashes (`leaves`). For a legacy entry: over every field but `hash`.
+/// The hash of an entry given as JSON. For a Merkle entry (with `root`):
+/// over every field but `hash`, `records` and `proofs`. For a listed entry:
+/// over every field but `hash` with `records` replaced by the list of their
+/// stored leaf hashes (`leaves`). For a legacy entry: over every field but
+/// `hash`.
 pub fn hash_of(entry: &Value) -> String {
     // An algorithm the hub does not know hashes as SHA-256: the check
     // names it first anyway.
     let alg = alg_of(entry).unwrap_or_default();
     let Value::Object(m) = entry else { return digest_hex(alg, canonical(entry).as_bytes()) };
+    if m.contains_key("root") {
+        let head: Map<String, Value> = m
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "hash" | "records" | "proofs"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        return digest_hex(alg, canonical(&Value::Object(head)).as_bytes());
+    }
     let mut head: Map<String, Value> =
         m.iter().filter(|(k, _)| *k != "hash" && *k != "records").map(|(k, v)| (k.clone(), v.clone())).collect();
     if let Some(records) = m.get("records") {
@@ -294,6 +344,21 @@ pub fn records_of(entry: &Value) -> Vec<&Value> {
 /// Whether an entry given as JSON is a batched one (not legacy).
 pub fn is_batched(entry: &Value) -> bool {
     entry.get("records").is_some()
+}
+
+/// The records an entry given as JSON shows, each with its place in the
+/// entry (from 1): in a bundle's Merkle entry the place its proof names,
+/// elsewhere its position in `records`.
+pub fn placed_records(entry: &Value) -> Vec<(usize, &Value)> {
+    let records = records_of(entry);
+    match entry.get("proofs").and_then(Value::as_array) {
+        Some(proofs) => records
+            .into_iter()
+            .zip(proofs)
+            .map(|(r, p)| (p["index"].as_u64().map_or(0, |i| i as usize + 1), r))
+            .collect(),
+        None => records.into_iter().enumerate().map(|(i, r)| (i + 1, r)).collect(),
+    }
 }
 
 /// The record of a [`Break`]: its position in the entry (from 1) and the
@@ -367,9 +432,33 @@ pub fn check_entry(v: &Value, at_n: u64, leaves_only_ok: bool) -> Result<Checked
         if records.is_empty() {
             return Err(brk("records nothing".into()));
         }
+        let merkle = match (m.get("count"), m.get("root")) {
+            (None, None) => None,
+            (Some(Value::Number(c)), Some(Value::String(r))) if c.as_u64().is_some() => {
+                Some((c.as_u64().unwrap_or_default(), r.as_str()))
+            }
+            _ => return Err(brk("its record count or Merkle root is missing or not a count and a hash".into())),
+        };
+        let proofs = match m.get("proofs") {
+            None => None,
+            Some(_) if !leaves_only_ok => {
+                return Err(brk("carries inclusion proofs; the ledger keeps every record whole".into()));
+            }
+            Some(_) if merkle.is_none() => return Err(brk("carries inclusion proofs but has no Merkle root".into())),
+            Some(Value::Array(p)) if p.len() == records.len() => Some(p),
+            Some(_) => {
+                return Err(brk(format!(
+                    "its inclusion proofs are not a list of one per record shown ({})",
+                    records.len()
+                )));
+            }
+        };
+        let mut leaves = Vec::with_capacity(records.len());
+        let mut last_index: Option<u64> = None;
         for (i, r) in records.iter().enumerate() {
+            let index = proofs.map_or(Some(i as u64), |p| p[i]["index"].as_u64());
             let at = || RecordAt {
-                index: i + 1,
+                index: index.map_or(i + 1, |x| x as usize + 1),
                 stream: r.pointer("/source/stream").and_then(Value::as_str).map(str::to_owned),
                 seq: r.pointer("/source/seq").and_then(Value::as_u64),
             };
@@ -379,17 +468,47 @@ pub fn check_entry(v: &Value, at_n: u64, leaves_only_ok: bool) -> Result<Checked
                 return Err(rbrk("has no leaf hash"));
             };
             if fields.len() == 1 {
-                if !leaves_only_ok {
+                if !leaves_only_ok || proofs.is_some() {
                     return Err(rbrk("has only its leaf hash; the ledger keeps every record whole"));
                 }
                 leaves_only += 1;
+                leaves.push(stored);
                 continue;
             }
             if leaf_of_with(alg, r) != stored {
                 return Err(rbrk("leaf hash does not match the record"));
             }
             whole += 1;
+            leaves.push(stored);
+            let (Some(p), Some((count, root))) = (proofs, merkle) else { continue };
+            let Some(index) = index else { return Err(rbrk("its inclusion proof names no index")) };
+            if last_index.is_some_and(|l| index <= l) {
+                return Err(rbrk("is shown twice, or out of order"));
+            }
+            last_index = Some(index);
+            let path: Option<Vec<String>> =
+                p[i]["path"].as_array().and_then(|a| a.iter().map(|h| h.as_str().map(str::to_owned)).collect());
+            let Some(path) = path else { return Err(rbrk("its inclusion proof has no path of hashes")) };
+            if crate::merkle::root_from_path(alg, stored, index, count, &path).as_deref() != Some(root) {
+                return Err(rbrk("its inclusion proof does not lead to the entry's Merkle root"));
+            }
         }
+        match (merkle, proofs) {
+            (Some((count, _)), Some(_)) => {
+                leaves_only = usize::try_from(count).unwrap_or(usize::MAX).saturating_sub(whole);
+            }
+            (Some((count, root)), None) => {
+                if leaves.len() as u64 != count {
+                    return Err(brk(format!("holds {} records; its count says {count}", leaves.len())));
+                }
+                if crate::merkle::root(alg, &leaves) != root {
+                    return Err(brk("its records' leaf hashes do not give its Merkle root".into()));
+                }
+            }
+            (None, _) => {}
+        }
+    } else if m.contains_key("root") {
+        return Err(brk("has a Merkle root but no records".into()));
     } else {
         whole = 1;
     }
@@ -697,6 +816,47 @@ mod tests {
         let err = verify_lines(&bad.join("\n")).unwrap_err();
         assert_eq!((err.n, err.record.clone()), (2, None), "{err}");
         assert!(err.reason.starts_with("its content does not match its hash"), "{err}");
+    }
+
+    #[test]
+    fn listed_entries_and_merkle_entries_after_them_verify_together() {
+        let mut prev = GENESIS.to_string();
+        let mut entries = Vec::new();
+        for n in 1..=4u64 {
+            let records = (0..3).map(|i| Leaf::of(record(n * 10 + i, "XJ-1", &format!("M{n}{i}")))).collect();
+            let at = "2026-11-21T01:00:00.000Z".to_string();
+            let e = if n <= 2 { Entry::listed(n, at, prev, records) } else { Entry::new(n, at, prev, records) };
+            prev = e.hash.clone();
+            entries.push(e);
+        }
+        assert!(entries[1].root.is_none() && entries[2].root.is_some() && entries[2].count == Some(3));
+        let lines = lines(&entries);
+        let s = verify_lines(&lines.join("\n")).unwrap();
+        assert_eq!((s.entries, s.records), (4, 12));
+        // A listed entry's leaf, a Merkle entry's root or count changed:
+        // each named at its entry.
+        for (i, from, to, reason) in [
+            (1, entries[1].records[2].leaf.clone(), GENESIS.to_string(), "leaf hash does not match the record"),
+            (
+                2,
+                format!("\"root\":\"{}", entries[2].root.clone().unwrap()),
+                format!("\"root\":\"{GENESIS}"),
+                "its records' leaf hashes do not give",
+            ),
+            (3, "\"count\":3".into(), "\"count\":2".into(), "holds 3 records; its count says 2"),
+        ] {
+            let mut bad = lines.clone();
+            bad[i] = bad[i].replacen(&from, &to, 1);
+            assert_ne!(bad[i], lines[i]);
+            let err = verify_lines(&bad.join("\n")).unwrap_err();
+            assert_eq!(err.n, i as u64 + 1, "{err}");
+            assert!(err.reason.starts_with(reason), "{err}");
+        }
+        // Inclusion proofs belong in bundles, not in the ledger.
+        let mut v: Value = serde_json::from_str(&lines[2]).unwrap();
+        v["proofs"] = json!([]);
+        let err = check_entry(&v, 3, false).unwrap_err();
+        assert!(err.reason.contains("inclusion proofs"), "{err}");
     }
 
     /// `[ledger] hash = "sm3"` after SHA-256 entries: the SM3 segment links

@@ -21,6 +21,7 @@
 pub mod bundle;
 pub mod chain;
 pub mod heads;
+pub mod merkle;
 mod recorded;
 mod service;
 mod store;

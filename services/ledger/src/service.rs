@@ -29,7 +29,7 @@ use xj_bus::{Bus, Shutdown, TraceParent, headers as h};
 use xj_config::Settings;
 
 use crate::LedgerError;
-use crate::chain::{GENESIS, HashAlg, Record, SourceRef, alg_field, canonical, digest_hex, entry_hash_with};
+use crate::chain::{GENESIS, HashAlg, Record, SourceRef, alg_field, canonical, digest_hex, entry_hash_root};
 use crate::recorded::{Key, Recorded, Stream};
 use crate::store::{SUBJECT_LEDGER, declare, read_from};
 
@@ -415,8 +415,8 @@ impl Writer {
         }
         let n = self.tail.n + 1;
         let at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-        let hash = entry_hash_with(self.alg, n, &at, &self.tail.hash, records.iter().map(|r| r.leaf.as_str()));
-        let payload = entry_json(self.alg, n, &at, &self.tail.hash, &hash, &records, bytes);
+        let (hash, root) = seal(self.alg, n, &at, &self.tail.hash, &records);
+        let payload = entry_json(self.alg, n, &at, &self.tail.hash, (&root, &hash), &records, bytes);
         let mut hd = HeaderMap::new();
         // Stored only right after the entry it names: two writers never fork the chain.
         hd.put("Nats-Expected-Last-Sequence", self.tail.n.to_string().as_str());
@@ -618,14 +618,30 @@ fn prepare(mut record: Record, max_bytes: usize, alg: HashAlg) -> Prepared {
     Prepared { leaf: digest_hex(alg, body.as_bytes()), body }
 }
 
+/// The hash and the Merkle root of entry `n` holding `records`.
+fn seal(alg: HashAlg, n: u64, at: &str, prev: &str, records: &[Prepared]) -> (String, String) {
+    let leaves: Vec<&str> = records.iter().map(|r| r.leaf.as_str()).collect();
+    let root = crate::merkle::root(alg, &leaves);
+    (entry_hash_root(alg, n, at, prev, leaves.len() as u64, &root), root)
+}
+
 /// An entry's JSON (as [`crate::Entry`] reads it), each record written as
 /// `{"leaf":…,` followed by its canonical JSON without the opening brace.
-fn entry_json(alg: HashAlg, n: u64, at: &str, prev: &str, hash: &str, records: &[Prepared], size: usize) -> Vec<u8> {
+fn entry_json(
+    alg: HashAlg,
+    n: u64,
+    at: &str,
+    prev: &str,
+    (root, hash): (&str, &str),
+    records: &[Prepared],
+    size: usize,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(size);
     out.extend_from_slice(format!("{{\"n\":{n},\"at\":\"{at}\",\"prev\":\"{prev}\",").as_bytes());
     if let Some(a) = alg_field(alg) {
         out.extend_from_slice(format!("\"alg\":\"{a}\",").as_bytes());
     }
+    out.extend_from_slice(format!("\"count\":{},\"root\":\"{root}\",", records.len()).as_bytes());
     out.extend_from_slice(b"\"records\":[");
     for (i, r) in records.iter().enumerate() {
         if i > 0 {
@@ -678,8 +694,8 @@ mod tests {
             let records: Vec<Record> = ["a", "b\"\n中文", "c"].iter().map(|d| record(d)).collect();
             let prepared: Vec<Prepared> = records.iter().map(|r| prepare(r.clone(), 64 * 1024, alg)).collect();
             let at = "2026-11-21T01:00:00.000Z";
-            let hash = entry_hash_with(alg, 7, at, GENESIS, prepared.iter().map(|p| p.leaf.as_str()));
-            let raw = entry_json(alg, 7, at, GENESIS, &hash, &prepared, 0);
+            let (hash, root) = seal(alg, 7, at, GENESIS, &prepared);
+            let raw = entry_json(alg, 7, at, GENESIS, (&root, &hash), &prepared, 0);
             let written: crate::Entry = serde_json::from_slice(&raw).unwrap();
             let expected = crate::Entry::new_with(
                 alg,

@@ -25,7 +25,7 @@ pub enum AuditCmd {
         file: Option<PathBuf>,
     },
     /// Write the entries holding one case's records — or one message's, with
-    /// --message — (other records by their leaf hashes only), the chain links,
+    /// --message — (its records with inclusion proofs, no other record), the chain links,
     /// the messages, the recipients' signed receipts and their keys as a
     /// signed evidence bundle that verifies offline.
     Export {
@@ -193,7 +193,7 @@ fn verify_file(file: &Path) -> anyhow::Result<ExitCode> {
                     }
                 };
                 println!(
-                    "bundle ok: {what}, {} records in {} entries ({} other records by their leaf hashes only), {} messages ({} signed by their senders), {} signed receipts, signed by hub key {}, {head}",
+                    "bundle ok: {what}, {} records in {} entries ({} other records left out, proved by hashes only), {} messages ({} signed by their senders), {} signed receipts, signed by hub key {}, {head}",
                     v.records, v.entries, v.others, v.messages, v.submissions, v.receipts, v.kid
                 );
                 ExitCode::SUCCESS

@@ -40,6 +40,27 @@ fn gmssl() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// gmssl's SM3 Merkle root over leaf hashes (RFC 9162: `0x00` before a
+/// leaf, `0x01` before two nodes, split at the largest power of two below
+/// the count).
+fn gm_root(leaves: &[Vec<u8>]) -> anyhow::Result<Vec<u8>> {
+    let node = |prefix: u8, parts: &[&[u8]]| -> anyhow::Result<Vec<u8>> {
+        let data: Vec<u8> = std::iter::once(prefix).chain(parts.iter().flat_map(|p| p.iter().copied())).collect();
+        Ok(hex::decode(gm(&["sm3"], &data)?)?)
+    };
+    match leaves {
+        [] => anyhow::bail!("an entry without records"),
+        [one] => node(0, &[one]),
+        _ => {
+            let mut k = 1;
+            while k * 2 < leaves.len() {
+                k *= 2;
+            }
+            node(1, &[&gm_root(&leaves[..k])?, &gm_root(&leaves[k..])?])
+        }
+    }
+}
+
 /// Runs tests/e2e/gm/gm.py with gmssl; its one line of output.
 fn gm(args: &[&str], data: &[u8]) -> anyhow::Result<String> {
     let lib = gmssl()?;
@@ -160,15 +181,23 @@ async fn an_sm3_ledger_chains_entries_gmssl_hashes_alike() -> anyhow::Result<()>
         .find(|e| e.to_string().contains("GM-LEDGER-1"))
         .ok_or_else(|| anyhow::anyhow!("no entry records GM-LEDGER-1"))?;
     assert_eq!(entry["alg"], "sm3", "{entry}");
-    // gmssl's SM3 over what the entry hash covers (every field but `hash`,
-    // the records as their leaves) and over a record gives the stored hashes.
+    // gmssl's SM3 over what the entry hash covers (every field but `hash`
+    // and the records: n, at, prev, alg, count and the Merkle root), over
+    // the tree of the records' leaves, and over a record gives the stored
+    // hashes.
     let mut head = entry.as_object().cloned().unwrap_or_default();
     head.remove("hash");
     let records = head.remove("records").unwrap_or_default();
-    let leaves: Vec<Value> = records.as_array().into_iter().flatten().map(|r| r["leaf"].clone()).collect();
-    head.insert("leaves".into(), Value::Array(leaves));
     let covered = xj_ledger::canonical(&Value::Object(head));
     assert_eq!(gm(&["sm3"], covered.as_bytes())?, entry["hash"].as_str().unwrap_or_default());
+    let leaves: Vec<Vec<u8>> = records
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| hex::decode(r["leaf"].as_str().unwrap_or_default()))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(entry["count"], leaves.len());
+    assert_eq!(hex::encode(gm_root(&leaves)?), entry["root"].as_str().unwrap_or_default());
     let mut record = records[0].as_object().cloned().unwrap_or_default();
     let leaf = record.remove("leaf").unwrap_or_default();
     let record = xj_ledger::canonical(&Value::Object(record));
