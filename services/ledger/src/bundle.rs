@@ -837,6 +837,11 @@ mod tests {
             ),
             ("/entries/1/count", json!(5), "entry 2, record 2 (XJ_EVENTS seq 2): its inclusion proof does not lead"),
         ];
+        // An index no entry could have is refused, not a panic.
+        let mut huge = b.clone();
+        huge["entries"][1]["proofs"][0]["index"] = json!(u64::MAX);
+        let err = verify_bundle(&resign(huge, &key)).unwrap_err().to_string();
+        assert!(err.contains("its inclusion proof does not lead"), "{err}");
         for (at, value, expected) in cases {
             let mut changed = b.clone();
             *changed.pointer_mut(at).unwrap() = value;

@@ -355,7 +355,9 @@ pub fn placed_records(entry: &Value) -> Vec<(usize, &Value)> {
         Some(proofs) => records
             .into_iter()
             .zip(proofs)
-            .map(|(r, p)| (p["index"].as_u64().map_or(0, |i| i as usize + 1), r))
+            .map(|(r, p)| {
+                (p["index"].as_u64().map_or(0, |i| usize::try_from(i).unwrap_or(usize::MAX).saturating_add(1)), r)
+            })
             .collect(),
         None => records.into_iter().enumerate().map(|(i, r)| (i + 1, r)).collect(),
     }
@@ -458,7 +460,7 @@ pub fn check_entry(v: &Value, at_n: u64, leaves_only_ok: bool) -> Result<Checked
         for (i, r) in records.iter().enumerate() {
             let index = proofs.map_or(Some(i as u64), |p| p[i]["index"].as_u64());
             let at = || RecordAt {
-                index: index.map_or(i + 1, |x| x as usize + 1),
+                index: index.map_or(i + 1, |x| usize::try_from(x).unwrap_or(usize::MAX).saturating_add(1)),
                 stream: r.pointer("/source/stream").and_then(Value::as_str).map(str::to_owned),
                 seq: r.pointer("/source/seq").and_then(Value::as_u64),
             };
