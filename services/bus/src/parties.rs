@@ -58,19 +58,29 @@ pub async fn mark(store: &kv::Store, case: &str, role: Role, org: &str) -> anyho
 }
 
 /// Records that `case` exists, opened by `opener`'s message (which makes
-/// it party to the case).
-pub async fn open(store: &kv::Store, case: &str, opener: &str) -> anyhow::Result<()> {
+/// it party to the case); whether this call wrote it.
+pub async fn open(store: &kv::Store, case: &str, opener: &str) -> anyhow::Result<bool> {
     create_with(store, &token(case), bytes::Bytes::copy_from_slice(opener.as_bytes())).await
 }
 
-async fn create(store: &kv::Store, key: &str) -> anyhow::Result<()> {
-    create_with(store, key, bytes::Bytes::new()).await
+/// Takes back the key of a case opened for a message the bus then refused
+/// as a repeat: the repeat is answered with the first message's case, and
+/// the one opened for it must not stay, a case nobody was told of with its
+/// sender as party.
+pub async fn unopen(store: &kv::Store, case: &str) -> anyhow::Result<()> {
+    store.purge(token(case)).await?;
+    Ok(())
 }
 
-async fn create_with(store: &kv::Store, key: &str, value: bytes::Bytes) -> anyhow::Result<()> {
+async fn create(store: &kv::Store, key: &str) -> anyhow::Result<()> {
+    create_with(store, key, bytes::Bytes::new()).await.map(|_| ())
+}
+
+/// Writes `key` unless it is there; whether it wrote it.
+async fn create_with(store: &kv::Store, key: &str, value: bytes::Bytes) -> anyhow::Result<bool> {
     match store.create(key, value).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Ok(()),
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e.into()),
     }
 }

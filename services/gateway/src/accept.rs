@@ -554,6 +554,7 @@ fn new_case_id() -> String {
 }
 
 /// Whether [`publish`] stored the message or found its id stored before.
+#[derive(PartialEq)]
 enum Stored {
     New,
     Before,
@@ -595,23 +596,31 @@ async fn publish(
     // of the case or the sender's next message on it must not depend on
     // how far behind the tracker is (xj_bus::parties). Written beside the
     // message: a refused repeat leaves at most a mark that is true anyway
-    // (its sender sent on that case) or a case nobody was told of.
+    // (its sender sent on that case), and the case opened for it is taken
+    // back.
     let case = claim.receipt.case.as_str();
     let parties = &state.bus.parties;
+    // Only a message that names no case and answers none opens one; the
+    // case's key names its opener as party.
+    let opens = env.case.is_none() && env.reply_to.is_none();
     let (main, known) = tokio::join!(
         xj_bus::streams::store_once(js, subjects::accepted(&env.sender, &env.id), hdr, payload.into()),
         async {
-            // Only a message that names no case and answers none opens one;
-            // the case's key names its opener as party.
-            if env.case.is_none() && env.reply_to.is_none() {
+            if opens {
                 xj_bus::parties::open(parties, case, &env.sender).await
             } else {
-                xj_bus::parties::mark(parties, case, Role::Sent, &env.sender).await
+                xj_bus::parties::mark(parties, case, Role::Sent, &env.sender).await.map(|()| false)
             }
         },
     );
     let stored = if main.map_err(unavailable)? { Stored::New } else { Stored::Before };
-    known.map_err(unavailable)?;
+    let opened = known.map_err(unavailable)?;
+    if opened && stored == Stored::Before {
+        // A failure here leaves only the unused key: the answer stands.
+        if let Err(e) = xj_bus::parties::unopen(parties, case).await {
+            tracing::warn!(error = %e, case, "could not take back the case opened for a repeat");
+        }
+    }
     Ok(stored)
 }
 

@@ -3,6 +3,7 @@
 //! with 200 and is not delivered again; other content under a used id is a
 //! 409; a refused submission does not use its id up.
 
+use futures::TryStreamExt;
 use serde_json::{Value, json};
 use xj_testkit::{TestHub, sample_clue};
 
@@ -36,6 +37,16 @@ async fn an_exact_repeat_gets_the_first_receipt_and_no_second_delivery() -> anyh
     let (s, first) = hub.submit("qh-market", &msg).await?;
     assert_eq!(s, 202, "{first}");
     delivered(&hub, "qh-town-dg", "I-1").await?;
+    let parties = async_nats::jetstream::new(async_nats::connect(hub.nats.url()).await?)
+        .get_key_value(xj_bus::subjects::KV_PARTIES)
+        .await?;
+    let keys = || async {
+        let mut keys: Vec<String> = parties.keys().await?.try_collect().await?;
+        keys.sort();
+        anyhow::Ok(keys)
+    };
+    let known = keys().await?;
+    assert!(known.iter().any(|k| first["case"] == k.as_str()), "the case is known: {known:?}");
 
     // Byte for byte the same.
     let (s, again) = hub.submit("qh-market", &msg).await?;
@@ -58,6 +69,8 @@ async fn an_exact_repeat_gets_the_first_receipt_and_no_second_delivery() -> anyh
     // The first receipt still stands.
     let (s, again) = hub.submit("qh-market", &msg).await?;
     assert_eq!((s, &again), (200, &first));
+    // No repeat left a case of its own behind, with its sender as party.
+    assert_eq!(keys().await?, known);
 
     // Positive control: a new message to the same town arrives, and the
     // town has had exactly two requests, no duplicate.
