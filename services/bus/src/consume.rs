@@ -128,7 +128,7 @@ pub const POISON_AFTER: i64 = 3;
 /// (work a handler handed to a task of its own), as [`run`] does: a
 /// delayed `nak` while delivered fewer than [`POISON_AFTER`] times, then
 /// `term`.
-pub async fn answer_panicked(label: &'static str, messages: &[Message], text: &str) {
+pub async fn answer_panicked<'a>(label: &'static str, messages: impl IntoIterator<Item = &'a Message>, text: &str) {
     metrics::counter!("xj_handler_panics_total", "service" => label).increment(1);
     for m in messages {
         let poison = m.info().map(|i| i.delivered).unwrap_or(i64::MAX) >= POISON_AFTER;

@@ -434,11 +434,9 @@ pub fn check_entry(v: &Value, at_n: u64, leaves_only_ok: bool) -> Result<Checked
         if records.is_empty() {
             return Err(brk("records nothing".into()));
         }
-        let merkle = match (m.get("count"), m.get("root")) {
+        let merkle = match (m.get("count").map(Value::as_u64), m.get("root").map(Value::as_str)) {
             (None, None) => None,
-            (Some(Value::Number(c)), Some(Value::String(r))) if c.as_u64().is_some() => {
-                Some((c.as_u64().unwrap_or_default(), r.as_str()))
-            }
+            (Some(Some(count)), Some(Some(root))) => Some((count, root)),
             _ => return Err(brk("its record count or Merkle root is missing or not a count and a hash".into())),
         };
         let proofs = match m.get("proofs") {

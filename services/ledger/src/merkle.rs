@@ -17,29 +17,24 @@ fn bytes(hex_or_text: &str) -> Vec<u8> {
     hex::decode(hex_or_text).unwrap_or_else(|_| hex_or_text.as_bytes().to_vec())
 }
 
-fn hash(alg: HashAlg, prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
+fn hash(alg: HashAlg, parts: &[&[u8]]) -> Vec<u8> {
+    fn over<D: Digest>(parts: &[&[u8]]) -> Vec<u8> {
+        let mut h = D::new();
+        parts.iter().for_each(|p| h.update(p));
+        h.finalize().to_vec()
+    }
     match alg {
-        HashAlg::Sha256 => {
-            let mut h = Sha256::new();
-            h.update([prefix]);
-            parts.iter().for_each(|p| h.update(p));
-            h.finalize().to_vec()
-        }
-        HashAlg::Sm3 => {
-            let mut h = sm3::Sm3::new();
-            h.update([prefix]);
-            parts.iter().for_each(|p| h.update(p));
-            h.finalize().to_vec()
-        }
+        HashAlg::Sha256 => over::<Sha256>(parts),
+        HashAlg::Sm3 => over::<sm3::Sm3>(parts),
     }
 }
 
 fn leaf_node(alg: HashAlg, leaf: &str) -> Vec<u8> {
-    hash(alg, 0x00, &[&bytes(leaf)])
+    hash(alg, &[&[0x00], &bytes(leaf)])
 }
 
 fn join(alg: HashAlg, left: &[u8], right: &[u8]) -> Vec<u8> {
-    hash(alg, 0x01, &[left, right])
+    hash(alg, &[&[0x01], left, right])
 }
 
 /// The largest power of two smaller than `n` (`n > 1`).
@@ -53,7 +48,8 @@ fn split(n: usize) -> usize {
 
 fn tree(alg: HashAlg, nodes: &[Vec<u8>]) -> Vec<u8> {
     match nodes {
-        [] => hash(alg, 0x00, &[]),
+        // The empty tree: the hash of nothing (no entry has one).
+        [] => hash(alg, &[]),
         [one] => one.clone(),
         _ => {
             let k = split(nodes.len());

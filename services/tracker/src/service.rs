@@ -153,12 +153,11 @@ impl Tracker {
         while let Some(batch) = worker.next() {
             // The consumer loop's guard does not reach this task: a panic
             // answers the batch's messages here (poison after a few).
-            let held: Vec<Message> = batch.iter().map(|(m, _)| m.clone()).collect();
-            let fold = std::panic::AssertUnwindSafe(self.fold(&worker.case, batch));
+            let fold = std::panic::AssertUnwindSafe(self.fold(&worker.case, &batch));
             if let Err(panic) = futures::FutureExt::catch_unwind(fold).await {
                 let text = consume::panic_text(panic.as_ref());
                 drop(panic);
-                consume::answer_panicked("tracker", &held, &text).await;
+                consume::answer_panicked("tracker", batch.iter().map(message_of), &text).await;
             }
         }
     }
@@ -166,11 +165,9 @@ impl Tracker {
     /// Folds a case's queued events into its record in one update; should
     /// the record then not fit, one at a time, so that only the event that
     /// overflows it is refused.
-    async fn fold(&self, case: &str, batch: Vec<(Message, Event)>) {
-        if batch.len() == 1 {
-            for (m, ev) in batch {
-                self.handle(case, m, ev).await;
-            }
+    async fn fold(&self, case: &str, batch: &[(Message, Event)]) {
+        if let [(m, ev)] = batch {
+            self.handle(case, m, ev).await;
             return;
         }
         let span = tracing::info_span!("track", case = %case, events = batch.len());
@@ -202,17 +199,17 @@ impl Tracker {
         }
     }
 
-    async fn handle(&self, case: &str, m: Message, ev: Event) {
+    async fn handle(&self, case: &str, m: &Message, ev: &Event) {
         let span = tracing::info_span!("track", msg_id = %ev.msg_id, case = %case, step = ev.step.name());
-        let hop = hop(case, &ev);
-        match self.update(case, |rec, ctx| apply(rec, &ev, ctx)).instrument(span).await {
+        let hop = hop(case, ev);
+        match self.update(case, |rec, ctx| apply(rec, ev, ctx)).instrument(span).await {
             Ok(()) => {
                 hop.finish();
                 let _ = m.ack().await;
             }
             Err(e) if e.downcast_ref::<RecordFull>().is_some() => {
                 hop.fail(e.to_string());
-                self.record_full(&m, &ev, &e.to_string()).await;
+                self.record_full(m, ev, &e.to_string()).await;
             }
             Err(e) => {
                 hop.fail(e.to_string());
@@ -501,6 +498,12 @@ impl Tracker {
             }
         }
     }
+}
+
+/// The message of a queued event (a function, not a closure: the spawned
+/// worker's future must hold for any lifetime).
+fn message_of((m, _): &(Message, Event)) -> &Message {
+    m
 }
 
 /// The tracker's span for folding `ev` in: it continues the trace of the
